@@ -1,1 +1,3 @@
-Console.WriteLine(TorchSharp.torch.ones(2).sum().item<float>());
+using IdentityInit.Training.Cli;
+
+return await Commands.RunAsync(args, Console.Out, Console.Error);

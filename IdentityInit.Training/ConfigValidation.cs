@@ -1,0 +1,89 @@
+using IdentityInit.Training.Data;
+using IdentityInit.Training.Initialization;
+using IdentityInit.Training.Models;
+
+namespace IdentityInit.Training;
+
+/// <summary>One problem with a configuration: the field it concerns and what is wrong, in words a user can act on.</summary>
+public sealed record ConfigError(string Field, string Message)
+{
+    public override string ToString() => $"{Field}: {Message}";
+}
+
+public sealed class InvalidConfigException(IReadOnlyList<ConfigError> errors)
+    : Exception("Invalid configuration: " + string.Join("; ", errors))
+{
+    public IReadOnlyList<ConfigError> Errors { get; } = errors;
+}
+
+public static class ConfigValidation
+{
+    public static IReadOnlyList<ConfigError> Validate(ExperimentConfig c)
+    {
+        var errors = new List<ConfigError>();
+        void Check(bool ok, string field, string message)
+        {
+            if (!ok) errors.Add(new ConfigError(field, message));
+        }
+
+        Check(!string.IsNullOrWhiteSpace(c.Name), nameof(c.Name), "must not be empty");
+        Check(ExperimentConfig.Architectures.Contains(c.Architecture), nameof(c.Architecture),
+            $"'{c.Architecture}' is not one of {string.Join(", ", ExperimentConfig.Architectures)}");
+        if (c.Architecture == "constnet" && ConstNet.DepthError(c.Depth) is { } depthError)
+            errors.Add(new ConfigError(nameof(c.Depth), depthError));
+        Check(c.Widen is >= 1 and <= 64, nameof(c.Widen), $"widen factor must be an integer from 1 to 64, got {c.Widen}");
+        if (c.Architecture == "leakynet")
+        {
+            if (LeakyNet.InitStringError(c.LeakyInit) is { } initError)
+                errors.Add(new ConfigError(nameof(c.LeakyInit), initError));
+            Check(c.LeakyAlpha is > 0 and < 1, nameof(c.LeakyAlpha), $"must be in (0, 1), got {c.LeakyAlpha}");
+        }
+        if (c.Architecture == "toy")
+        {
+            Check(c.ToyHidden >= 1, nameof(c.ToyHidden), $"must be at least 1, got {c.ToyHidden}");
+            Check(c.ToyUnique >= 1 && c.ToyUnique <= c.ToyHidden, nameof(c.ToyUnique),
+                $"must be from 1 to ToyHidden ({c.ToyHidden}), got {c.ToyUnique}");
+        }
+        Check(Initializer.Schemes.Contains(c.Init), nameof(c.Init),
+            $"'{c.Init}' is not one of {string.Join(", ", Initializer.Schemes)}");
+        Check(c.Architecture == "constnet" || c.Init == "const", nameof(c.Init),
+            $"{c.Architecture} is initialised by its own options (LeakyInit, ToyUnique); leave Init as 'const'");
+        Check(c.InitNoise is >= 0 and <= 100, nameof(c.InitNoise), $"must be from 0 to 100, got {c.InitNoise}");
+        Check(c.Dropout is >= 0 and < 1, nameof(c.Dropout), $"must be in [0, 1), got {c.Dropout}");
+        Check(c.StemDropout is >= 0 and < 1, nameof(c.StemDropout), $"must be in [0, 1), got {c.StemDropout}");
+        Check(c.RoundingJitter is >= 0 and <= 1e6, nameof(c.RoundingJitter), $"must be from 0 to 1e6, got {c.RoundingJitter}");
+        Check(c.Architecture == "constnet" || c.Dropout == 0 && c.StemDropout == 0, nameof(c.Dropout),
+            $"{c.Architecture} has no residual branches to drop out; dropout is a ConstNet breaker");
+        Check(c.Architecture == "constnet" || c.InitNoise == 0, nameof(c.InitNoise),
+            $"init noise is added to ConstNet's block convs; {c.Architecture} has none (use RoundingJitter)");
+        Check(DatasetCatalog.Names.Contains(c.Dataset), nameof(c.Dataset),
+            $"'{c.Dataset}' is not one of {string.Join(", ", DatasetCatalog.Names)}");
+        Check(c.TrainLimit >= 0, nameof(c.TrainLimit), "must be 0 (all) or positive");
+        Check(c.TestLimit >= 0, nameof(c.TestLimit), "must be 0 (all) or positive");
+        Check(c.LearningRate is > 0 and <= 10, nameof(c.LearningRate), $"must be in (0, 10], got {c.LearningRate}");
+        Check(c.Momentum is >= 0 and < 1, nameof(c.Momentum), $"must be in [0, 1), got {c.Momentum}");
+        Check(!c.Nesterov || c.Momentum > 0, nameof(c.Nesterov), "Nesterov momentum needs Momentum > 0");
+        Check(c.WeightDecay is >= 0 and < 1, nameof(c.WeightDecay), $"must be in [0, 1), got {c.WeightDecay}");
+        Check(c.BatchSize is >= 1 and <= 65536, nameof(c.BatchSize), $"must be from 1 to 65536, got {c.BatchSize}");
+        Check(c.Epochs is >= 1 and <= 100000, nameof(c.Epochs), $"must be from 1 to 100000, got {c.Epochs}");
+        Check(ExperimentConfig.Schedules.Contains(c.Schedule), nameof(c.Schedule),
+            $"'{c.Schedule}' is not one of {string.Join(", ", ExperimentConfig.Schedules)}");
+        Check(c.MaxSteps >= 0, nameof(c.MaxSteps), "must be 0 (no limit) or positive");
+        Check(c.Seed >= 0, nameof(c.Seed), "must not be negative");
+        if (TorchRuntime.DeviceError(c.Device) is { } deviceError)
+            errors.Add(new ConfigError(nameof(c.Device), deviceError));
+        Check(c.Threads is >= 0 and <= 1024, nameof(c.Threads), "must be 0 (library default) or a thread count");
+        Check(c.MetricsEvery >= 1, nameof(c.MetricsEvery), "must be at least 1 step");
+        Check(c.SpreadEvery >= 1, nameof(c.SpreadEvery), "must be at least 1 step");
+        Check(c.CorrelationEvery >= 0, nameof(c.CorrelationEvery), "must be 0 (start and end only) or positive");
+        Check(c.ProbeSize is >= 2 and <= 4096, nameof(c.ProbeSize), "must be from 2 to 4096 images");
+        Check(c.CheckpointEvery >= 0, nameof(c.CheckpointEvery), "must be 0 (end only) or positive");
+        return errors;
+    }
+
+    public static void ThrowIfInvalid(ExperimentConfig config)
+    {
+        var errors = Validate(config);
+        if (errors.Count > 0) throw new InvalidConfigException(errors);
+    }
+}

@@ -1,0 +1,60 @@
+namespace IdentityInit.Training;
+
+/// <summary>Everything a run depends on. Defaults are the reference setup of the paper's code (science.md).</summary>
+public sealed record ExperimentConfig
+{
+    public string Name { get; init; } = "run";
+    public string? Preset { get; init; }
+
+    // Architecture: constnet (WRN layout, also the He "varnet" baseline), leakynet, toy.
+    public string Architecture { get; init; } = "constnet";
+    public int Depth { get; init; } = 16;
+    public int Widen { get; init; } = 10;
+    public bool BatchNorm { get; init; } = true;
+    public double LeakyAlpha { get; init; } = 0.01;
+    public string LeakyInit { get; init; } = "h_hhhh_hhhh_hhhh";
+    public int ToyHidden { get; init; } = 256;
+    public int ToyUnique { get; init; } = 256;
+
+    // Initialization and symmetry breakers: each one explicit and recorded.
+    public string Init { get; init; } = "const";
+    public double InitNoise { get; init; }
+    public double Dropout { get; init; }
+    public double StemDropout { get; init; }
+    public double RoundingJitter { get; init; }
+    public bool Deterministic { get; init; } = true;
+
+    // Data.
+    public string Dataset { get; init; } = "cifar10";
+    public string? DataDir { get; init; }
+    public bool? Augment { get; init; }
+    public int TrainLimit { get; init; }
+    public int TestLimit { get; init; }
+
+    // Optimisation.
+    public double LearningRate { get; init; } = 0.03;
+    public double Momentum { get; init; } = 0.9;
+    public bool Nesterov { get; init; }
+    public double WeightDecay { get; init; } = 5e-4;
+    public int BatchSize { get; init; } = 128;
+    public int Epochs { get; init; } = 300;
+    public string Schedule { get; init; } = "reference";
+    public long MaxSteps { get; init; }
+
+    // Reproducibility and execution.
+    public long Seed { get; init; } = 1;
+    public string Device { get; init; } = "cpu";
+    public int Threads { get; init; }
+
+    // Metric cadence, in optimizer steps (0 = never, except where noted).
+    public int MetricsEvery { get; init; } = 10;
+    public int SpreadEvery { get; init; } = 1;
+    public int CorrelationEvery { get; init; } = 200;
+    public int ProbeSize { get; init; } = 64;
+    public int CheckpointEvery { get; init; } = 500;
+
+    public static IReadOnlyList<string> Architectures { get; } = ["constnet", "leakynet", "toy"];
+    public static IReadOnlyList<string> Schedules { get; } = ["reference", "constant", "cosine"];
+
+    public bool AugmentEffective => Augment ?? Dataset is "cifar10" or "cifar100" or "imagenet32";
+}

@@ -1,0 +1,144 @@
+using IdentityInit.Training.Models;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace IdentityInit.Training.Initialization;
+
+// ConstNet-family schemes (k = kernel size, C_in/C_out = channels; BN is always gamma 1, beta 0):
+// | scheme           | stem conv 3x3          | block conv 3x3          | 1x1 shortcut     | classifier W, b |
+// | const            | centre tap 1/C_in      | 0 (block = identity)    | 1/C_in           | 0, 0            |
+// | he-fanout        | N(0, 2/(k^2 C_out))    | N(0, 2/(k^2 C_out))     | N(0, 2/C_out)    | 0, 0 ("varnet") |
+// | he-fanin         | N(0, 2/(k^2 C_in))     | N(0, 2/(k^2 C_in))      | N(0, 2/C_in)     | 0, 0            |
+// | xavier           | N(0, 2/(fan_in+fan_out)) everywhere                                 | 0, 0            |
+// | orthogonal       | rows of W[O, I k^2] orthonormal (gain 1), QR of a Gaussian as PyTorch | 0, 0            |
+// | delta-orthogonal | centre tap an orthogonal W[O, I], other taps 0 (Xiao et al. 2018)    | 0, 0            |
+// Init noise s (ConstNet block convs only): + N(0, s * 2/(9 C_out)), s times the He fan-out variance.
+// LeakyNet letters per conv (centre tap for i and 1), then odd-indexed convs times -1/alpha so each pair is linear:
+// | h | N(0, var = sqrt(2)(1+alpha)/fan_in), as the reference code | i | W[d, d mod C_in] = 1 | 1 | 1/C_in |
+// LeakyNet biases and classifier start at 0. Toy: K unique He fan-in rows copied to N hidden units; fc2 0.
+public static class Initializer
+{
+    public static IReadOnlyList<string> Schemes { get; } =
+        ["const", "he-fanout", "he-fanin", "xavier", "orthogonal", "delta-orthogonal"];
+
+    /// <summary>Overwrites every parameter of <paramref name="model"/> as the config says; all randomness from the seed.</summary>
+    public static void Apply(ImageModel model, ExperimentConfig config)
+    {
+        using var noGrad = no_grad();
+        var generator = new Generator((ulong)config.Seed);
+        foreach (var (name, module) in model.named_modules())
+            if (module is BatchNorm2d bn)
+            {
+                bn.weight!.fill_(1);
+                bn.bias!.fill_(0);
+            }
+        switch (model)
+        {
+            case ConstNet: ApplyConstNet(model, config, generator); break;
+            case LeakyNet leaky: ApplyLeakyNet(leaky, config.LeakyInit, generator); break;
+            case ToyNet: ApplyToy(model, config.ToyUnique, generator); break;
+        }
+        if (config.InitNoise > 0) AddInitNoise(model, config.InitNoise, new Generator((ulong)config.Seed ^ 0x5eed_0015eUL));
+    }
+
+    static void ApplyConstNet(ImageModel model, ExperimentConfig config, Generator generator)
+    {
+        foreach (var layer in model.WeightLayers())
+        {
+            var w = layer.Weight;
+            if (layer.Role == WeightRole.Classifier)
+            {
+                w.zero_();
+                continue;
+            }
+            var isStem = layer.Role == WeightRole.Stem;
+            var isShortcut = w.shape[2] == 1;
+            var (outC, inC, k) = (w.shape[0], w.shape[1], w.shape[2]);
+            switch (config.Init)
+            {
+                case "const" when isStem: CentreTap(w, full(outC, inC, 1.0 / inC)); break;
+                case "const" when isShortcut: w.fill_(1.0 / inC); break;
+                case "const": w.zero_(); break;
+                case "he-fanout": Normal(w, Math.Sqrt(2.0 / (k * k * outC)), generator); break;
+                case "he-fanin": Normal(w, Math.Sqrt(2.0 / (k * k * inC)), generator); break;
+                case "xavier": Normal(w, Math.Sqrt(2.0 / (k * k * (inC + outC))), generator); break;
+                case "orthogonal": w.copy_(Orthogonal(outC, inC * k * k, generator).reshape(w.shape)); break;
+                case "delta-orthogonal": CentreTap(w, Orthogonal(outC, inC, generator)); break;
+                default: throw new ArgumentException($"unknown init scheme '{config.Init}'", nameof(config));
+            }
+        }
+        foreach (var (name, p) in model.named_parameters())
+            if (name == "fc.bias") p.zero_();
+    }
+
+    static void ApplyLeakyNet(LeakyNet model, string init, Generator generator)
+    {
+        var letters = LeakyNet.Letters(init);
+        var convs = model.WeightLayers().Where(l => l.Role != WeightRole.Classifier).ToList();
+        for (var l = 0; l < convs.Count; l++)
+        {
+            var w = convs[l].Weight;
+            var (outC, inC) = (w.shape[0], w.shape[1]);
+            var fanIn = inC * w.shape[2] * w.shape[3];
+            switch (letters[l])
+            {
+                case 'h': Normal(w, Math.Sqrt(Math.Sqrt(2) * (1 + model.Alpha) / fanIn), generator); break;
+                case 'i': CentreTap(w, Identity(outC, inC)); break;
+                case '1': CentreTap(w, full(outC, inC, 1.0 / inC)); break;
+            }
+            if (l % 2 == 1) w.mul_(-1.0 / model.Alpha);
+        }
+        foreach (var (name, p) in model.named_parameters())
+            if (name.StartsWith("biases.", StringComparison.Ordinal) || name.StartsWith("fc.", StringComparison.Ordinal))
+                p.zero_();
+    }
+
+    static void ApplyToy(ImageModel model, int unique, Generator generator)
+    {
+        var parameters = model.named_parameters().ToDictionary(p => p.name, p => p.parameter);
+        var w1 = parameters["fc1.weight"];
+        var (hidden, inputs) = (w1.shape[0], w1.shape[1]);
+        var features = randn([unique, inputs], generator: generator) * Math.Sqrt(2.0 / inputs);
+        w1.copy_(features.index_select(0, arange(hidden) % unique));
+        parameters["fc1.bias"].zero_();
+        parameters["fc2.weight"].zero_();
+        parameters["fc2.bias"].zero_();
+    }
+
+    /// <summary>Adds N(0, s * 2/(9 C_out)) to every ConstNet block conv (3x3, not the stem, not the shortcuts).</summary>
+    static void AddInitNoise(ImageModel model, double scale, Generator generator)
+    {
+        foreach (var layer in model.WeightLayers())
+            if (layer.Role == WeightRole.Hidden && layer.Weight.shape[2] == 3)
+                layer.Weight.add_(randn(layer.Weight.shape, generator: generator)
+                                  * Math.Sqrt(scale * 2.0 / (9 * layer.Weight.shape[0])));
+    }
+
+    static void Normal(Tensor w, double std, Generator generator) =>
+        w.copy_(randn(w.shape, generator: generator) * std);
+
+    static void CentreTap(Tensor w, Tensor centre)
+    {
+        w.zero_();
+        w[TensorIndex.Colon, TensorIndex.Colon, w.shape[2] / 2, w.shape[3] / 2] = centre;
+    }
+
+    /// <summary>W[d, d mod C_in] = 1: output channel d copies input channel d mod C_in.</summary>
+    static Tensor Identity(long outC, long inC)
+    {
+        var m = zeros(outC, inC);
+        m.index_put_(ones(outC), arange(outC), arange(outC) % inC);
+        return m;
+    }
+
+    /// <summary>A rows x cols matrix with orthonormal rows (or columns, whichever is shorter), as torch.nn.init.orthogonal_.</summary>
+    public static Tensor Orthogonal(long rows, long cols, Generator generator)
+    {
+        var flat = randn([rows, cols], generator: generator);
+        if (rows < cols) flat = flat.t();
+        var (q, r) = linalg.qr(flat);
+        q = q * r.diagonal().sign();
+        return rows < cols ? q.t() : q;
+    }
+}

@@ -1,0 +1,26 @@
+using IdentityInit.Training.Models;
+using static TorchSharp.torch;
+
+namespace IdentityInit.Training.Metrics;
+
+/// <summary>The reference code's three correlations of one conv/linear weight W[O, I, kh, kw].</summary>
+public sealed record WeightCorrelation(double Forward, double Backward, double Kernel)
+{
+    /// <summary>forward: the O rows W[o]; backward: the I rows of W transposed; kernel: the O*I kh x kw kernels.</summary>
+    public static WeightCorrelation Of(Tensor weight, Generator? sampler = null)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var w = weight.detach().cpu();
+        if (w.dim() == 2) w = w.unsqueeze(-1).unsqueeze(-1);
+        var (o, i) = (w.shape[0], w.shape[1]);
+        return new WeightCorrelation(
+            Correlation.MeanOffDiagonal(w.reshape(o, -1), sampler),
+            Correlation.MeanOffDiagonal(w.transpose(0, 1).reshape(i, -1), sampler),
+            Correlation.MeanOffDiagonal(w.reshape(o * i, -1), sampler));
+    }
+
+    /// <summary>Diversity = sum over layers of log sqrt(1 - rho_backward^2); -infinity while any layer is fully symmetric.</summary>
+    public static double Diversity(IEnumerable<WeightCorrelation> layers) =>
+        layers.Sum(l => Math.Log(Math.Sqrt(1 - l.Backward * l.Backward)));
+}

@@ -1,0 +1,92 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace IdentityInit.Training.Models;
+
+/// <summary>
+/// The paper's Wide-ResNet layout with single-conv pre-activation blocks (BN -> ReLU -> conv3x3 [-> dropout], x + branch).
+/// Initialised by <see cref="Initialization.Initializer"/>; the constructor's random init is always overwritten.
+/// </summary>
+public sealed class ConstNet : ImageModel
+{
+    readonly Conv2d conv1;
+    readonly Module<Tensor, Tensor> stemDropout;
+    readonly Sequential block1, block2, block3;
+    readonly Linear fc;
+
+    public ConstNet(int depth, int widen, int classes, int inChannels, bool batchNorm, double dropout, double stemDropout)
+        : base(nameof(ConstNet))
+    {
+        if (DepthError(depth) is { } error) throw new ArgumentException(error, nameof(depth));
+        var n = (depth - 4) / 3;
+        int[] widths = [16, 16 * widen, 32 * widen, 64 * widen];
+        conv1 = Conv2d(inChannels, widths[0], 3, padding: 1, bias: false);
+        this.stemDropout = stemDropout > 0 ? Dropout(stemDropout) : Identity();
+        block1 = Group(n, widths[0], widths[1], 1, batchNorm, dropout);
+        block2 = Group(n, widths[1], widths[2], 2, batchNorm, dropout);
+        block3 = Group(n, widths[2], widths[3], 2, batchNorm, dropout);
+        fc = Linear(widths[3], classes);
+        RegisterComponents();
+    }
+
+    public static string? DepthError(int depth) =>
+        depth >= 7 && (depth - 4) % 3 == 0 ? null
+            : $"depth must be 3n + 4 with n >= 1 blocks per group (7, 10, 13, 16, 19, 22, 28, 40, ...), got {depth}";
+
+    static Sequential Group(int n, int inPlanes, int outPlanes, int stride, bool batchNorm, double dropout) =>
+        Sequential(Enumerable.Range(0, n).Select(i => (Module<Tensor, Tensor>)new Block(
+            i == 0 ? inPlanes : outPlanes, outPlanes, i == 0 ? stride : 1, batchNorm, dropout)));
+
+    public override Tensor Forward(Tensor x, List<(string Layer, Tensor Output)>? taps)
+    {
+        x = stemDropout.call(conv1.call(x));
+        taps?.Add(("conv1", x));
+        foreach (var (groupName, group) in new[] { ("block1", block1), ("block2", block2), ("block3", block3) })
+            foreach (var (blockName, block) in group.named_children())
+            {
+                x = ((Module<Tensor, Tensor>)block).call(x);
+                taps?.Add(($"{groupName}.{blockName}", x));
+            }
+        x = functional.relu(x);
+        x = functional.adaptive_avg_pool2d(x, [1, 1]).flatten(1);
+        x = fc.call(x);
+        taps?.Add(("fc", x));
+        return x;
+    }
+
+    protected override WeightRole RoleOf(string layer) => layer switch
+    {
+        "conv1" => WeightRole.Stem,
+        "fc" => WeightRole.Classifier,
+        _ => WeightRole.Hidden,
+    };
+
+    /// <summary>Pre-activation block with one 3x3 conv; a 1x1 shortcut on relu(bn(x)) when width or stride changes.</summary>
+    sealed class Block : Module<Tensor, Tensor>
+    {
+        readonly Module<Tensor, Tensor> bn1;
+        readonly Conv2d conv1;
+        readonly Module<Tensor, Tensor> dropout;
+        readonly Module<Tensor, Tensor> convShortcut;
+        readonly bool projects;
+
+        public Block(int inPlanes, int outPlanes, int stride, bool batchNorm, double dropout) : base(nameof(Block))
+        {
+            bn1 = batchNorm ? BatchNorm2d(inPlanes) : Identity();
+            conv1 = Conv2d(inPlanes, outPlanes, 3, stride: stride, padding: 1, bias: false);
+            this.dropout = dropout > 0 ? Dropout(dropout) : Identity();
+            projects = inPlanes != outPlanes || stride != 1;
+            convShortcut = projects ? Conv2d(inPlanes, outPlanes, 1, stride: stride, bias: false) : Identity();
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x)
+        {
+            var o = functional.relu(bn1.call(x));
+            var branch = dropout.call(conv1.call(o));
+            return (projects ? convShortcut.call(o) : x) + branch;
+        }
+    }
+}

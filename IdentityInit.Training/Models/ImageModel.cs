@@ -1,0 +1,34 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace IdentityInit.Training.Models;
+
+/// <summary>How a weight's channel axes relate to the layer's hidden units, for the channel-spread probe.</summary>
+public enum WeightRole
+{
+    /// <summary>Input is the data (stem conv, toy hidden layer): only output channels must agree.</summary>
+    Stem,
+    /// <summary>Hidden to hidden (block convs, shortcuts): output and input channels must agree.</summary>
+    Hidden,
+    /// <summary>Hidden to classes: only input channels must agree.</summary>
+    Classifier,
+}
+
+public sealed record WeightLayer(string Name, Tensor Weight, WeightRole Role);
+
+/// <summary>A classifier whose forward pass can report each layer's output (the activation taps).</summary>
+public abstract class ImageModel(string name) : nn.Module<Tensor, Tensor>(name)
+{
+    public abstract Tensor Forward(Tensor x, List<(string Layer, Tensor Output)>? taps);
+
+    public override Tensor forward(Tensor x) => Forward(x, null);
+
+    /// <summary>Every conv/linear weight in forward order, named as in named_parameters without ".weight".</summary>
+    public IReadOnlyList<WeightLayer> WeightLayers() =>
+        named_parameters()
+            .Where(p => p.name.EndsWith(".weight", StringComparison.Ordinal) && p.parameter.dim() is 2 or 4)
+            .Select(p => new WeightLayer(p.name[..^".weight".Length], p.parameter, RoleOf(p.name[..^".weight".Length])))
+            .ToList();
+
+    protected abstract WeightRole RoleOf(string layer);
+}

@@ -1,0 +1,14 @@
+namespace IdentityInit.Training.Models;
+
+public static class ModelFactory
+{
+    /// <summary>Builds the configured architecture with its constructor defaults; call the initializer next.</summary>
+    public static ImageModel Create(ExperimentConfig c, int inChannels, int height, int width, int classes) =>
+        c.Architecture switch
+        {
+            "constnet" => new ConstNet(c.Depth, c.Widen, classes, inChannels, c.BatchNorm, c.Dropout, c.StemDropout),
+            "leakynet" => new LeakyNet(c.Widen, classes, inChannels, c.LeakyAlpha, c.BatchNorm),
+            "toy" => new ToyNet(inChannels * height * width, c.ToyHidden, classes),
+            _ => throw new ArgumentException($"unknown architecture '{c.Architecture}'", nameof(c)),
+        };
+}

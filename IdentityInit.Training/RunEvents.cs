@@ -1,0 +1,58 @@
+using IdentityInit.Training.Metrics;
+
+namespace IdentityInit.Training;
+
+/// <summary>What a run reports while it trains: plain records, no tensors.</summary>
+public abstract record RunEvent;
+
+public sealed record RunStarted(RunRecord Record, long StartStep, long TotalSteps, int StepsPerEpoch) : RunEvent;
+
+public sealed record StepMetrics(
+    long Step, int Epoch, double Loss, double Accuracy, double LearningRate, double ImagesPerSecond, double StepMilliseconds)
+    : RunEvent;
+
+public sealed record EpochMetrics(
+    int Epoch, long Step, double TrainLoss, double TrainAccuracy, double TestLoss, double TestAccuracy, double BestTestAccuracy)
+    : RunEvent;
+
+/// <summary>One conv/linear layer's weight correlations (rho; -log|rho| is derived) and channel spread.</summary>
+public sealed record LayerCorrelation(string Layer, double Forward, double Backward, double Kernel, double Spread)
+{
+    public double ForwardNegLog => Correlation.NegLogAbs(Forward);
+    public double BackwardNegLog => Correlation.NegLogAbs(Backward);
+    public double KernelNegLog => Correlation.NegLogAbs(Kernel);
+}
+
+/// <summary>One layer's activations on the probe batch: mean inter-channel correlation, spread, and the (downsampled) matrix.</summary>
+public sealed record LayerActivation(string Layer, double Correlation, double Spread, int Size, float[] Matrix);
+
+public sealed record CorrelationSnapshot(
+    long Step, IReadOnlyList<LayerCorrelation> Weights, IReadOnlyList<LayerActivation> Activations, double Diversity) : RunEvent;
+
+/// <summary>A layer's weight spread left exactly 0 at <paramref name="Step"/> (0 = already at init).</summary>
+public sealed record SymmetryBroken(long Step, string Layer, double Spread) : RunEvent;
+
+public sealed record CheckpointSaved(long Step, string Path) : RunEvent;
+
+public sealed record LogLine(long Step, string Message) : RunEvent;
+
+public sealed record RunEnded(RunSummary Summary) : RunEvent;
+
+public enum RunStatus { Completed, Cancelled, Diverged, Failed }
+
+/// <summary>What it takes to reproduce a run, as measured rather than as requested.</summary>
+public sealed record RunRecord(
+    long Seed, string Device, int Threads, string TorchSharpVersion, string LibTorchVersion, DeterminismFlags Determinism,
+    IReadOnlyList<string> Breakers, string Dataset, long TrainExamples, long TestExamples, long Parameters,
+    string Machine, DateTimeOffset StartedAt);
+
+/// <summary>A layer's symmetry as achieved: the step its weight spread first left 0 (null: still identical channels).</summary>
+public sealed record LayerSymmetry(string Layer, long? BrokeAtStep, double Spread);
+
+public sealed record RunSummary(
+    RunStatus Status, long Steps, int EpochsCompleted, double? FinalTestAccuracy, double BestTestAccuracy,
+    RunRecord? Record, IReadOnlyList<LayerSymmetry> Symmetry, string? Error, string? DivergedLayer, string? Checkpoint,
+    double Seconds)
+{
+    public bool SymmetryBroke => Symmetry.Any(l => l.BrokeAtStep is not null);
+}

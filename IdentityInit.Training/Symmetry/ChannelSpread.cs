@@ -1,0 +1,35 @@
+using IdentityInit.Training.Models;
+using static TorchSharp.torch;
+
+namespace IdentityInit.Training.Symmetry;
+
+/// <summary>
+/// How far a layer's channels are from identical: the max absolute difference between two channel slices.
+/// Exactly 0 means the layer is still symmetric bit for bit.
+/// </summary>
+public static class ChannelSpread
+{
+    /// <summary>Weight spread over the axes that hold hidden units (see <see cref="WeightRole"/>).</summary>
+    public static Tensor OfWeight(Tensor w, WeightRole role)
+    {
+        var slices = role switch
+        {
+            WeightRole.Stem => w.flatten(1),                               // [O, I*k*k]: output channels
+            WeightRole.Hidden => w.reshape(w.shape[0] * w.shape[1], -1),   // [O*I, k*k]: every kernel
+            _ => w.flatten(1).t(),                                         // [I, classes]: input channels
+        };
+        return (slices.amax([0]) - slices.amin([0])).max();
+    }
+
+    /// <summary>Activation spread of A[N, C, ...]: the max over positions of (max - min) across channels.</summary>
+    public static Tensor OfActivation(Tensor a) => (a.amax([1]) - a.amin([1])).max();
+
+    /// <summary>Spreads of all layers in one host transfer.</summary>
+    public static double[] OfWeights(IReadOnlyList<WeightLayer> layers)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var stacked = stack(layers.Select(l => OfWeight(l.Weight, l.Role).to(float64)).ToArray()).cpu();
+        return stacked.data<double>().ToArray();
+    }
+}
