@@ -270,7 +270,7 @@ public static class Trainer
         var weights = layers.Select(l =>
         {
             var c = WeightCorrelation.Of(l.Weight, sampler);
-            using var spread = ChannelSpread.OfWeight(l.Weight.detach(), l.Role);
+            using var spread = ChannelSpread.OfWeight(l.Weight.detach(), l.Role, l.Copies);
             return new LayerCorrelation(l.Name, c.Forward, c.Backward, c.Kernel, spread.to(float64).item<double>());
         }).ToList();
         var diversity = WeightCorrelation.Diversity(weights.Select(w => new WeightCorrelation(w.Forward, w.Backward, w.Kernel)));

@@ -14,7 +14,8 @@ public enum WeightRole
     Classifier,
 }
 
-public sealed record WeightLayer(string Name, Tensor Weight, WeightRole Role);
+/// <summary>A conv/linear weight; <paramref name="Copies"/> &gt; 0 when hidden unit j is meant to copy unit j mod Copies.</summary>
+public sealed record WeightLayer(string Name, Tensor Weight, WeightRole Role, int Copies = 0);
 
 /// <summary>A classifier whose forward pass can report each layer's output (the activation taps).</summary>
 public abstract class ImageModel(string name) : nn.Module<Tensor, Tensor>(name)
@@ -27,8 +28,11 @@ public abstract class ImageModel(string name) : nn.Module<Tensor, Tensor>(name)
     public IReadOnlyList<WeightLayer> WeightLayers() =>
         named_parameters()
             .Where(p => p.name.EndsWith(".weight", StringComparison.Ordinal) && p.parameter.dim() is 2 or 4)
-            .Select(p => new WeightLayer(p.name[..^".weight".Length], p.parameter, RoleOf(p.name[..^".weight".Length])))
+            .Select(p => new WeightLayer(p.name[..^".weight".Length], p.parameter, RoleOf(p.name[..^".weight".Length]), CopyPeriod))
             .ToList();
 
     protected abstract WeightRole RoleOf(string layer);
+
+    /// <summary>K when the hidden units are K features copied (the toy model); symmetry then means copies stay equal.</summary>
+    protected virtual int CopyPeriod => 0;
 }

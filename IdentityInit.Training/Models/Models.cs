@@ -8,7 +8,7 @@ public static class ModelFactory
         {
             "constnet" => new ConstNet(c.Depth, c.Widen, classes, inChannels, c.BatchNorm, c.Dropout, c.StemDropout),
             "leakynet" => new LeakyNet(c.Widen, classes, inChannels, c.LeakyAlpha, c.BatchNorm),
-            "toy" => new ToyNet(inChannels * height * width, c.ToyHidden, classes),
+            "toy" => new ToyNet(inChannels * height * width, c.ToyHidden, c.ToyUnique, classes),
             _ => throw new ArgumentException($"unknown architecture '{c.Architecture}'", nameof(c)),
         };
 }

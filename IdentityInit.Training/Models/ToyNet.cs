@@ -12,9 +12,11 @@ namespace IdentityInit.Training.Models;
 public sealed class ToyNet : ImageModel
 {
     readonly Linear fc1, fc2;
+    readonly int unique;
 
-    public ToyNet(int inputs, int hidden, int classes) : base(nameof(ToyNet))
+    public ToyNet(int inputs, int hidden, int unique, int classes) : base(nameof(ToyNet))
     {
+        this.unique = unique;
         fc1 = Linear(inputs, hidden);
         fc2 = Linear(hidden, classes);
         RegisterComponents();
@@ -28,6 +30,8 @@ public sealed class ToyNet : ImageModel
         taps?.Add(("fc2", x));
         return x;
     }
+
+    protected override int CopyPeriod => unique;
 
     protected override WeightRole RoleOf(string layer) => layer == "fc1" ? WeightRole.Stem : WeightRole.Classifier;
 }

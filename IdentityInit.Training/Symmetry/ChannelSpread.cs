@@ -10,8 +10,14 @@ namespace IdentityInit.Training.Symmetry;
 public static class ChannelSpread
 {
     /// <summary>Weight spread over the axes that hold hidden units (see <see cref="WeightRole"/>).</summary>
-    public static Tensor OfWeight(Tensor w, WeightRole role)
+    public static Tensor OfWeight(Tensor w, WeightRole role, int copies = 0)
     {
+        if (copies > 0)
+        {
+            var axis = role == WeightRole.Classifier ? 1 : 0; // the hidden-unit axis
+            var originals = w.index_select(axis, arange(w.shape[axis], device: w.device) % copies);
+            return (w - originals).abs().max();
+        }
         var slices = role switch
         {
             WeightRole.Stem => w.flatten(1),                               // [O, I*k*k]: output channels
@@ -29,7 +35,7 @@ public static class ChannelSpread
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var stacked = stack(layers.Select(l => OfWeight(l.Weight, l.Role).to(float64)).ToArray()).cpu();
+        var stacked = stack(layers.Select(l => OfWeight(l.Weight, l.Role, l.Copies).to(float64)).ToArray()).cpu();
         return stacked.data<double>().ToArray();
     }
 }

@@ -1,0 +1,94 @@
+using IdentityInit.Training;
+
+namespace IdentityInit.Tests.Training;
+
+public sealed class SymmetryTests
+{
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void DeterministicConstNetKeepsChannelsBitwiseIdenticalForTwoHundredSteps(int threads)
+    {
+        var config = Tiny.Config with { Threads = threads, Epochs = 7, MaxSteps = 200, CorrelationEvery = 100 };
+        var events = Tiny.Events(config);
+
+        var summary = events.OfType<RunEnded>().Single().Summary;
+        var snapshots = events.OfType<CorrelationSnapshot>().ToList();
+
+        Assert.Equal(RunStatus.Completed, summary.Status);
+        Assert.Equal(200, summary.Steps);
+        Assert.Empty(events.OfType<SymmetryBroken>());
+        Assert.All(summary.Symmetry, l => Assert.Null(l.BrokeAtStep));
+        Assert.All(summary.Symmetry, l => Assert.Equal(0, l.Spread));
+        Assert.All(snapshots.SelectMany(s => s.Activations), a => Assert.Equal(0, a.Spread));
+        Assert.Equal(["none"], summary.Record!.Breakers);
+        Assert.True(summary.Record.Determinism.DeterministicAlgorithms);
+        Assert.True(events.OfType<StepMetrics>().Last().Loss < Math.Log(10)); // it did train
+    }
+
+    [Theory]
+    [InlineData("dropout")]
+    [InlineData("stem-dropout")]
+    [InlineData("init-noise")]
+    [InlineData("rounding-jitter")]
+    [InlineData("random-init")]
+    public void EachBreakerMakesTheChannelSpreadNonZero(string breaker)
+    {
+        var config = Tiny.Config with { MaxSteps = 30 };
+        config = breaker switch
+        {
+            "dropout" => config with { Dropout = 0.01 },
+            "stem-dropout" => config with { StemDropout = 0.01 },
+            "init-noise" => config with { InitNoise = 1e-7 },
+            "rounding-jitter" => config with { RoundingJitter = 1 },
+            _ => config with { Init = "he-fanout" },
+        };
+
+        var summary = Tiny.Run(config);
+
+        Assert.Equal(RunStatus.Completed, summary.Status);
+        Assert.True(summary.SymmetryBroke);
+        var block = summary.Symmetry.Single(l => l.Layer == "block2.0.conv1");
+        Assert.NotNull(block.BrokeAtStep);
+        Assert.True(block.Spread > 0);
+        Assert.DoesNotContain("none", summary.Record!.Breakers);
+    }
+
+    [Fact]
+    public void NoiseAndRandomInitBreakSymmetryAtStepZero()
+    {
+        var noisy = Tiny.Run(Tiny.Config with { MaxSteps = 1, InitNoise = 1e-7 });
+
+        Assert.Equal(0, noisy.Symmetry.Single(l => l.Layer == "block1.0.conv1").BrokeAtStep);
+        Assert.Null(noisy.Symmetry.Single(l => l.Layer == "conv1").BrokeAtStep); // noise is on block convs only
+    }
+
+    [Fact]
+    public void SymmetryBrokenEventsMatchTheSummary()
+    {
+        var events = Tiny.Events(Tiny.Config with { MaxSteps = 20, RoundingJitter = 1 });
+
+        var summary = events.OfType<RunEnded>().Single().Summary;
+        var broken = events.OfType<SymmetryBroken>().ToDictionary(b => b.Layer, b => b.Step);
+
+        Assert.NotEmpty(broken);
+        Assert.All(summary.Symmetry.Where(l => l.BrokeAtStep is not null), l => Assert.Equal(broken[l.Layer], l.BrokeAtStep));
+        Assert.All(broken.Values, step => Assert.InRange(step, 1, 20));
+    }
+
+    [Fact]
+    public void ToyCopiesStayIdenticalWithoutABreakerAndSplitWithJitter()
+    {
+        var config = Tiny.Config with { Architecture = "toy", ToyHidden = 32, ToyUnique = 4, MaxSteps = 40 };
+
+        var intact = Tiny.Run(config);
+        var jittered = Tiny.Run(config with { RoundingJitter = 1 });
+
+        Assert.Equal(RunStatus.Completed, intact.Status);
+        Assert.All(intact.Symmetry, l => Assert.Null(l.BrokeAtStep)); // unit j still equals unit j mod 4
+        Assert.All(intact.Symmetry, l => Assert.Equal(0, l.Spread));
+        Assert.Equal(RunStatus.Completed, jittered.Status);
+        Assert.NotNull(jittered.Symmetry.Single(l => l.Layer == "fc1").BrokeAtStep);
+        Assert.Contains("rounding-jitter 1", jittered.Record!.Breakers);
+    }
+}

@@ -1,0 +1,139 @@
+using IdentityInit.Training;
+
+namespace IdentityInit.Tests.Training;
+
+public sealed class TrainerTests
+{
+    // Dropout, augmentation and jitter all draw random numbers: the hardest case for reproducibility.
+    static ExperimentConfig Random => Tiny.Config with
+    {
+        Dropout = 0.05, Augment = true, RoundingJitter = 1, Epochs = 3, CheckpointEvery = 8, MetricsEvery = 1,
+    };
+
+    static byte[] FinalWeights(string checkpoints) => File.ReadAllBytes(Path.Combine(Checkpoint.Latest(checkpoints)!, "model.bin"));
+
+    [Fact]
+    public void SameSeedGivesABitwiseIdenticalRun()
+    {
+        var (dirA, dirB) = (Tiny.TempDir(), Tiny.TempDir());
+
+        var a = Tiny.Events(Random with { MaxSteps = 40 }, dirA);
+        var b = Tiny.Events(Random with { MaxSteps = 40 }, dirB);
+        var c = Tiny.Events(Random with { MaxSteps = 40, Seed = 2 }, Tiny.TempDir());
+
+        Assert.Equal(a.OfType<StepMetrics>().Select(s => s.Loss), b.OfType<StepMetrics>().Select(s => s.Loss));
+        Assert.Equal(FinalWeights(dirA), FinalWeights(dirB));
+        Assert.NotEqual(a.OfType<StepMetrics>().Select(s => s.Loss), c.OfType<StepMetrics>().Select(s => s.Loss));
+    }
+
+    [Fact]
+    public void ResumeFromACheckpointContinuesBitwiseIdenticallyToAnUninterruptedRun()
+    {
+        var (whole, split) = (Tiny.TempDir(), Tiny.TempDir());
+        var config = Random with { MaxSteps = 70 }; // 32 steps per epoch: the cut falls inside epoch 1
+
+        var uninterrupted = Tiny.Events(config, whole);
+        var first = Tiny.Events(config, split, cancelWhen: e => e is StepMetrics { Step: 45 });
+        var second = Tiny.Events(config, split, resume: true);
+
+        Assert.Equal(RunStatus.Cancelled, first.OfType<RunEnded>().Single().Summary.Status);
+        Assert.Equal(45, second.OfType<RunStarted>().Single().StartStep);
+        var resumedLosses = second.OfType<StepMetrics>().Select(s => (s.Step, s.Loss)).ToList();
+        Assert.Equal(uninterrupted.OfType<StepMetrics>().Where(s => s.Step > 45).Select(s => (s.Step, s.Loss)), resumedLosses);
+        Assert.Equal(uninterrupted.OfType<EpochMetrics>().Last(), second.OfType<EpochMetrics>().Single());
+        Assert.Equal(FinalWeights(whole), FinalWeights(split));
+    }
+
+    [Fact]
+    public void CancellationStopsWithinOneStepAndLeavesAResumableCheckpoint()
+    {
+        var dir = Tiny.TempDir();
+
+        var events = Tiny.Events(Tiny.Config with { MaxSteps = 100, CheckpointEvery = 0 }, dir, cancelWhen: e => e is StepMetrics { Step: 10 });
+
+        var summary = events.OfType<RunEnded>().Single().Summary;
+        Assert.Equal(RunStatus.Cancelled, summary.Status);
+        Assert.Equal(10, summary.Steps); // cancelled while step 10 reported: no further step starts
+        Assert.EndsWith("step-000000010", summary.Checkpoint);
+        Assert.Equal(summary.Checkpoint, Checkpoint.Latest(dir));
+    }
+
+    [Fact]
+    public void ResumingWithAnotherConfigIsRefused()
+    {
+        var dir = Tiny.TempDir();
+        Tiny.Run(Tiny.Config with { MaxSteps = 5 }, checkpoints: dir);
+
+        var summary = Tiny.Run(Tiny.Config with { MaxSteps = 5, Seed = 9 }, checkpoints: dir, resume: true);
+
+        Assert.Equal(RunStatus.Failed, summary.Status);
+        Assert.Contains("different configuration", summary.Error);
+    }
+
+    [Fact]
+    public void ANonFiniteLossStopsTheRunAsDivergedAndNamesTheFirstNonFiniteLayer()
+    {
+        var config = Tiny.Config with { Init = "he-fanout", LearningRate = 10, Momentum = 0.99, BatchNorm = false, Epochs = 10, MaxSteps = 300 };
+
+        var summary = Tiny.Run(config);
+
+        Assert.Equal(RunStatus.Diverged, summary.Status);
+        Assert.NotNull(summary.DivergedLayer);
+        Assert.Contains("non-finite", summary.Error);
+        Assert.Contains(summary.DivergedLayer, summary.Error);
+    }
+
+    [Fact]
+    public void AskingForCudaOnTheCpuBuildFailsWithAClearMessage()
+    {
+        var summary = Tiny.Run(Tiny.Config with { Device = "cuda:0" });
+
+        Assert.Equal(RunStatus.Failed, summary.Status);
+        Assert.Contains("CUDA is not available", summary.Error);
+        Assert.Contains("TorchBackend=cuda", summary.Error);
+    }
+
+    [Fact]
+    public void ARunReportsMetricsSnapshotsAndTheReproducibilityRecord()
+    {
+        var events = Tiny.Events(Tiny.Config with { Epochs = 2, CorrelationEvery = 16, RoundingJitter = 1 });
+
+        var started = events.OfType<RunStarted>().Single();
+        var epochs = events.OfType<EpochMetrics>().ToList();
+        var snapshots = events.OfType<CorrelationSnapshot>().ToList();
+
+        Assert.Equal(64, started.TotalSteps);
+        Assert.Equal(1, started.Record.Seed);
+        Assert.Equal("0.107.0", started.Record.TorchSharpVersion);
+        Assert.Equal([0, 1], epochs.Select(e => e.Epoch));
+        Assert.All(epochs, e => Assert.InRange(e.TestAccuracy, 0, 1));
+        Assert.Equal([0L, 16, 32, 48, 64, 64], snapshots.Select(s => s.Step));
+        Assert.Equal(7, snapshots[0].Weights.Count); // conv1, 3 block convs, 2 shortcuts, fc
+        Assert.All(snapshots[0].Weights.Where(w => w.Layer != "conv1"), w => Assert.Equal(1, w.Backward));
+        Assert.Equal(double.NegativeInfinity, snapshots[0].Diversity);
+        Assert.Equal(16, snapshots[0].Activations[0].Size);
+        Assert.Contains(snapshots[^1].Activations, a => a.Correlation < 1);
+    }
+
+    [Theory]
+    [InlineData("reference", 0, 0.03 * 0.2 * 0.2 * 0.2)]
+    [InlineData("reference", 299, 0.03 * 0.008)]
+    [InlineData("constant", 5, 0.03)]
+    [InlineData("cosine", 150, 0.015)]
+    public void LearningRateFollowsTheSchedule(string schedule, int epoch, double expected)
+    {
+        var config = new ExperimentConfig { Schedule = schedule, Epochs = epoch == 0 ? 10 : 300 };
+
+        Assert.Equal(expected, LearningRate.At(config, epoch), 12);
+    }
+
+    [Theory]
+    [InlineData(158, 0.03)]
+    [InlineData(159, 0.006)]
+    [InlineData(219, 0.0012)]
+    [InlineData(259, 0.00024)]
+    public void ReferenceScheduleDropsByFifthWhenEpochPlusOneReachesEMinus140And80And40(int epoch, double expected)
+    {
+        Assert.Equal(expected, LearningRate.At(new ExperimentConfig { Epochs = 300 }, epoch), 12);
+    }
+}
