@@ -41,7 +41,7 @@ public static class ConfigValidation
         if (c.Architecture == "toy")
         {
             Check(c.ToyHidden >= 1, nameof(c.ToyHidden), $"must be at least 1, got {c.ToyHidden}");
-            Check(c.ToyUnique >= 1 && c.ToyUnique <= c.ToyHidden, nameof(c.ToyUnique),
+            Check(c.ToyHidden < 1 || c.ToyUnique >= 1 && c.ToyUnique <= c.ToyHidden, nameof(c.ToyUnique),
                 $"must be from 1 to ToyHidden ({c.ToyHidden}), got {c.ToyUnique}");
         }
         Check(Initializer.Schemes.Contains(c.Init), nameof(c.Init),

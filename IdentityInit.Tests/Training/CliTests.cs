@@ -1,0 +1,99 @@
+using IdentityInit.Training;
+using IdentityInit.Training.Cli;
+
+namespace IdentityInit.Tests.Training;
+
+public sealed class CliTests
+{
+    static async Task<(int Code, string Output, string Errors)> Cli(params string[] args)
+    {
+        var (output, errors) = (new StringWriter(), new StringWriter());
+        var code = await Commands.RunAsync(args, output, errors);
+        return (code, output.ToString(), errors.ToString());
+    }
+
+    [Fact]
+    public async Task TrainRunsAPresetHeadlessAndWritesItsMetrics()
+    {
+        var outDir = Tiny.TempDir();
+
+        var (code, output, errors) = await Cli("train", "--preset", "constnet-nondeterministic", "--set", "dataset=synthetic",
+            "--set", "TrainLimit=256", "--set", "TestLimit=64", "--set", "batchsize=32", "--epochs", "2", "--set", "depth=7",
+            "--set", "CorrelationEvery=8", "--out", outDir);
+
+        Assert.True(code == 0, errors + output);
+        Assert.Contains("status: completed", output);
+        Assert.Contains("breakers: rounding-jitter 1", output);
+        Assert.Contains("symmetry: broken in", output);
+        var steps = File.ReadAllLines(Path.Combine(outDir, "steps.csv"));
+        Assert.Equal("step,epoch,loss,accuracy,learning_rate,images_per_second,step_ms", steps[0]);
+        Assert.Equal(2, steps.Length); // header, then step 10: metrics every 10 of 16 steps
+        Assert.Equal(3, File.ReadAllLines(Path.Combine(outDir, "epochs.csv")).Length);
+        var correlations = File.ReadAllLines(Path.Combine(outDir, "weight_correlation.csv"));
+        Assert.Equal(7 * 4 + 1, correlations.Length); // steps 0, 8, 16 and the final snapshot, 7 layers each
+        Assert.Contains("\"Status\": \"Completed\"", File.ReadAllText(Path.Combine(outDir, "run.json")));
+        Assert.NotNull(Checkpoint.Latest(Path.Combine(outDir, "checkpoints")));
+    }
+
+    [Fact]
+    public async Task AnInvalidSettingExitsWithTwoAndNamesTheField()
+    {
+        var (code, _, errors) = await Cli("train", "--preset", "constnet-deterministic", "--set", "depth=8");
+
+        Assert.Equal(2, code);
+        Assert.Contains("error: Depth: depth must be 3n + 4", errors);
+    }
+
+    [Theory]
+    [InlineData("--preset|nope", "unknown preset 'nope'")]
+    [InlineData("--set|colour=red", "unknown key 'colour'")]
+    [InlineData("--set|epochs=many", "--set Epochs=many: not a valid int32")]
+    [InlineData("--set|noequals", "expected key=value")]
+    [InlineData("--epochs|1.5", "--epochs: '1.5' is not a whole number")]
+    [InlineData("--config|/nonexistent.json", "file '/nonexistent.json' not found")]
+    [InlineData("--frobnicate", "unknown option '--frobnicate'")]
+    public async Task BadArgumentsExitWithTwoAndSayWhatIsWrong(string args, string message)
+    {
+        var (code, _, errors) = await Cli(["train", .. args.Split('|')]);
+
+        Assert.Equal(2, code);
+        Assert.Contains(message, errors);
+    }
+
+    [Fact]
+    public async Task ConfigFileAndSetsCombineOverAPreset()
+    {
+        var file = Path.Combine(Tiny.TempDir(), "config.json");
+        File.WriteAllText(file, """{ "architecture": "leakynet", "leakyInit": "1_iiii_11ii_iiii", "epochs": 7 }""");
+
+        var (code, output, _) = await Cli("config", "--config", file, "--set", "widen=3");
+
+        Assert.Equal(0, code);
+        Assert.Contains("\"LeakyInit\": \"1_iiii_11ii_iiii\"", output);
+        Assert.Contains("\"Widen\": 3", output);
+        Assert.Contains("\"Epochs\": 7", output);
+    }
+
+    [Fact]
+    public async Task ListPresetsShowsEveryPaperRunAtBothScales()
+    {
+        var (code, output, _) = await Cli("list-presets");
+
+        Assert.Equal(0, code);
+        Assert.All(Presets.All, p => Assert.Contains(p.Name, output));
+        Assert.Equal(2 * (6 + 7 + Presets.ToyUniques.Count), Presets.All.Count);
+    }
+
+    [Fact]
+    public async Task DatasetsListsTheCatalogAndWhereEachWasFound()
+    {
+        var dataDir = Tiny.TempDir();
+
+        var (code, output, _) = await Cli("datasets", "--data-dir", dataDir);
+
+        Assert.Equal(0, code);
+        Assert.Contains($"data directory: {dataDir}", output);
+        Assert.Contains("imagenet32     missing ", output);
+        Assert.Contains("cifar10        missing (downloadable)", output);
+    }
+}

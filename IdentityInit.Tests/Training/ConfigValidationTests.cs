@@ -1,0 +1,115 @@
+using IdentityInit.Training;
+using IdentityInit.Training.Models;
+
+namespace IdentityInit.Tests.Training;
+
+public sealed class ConfigValidationTests
+{
+    public static TheoryData<string, string, string> InvalidConfigs => new()
+    {
+        { "Name=", "Name", "must not be empty" },
+        { "Architecture=resnet", "Architecture", "'resnet' is not one of constnet, leakynet, toy" },
+        { "Depth=8", "Depth", "depth must be 3n + 4" },
+        { "Depth=4", "Depth", "(7, 10, 13, 16" },
+        { "Widen=0", "Widen", "widen factor must be an integer from 1 to 64" },
+        { "Architecture=leakynet|LeakyInit=h_hhhh_hhhh_hhh", "LeakyInit", "has 12 init letters; it needs 13" },
+        { "Architecture=leakynet|LeakyInit=h_hhxh_hhhh_hhhh", "LeakyInit", "character 5 ('x')" },
+        { "Architecture=leakynet|LeakyAlpha=0", "LeakyAlpha", "must be in (0, 1)" },
+        { "Architecture=leakynet|Init=he-fanout", "Init", "leave Init as 'const'" },
+        { "Architecture=toy|ToyUnique=300", "ToyUnique", "must be from 1 to ToyHidden (256)" },
+        { "Architecture=toy|ToyHidden=0", "ToyHidden", "must be at least 1" },
+        { "Init=kaiming", "Init", "'kaiming' is not one of const, he-fanout" },
+        { "InitNoise=-1", "InitNoise", "must be from 0 to 100" },
+        { "Architecture=leakynet|InitNoise=0.1", "InitNoise", "leakynet has none" },
+        { "Dropout=1", "Dropout", "must be in [0, 1)" },
+        { "StemDropout=-0.1", "StemDropout", "must be in [0, 1)" },
+        { "Architecture=toy|Dropout=0.1", "Dropout", "toy has no residual branches" },
+        { "RoundingJitter=-1", "RoundingJitter", "must be from 0 to 1e6" },
+        { "Dataset=svhn", "Dataset", "'svhn' is not one of synthetic, mnist" },
+        { "TrainLimit=-1", "TrainLimit", "must be 0 (all) or positive" },
+        { "TestLimit=-5", "TestLimit", "must be 0 (all) or positive" },
+        { "LearningRate=0", "LearningRate", "must be in (0, 10]" },
+        { "Momentum=1", "Momentum", "must be in [0, 1)" },
+        { "Momentum=0|Nesterov=true", "Nesterov", "needs Momentum > 0" },
+        { "WeightDecay=-0.1", "WeightDecay", "must be in [0, 1)" },
+        { "BatchSize=0", "BatchSize", "must be from 1 to 65536" },
+        { "Epochs=0", "Epochs", "must be from 1 to 100000" },
+        { "Schedule=linear", "Schedule", "'linear' is not one of reference, constant, cosine" },
+        { "MaxSteps=-1", "MaxSteps", "must be 0 (no limit) or positive" },
+        { "Seed=-3", "Seed", "must not be negative" },
+        { "Device=gpu", "Device", "'gpu' is not a device: use cpu, cuda or cuda:N" },
+        { "Device=cuda:x", "Device", "use cpu, cuda or cuda:N" },
+        { "Threads=-1", "Threads", "must be 0 (library default) or a thread count" },
+        { "MetricsEvery=0", "MetricsEvery", "must be at least 1 step" },
+        { "SpreadEvery=0", "SpreadEvery", "must be at least 1 step" },
+        { "CorrelationEvery=-1", "CorrelationEvery", "must be 0 (start and end only) or positive" },
+        { "ProbeSize=1", "ProbeSize", "must be from 2 to 4096 images" },
+        { "CheckpointEvery=-1", "CheckpointEvery", "must be 0 (end only) or positive" },
+    };
+
+    [Theory]
+    [MemberData(nameof(InvalidConfigs))]
+    public void EveryInvalidFieldHasItsOwnMessage(string assignments, string field, string message)
+    {
+        var config = IdentityInit.Training.Cli.ConfigOverrides.Apply(new ExperimentConfig(), assignments.Split('|'));
+
+        var errors = ConfigValidation.Validate(config);
+
+        var error = Assert.Single(errors);
+        Assert.Equal(field, error.Field);
+        Assert.Contains(message, error.Message);
+    }
+
+    [Fact]
+    public void TheDefaultConfigAndEveryPresetAreValid()
+    {
+        Assert.Empty(ConfigValidation.Validate(new ExperimentConfig()));
+        Assert.All(Presets.All, p => Assert.Empty(ConfigValidation.Validate(p.Config)));
+    }
+
+    [Fact]
+    public void DefaultsAreTheReferenceSetup()
+    {
+        var c = new ExperimentConfig();
+
+        Assert.Equal((0.03, 0.9, false, 5e-4, 128, 300, "reference"), (c.LearningRate, c.Momentum, c.Nesterov, c.WeightDecay, c.BatchSize, c.Epochs, c.Schedule));
+        Assert.Equal((16, 10, "const"), (c.Depth, c.Widen, c.Init));
+    }
+
+    [Fact]
+    public void AnInvalidConfigIsReportedAsAFailedRunWithEveryError()
+    {
+        var summary = Tiny.Run(Tiny.Config with { Depth = 9, BatchSize = 0 });
+
+        Assert.Equal(RunStatus.Failed, summary.Status);
+        Assert.Contains("Depth: depth must be 3n + 4", summary.Error);
+        Assert.Contains("BatchSize: must be from 1 to 65536", summary.Error);
+    }
+
+    [Fact]
+    public void LeakyNetInitErrorPointsAtTheBadCharacter()
+    {
+        var error = LeakyNet.InitStringError("1_iiz_")!;
+
+        Assert.Equal("'1_iiz_': character 5 ('z') is not h (random), i (identity) or 1 (averaging)\n  1_iiz_\n      ^", error);
+    }
+
+    [Fact]
+    public void ConstNetBuildsForBothTwentyEightAndThirtyTwoPixelInputs()
+    {
+        using var net = new ConstNet(10, 2, 10, 1, batchNorm: true, dropout: 0, stemDropout: 0);
+
+        Assert.Equal([2, 10], net.call(TorchSharp.torch.randn(2, 1, 28, 28)).shape);
+        Assert.Equal([2, 10], net.call(TorchSharp.torch.randn(2, 1, 32, 32)).shape);
+        Assert.Equal(["conv1", "block1.0.conv1", "block1.0.convShortcut", "block1.1.conv1", "block2.0.conv1", "block2.0.convShortcut",
+                      "block2.1.conv1", "block3.0.conv1", "block3.0.convShortcut", "block3.1.conv1", "fc"], net.WeightLayers().Select(l => l.Name));
+    }
+
+    [Fact]
+    public void ConstructingConstNetWithABadDepthThrowsTheSameMessage()
+    {
+        var error = Assert.Throws<ArgumentException>(() => new ConstNet(11, 1, 10, 3, true, 0, 0));
+
+        Assert.Contains("depth must be 3n + 4 with n >= 1 blocks per group", error.Message);
+    }
+}
