@@ -1,3 +1,5 @@
+using System.Text.Json.Serialization;
+
 namespace IdentityInit.Training;
 
 /// <summary>Everything a run depends on. Defaults are the reference setup of the paper's code (science.md).</summary>
@@ -56,5 +58,6 @@ public sealed record ExperimentConfig
     public static IReadOnlyList<string> Architectures { get; } = ["constnet", "leakynet", "toy"];
     public static IReadOnlyList<string> Schedules { get; } = ["reference", "constant", "cosine"];
 
+    [JsonIgnore]
     public bool AugmentEffective => Augment ?? Dataset is "cifar10" or "cifar100" or "imagenet32";
 }

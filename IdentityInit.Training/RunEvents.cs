@@ -5,10 +5,16 @@ namespace IdentityInit.Training;
 /// <summary>What a run reports while it trains: plain records, no tensors.</summary>
 public abstract record RunEvent;
 
-public sealed record RunStarted(RunRecord Record, long StartStep, long TotalSteps, int StepsPerEpoch) : RunEvent;
+/// <summary><paramref name="Layers"/>: the conv/linear layers, in the order of <see cref="StepMetrics.Spreads"/>.</summary>
+public sealed record RunStarted(RunRecord Record, long StartStep, long TotalSteps, int StepsPerEpoch, IReadOnlyList<string> Layers) : RunEvent;
 
+/// <summary>
+/// Per-step figures; <paramref name="Spreads"/> is each layer's weight channel spread at its latest probe and
+/// <paramref name="Fingerprint"/> a float64 digest of all weights then (two runs' weights differ where it does).
+/// </summary>
 public sealed record StepMetrics(
-    long Step, int Epoch, double Loss, double Accuracy, double LearningRate, double ImagesPerSecond, double StepMilliseconds)
+    long Step, int Epoch, double Loss, double Accuracy, double LearningRate, double ImagesPerSecond, double StepMilliseconds,
+    IReadOnlyList<double> Spreads, double Fingerprint)
     : RunEvent;
 
 public sealed record EpochMetrics(

@@ -84,7 +84,7 @@ public static class Trainer
             TorchRuntime.LibTorchVersion, determinism, SymmetryBreakers.Describe(config), data.Name, data.TrainCount,
             data.TestCount, parameters.Sum(p => p.numel()), $"{Environment.MachineName} ({Environment.ProcessorCount} cores)",
             DateTimeOffset.UtcNow);
-        progress?.Report(new RunStarted(record, state.Step, totalSteps, stepsPerEpoch));
+        progress?.Report(new RunStarted(record, state.Step, totalSteps, stepsPerEpoch, layers.Select(l => l.Name).ToList()));
         progress?.Report(new LogLine(state.Step, resumeFrom is null
             ? $"training {config.Architecture} on {data.Name} ({data.TrainCount} images), {totalSteps} steps, breakers: {string.Join(", ", record.Breakers)}"
             : $"resumed from {resumeFrom} at step {state.Step}"));
@@ -114,9 +114,11 @@ public static class Trainer
             return lastCheckpoint = path;
         }
 
+        var spreads = new double[layers.Count];
+        var fingerprint = 0.0;
         void CheckSpread()
         {
-            var spreads = ChannelSpread.OfWeights(layers);
+            (spreads, fingerprint) = ChannelSpread.OfWeightsWithFingerprint(layers, parameters);
             for (var l = 0; l < layers.Count; l++)
                 if (spreads[l] != 0 && !brokeAt.ContainsKey(layers[l].Name))
                 {
@@ -125,10 +127,18 @@ public static class Trainer
                 }
         }
 
+        var lastSnapshot = -1L;
+        void ReportSnapshot()
+        {
+            if (lastSnapshot == step) return;
+            lastSnapshot = step;
+            progress?.Report(Snapshot(model, layers, probe, step));
+        }
+
         if (step == 0)
         {
             CheckSpread();
-            progress?.Report(Snapshot(model, layers, probe, step));
+            ReportSnapshot();
         }
 
         while (step < totalSteps)
@@ -180,12 +190,12 @@ public static class Trainer
                         var elapsed = window.Elapsed.TotalSeconds;
                         progress?.Report(new StepMetrics(step, epoch, loss.item<float>(),
                             logits.argmax(1).eq(y).to(float64).mean().item<double>(), learningRate,
-                            windowImages / Math.Max(elapsed, 1e-9), stepClock.Elapsed.TotalMilliseconds));
+                            windowImages / Math.Max(elapsed, 1e-9), stepClock.Elapsed.TotalMilliseconds, spreads, fingerprint));
                         window.Restart();
                         windowImages = 0;
                     }
                 }
-                if (config.CorrelationEvery > 0 && step % config.CorrelationEvery == 0) progress?.Report(Snapshot(model, layers, probe, step));
+                if (config.CorrelationEvery > 0 && step % config.CorrelationEvery == 0) ReportSnapshot();
                 if (config.CheckpointEvery > 0 && step % config.CheckpointEvery == 0) SaveCheckpoint();
             }
             if (status != RunStatus.Completed) break;
@@ -211,7 +221,7 @@ public static class Trainer
         if (status != RunStatus.Diverged)
         {
             if (step % config.SpreadEvery != 0) CheckSpread();
-            progress?.Report(Snapshot(model, layers, probe, step));
+            ReportSnapshot();
             SaveCheckpoint();
         }
         if (status == RunStatus.Diverged)

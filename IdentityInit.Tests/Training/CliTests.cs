@@ -30,7 +30,7 @@ public sealed class CliTests
         Assert.Equal(2, steps.Length); // header, then step 10: metrics every 10 of 16 steps
         Assert.Equal(3, File.ReadAllLines(Path.Combine(outDir, "epochs.csv")).Length);
         var correlations = File.ReadAllLines(Path.Combine(outDir, "weight_correlation.csv"));
-        Assert.Equal(7 * 4 + 1, correlations.Length); // steps 0, 8, 16 and the final snapshot, 7 layers each
+        Assert.Equal(7 * 3 + 1, correlations.Length); // steps 0, 8 and 16 (the last), 7 layers each
         Assert.Contains("\"Status\": \"Completed\"", File.ReadAllText(Path.Combine(outDir, "run.json")));
         Assert.NotNull(Checkpoint.Latest(Path.Combine(outDir, "checkpoints")));
     }

@@ -107,7 +107,7 @@ public sealed class TrainerTests
         Assert.Equal("0.107.0", started.Record.TorchSharpVersion);
         Assert.Equal([0, 1], epochs.Select(e => e.Epoch));
         Assert.All(epochs, e => Assert.InRange(e.TestAccuracy, 0, 1));
-        Assert.Equal([0L, 16, 32, 48, 64, 64], snapshots.Select(s => s.Step));
+        Assert.Equal([0L, 16, 32, 48, 64], snapshots.Select(s => s.Step)); // the final snapshot is not repeated
         Assert.Equal(7, snapshots[0].Weights.Count); // conv1, 3 block convs, 2 shortcuts, fc
         Assert.All(snapshots[0].Weights.Where(w => w.Layer != "conv1"), w => Assert.Equal(1, w.Backward));
         Assert.Equal(double.NegativeInfinity, snapshots[0].Diversity);

@@ -48,6 +48,17 @@ public sealed class DatasetCatalog(string? dataDir = null, Uri? mirror = null, H
         ["imagenet32"] = "1000 classes, 3x32x32, 1281167 / 50000 (npz; needs an image-net.org login: place the files yourself)",
     };
 
+    /// <summary>Channels, height, width, classes and training-set size of a dataset, without loading it.</summary>
+    public static (int Channels, int Height, int Width, int Classes, long TrainCount) Shape(string name) => name switch
+    {
+        "synthetic" => (3, 32, 32, 10, 5000),
+        "mnist" or "fashion-mnist" => (1, 28, 28, 10, 60000),
+        "cifar10" => (3, 32, 32, 10, 50000),
+        "cifar100" => (3, 32, 32, 100, 50000),
+        "imagenet32" => (3, 32, 32, 1000, 1281167),
+        _ => throw new ArgumentException($"unknown dataset '{name}'", nameof(name)),
+    };
+
     public string DataDir { get; } = dataDir ?? Environment.GetEnvironmentVariable("IDENTITYINIT_DATA")
         ?? Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "identityinit", "datasets");
 

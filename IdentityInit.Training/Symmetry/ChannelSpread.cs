@@ -31,11 +31,25 @@ public static class ChannelSpread
     public static Tensor OfActivation(Tensor a) => (a.amax([1]) - a.amin([1])).max();
 
     /// <summary>Spreads of all layers in one host transfer.</summary>
-    public static double[] OfWeights(IReadOnlyList<WeightLayer> layers)
+    public static double[] OfWeights(IReadOnlyList<WeightLayer> layers) => OfWeightsWithFingerprint(layers, []).Spreads;
+
+    /// <summary>
+    /// Spreads, plus a float64 digest of every parameter (sum of w + pi * sum of w^2): equal for bitwise-equal weights,
+    /// and in practice different as soon as any weight differs. One host transfer for both.
+    /// </summary>
+    public static (double[] Spreads, double Fingerprint) OfWeightsWithFingerprint(IReadOnlyList<WeightLayer> layers, IReadOnlyList<Tensor> parameters)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var stacked = stack(layers.Select(l => OfWeight(l.Weight, l.Role, l.Copies).to(float64)).ToArray()).cpu();
-        return stacked.data<double>().ToArray();
+        var device = layers.Count > 0 ? layers[0].Weight.device : CPU;
+        var values = layers.Select(l => OfWeight(l.Weight, l.Role, l.Copies).to(float64)).ToList();
+        var digest = zeros([], float64, device);
+        foreach (var p in parameters)
+        {
+            var d = p.detach().to(float64);
+            digest = digest + d.sum() + Math.PI * d.square().sum();
+        }
+        var all = stack([.. values, digest]).cpu().data<double>().ToArray();
+        return (all[..^1], all[^1]);
     }
 }

@@ -1,0 +1,88 @@
+using IdentityInit.Tests.Infrastructure;
+using Microsoft.Playwright;
+
+namespace IdentityInit.Tests.Browser;
+
+public sealed class LabBrowserTests
+{
+    static ILocator Input(IPage page, string id) => page.Locator($"input#{id}, #{id} input").First;
+
+    static async Task Choose(IPage page, string selectId, string item)
+    {
+        await page.Locator($".mud-select:has(#{selectId})").First.ClickAsync();
+        await page.GetByRole(AriaRole.Option, new() { Name = item, Exact = true }).First.ClickAsync();
+    }
+
+    static async Task Fill(IPage page, string id, string value)
+    {
+        var input = Input(page, id);
+        await input.FillAsync(value);
+        await input.PressAsync("Tab");
+    }
+
+    [Fact]
+    public async Task AResearcherConfiguresQueuesWatchesAndSharesARunInTheBrowser()
+    {
+        await using var lab = new LabFactory();
+        var baseUrl = lab.StartKestrel();
+        var (playwright, context) = await Chromium.LaunchAsync();
+        using var _ = playwright;
+        await using var __ = context;
+        var page = await context.NewPageAsync();
+        var console = new List<string>();
+        page.Console += (_, m) => console.Add($"{m.Type}: {m.Text}");
+        page.PageError += (_, e) => console.Add("pageerror: " + e);
+        string Shot(string name) => Path.Combine(Chromium.Artifacts, name + ".png");
+
+        await page.GotoAsync(new Uri(baseUrl, "/runs/new?preset=constnet-nondeterministic").ToString());
+        await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+        await Choose(page, "field-dataset", "synthetic");
+        await Fill(page, "field-depth", "8");
+        await page.WaitForSelectorAsync("text=depth must be 3n + 4");
+        await page.ScreenshotAsync(new() { Path = Shot("new-run-invalid"), FullPage = true });
+        Assert.True(await page.Locator("#submit-run").IsDisabledAsync());
+        await Fill(page, "field-depth", "7");
+        await Fill(page, "field-trainlimit", "2048");
+        await Fill(page, "field-testlimit", "128");
+        await Fill(page, "field-batchsize", "32");
+        await Fill(page, "field-epochs", "25");
+        await Fill(page, "field-correlationevery", "40");
+        await page.WaitForSelectorAsync("#submit-run:not([disabled])");
+        await page.ScreenshotAsync(new() { Path = Shot("new-run"), FullPage = true });
+        await page.Locator("#submit-run").ClickAsync();
+
+        await page.WaitForURLAsync("**/runs/*-*");
+        var runUrl = page.Url;
+        var lossInfo = page.Locator("[id$='-loss-info']");
+        await Assertions.Expect(lossInfo).ToContainTextAsync("points", new() { Timeout = 60_000 });
+        var before = PointCount(await lossInfo.InnerTextAsync());
+        await Assertions.Expect(page.Locator("#run-progress")).ToContainTextAsync("ETA", new() { Timeout = 60_000 });
+        await page.WaitForFunctionAsync($"() => {{ const t = document.querySelector(\"[id$='-loss-info']\").textContent; return parseInt(t) > {before}; }}",
+            null, new() { Timeout = 60_000 });
+        await page.ScreenshotAsync(new() { Path = Shot("run-live"), FullPage = true });
+
+        await page.Locator("#share-run").ClickAsync();
+        var shareUrl = await page.Locator("#share-link").InnerTextAsync();
+        Assert.Contains("/share/", shareUrl);
+        Assert.True(shareUrl.Split("/share/")[1].Length >= 43); // 256 random bits, base64url
+
+        var (playwright2, collaborator) = await Chromium.LaunchAsync();
+        using var ___ = playwright2;
+        await using var ____ = collaborator;
+        var shared = await collaborator.NewPageAsync();
+        await shared.GotoAsync(shareUrl);
+        await shared.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+        await Assertions.Expect(shared.Locator("#run-name")).ToHaveTextAsync("constnet-nondeterministic", new() { Timeout = 30_000 });
+        await Assertions.Expect(shared.Locator("[id$='-loss-info']")).ToContainTextAsync("points", new() { Timeout = 30_000 });
+        Assert.Equal(0, await shared.Locator("#cancel-run").CountAsync());
+        Assert.Equal(0, await shared.Locator("#share-run").CountAsync());
+        await shared.ScreenshotAsync(new() { Path = Shot("shared-run"), FullPage = true });
+
+        await page.GotoAsync(runUrl);
+        File.WriteAllText(Path.Combine(Chromium.Artifacts, "console.txt"), string.Join("\n", console));
+        Assert.DoesNotContain(console, c => c.StartsWith("error") || c.StartsWith("pageerror"));
+    }
+
+    static int PointCount(string info) => int.Parse(new string(info.Where(char.IsDigit).TakeWhile(_ => true).ToArray()).Length > 0
+        ? info.Split(' ').First(w => w.All(char.IsDigit)) : "0");
+}

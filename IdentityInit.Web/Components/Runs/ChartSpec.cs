@@ -1,0 +1,49 @@
+using IdentityInit.Web.Runs;
+
+namespace IdentityInit.Web.Components.Runs;
+
+/// <summary>
+/// One chart of the run page: which stored series it draws (by name prefix), and how. Per-layer charts label each
+/// series by its layer; "break/" series are drawn as markers (the step a layer's spread first left 0).
+/// </summary>
+public sealed record ChartSpec(string Key, string Title, string YLabel, string[] Prefixes, bool LogY = false, string Transform = "none",
+    bool Correlation = false, string[]? MarkerPrefixes = null)
+{
+    public static readonly IReadOnlyList<ChartSpec> All =
+    [
+        new("loss", "Loss", "cross-entropy", ["train/loss", "epoch/train_loss", "epoch/test_loss"]),
+        new("accuracy", "Accuracy", "accuracy", ["train/acc", "epoch/train_acc", "epoch/test_acc"]),
+        new("wcorr-fwd", "Forward weight correlation per layer", "-log|rho|", ["wcorr.fwd/"], Transform: "neglog", Correlation: true),
+        new("wcorr-bwd", "Backward weight correlation per layer", "-log|rho|", ["wcorr.bwd/"], Transform: "neglog", Correlation: true),
+        new("spread", "Channel spread per layer (markers: symmetry broke)", "max |w_a - w_b|", ["spread/"], LogY: true, MarkerPrefixes: ["break/"]),
+        new("acorr", "Activation inter-channel correlation (probe batch)", "rho", ["acorr/"], Correlation: true),
+        new("aspread", "Activation spread (probe batch)", "max |a_c - a_d|", ["aspread/"], LogY: true),
+        new("diversity", "Diversity", "sum log sqrt(1 - rho_b^2)", ["diversity"]),
+        new("lr", "Learning rate", "lr", ["lr"]),
+        new("throughput", "Throughput", "img/s", ["throughput"]),
+    ];
+
+    /// <summary>The chart label of a stored series, or null when this chart does not draw it.</summary>
+    public string? Label(string series)
+    {
+        foreach (var band in new[] { " lo", " hi" })
+            if (series.EndsWith(band, StringComparison.Ordinal))
+                return Label(series[..^band.Length]) is { } inner ? inner + band : null;
+        foreach (var prefix in MarkerPrefixes ?? [])
+            if (series.StartsWith(prefix, StringComparison.Ordinal)) return "\u25B2 " + series[prefix.Length..];
+        foreach (var prefix in Prefixes)
+            if (prefix.EndsWith('/') ? series.StartsWith(prefix, StringComparison.Ordinal) : series == prefix)
+                return prefix.EndsWith('/') ? series[prefix.Length..] : series.Replace('/', ' ').Replace('_', ' ');
+        return null;
+    }
+
+    /// <summary>[label, x, y] triples for this chart, ready for iiCharts.add; non-finite y (JSON has none) travels as null, a gap.</summary>
+    public List<object[]> Points(IEnumerable<PointDto> points, string? runLabel, Func<long, double> x)
+    {
+        var result = new List<object[]>();
+        foreach (var p in points)
+            if (Label(p.Series) is { } label)
+                result.Add([runLabel is null ? label : $"{runLabel} · {label}", x(p.Step), double.IsFinite(p.Value) ? p.Value : null!]);
+        return result;
+    }
+}

@@ -1,0 +1,86 @@
+namespace IdentityInit.Web.Data;
+
+public enum RunState { Queued, Running, Completed, Cancelled, Diverged, Failed }
+
+/// <summary>A training run as the lab stores it: the engine config as JSON plus what the list and pages filter on.</summary>
+public sealed class Run
+{
+    public Guid Id { get; set; }
+    public required string Name { get; set; }
+    public string Owner { get; set; } = Ownership.DefaultOwner;
+    public string? Preset { get; set; }
+    public required string ConfigJson { get; set; }
+    public required string Architecture { get; set; }
+    public required string Init { get; set; }
+    public required string Breakers { get; set; }
+    public required string Dataset { get; set; }
+    public required string Queue { get; set; }
+    public long Seed { get; set; }
+    public RunState Status { get; set; }
+    public long Step { get; set; }
+    public long TotalSteps { get; set; }
+    public double? BestTestAccuracy { get; set; }
+    public double? FinalTestAccuracy { get; set; }
+    public int? LayersBroken { get; set; }
+    public int? LayerCount { get; set; }
+    public DateTime CreatedAt { get; set; }
+    public DateTime? StartedAt { get; set; }
+    public DateTime? FinishedAt { get; set; }
+    public string? RecordJson { get; set; }
+    public string? SummaryJson { get; set; }
+    public string? Error { get; set; }
+    public string Tags { get; set; } = "";
+    public Guid? GroupId { get; set; }
+    public string? GroupLabel { get; set; }
+    public string? JobId { get; set; }
+    public bool CancelRequested { get; set; }
+
+    public bool IsFinished => Status is RunState.Completed or RunState.Cancelled or RunState.Diverged or RunState.Failed;
+    public IReadOnlyList<string> TagList => Tags.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+}
+
+/// <summary>One value of one series at one step; (run, series, step) is unique, so history has no duplicates.</summary>
+public sealed class MetricPoint
+{
+    public Guid RunId { get; set; }
+    public required string Series { get; set; }
+    public long Step { get; set; }
+    public double Value { get; set; }
+}
+
+/// <summary>A layer's channel x channel activation-correlation matrix at one step (float32, row-major).</summary>
+public sealed class Heatmap
+{
+    public Guid RunId { get; set; }
+    public required string Layer { get; set; }
+    public long Step { get; set; }
+    public int Size { get; set; }
+    public required byte[] Data { get; set; }
+}
+
+public sealed class RunLog
+{
+    public long Id { get; set; }
+    public Guid RunId { get; set; }
+    public long Step { get; set; }
+    public DateTime Time { get; set; }
+    public required string Message { get; set; }
+}
+
+/// <summary>A read-only link to one run or one comparison; the token is 256 random bits.</summary>
+public sealed class ShareLink
+{
+    public required string Token { get; set; }
+    public required string RunIds { get; set; }
+    public string Owner { get; set; } = Ownership.DefaultOwner;
+    public DateTime CreatedAt { get; set; }
+    public DateTime? RevokedAt { get; set; }
+
+    public IReadOnlyList<Guid> Runs => RunIds.Split(',').Select(Guid.Parse).ToList();
+}
+
+public static class Ownership
+{
+    // One owner for now (whoever reaches the app); accounts come later, so every row already carries an owner.
+    public const string DefaultOwner = "owner";
+}

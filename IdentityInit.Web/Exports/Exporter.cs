@@ -1,0 +1,79 @@
+using System.Globalization;
+using System.Text;
+using IdentityInit.Web.Data;
+using IdentityInit.Web.Runs;
+using ScottPlot;
+
+namespace IdentityInit.Web.Exports;
+
+/// <summary>Full-resolution metric exports (CSV, JSON) and server-rendered figures (PNG, SVG) for papers.</summary>
+public static class Exporter
+{
+    /// <summary>The charts a figure can be made of: name -> (title, y label, series prefix, log y).</summary>
+    public static readonly IReadOnlyDictionary<string, (string Title, string YLabel, string Prefix, bool LogY)> Charts =
+        new Dictionary<string, (string, string, string, bool)>
+        {
+            ["loss"] = ("Training loss", "cross-entropy", "train/loss", false),
+            ["test-accuracy"] = ("Test accuracy", "accuracy", "epoch/test_acc", false),
+            ["train-accuracy"] = ("Training accuracy", "accuracy", "train/acc", false),
+            ["lr"] = ("Learning rate", "lr", "lr", false),
+            ["wcorr-forward"] = ("Forward weight correlation", "-log|rho|", "wcorr.fwd/", false),
+            ["wcorr-backward"] = ("Backward weight correlation", "-log|rho|", "wcorr.bwd/", false),
+            ["activation-correlation"] = ("Activation inter-channel correlation", "rho", "acorr/", false),
+            ["spread"] = ("Channel spread (weights)", "max |w_a - w_b|", "spread/", true),
+            ["diversity"] = ("Diversity", "sum log sqrt(1 - rho_b^2)", "diversity", false),
+        };
+
+    public static IResult Metrics(IReadOnlyList<PointDto> points, string format, Guid runId)
+    {
+        if (format == "json") return Results.Json(points);
+        var csv = new StringBuilder("series,step,value\n");
+        foreach (var p in points)
+            csv.Append(Quote(p.Series)).Append(',').Append(p.Step.ToString(CultureInfo.InvariantCulture)).Append(',')
+               .Append(p.Value.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
+        return Results.File(Encoding.UTF8.GetBytes(csv.ToString()), "text/csv", $"run-{runId:N}-metrics.csv");
+    }
+
+    static string Quote(string s) => s.Contains(',') || s.Contains('"') ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
+
+    public static async Task<IResult> FigureAsync(RunQueries queries, IReadOnlyList<Guid> runIds, string chart, string extension)
+    {
+        if (!Charts.TryGetValue(chart, out var spec))
+            return Results.ValidationProblem(new Dictionary<string, string[]> { ["chart"] = [$"'{chart}' is not one of {string.Join(", ", Charts.Keys)}"] });
+        if (extension is not ("png" or "svg"))
+            return Results.ValidationProblem(new Dictionary<string, string[]> { ["format"] = [$"'{extension}' is not png or svg"] });
+        var runs = await queries.GetManyAsync(runIds);
+        if (runs.Count != runIds.Count) return Results.NotFound();
+        var plot = new Plot();
+        plot.Title(spec.Title);
+        plot.XLabel("step");
+        plot.YLabel(spec.YLabel);
+        foreach (var run in runs)
+        {
+            var points = await queries.PointsAsync(run.Id, seriesPrefix: spec.Prefix);
+            foreach (var series in points.GroupBy(p => p.Series))
+            {
+                var ordered = series.Where(p => double.IsFinite(Transform(chart, p.Value))).ToList();
+                if (ordered.Count == 0) continue;
+                var ys = ordered.Select(p => Transform(chart, p.Value)).ToArray();
+                if (spec.LogY) ys = ys.Select(y => Math.Log10(Math.Max(y, 1e-30))).ToArray();
+                var line = plot.Add.ScatterLine(ordered.Select(p => (double)p.Step).ToArray(), ys);
+                line.LegendText = runs.Count > 1 ? $"{run.Name}: {series.Key}" : series.Key;
+                line.MarkerSize = ordered.Count < 50 ? 4 : 0;
+            }
+        }
+        if (spec.LogY) plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { LabelFormatter = y => $"1e{y:0}" };
+        plot.ShowLegend(Edge.Right);
+        var name = $"{chart}.{extension}";
+        return extension == "png"
+            ? Results.File(plot.GetImageBytes(1200, 700, ImageFormat.Png), "image/png", name)
+            : Results.File(Encoding.UTF8.GetBytes(plot.GetSvgXml(1200, 700)), "image/svg+xml", name);
+    }
+
+    /// <summary>Correlation charts plot -log|rho| as the paper's code logs it.</summary>
+    static double Transform(string chart, double value) => chart.StartsWith("wcorr", StringComparison.Ordinal) ? -Math.Log(Math.Abs(value)) : value;
+
+    public static void MapExportsApi(this IEndpointRouteBuilder app) =>
+        app.MapGet("/api/runs/{id:guid}/figures/{chart}.{extension}", (Guid id, string chart, string extension, RunQueries queries) =>
+            FigureAsync(queries, [id], chart, extension)).WithTags("exports");
+}

@@ -1,0 +1,147 @@
+using Hangfire;
+using Hangfire.Dashboard;
+using Hangfire.InMemory;
+using Hangfire.PostgreSql;
+using IdentityInit.Training;
+using IdentityInit.Web.Components;
+using IdentityInit.Web.Data;
+using IdentityInit.Web.Exports;
+using IdentityInit.Web.Runs;
+using IdentityInit.Web.Sharing;
+using Microsoft.Extensions.Options;
+using MudBlazor.Services;
+
+namespace IdentityInit.Web;
+
+/// <summary>The app's wiring, one place: services in <see cref="AddIdentityInit"/>, endpoints in <see cref="MapIdentityInit"/>.</summary>
+public static class Hosting
+{
+    public static WebApplicationBuilder AddIdentityInit(this WebApplicationBuilder builder)
+    {
+        TorchRuntime.Initialize(); // allocator and OpenMP settings must precede the first torch call
+        // Serves MudBlazor's _content/ from the build output in every environment (published output has them in wwwroot).
+        builder.WebHost.UseStaticWebAssets();
+        var services = builder.Services;
+        var section = builder.Configuration.GetSection("IdentityInit");
+        services.Configure<LabOptions>(section);
+        var options = section.Get<LabOptions>() ?? new LabOptions();
+        var postgres = builder.Configuration.GetConnectionString("Postgres");
+
+        services.AddSingleton(new AppDb(postgres, Path.Combine(options.DataDir, "identityinit.db")));
+        services.AddHostedService<DatabaseMigrator>(); // first: hosted services start in order
+        services.AddHangfire(c =>
+        {
+            c.SetDataCompatibilityLevel(CompatibilityLevel.Version_180).UseSimpleAssemblyNameTypeSerializer().UseRecommendedSerializerSettings();
+            if (postgres is { Length: > 0 })
+                c.UsePostgreSqlStorage(o => o.UseNpgsqlConnection(postgres), new PostgreSqlStorageOptions
+                {
+                    // A run can train for days: without the sliding timeout a job older than 30 min would start twice.
+                    UseSlidingInvisibilityTimeout = true, InvisibilityTimeout = TimeSpan.FromMinutes(5), PrepareSchemaIfNecessary = true,
+                    QueuePollInterval = TimeSpan.FromSeconds(1),
+                });
+            else
+                c.UseInMemoryStorage(new InMemoryStorageOptions { MaxExpirationTime = TimeSpan.FromDays(7) });
+        });
+        foreach (var queue in options.QueueList)
+            services.AddHangfireServer(o =>
+            {
+                o.ServerName = $"{Environment.MachineName.ToLowerInvariant()}:{Environment.ProcessId}:{queue}";
+                o.Queues = [queue];
+                o.WorkerCount = options.Workers.GetValueOrDefault(queue, 1);
+                o.SchedulePollingInterval = TimeSpan.FromSeconds(1);
+            });
+
+        services.AddSignalR().AddJsonProtocol(o =>
+        {
+            o.PayloadSerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals;
+            o.PayloadSerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter());
+        });
+        services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals;
+            o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter());
+        });
+        services.AddSingleton<RunStream>();
+        services.AddHostedService(sp => sp.GetRequiredService<RunStream>());
+        services.AddSingleton<RunCancellation>();
+        services.AddSingleton<RunQueries>();
+        services.AddSingleton<RunService>();
+        services.AddSingleton<Access>();
+        services.AddSingleton<ShareService>();
+        services.AddSingleton<Estimates>();
+        services.AddHostedService<RunRecovery>();
+        services.AddHttpContextAccessor();
+        services.AddProblemDetails();
+        services.AddOpenApi();
+        services.AddRazorComponents().AddInteractiveServerComponents();
+        services.AddMudServices();
+        return builder;
+    }
+
+    public static WebApplication MapIdentityInit(this WebApplication app)
+    {
+        if (!app.Environment.IsDevelopment()) app.UseExceptionHandler("/error", createScopeForErrors: true);
+        app.UseStatusCodePages();
+        app.Use(OwnerGate);
+        app.UseAntiforgery();
+        app.MapStaticAssets();
+        app.MapOpenApi();
+        app.MapHub<RunsHub>("/hubs/runs");
+        app.MapRunsApi();
+        app.MapSharingApi();
+        app.MapExportsApi();
+        var options = app.Services.GetRequiredService<IOptions<LabOptions>>().Value;
+        app.UseHangfireDashboard("/jobs", new DashboardOptions
+        {
+            Authorization = [new DashboardGate(app.Services.GetRequiredService<Access>(), options.DashboardAllowRemote)],
+            DisplayStorageConnectionString = false,
+        });
+        app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
+        return app;
+    }
+
+    /// <summary>With an owner key configured, only share pages, their API, the hub (checked per run) and assets are open.</summary>
+    static async Task OwnerGate(HttpContext http, Func<Task> next)
+    {
+        var path = http.Request.Path.Value ?? "/";
+        if (http.Request.Query.TryGetValue("key", out var key) && !string.IsNullOrEmpty(key))
+        {
+            http.Response.Cookies.Append(Access.KeyCookie, key!, new CookieOptions { HttpOnly = true, SameSite = SameSiteMode.Strict });
+            http.Response.Redirect(path); // the next request carries the cookie; a wrong key is refused there
+            return;
+        }
+        var open = path.StartsWith("/share/", StringComparison.Ordinal) || path.StartsWith("/api/share/", StringComparison.Ordinal)
+                   || path.StartsWith("/hubs/", StringComparison.Ordinal) || path.StartsWith("/_blazor", StringComparison.Ordinal)
+                   || path.StartsWith("/_framework", StringComparison.Ordinal) || path.StartsWith("/_content", StringComparison.Ordinal)
+                   || path.StartsWith("/lib/", StringComparison.Ordinal) || path.StartsWith("/js/", StringComparison.Ordinal)
+                   || path.StartsWith("/css/", StringComparison.Ordinal) || path == "/favicon.ico" || path.EndsWith(".css", StringComparison.Ordinal);
+        var access = http.RequestServices.GetRequiredService<Access>();
+        if (open || access.IsOwner(http)) await next();
+        else
+        {
+            http.Response.StatusCode = StatusCodes.Status401Unauthorized;
+            await http.Response.WriteAsync("This lab needs its owner key (X-Owner-Key header, or open /?key=...).");
+        }
+    }
+
+    sealed class DashboardGate(Access access, bool allowRemote) : IDashboardAuthorizationFilter
+    {
+        public bool Authorize(DashboardContext context)
+        {
+            var http = context.GetHttpContext();
+            var local = http.Connection.RemoteIpAddress is { } ip && (System.Net.IPAddress.IsLoopback(ip) || ip.Equals(http.Connection.LocalIpAddress));
+            return (allowRemote || local) && access.IsOwner(http);
+        }
+    }
+
+    sealed class DatabaseMigrator(AppDb db, ILogger<DatabaseMigrator> logger) : IHostedService
+    {
+        public async Task StartAsync(CancellationToken cancellationToken)
+        {
+            await db.MigrateAsync(cancellationToken);
+            logger.LogInformation("store: {Store}", db.Description);
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    }
+}

@@ -1,0 +1,29 @@
+namespace IdentityInit.Web;
+
+/// <summary>The "IdentityInit" configuration section.</summary>
+public sealed class LabOptions
+{
+    /// <summary>Where the SQLite file, checkpoints and datasets live by default.</summary>
+    public string DataDir { get; set; } = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "identityinit");
+
+    public string? CheckpointDir { get; set; }
+
+    /// <summary>Dataset folder for the engine's catalog (default: IDENTITYINIT_DATA or DataDir/datasets).</summary>
+    public string? DatasetDir { get; set; }
+
+    /// <summary>Queues this process serves, comma-separated: cpu, cuda.</summary>
+    public string Queues { get; set; } = "cpu";
+
+    /// <summary>Training jobs at once per queue (default one per device).</summary>
+    public Dictionary<string, int> Workers { get; set; } = new() { ["cpu"] = 1, ["cuda"] = 1 };
+
+    /// <summary>When set, owner pages and the API require this key; share links never do.</summary>
+    public string? OwnerKey { get; set; }
+
+    /// <summary>The Hangfire dashboard answers only local requests unless this is true.</summary>
+    public bool DashboardAllowRemote { get; set; }
+
+    public IReadOnlyList<string> QueueList => Queues.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+    public string CheckpointRoot => CheckpointDir ?? Path.Combine(DataDir, "checkpoints");
+    public string DatasetRoot => DatasetDir ?? Environment.GetEnvironmentVariable("IDENTITYINIT_DATA") ?? Path.Combine(DataDir, "datasets");
+}

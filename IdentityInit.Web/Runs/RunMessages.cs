@@ -1,0 +1,61 @@
+using IdentityInit.Training;
+using IdentityInit.Web.Data;
+
+namespace IdentityInit.Web.Runs;
+
+public sealed record PointDto(string Series, long Step, double Value);
+
+public sealed record HeatmapDto(string Layer, long Step, int Size, float[] Data);
+
+public sealed record LogDto(long Step, DateTime Time, string Message);
+
+public sealed record RunProgress(RunState Status, long Step, long TotalSteps, double? EtaSeconds, string? Error);
+
+/// <summary>
+/// What a viewer receives live, every 100-250 ms while a run trains. Points are keyed by (series, step): a viewer that
+/// loaded history first drops live points at or below the last step it already holds for that series.
+/// </summary>
+public sealed record RunBatch(
+    Guid RunId, long Sequence, IReadOnlyList<PointDto> Points, IReadOnlyList<HeatmapDto> Heatmaps, IReadOnlyList<LogDto> Logs,
+    RunProgress? Progress);
+
+/// <summary>Everything stored for a run up to now: what a viewer draws before live batches arrive.</summary>
+public sealed record RunHistory(
+    Guid RunId, RunProgress Progress, IReadOnlyList<PointDto> Points, IReadOnlyDictionary<string, long[]> HeatmapSteps,
+    IReadOnlyList<LogDto> Logs);
+
+/// <summary>
+/// Series names, one place: "train/loss" (every MetricsEvery steps), "epoch/test_acc" (at epoch ends),
+/// "wcorr.fwd/&lt;layer&gt;" (rho; charts derive -log|rho|), "spread/&lt;layer&gt;" (with the step metrics), "break/&lt;layer&gt;" (the step a layer's
+/// spread left 0, valued at that spread), "acorr/&lt;layer&gt;" and "aspread/&lt;layer&gt;" (probe batch), "diversity".
+/// </summary>
+public static class Series
+{
+    public static IEnumerable<PointDto> Of(RunEvent e, IReadOnlyList<string> layers) => e switch
+    {
+        StepMetrics m =>
+        [
+            new("train/loss", m.Step, m.Loss), new("train/acc", m.Step, m.Accuracy), new("lr", m.Step, m.LearningRate),
+            new("throughput", m.Step, m.ImagesPerSecond), new("step_ms", m.Step, m.StepMilliseconds), new("fingerprint", m.Step, m.Fingerprint),
+            .. m.Spreads.Select((s, i) => new PointDto("spread/" + layers[i], m.Step, s)),
+        ],
+        EpochMetrics m =>
+        [
+            new("epoch/index", m.Step, m.Epoch), new("epoch/train_loss", m.Step, m.TrainLoss), new("epoch/train_acc", m.Step, m.TrainAccuracy),
+            new("epoch/test_loss", m.Step, m.TestLoss), new("epoch/test_acc", m.Step, m.TestAccuracy),
+            new("epoch/best_test_acc", m.Step, m.BestTestAccuracy),
+        ],
+        CorrelationSnapshot c =>
+        [
+            .. c.Weights.SelectMany(w => new PointDto[]
+            {
+                new("wcorr.fwd/" + w.Layer, c.Step, w.Forward), new("wcorr.bwd/" + w.Layer, c.Step, w.Backward),
+                new("wcorr.kernel/" + w.Layer, c.Step, w.Kernel),
+            }),
+            .. c.Activations.SelectMany(a => new PointDto[] { new("acorr/" + a.Layer, c.Step, a.Correlation), new("aspread/" + a.Layer, c.Step, a.Spread) }),
+            new("diversity", c.Step, c.Diversity),
+        ],
+        SymmetryBroken b => [new("break/" + b.Layer, b.Step, b.Spread)],
+        _ => [],
+    };
+}

@@ -1,0 +1,190 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Hangfire;
+using Hangfire.States;
+using IdentityInit.Training;
+using IdentityInit.Training.Symmetry;
+using IdentityInit.Web.Data;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace IdentityInit.Web.Runs;
+
+/// <summary>A request to queue one run, or a sweep of runs over seeds or over the values of one field.</summary>
+public sealed record CreateRunRequest(
+    string? Name = null, string? Preset = null, JsonObject? Config = null, IReadOnlyList<string>? Tags = null, SweepRequest? Sweep = null);
+
+public sealed record SweepRequest(IReadOnlyList<long>? Seeds = null, string? Field = null, IReadOnlyList<JsonNode?>? Values = null);
+
+/// <summary>Field-keyed problems (as in RFC 7807 validation problem details); empty means valid.</summary>
+public sealed class ValidationErrors : Dictionary<string, string[]>
+{
+    public void Add(string field, string message) => this[field] = TryGetValue(field, out var m) ? [.. m, message] : [message];
+}
+
+/// <summary>Creating, queueing, cancelling and cloning runs: one place for the API and the pages.</summary>
+public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellation cancellation, IOptions<LabOptions> options)
+{
+    public const int MaxSweep = 64;
+    static readonly JsonSerializerOptions Json = new() { PropertyNameCaseInsensitive = true };
+    static readonly Dictionary<string, Type> Fields = typeof(ExperimentConfig).GetProperties()
+        .Where(p => p.CanWrite).ToDictionary(p => p.Name, p => p.PropertyType, StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Expands a request into validated configs, or returns why not; nothing is stored or queued.</summary>
+    public (List<ExperimentConfig> Configs, ValidationErrors Errors) Plan(CreateRunRequest request)
+    {
+        var errors = new ValidationErrors();
+        var baseConfig = new ExperimentConfig();
+        if (request.Preset is { } presetName)
+        {
+            if (Presets.Find(presetName) is { } preset) baseConfig = preset.Config;
+            else errors.Add("preset", $"unknown preset '{presetName}'");
+        }
+        var config = Overlay(baseConfig, request.Config, "config", errors);
+        if (config is null || errors.Count > 0) return ([], errors);
+        if (!string.IsNullOrWhiteSpace(request.Name)) config = config with { Name = request.Name.Trim() };
+
+        var configs = new List<ExperimentConfig> { config };
+        if (request.Sweep is { } sweep)
+        {
+            if (sweep.Seeds is { Count: > 0 } seeds && sweep.Field is not null)
+                errors.Add("sweep", "sweep over seeds or over one field, not both");
+            else if (sweep.Seeds is { Count: > 0 } s)
+                configs = [.. s.Select(seed => config with { Seed = seed, Name = $"{config.Name} seed {seed}" })];
+            else if (sweep.Field is { } field)
+            {
+                if (!Fields.ContainsKey(field)) errors.Add("sweep.field", $"unknown field '{field}'");
+                else if (sweep.Values is not { Count: > 0 }) errors.Add("sweep.values", "give at least one value");
+                else
+                {
+                    configs = [];
+                    for (var i = 0; i < sweep.Values.Count; i++)
+                    {
+                        var swept = Overlay(config, new JsonObject { [field] = sweep.Values[i]?.DeepClone() }, $"sweep.values[{i}]", errors);
+                        if (swept is not null) configs.Add(swept with { Name = $"{config.Name} {field}={sweep.Values[i]?.ToJsonString().Trim('"')}" });
+                    }
+                }
+            }
+            else errors.Add("sweep", "give seeds, or a field and its values");
+            if (configs.Count > MaxSweep) errors.Add("sweep", $"at most {MaxSweep} runs per sweep, got {configs.Count}");
+        }
+        foreach (var c in configs)
+        {
+            foreach (var error in ConfigValidation.Validate(c)) errors.Add("config." + error.Field, error.Message);
+            var queue = QueueOf(c.Device);
+            if (!options.Value.QueueList.Contains(queue))
+                errors.Add("config.Device", $"no worker serves the '{queue}' queue here (IdentityInit:Queues = {options.Value.Queues})");
+        }
+        foreach (var tag in request.Tags ?? [])
+            if (string.IsNullOrWhiteSpace(tag) || tag.Contains(',') || tag.Length > 40)
+                errors.Add("tags", $"'{tag}': a tag is 1-40 characters without commas");
+        return (errors.Count == 0 ? configs : [], errors);
+    }
+
+    /// <summary>Overlays JSON fields on a config; unknown fields and wrong types are errors named "prefix.Field".</summary>
+    public static ExperimentConfig? Overlay(ExperimentConfig config, JsonObject? overrides, string prefix, ValidationErrors errors)
+    {
+        if (overrides is null) return config;
+        var node = JsonSerializer.SerializeToNode(config)!.AsObject();
+        foreach (var (key, value) in overrides)
+        {
+            if (!Fields.TryGetValue(key, out var type))
+            {
+                errors.Add($"{prefix}.{key}", $"unknown field '{key}'");
+                continue;
+            }
+            var name = Fields.Keys.First(k => string.Equals(k, key, StringComparison.OrdinalIgnoreCase));
+            try
+            {
+                node[name] = JsonSerializer.SerializeToNode(value.Deserialize(type, Json), type);
+            }
+            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
+            {
+                var expected = (Nullable.GetUnderlyingType(type) ?? type).Name switch
+                {
+                    "Int32" or "Int64" => "a whole number", "Double" => "a number", "Boolean" => "true or false", _ => "a string",
+                };
+                errors.Add($"{prefix}.{name}", $"expected {expected}, got {value?.ToJsonString() ?? "null"}");
+            }
+        }
+        return errors.Count > 0 ? null : node.Deserialize<ExperimentConfig>(Json);
+    }
+
+    public static string QueueOf(string device) => device.StartsWith("cuda", StringComparison.Ordinal) ? "cuda" : "cpu";
+
+    /// <summary>Stores and queues the planned runs (a sweep shares a group id).</summary>
+    public async Task<List<Run>> CreateAsync(CreateRunRequest request, IReadOnlyList<ExperimentConfig> configs)
+    {
+        var groupId = configs.Count > 1 ? Guid.NewGuid() : (Guid?)null;
+        var now = DateTime.UtcNow;
+        var runs = configs.Select(c => new Run
+        {
+            Id = Guid.NewGuid(), Name = c.Name, Preset = c.Preset, ConfigJson = JsonSerializer.Serialize(c),
+            Architecture = c.Architecture, Init = c.Architecture == "leakynet" ? c.LeakyInit : c.Architecture == "toy" ? $"K={c.ToyUnique}/{c.ToyHidden}" : c.Init,
+            Breakers = string.Join(", ", SymmetryBreakers.Describe(c)), Dataset = c.Dataset, Queue = QueueOf(c.Device), Seed = c.Seed,
+            Status = RunState.Queued, CreatedAt = now, Tags = string.Join(',', request.Tags ?? []), GroupId = groupId,
+            GroupLabel = groupId is null ? null : request.Sweep?.Field is { } f ? $"sweep over {f}" : "seed group",
+        }).ToList();
+        await using var context = db.Create();
+        context.Runs.AddRange(runs);
+        await context.SaveChangesAsync();
+        foreach (var run in runs) await EnqueueAsync(run.Id, run.Queue);
+        return runs;
+    }
+
+    public async Task EnqueueAsync(Guid runId, string queue)
+    {
+        var jobId = jobs.Create<TrainingJob>(j => j.Run(runId, JobCancellationToken.Null), new EnqueuedState(queue));
+        await using var context = db.Create();
+        await context.Runs.Where(r => r.Id == runId).ExecuteUpdateAsync(s => s.SetProperty(r => r.JobId, jobId));
+    }
+
+    /// <summary>Stops a queued run at once and a running one within one step; false when there is nothing to cancel.</summary>
+    public async Task<bool> CancelAsync(Guid runId)
+    {
+        await using var context = db.Create();
+        var run = await context.Runs.FirstOrDefaultAsync(r => r.Id == runId);
+        if (run is null || run.IsFinished) return false;
+        run.CancelRequested = true;
+        if (run.Status == RunState.Queued)
+        {
+            run.Status = RunState.Cancelled;
+            run.FinishedAt = DateTime.UtcNow;
+            if (run.JobId is { } jobId) jobs.Delete(jobId);
+        }
+        await context.SaveChangesAsync();
+        cancellation.Cancel(runId);
+        return true;
+    }
+
+    /// <summary>The request that recreates a run, to queue as is or to edit first.</summary>
+    public static CreateRunRequest CloneRequest(Run run) =>
+        new(run.Name + " (clone)", null, JsonSerializer.SerializeToNode(JsonSerializer.Deserialize<ExperimentConfig>(run.ConfigJson))!.AsObject(),
+            run.TagList.ToList());
+}
+
+/// <summary>In-process cancellation of running jobs; the job also polls the database flag (for other processes).</summary>
+public sealed class RunCancellation
+{
+    readonly Dictionary<Guid, CancellationTokenSource> running = [];
+    readonly Lock gate = new();
+
+    public CancellationToken Register(Guid runId, CancellationToken linked)
+    {
+        var source = CancellationTokenSource.CreateLinkedTokenSource(linked);
+        lock (gate) running[runId] = source;
+        return source.Token;
+    }
+
+    public void Unregister(Guid runId)
+    {
+        lock (gate)
+            if (running.Remove(runId, out var source)) source.Dispose();
+    }
+
+    public void Cancel(Guid runId)
+    {
+        lock (gate)
+            if (running.TryGetValue(runId, out var source)) source.Cancel();
+    }
+}

@@ -1,0 +1,189 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using IdentityInit.Training;
+using IdentityInit.Web.Data;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.EntityFrameworkCore;
+
+namespace IdentityInit.Web.Runs;
+
+/// <summary>
+/// The one place a run's progress fans out: training threads publish events here; every flush interval each run's
+/// pending batch is (a) persisted, then (b) pushed to the run's SignalR group, then (c) handed to in-process subscribers
+/// (Blazor components). Persisting before pushing is what lets a viewer load history and then go live with no gap.
+/// A cross-process relay (workers on other machines) would plug in at <see cref="Publish"/>.
+/// </summary>
+public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, ILogger<RunStream> logger) : BackgroundService
+{
+    public static readonly TimeSpan FlushInterval = TimeSpan.FromMilliseconds(150);
+
+    readonly ConcurrentDictionary<Guid, Pending> pending = new();
+    readonly ConcurrentDictionary<Guid, ImmutableSubscribers> subscribers = new();
+
+    sealed class Pending
+    {
+        public readonly Lock Gate = new();
+        public readonly SemaphoreSlim Flushing = new(1, 1);
+        public List<PointDto> Points = [];
+        public List<HeatmapDto> Heatmaps = [];
+        public List<LogDto> Logs = [];
+        public RunProgress? Progress;          // the latest state; survives flushes
+        public bool ProgressChanged;
+        public string? RecordJson;
+        public IReadOnlyList<string> Layers = [];
+        public long Sequence;
+        public DateTime WindowStart = DateTime.UtcNow;
+        public long WindowStartStep;
+    }
+
+    sealed record ImmutableSubscribers(IReadOnlyList<Func<RunBatch, Task>> Handlers);
+
+    /// <summary>Called on the training thread for every engine event; only buffers.</summary>
+    public void Publish(Guid runId, RunEvent e)
+    {
+        var p = pending.GetOrAdd(runId, _ => new Pending());
+        lock (p.Gate)
+        {
+            switch (e)
+            {
+                case RunStarted s:
+                    p.Layers = s.Layers;
+                    p.WindowStart = DateTime.UtcNow;
+                    p.WindowStartStep = s.StartStep;
+                    p.Progress = new RunProgress(RunState.Running, s.StartStep, s.TotalSteps, null, null);
+                    p.ProgressChanged = true;
+                    p.RecordJson = JsonSerializer.Serialize(s.Record, RecordJson);
+                    break;
+                case StepMetrics m when p.Progress is { } progress:
+                    var done = m.Step - p.WindowStartStep;
+                    var eta = done > 0 ? (DateTime.UtcNow - p.WindowStart).TotalSeconds / done * (progress.TotalSteps - m.Step) : (double?)null;
+                    p.Progress = progress with { Step = m.Step, EtaSeconds = eta };
+                    p.ProgressChanged = true;
+                    break;
+                case CorrelationSnapshot c:
+                    p.Heatmaps.AddRange(c.Activations.Select(a => new HeatmapDto(a.Layer, c.Step, a.Size, a.Matrix)));
+                    break;
+                case LogLine l:
+                    p.Logs.Add(new LogDto(l.Step, DateTime.UtcNow, l.Message));
+                    break;
+                case SymmetryBroken b:
+                    p.Logs.Add(new LogDto(b.Step, DateTime.UtcNow, $"symmetry broke in {b.Layer} at step {b.Step} (spread {b.Spread:G3})"));
+                    break;
+                case CheckpointSaved s:
+                    p.Logs.Add(new LogDto(s.Step, DateTime.UtcNow, $"checkpoint at step {s.Step}"));
+                    break;
+            }
+            p.Points.AddRange(Series.Of(e, p.Layers));
+        }
+    }
+
+    /// <summary>Sets the status viewers see next flush (the job calls this for terminal states).</summary>
+    public void PublishStatus(Guid runId, RunProgress progress)
+    {
+        var p = pending.GetOrAdd(runId, _ => new Pending());
+        lock (p.Gate) (p.Progress, p.ProgressChanged) = (progress, true);
+    }
+
+    /// <summary>In-process live feed (Blazor components): handlers run after the batch is persisted.</summary>
+    public IDisposable Subscribe(Guid runId, Func<RunBatch, Task> handler)
+    {
+        subscribers.AddOrUpdate(runId, _ => new([handler]), (_, s) => new([.. s.Handlers, handler]));
+        return new Unsubscriber(() => subscribers.AddOrUpdate(runId, _ => new([]), (_, s) => new([.. s.Handlers.Where(h => h != handler)])));
+    }
+
+    sealed class Unsubscriber(Action action) : IDisposable
+    {
+        int disposed;
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref disposed, 1) == 0) action();
+        }
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(FlushInterval);
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+            foreach (var runId in pending.Keys)
+                await FlushAsync(runId, stoppingToken);
+    }
+
+    /// <summary>Persists and pushes whatever is pending for a run, now. Flushes of one run never overlap.</summary>
+    public async Task FlushAsync(Guid runId, CancellationToken cancellationToken = default)
+    {
+        if (!pending.TryGetValue(runId, out var p)) return;
+        await p.Flushing.WaitAsync(cancellationToken);
+        try
+        {
+            RunBatch batch;
+            string? record;
+            lock (p.Gate)
+            {
+                if (p.Points.Count == 0 && p.Heatmaps.Count == 0 && p.Logs.Count == 0 && !p.ProgressChanged) return;
+                batch = new RunBatch(runId, ++p.Sequence, p.Points, p.Heatmaps, p.Logs, p.ProgressChanged ? p.Progress : null);
+                (p.Points, p.Heatmaps, p.Logs, p.ProgressChanged, record) = ([], [], [], false, p.RecordJson);
+                p.RecordJson = null;
+            }
+            await PersistAsync(batch, record, cancellationToken);
+            await hub.Clients.Group(RunsHub.Group(runId)).Batch(batch);
+            // Not awaited: a slow or closing Blazor circuit must not hold up the stream or the training job. Each circuit's
+            // dispatcher runs what it is given in order, so a subscriber still sees batches in sequence.
+            if (subscribers.TryGetValue(runId, out var subs))
+                foreach (var handler in subs.Handlers)
+                    _ = handler(batch).ContinueWith(t => logger.LogWarning(t.Exception, "a subscriber of run {RunId} failed", runId),
+                        CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogError(e, "flushing run {RunId} failed", runId);
+        }
+        finally
+        {
+            p.Flushing.Release();
+        }
+    }
+
+    /// <summary>Drops the buffer of a run that has ended (after its last flush).</summary>
+    public void Forget(Guid runId) => pending.TryRemove(runId, out _);
+
+    static readonly JsonSerializerOptions RecordJson = new() { Converters = { new JsonStringEnumConverter() } };
+
+    async Task PersistAsync(RunBatch batch, string? record, CancellationToken cancellationToken)
+    {
+        // (series, step) is the key: should an event repeat a point, the later value wins rather than failing the batch.
+        var points = batch.Points.GroupBy(p => (p.Series, p.Step)).Select(g => g.Last())
+            .Select(p => new MetricPoint { RunId = batch.RunId, Series = p.Series, Step = p.Step, Value = p.Value }).ToList();
+        await db.WritePointsAsync(points, cancellationToken);
+        if (batch.Heatmaps.Count == 0 && batch.Logs.Count == 0 && batch.Progress is null && record is null) return;
+        await using var context = db.Create();
+        context.Heatmaps.AddRange(batch.Heatmaps.Select(h => new Heatmap
+        {
+            RunId = batch.RunId, Layer = h.Layer, Step = h.Step, Size = h.Size, Data = Heatmaps.ToBytes(h.Data),
+        }));
+        context.Logs.AddRange(batch.Logs.Select(l => new RunLog { RunId = batch.RunId, Step = l.Step, Time = l.Time, Message = l.Message }));
+        await context.SaveChangesAsync(cancellationToken);
+        if (batch.Progress is { } progress)
+            await context.Runs.Where(r => r.Id == batch.RunId).ExecuteUpdateAsync(s => s
+                .SetProperty(r => r.Step, progress.Step).SetProperty(r => r.TotalSteps, progress.TotalSteps), cancellationToken);
+        if (record is not null)
+            await context.Runs.Where(r => r.Id == batch.RunId).ExecuteUpdateAsync(s => s.SetProperty(r => r.RecordJson, record), cancellationToken);
+    }
+}
+
+public static class Heatmaps
+{
+    public static byte[] ToBytes(float[] data)
+    {
+        var bytes = new byte[data.Length * sizeof(float)];
+        Buffer.BlockCopy(data, 0, bytes, 0, bytes.Length);
+        return bytes;
+    }
+
+    public static float[] FromBytes(byte[] bytes)
+    {
+        var data = new float[bytes.Length / sizeof(float)];
+        Buffer.BlockCopy(bytes, 0, data, 0, bytes.Length);
+        return data;
+    }
+}

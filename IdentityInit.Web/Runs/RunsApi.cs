@@ -1,0 +1,95 @@
+using System.Text.Json;
+using IdentityInit.Training;
+using IdentityInit.Web.Data;
+using IdentityInit.Web.Exports;
+
+namespace IdentityInit.Web.Runs;
+
+/// <summary>The owner's API: presets, runs (create, list, get, metrics, cancel, clone), the det-vs-nondet comparison.</summary>
+public static class RunsApi
+{
+    public sealed record RunDto(
+        Guid Id, string Name, string? Preset, string Architecture, string Init, string Breakers, string Dataset, string Queue,
+        long Seed, RunState Status, long Step, long TotalSteps, double? BestTestAccuracy, double? FinalTestAccuracy,
+        int? LayersBroken, int? LayerCount, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt, IReadOnlyList<string> Tags,
+        Guid? GroupId, string? Error, JsonElement Config, JsonElement? Record)
+    {
+        public static RunDto Of(Run r) => new(r.Id, r.Name, r.Preset, r.Architecture, r.Init, r.Breakers, r.Dataset, r.Queue, r.Seed,
+            r.Status, r.Step, r.TotalSteps, r.BestTestAccuracy, r.FinalTestAccuracy, r.LayersBroken, r.LayerCount, r.CreatedAt,
+            r.StartedAt, r.FinishedAt, r.TagList, r.GroupId, r.Error, JsonDocument.Parse(r.ConfigJson).RootElement,
+            r.RecordJson is null ? null : JsonDocument.Parse(r.RecordJson).RootElement);
+    }
+
+    public sealed record FirstDifference(Guid A, Guid B, long? Step, long ComparedThrough, string Message);
+
+    public static void MapRunsApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api").WithTags("runs");
+
+        api.MapGet("/presets", () => Presets.All.Select(p => new { p.Name, p.Description, p.Scale, p.Config }));
+
+        api.MapPost("/runs", async (CreateRunRequest request, RunService service) =>
+        {
+            var (configs, errors) = service.Plan(request);
+            if (errors.Count > 0) return Results.ValidationProblem(errors, title: "The run configuration is invalid");
+            var runs = await service.CreateAsync(request, configs);
+            return Results.Created($"/api/runs/{runs[0].Id}", runs.Select(RunDto.Of));
+        });
+
+        api.MapGet("/runs", async (RunQueries queries, string? search, RunState? status, string? tag, Guid? group) =>
+            (await queries.ListAsync(search, status, tag, group)).Select(RunDto.Of));
+
+        api.MapGet("/runs/{id:guid}", async (Guid id, RunQueries queries) =>
+            await queries.GetAsync(id) is { } run ? Results.Ok(RunDto.Of(run)) : Results.NotFound());
+
+        api.MapGet("/runs/{id:guid}/metrics", async (Guid id, RunQueries queries, string? format, long? from, long? to, string? series) =>
+        {
+            var errors = new ValidationErrors();
+            if (format is not (null or "json" or "csv")) errors.Add("format", $"'{format}' is not json or csv");
+            if (from > to) errors.Add("from", $"from ({from}) is after to ({to})");
+            if (errors.Count > 0) return Results.ValidationProblem(errors);
+            if (await queries.GetAsync(id) is null) return Results.NotFound();
+            return Exporter.Metrics(await queries.PointsAsync(id, from, to, series), format ?? "json", id);
+        });
+
+        api.MapGet("/runs/{id:guid}/heatmap", async (Guid id, string layer, long? step, RunQueries queries) =>
+            await queries.HeatmapAsync(id, layer, step) is { } heatmap ? Results.Ok(heatmap) : Results.NotFound());
+
+        api.MapGet("/runs/{id:guid}/logs", async (Guid id, RunQueries queries) => await queries.LogsAsync(id));
+
+        api.MapPost("/runs/{id:guid}/cancel", async (Guid id, RunService service, RunQueries queries) =>
+        {
+            if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
+            if (run.IsFinished) return Results.Problem($"run {id} has already ended ({run.Status})", statusCode: StatusCodes.Status409Conflict);
+            await service.CancelAsync(id);
+            return Results.Accepted($"/api/runs/{id}");
+        });
+
+        api.MapPost("/runs/{id:guid}/clone", async (Guid id, RunService service, RunQueries queries) =>
+        {
+            if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
+            var request = RunService.CloneRequest(run);
+            var (configs, errors) = service.Plan(request);
+            if (errors.Count > 0) return Results.ValidationProblem(errors);
+            var runs = await service.CreateAsync(request, configs);
+            return Results.Created($"/api/runs/{runs[0].Id}", RunDto.Of(runs[0]));
+        });
+
+        api.MapGet("/compare/first-difference", async (Guid a, Guid b, RunQueries queries) =>
+            await FirstDifferenceAsync(queries, a, b) is { } result ? Results.Ok(result) : Results.NotFound());
+    }
+
+    /// <summary>The first step where two runs' weight fingerprints differ (same seed: where their weights part).</summary>
+    public static async Task<FirstDifference?> FirstDifferenceAsync(RunQueries queries, Guid a, Guid b)
+    {
+        if (await queries.GetAsync(a) is null || await queries.GetAsync(b) is null) return null;
+        var fa = (await queries.PointsAsync(a, seriesPrefix: "fingerprint")).ToDictionary(p => p.Step, p => p.Value);
+        var fb = (await queries.PointsAsync(b, seriesPrefix: "fingerprint")).ToDictionary(p => p.Step, p => p.Value);
+        var common = fa.Keys.Intersect(fb.Keys).Order().ToList();
+        if (common.Count == 0) return new FirstDifference(a, b, null, 0, "no common steps recorded yet");
+        foreach (var step in common)
+            if (!fa[step].Equals(fb[step]))
+                return new FirstDifference(a, b, step, step, $"weights differ from step {step} on");
+        return new FirstDifference(a, b, null, common[^1], $"weights identical through step {common[^1]}");
+    }
+}

@@ -1,0 +1,30 @@
+using IdentityInit.Web.Sharing;
+using Microsoft.AspNetCore.SignalR;
+
+namespace IdentityInit.Web.Runs;
+
+/// <summary>Messages the server sends to a subscribed client.</summary>
+public interface IRunClient
+{
+    Task Batch(RunBatch batch);
+}
+
+/// <summary>
+/// /hubs/runs: Join(runId[, shareToken]) adds the caller to the run's group and returns the stored history; live
+/// batches follow as Batch(RunBatch). Joining before reading history means no gap; drop live points at or below the
+/// last history step of their series to avoid duplicates.
+/// </summary>
+public sealed class RunsHub(RunQueries queries, Access access) : Hub<IRunClient>
+{
+    public static string Group(Guid runId) => "run:" + runId.ToString("N");
+
+    public async Task<RunHistory> Join(Guid runId, string? shareToken = null)
+    {
+        if (!await access.CanReadAsync(Context.GetHttpContext(), runId, shareToken))
+            throw new HubException($"run {runId} not found");
+        await Groups.AddToGroupAsync(Context.ConnectionId, Group(runId));
+        return await queries.HistoryAsync(runId) ?? throw new HubException($"run {runId} not found");
+    }
+
+    public Task Leave(Guid runId) => Groups.RemoveFromGroupAsync(Context.ConnectionId, Group(runId));
+}

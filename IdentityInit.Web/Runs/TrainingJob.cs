@@ -1,0 +1,144 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Hangfire;
+using IdentityInit.Training;
+using IdentityInit.Training.Data;
+using IdentityInit.Web.Data;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace IdentityInit.Web.Runs;
+
+/// <summary>
+/// The Hangfire job: receives a run id, reads everything else from the database, trains on the worker thread, and
+/// streams progress through <see cref="RunStream"/>. A retried or re-enqueued job resumes from the run's last checkpoint
+/// after deleting stored points past it, so the stored series stays continuous with no duplicated step.
+/// </summary>
+public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation cancellation, IOptions<LabOptions> options,
+    ILogger<TrainingJob> logger)
+{
+    public static readonly TimeSpan CancelPoll = TimeSpan.FromSeconds(2);
+    static readonly JsonSerializerOptions SummaryJson = new()
+    {
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, Converters = { new JsonStringEnumConverter() },
+    };
+
+    // Attempts = 0: a failed run is a result to show, not a transient fault; restarts after a crash are RunRecovery's.
+    [AutomaticRetry(Attempts = 0)]
+    public void Run(Guid runId, IJobCancellationToken jobToken)
+    {
+        var run = Claim(runId);
+        if (run is null) return;
+        var config = JsonSerializer.Deserialize<ExperimentConfig>(run.ConfigJson)! with { DataDir = options.Value.DatasetRoot };
+        var checkpoints = Path.Combine(options.Value.CheckpointRoot, runId.ToString("N"));
+        TrimPastCheckpoint(runId, checkpoints);
+
+        var token = cancellation.Register(runId, jobToken.ShutdownToken);
+        using var poll = new Timer(_ => PollCancel(runId), null, CancelPoll, CancelPoll);
+        RunSummary summary;
+        try
+        {
+            summary = Trainer.Run(config, new Relay(runId, stream), token,
+                new RunOptions(checkpoints, Resume: true, new DatasetCatalog(config.DataDir)));
+        }
+        finally
+        {
+            cancellation.Unregister(runId);
+        }
+
+        var userCancelled = Flag(runId);
+        if (summary.Status == RunStatus.Cancelled && !userCancelled)
+        {
+            stream.FlushAsync(runId).GetAwaiter().GetResult();
+            logger.LogInformation("run {RunId} interrupted by shutdown at step {Step}; it resumes on restart", runId, summary.Steps);
+            jobToken.ThrowIfCancellationRequested(); // lets Hangfire requeue it
+            return;
+        }
+        Finish(runId, summary);
+    }
+
+    Run? Claim(Guid runId)
+    {
+        using var context = db.Create();
+        var run = context.Runs.FirstOrDefault(r => r.Id == runId);
+        if (run is null || run.IsFinished) return null;
+        if (run.CancelRequested)
+        {
+            run.Status = RunState.Cancelled;
+            run.FinishedAt = DateTime.UtcNow;
+            context.SaveChanges();
+            return null;
+        }
+        run.Status = RunState.Running;
+        run.StartedAt ??= DateTime.UtcNow;
+        context.SaveChanges();
+        return run;
+    }
+
+    /// <summary>Points, heatmaps and logs past the checkpoint are replayed identically by the resumed run: drop them.</summary>
+    void TrimPastCheckpoint(Guid runId, string checkpoints)
+    {
+        var latest = Checkpoint.Latest(checkpoints);
+        var step = latest is null ? 0 : long.Parse(Path.GetFileName(latest)["step-".Length..]);
+        using var context = db.Create();
+        context.Points.Where(p => p.RunId == runId && p.Step > step).ExecuteDelete();
+        context.Heatmaps.Where(h => h.RunId == runId && h.Step > step).ExecuteDelete();
+        context.Logs.Where(l => l.RunId == runId && l.Step > step).ExecuteDelete();
+        if (latest is null) // a fresh start: nothing before step 0 either
+        {
+            context.Points.Where(p => p.RunId == runId).ExecuteDelete();
+            context.Heatmaps.Where(h => h.RunId == runId).ExecuteDelete();
+        }
+    }
+
+    bool Flag(Guid runId)
+    {
+        using var context = db.Create();
+        return context.Runs.Where(r => r.Id == runId).Select(r => r.CancelRequested).FirstOrDefault();
+    }
+
+    void PollCancel(Guid runId)
+    {
+        try
+        {
+            if (Flag(runId)) cancellation.Cancel(runId);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "polling the cancel flag of {RunId} failed", runId);
+        }
+    }
+
+    void Finish(Guid runId, RunSummary summary)
+    {
+        var state = summary.Status switch
+        {
+            RunStatus.Completed => RunState.Completed,
+            RunStatus.Cancelled => RunState.Cancelled,
+            RunStatus.Diverged => RunState.Diverged,
+            _ => RunState.Failed,
+        };
+        stream.PublishStatus(runId, new RunProgress(state, summary.Steps, summary.Steps, 0, summary.Error));
+        stream.FlushAsync(runId).GetAwaiter().GetResult();
+        stream.Forget(runId);
+        using var context = db.Create();
+        var run = context.Runs.First(r => r.Id == runId);
+        run.Status = state;
+        run.Step = summary.Steps;
+        run.FinishedAt = DateTime.UtcNow;
+        run.BestTestAccuracy = summary.Record is null ? null : summary.BestTestAccuracy;
+        run.FinalTestAccuracy = summary.FinalTestAccuracy;
+        run.LayersBroken = summary.Symmetry.Count(l => l.BrokeAtStep is not null);
+        run.LayerCount = summary.Symmetry.Count;
+        run.RecordJson = summary.Record is null ? run.RecordJson : JsonSerializer.Serialize(summary.Record, SummaryJson);
+        run.SummaryJson = JsonSerializer.Serialize(summary, SummaryJson);
+        run.Error = summary.Error;
+        context.SaveChanges();
+    }
+
+    /// <summary>Forwards engine events to the stream; the run record is stored as soon as the run starts.</summary>
+    sealed class Relay(Guid runId, RunStream stream) : IProgress<RunEvent>
+    {
+        public void Report(RunEvent value) => stream.Publish(runId, value);
+    }
+}

@@ -1,0 +1,41 @@
+using IdentityInit.Web.Data;
+using IdentityInit.Web.Runs;
+using Microsoft.EntityFrameworkCore;
+
+namespace IdentityInit.Web.Sharing;
+
+/// <summary>Creating, listing and revoking share links: one place for the API and the pages.</summary>
+public sealed class ShareService(AppDb db, RunQueries queries)
+{
+    public async Task<(ShareLink? Link, ValidationErrors Errors)> CreateAsync(IReadOnlyList<Guid>? runIds)
+    {
+        var errors = new ValidationErrors();
+        var ids = runIds?.Distinct().ToList() ?? [];
+        if (ids.Count == 0) errors.Add("runIds", "name at least one run");
+        if (ids.Count > 16) errors.Add("runIds", "a comparison shares at most 16 runs");
+        var found = await queries.GetManyAsync(ids);
+        foreach (var missing in ids.Except(found.Select(r => r.Id))) errors.Add("runIds", $"run {missing} does not exist");
+        if (errors.Count > 0) return (null, errors);
+        var link = new ShareLink { Token = Access.NewToken(), RunIds = string.Join(',', ids), CreatedAt = DateTime.UtcNow };
+        await using var context = db.Create();
+        context.ShareLinks.Add(link);
+        await context.SaveChangesAsync();
+        return (link, errors);
+    }
+
+    public async Task<List<ShareLink>> ListAsync()
+    {
+        await using var context = db.Create();
+        return [.. (await context.ShareLinks.AsNoTracking().ToListAsync()).OrderByDescending(s => s.CreatedAt)];
+    }
+
+    public async Task<bool> RevokeAsync(string token)
+    {
+        await using var context = db.Create();
+        var link = await context.ShareLinks.FirstOrDefaultAsync(s => s.Token == token && s.RevokedAt == null);
+        if (link is null) return false;
+        link.RevokedAt = DateTime.UtcNow;
+        await context.SaveChangesAsync();
+        return true;
+    }
+}

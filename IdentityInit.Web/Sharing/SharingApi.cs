@@ -1,0 +1,53 @@
+using IdentityInit.Web.Data;
+using IdentityInit.Web.Exports;
+using IdentityInit.Web.Runs;
+
+namespace IdentityInit.Web.Sharing;
+
+/// <summary>
+/// Owner side: create, list and revoke share links (/api/shares). Viewer side (/api/share/{token}/...): read-only access
+/// to exactly the runs a live link names; anything else, or a revoked link, is 404.
+/// </summary>
+public static class SharingApi
+{
+    public sealed record CreateShareRequest(IReadOnlyList<Guid>? RunIds);
+
+    public sealed record ShareDto(string Token, string Url, IReadOnlyList<Guid> RunIds, DateTime CreatedAt, DateTime? RevokedAt);
+
+    public static void MapSharingApi(this IEndpointRouteBuilder app)
+    {
+        var owner = app.MapGroup("/api/shares").WithTags("sharing");
+
+        owner.MapPost("", async (CreateShareRequest request, ShareService shares) =>
+        {
+            var (link, errors) = await shares.CreateAsync(request.RunIds);
+            return link is null ? Results.ValidationProblem(errors) : Results.Created($"/share/{link.Token}", Dto(link));
+        });
+
+        owner.MapGet("", async (ShareService shares) => (await shares.ListAsync()).Select(Dto));
+
+        owner.MapDelete("/{token}", async (string token, ShareService shares) =>
+            await shares.RevokeAsync(token) ? Results.NoContent() : Results.NotFound());
+
+        var viewer = app.MapGroup("/api/share/{token}").WithTags("shared");
+
+        viewer.MapGet("", async (string token, Access access, RunQueries queries) =>
+            await access.ShareAsync(token) is { } link
+                ? Results.Ok((await queries.GetManyAsync(link.Runs)).Select(RunsApi.RunDto.Of))
+                : Results.NotFound());
+
+        viewer.MapGet("/runs/{id:guid}/metrics", async (string token, Guid id, string? format, long? from, long? to, string? series,
+            Access access, RunQueries queries) =>
+            (await access.ShareAsync(token))?.Runs.Contains(id) == true
+                ? Exporter.Metrics(await queries.PointsAsync(id, from, to, series), format ?? "json", id)
+                : Results.NotFound());
+
+        viewer.MapGet("/runs/{id:guid}/figures/{chart}.{extension}", async (string token, Guid id, string chart, string extension,
+            Access access, RunQueries queries) =>
+            (await access.ShareAsync(token))?.Runs.Contains(id) == true
+                ? await Exporter.FigureAsync(queries, [id], chart, extension)
+                : Results.NotFound());
+    }
+
+    static ShareDto Dto(ShareLink link) => new(link.Token, $"/share/{link.Token}", link.Runs, link.CreatedAt, link.RevokedAt);
+}

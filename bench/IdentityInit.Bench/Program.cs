@@ -1,0 +1,80 @@
+using System.Diagnostics;
+using IdentityInit.Training;
+using IdentityInit.Training.Data;
+
+// Engine benchmarks; each prints the figure and, where it has a baseline, the ratio. See bench/README.md.
+//   throughput --threads N --steps S --warmup W   img/s of WRN-16-2 on Fashion-MNIST, batch 128 (the engine's own loop)
+//   overhead --steps S --pairs P                  default metric cadence vs none, interleaved A B A B; ratio of times
+//   memory --steps S                              RSS through S steps; ratio of the last reading to the one at step 100
+var command = args.FirstOrDefault() ?? "throughput";
+int Arg(string name, int fallback) => args.SkipWhile(a => a != name).Skip(1).Select(int.Parse).FirstOrDefault(fallback);
+
+TorchRuntime.Initialize();
+using var data = new DatasetCatalog().Load("fashion-mnist");
+var wrn = new ExperimentConfig
+{
+    Name = "bench", Dataset = "fashion-mnist", Depth = 16, Widen = 2, Init = "he-fanout", Epochs = 1000, Schedule = "constant",
+    TestLimit = 1000, CheckpointEvery = 0, Threads = Arg("--threads", 2),
+};
+
+switch (command)
+{
+    case "throughput":
+        {
+            var (warmup, steps) = (Arg("--warmup", 5), Arg("--steps", 40));
+            var seconds = TimeSteps(wrn with { MaxSteps = warmup + steps, MetricsEvery = 1, CorrelationEvery = 0 }, warmup);
+            Console.WriteLine($"torchsharp threads={wrn.Threads} img/s={steps * 128 / seconds:F1}");
+            break;
+        }
+    case "overhead":
+        {
+            var (steps, pairs) = (Arg("--steps", 400), Arg("--pairs", 2));
+            var small = wrn with { Depth = 10, Widen = 1, MaxSteps = steps + 5 };
+            var with = small; // the defaults: step metrics every 10, spread every step, correlations every 200
+            var without = small with { MetricsEvery = int.MaxValue, SpreadEvery = int.MaxValue, CorrelationEvery = 0 };
+            double a = 0, b = 0;
+            for (var i = 0; i < pairs; i++)
+            {
+                a += TimeSteps(with, 5);
+                b += TimeSteps(without, 5);
+            }
+            Console.WriteLine($"metrics overhead: with {a / pairs:F2} s, without {b / pairs:F2} s per {steps} steps, ratio {a / b:F3} (goal <= 1.03)");
+            break;
+        }
+    case "memory":
+        {
+            var steps = Arg("--steps", 2000);
+            var readings = new List<(long Step, double Mb)>();
+            var config = wrn with { Depth = 10, Widen = 1, BatchSize = 64, MaxSteps = steps, MetricsEvery = 100, CorrelationEvery = 500, CheckpointEvery = 0 };
+            Trainer.Run(config, new Handler(e =>
+            {
+                if (e is StepMetrics m) readings.Add((m.Step, Process.GetCurrentProcess().WorkingSet64 / 1e6));
+            }), default, new RunOptions(Dataset: data));
+            foreach (var (step, mb) in readings.Where((_, i) => i % 4 == 0 || i == readings.Count - 1))
+                Console.WriteLine($"step {step,5}: RSS {mb:F0} MB");
+            var first = readings.First(r => r.Step >= 100).Mb;
+            Console.WriteLine($"memory: RSS at step 100 {first:F0} MB, at step {readings[^1].Step} {readings[^1].Mb:F0} MB, ratio {readings[^1].Mb / first:F3} (goal: flat, ~1.0)");
+            break;
+        }
+    default:
+        Console.Error.WriteLine($"unknown benchmark '{command}'");
+        return 2;
+}
+return 0;
+
+// Seconds from the end of step `warmup` to the end of the run.
+double TimeSteps(ExperimentConfig config, int warmup)
+{
+    var clock = new Stopwatch();
+    var summary = Trainer.Run(config with { MetricsEvery = Math.Min(config.MetricsEvery, warmup) }, new Handler(e =>
+    {
+        if (e is StepMetrics m && m.Step == warmup) clock.Restart();
+    }), default, new RunOptions(Dataset: data));
+    if (summary.Status != RunStatus.Completed) throw new InvalidOperationException(summary.Error);
+    return clock.Elapsed.TotalSeconds;
+}
+
+sealed class Handler(Action<RunEvent> handle) : IProgress<RunEvent>
+{
+    public void Report(RunEvent value) => handle(value);
+}
