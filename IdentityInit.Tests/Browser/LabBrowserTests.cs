@@ -11,6 +11,8 @@ public sealed class LabBrowserTests
     {
         await page.Locator($".mud-select:has(#{selectId})").First.ClickAsync();
         await page.GetByRole(AriaRole.Option, new() { Name = item, Exact = true }).First.ClickAsync();
+        await Assertions.Expect(page.Locator(".mud-popover-open")).ToHaveCountAsync(0);
+        await Assertions.Expect(page.Locator($"#{selectId}")).ToHaveValueAsync(item);
     }
 
     static async Task Fill(IPage page, string id, string value)
@@ -18,6 +20,7 @@ public sealed class LabBrowserTests
         var input = Input(page, id);
         await input.FillAsync(value);
         await input.PressAsync("Tab");
+        await Assertions.Expect(input).ToHaveValueAsync(value);
     }
 
     [Fact]
@@ -38,7 +41,7 @@ public sealed class LabBrowserTests
         await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
         await Choose(page, "field-dataset", "synthetic");
         await Fill(page, "field-depth", "8");
-        await page.WaitForSelectorAsync("text=depth must be 3n + 4");
+        await Assertions.Expect(page.Locator(".form-error[data-field='config.Depth']")).ToContainTextAsync("depth must be 3n + 4");
         await page.ScreenshotAsync(new() { Path = Shot("new-run-invalid"), FullPage = true });
         Assert.True(await page.Locator("#submit-run").IsDisabledAsync());
         await Fill(page, "field-depth", "7");
