@@ -1,0 +1,193 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using IdentityInit.Tests.Infrastructure;
+
+namespace IdentityInit.Tests.Web;
+
+/// <summary>The HTTP API on the embedded default store (SQLite + in-memory Hangfire).</summary>
+public sealed class RunsApiTests : IAsyncLifetime
+{
+    readonly LabFactory lab = new();
+    HttpClient http = null!;
+
+    public Task InitializeAsync()
+    {
+        http = lab.CreateClient();
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync() => await lab.DisposeAsync();
+
+    [Fact]
+    public async Task AQueuedRunTrainsAndItsSeriesCanBeExportedAsJsonCsvAndFigures()
+    {
+        var created = await Api.CreateAsync(http, Api.TinyRun());
+        var id = created.GetProperty("id").GetGuid();
+
+        var run = await Api.WaitForStatusAsync(http, id, "Completed");
+        var points = await Api.PointsAsync(http, $"/api/runs/{id}/metrics");
+        var csv = await http.GetStringAsync($"/api/runs/{id}/metrics?format=csv&series=train/loss");
+        var png = await http.GetByteArrayAsync($"/api/runs/{id}/figures/spread.png");
+        var svg = await http.GetStringAsync($"/api/runs/{id}/figures/wcorr-forward.svg");
+
+        Assert.Equal("Queued", created.GetProperty("status").GetString());
+        Assert.Equal(32, run.GetProperty("step").GetInt64());
+        Assert.Equal("rounding-jitter 1", run.GetProperty("breakers").GetString());
+        Assert.True(run.GetProperty("layersBroken").GetInt32() > 0);
+        Assert.Equal("0.107.0", run.GetProperty("record").GetProperty("TorchSharpVersion").GetString());
+        Assert.Equal([10L, 20, 30], points.Where(p => p.Series == "train/loss").Select(p => p.Step));
+        Assert.Equal([0L, 8, 16, 24, 32], points.Where(p => p.Series == "wcorr.fwd/block2.0.conv1").Select(p => p.Step));
+        Assert.Contains(points, p => p.Series.StartsWith("break/", StringComparison.Ordinal));
+        Assert.Equal(points.Count, points.Distinct().Count());
+        Assert.StartsWith("series,step,value\ntrain/loss,10,", csv);
+        Assert.Equal(4, csv.Trim().Split('\n').Length);
+        Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], png[..4]);
+        Assert.Contains("<svg", svg);
+    }
+
+    public static TheoryData<string, string, string> InvalidRequests => new()
+    {
+        { """{"preset":"nope"}""", "preset", "unknown preset 'nope'" },
+        { """{"config":{"depth":8}}""", "config.Depth", "depth must be 3n + 4" },
+        { """{"config":{"colour":"red"}}""", "config.colour", "unknown field 'colour'" },
+        { """{"config":{"dropout":"lots"}}""", "config.Dropout", "expected a number" },
+        { """{"config":{"epochs":1.5}}""", "config.Epochs", "expected a whole number" },
+        { """{"config":{"architecture":"leakynet","leakyInit":"h_hhxh_hhhh_hhhh"}}""", "config.LeakyInit", "character 5 ('x')" },
+        { """{"config":{"device":"cuda"}}""", "config.Device", "no worker serves the 'cuda' queue" },
+        { """{"config":{"device":"tpu"}}""", "config.Device", "'tpu' is not a device" },
+        { """{"config":{"dataset":"svhn"}}""", "config.Dataset", "'svhn' is not one of" },
+        { """{"sweep":{}}""", "sweep", "give seeds, or a field and its values" },
+        { """{"sweep":{"seeds":[1],"field":"Seed","values":[1]}}""", "sweep", "not both" },
+        { """{"sweep":{"field":"Wingspan","values":[1]}}""", "sweep.field", "unknown field 'Wingspan'" },
+        { """{"sweep":{"field":"Dropout","values":[]}}""", "sweep.values", "give at least one value" },
+        { """{"sweep":{"field":"Dropout","values":[0.1,"x"]}}""", "sweep.values[1].Dropout", "expected a number" },
+        { """{"sweep":{"seeds":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65]}}""", "sweep", "at most 64 runs" },
+        { """{"tags":["a,b"]}""", "tags", "without commas" },
+    };
+
+    [Theory]
+    [MemberData(nameof(InvalidRequests))]
+    public async Task EveryInvalidRequestIsAProblemDetailsNamingTheFieldAndQueuesNothing(string body, string field, string message)
+    {
+        var response = await http.PostAsync("/api/runs", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+
+        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains(message, string.Join(" ", problem.GetProperty("errors").GetProperty(field).EnumerateArray().Select(e => e.GetString())));
+        Assert.Empty(JsonDocument.Parse(await http.GetStringAsync("/api/runs")).RootElement.EnumerateArray());
+    }
+
+    [Theory]
+    [InlineData("format=xml", "format", "'xml' is not json or csv")]
+    [InlineData("from=20&to=10", "from", "from (20) is after to (10)")]
+    public async Task InvalidMetricQueriesNameTheParameter(string query, string field, string message)
+    {
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
+
+        var response = await http.GetAsync($"/api/runs/{id}/metrics?{query}");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Contains(message, problem.GetProperty("errors").GetProperty(field)[0].GetString());
+    }
+
+    [Fact]
+    public async Task UnknownRunsAreNotFoundEverywhere()
+    {
+        var id = Guid.NewGuid();
+
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync($"/api/runs/{id}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync($"/api/runs/{id}/metrics")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.PostAsync($"/api/runs/{id}/cancel", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.PostAsync($"/api/runs/{id}/clone", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync($"/api/runs/{id}/figures/loss.png")).StatusCode);
+    }
+
+    [Fact]
+    public async Task CancelStopsARunningRunWithinAStepAndAnEndedRunCannotBeCancelledAgain()
+    {
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 200))).GetProperty("id").GetGuid();
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() > 20, 60, "training to start");
+
+        var cancel = await http.PostAsync($"/api/runs/{id}/cancel", null);
+        var run = await Api.WaitForStatusAsync(http, id, "Cancelled", 30);
+        var again = await http.PostAsync($"/api/runs/{id}/cancel", null);
+
+        Assert.Equal(HttpStatusCode.Accepted, cancel.StatusCode);
+        Assert.True(run.GetProperty("step").GetInt64() < 200 * 16);
+        Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+    }
+
+    [Fact]
+    public async Task CloneQueuesTheSameConfigurationAgain()
+    {
+        var original = await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { seed = 42 }));
+        var id = original.GetProperty("id").GetGuid();
+
+        var response = await http.PostAsync($"/api/runs/{id}/clone", null);
+        var clone = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+
+        Assert.Equal(HttpStatusCode.Created, response.StatusCode);
+        Assert.NotEqual(id, clone.GetProperty("id").GetGuid());
+        Assert.Equal(42, clone.GetProperty("config").GetProperty("Seed").GetInt64());
+        Assert.Equal(original.GetProperty("config").GetProperty("TrainLimit").GetInt32(), clone.GetProperty("config").GetProperty("TrainLimit").GetInt32());
+        Assert.EndsWith("(clone)", clone.GetProperty("name").GetString());
+    }
+
+    [Fact]
+    public async Task ASweepQueuesOneRunPerSeedOrValueAsAGroup()
+    {
+        var seeds = await http.PostAsJsonAsync("/api/runs", new { preset = "constnet-deterministic", config = new { dataset = "synthetic", maxSteps = 1 }, sweep = new { seeds = new[] { 1, 2, 3 } } });
+        var values = await http.PostAsJsonAsync("/api/runs", new { preset = "constnet-deterministic", config = new { dataset = "synthetic", maxSteps = 1 }, sweep = new { field = "dropout", values = new[] { 0.0, 0.01 } } });
+
+        var seedRuns = JsonDocument.Parse(await seeds.Content.ReadAsStringAsync()).RootElement.EnumerateArray().ToList();
+        var valueRuns = JsonDocument.Parse(await values.Content.ReadAsStringAsync()).RootElement.EnumerateArray().ToList();
+        Assert.Equal([1L, 2, 3], seedRuns.Select(r => r.GetProperty("seed").GetInt64()));
+        Assert.Single(seedRuns.Select(r => r.GetProperty("groupId").GetGuid()).Distinct());
+        Assert.Equal([0.0, 0.01], valueRuns.Select(r => r.GetProperty("config").GetProperty("Dropout").GetDouble()));
+        Assert.Equal("dropout 0.01", valueRuns[1].GetProperty("breakers").GetString());
+        var group = seedRuns[0].GetProperty("groupId").GetGuid();
+        Assert.Equal(3, JsonDocument.Parse(await http.GetStringAsync($"/api/runs?group={group}")).RootElement.GetArrayLength());
+    }
+
+    [Fact]
+    public async Task TheRunListFiltersBySearchStatusAndTag()
+    {
+        await Api.CreateAsync(http, new { preset = "leakynet-1_1111_1111_1111", name = "averaging", tags = new[] { "leaky" }, config = new { dataset = "synthetic", maxSteps = 1 } });
+        await Api.CreateAsync(http, new { preset = "constnet-he", name = "baseline", config = new { dataset = "synthetic", maxSteps = 1 } });
+
+        var search = JsonDocument.Parse(await http.GetStringAsync("/api/runs?search=averag")).RootElement;
+        var tag = JsonDocument.Parse(await http.GetStringAsync("/api/runs?tag=leaky")).RootElement;
+
+        Assert.Equal("averaging", Assert.Single(search.EnumerateArray()).GetProperty("name").GetString());
+        Assert.Equal("averaging", Assert.Single(tag.EnumerateArray()).GetProperty("name").GetString());
+    }
+
+    [Fact]
+    public async Task TheOpenApiDocumentDescribesTheApi()
+    {
+        var document = await http.GetStringAsync("/openapi/v1.json");
+
+        Assert.Contains("\"/api/runs\"", document);
+        Assert.Contains("\"/api/shares\"", document);
+        Assert.Contains("\"/api/runs/{id}/metrics\"", document);
+    }
+
+    [Fact]
+    public async Task TheDeterministicAndNonDeterministicPairReportsTheFirstStepWhereWeightsDiffer()
+    {
+        var det = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { metricsEvery = 1 }, preset: "constnet-deterministic"))).GetProperty("id").GetGuid();
+        var twin = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { metricsEvery = 1 }, preset: "constnet-deterministic"))).GetProperty("id").GetGuid();
+        var noisy = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { metricsEvery = 1, roundingJitter = 1.0 }, preset: "constnet-deterministic"))).GetProperty("id").GetGuid();
+        foreach (var id in new[] { det, twin, noisy }) await Api.WaitForStatusAsync(http, id, "Completed");
+
+        var same = JsonDocument.Parse(await http.GetStringAsync($"/api/compare/first-difference?a={det}&b={twin}")).RootElement;
+        var differ = JsonDocument.Parse(await http.GetStringAsync($"/api/compare/first-difference?a={det}&b={noisy}")).RootElement;
+
+        Assert.Equal(JsonValueKind.Null, same.GetProperty("step").ValueKind);
+        Assert.Equal(16, same.GetProperty("comparedThrough").GetInt64());
+        Assert.InRange(differ.GetProperty("step").GetInt64(), 1, 3);
+    }
+}

@@ -1,0 +1,96 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using IdentityInit.Tests.Infrastructure;
+using IdentityInit.Web.Runs;
+using IdentityInit.Web.Sharing;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.AspNetCore.SignalR.Client;
+
+namespace IdentityInit.Tests.Web;
+
+/// <summary>With an owner key set, a share link reads exactly what it names and nothing else.</summary>
+public sealed class SharingTests : IAsyncLifetime
+{
+    const string Key = "owner-secret";
+    readonly LabFactory lab = new(settings: new Dictionary<string, string?> { ["IdentityInit:OwnerKey"] = Key });
+    Uri baseUrl = null!;
+    HttpClient owner = null!, stranger = null!;
+    Guid shared, other;
+    string token = "";
+
+    public async Task InitializeAsync()
+    {
+        baseUrl = lab.StartKestrel();
+        owner = new HttpClient { BaseAddress = baseUrl };
+        owner.DefaultRequestHeaders.Add(Access.KeyHeader, Key);
+        stranger = new HttpClient { BaseAddress = baseUrl };
+        shared = (await Api.CreateAsync(owner, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
+        other = (await Api.CreateAsync(owner, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
+        await Api.WaitForStatusAsync(owner, shared, "Completed");
+        var response = await owner.PostAsJsonAsync("/api/shares", new { runIds = new[] { shared } });
+        token = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("token").GetString()!;
+    }
+
+    public async Task DisposeAsync() => await lab.DisposeAsync();
+
+    [Fact]
+    public async Task AShareLinkReadsItsRunWithoutTheOwnerKey()
+    {
+        var runs = JsonDocument.Parse(await stranger.GetStringAsync($"/api/share/{token}")).RootElement;
+        var points = await Api.PointsAsync(stranger, $"/api/share/{token}/runs/{shared}/metrics");
+        var page = await stranger.GetStringAsync($"/share/{token}");
+        var figure = await stranger.GetAsync($"/api/share/{token}/runs/{shared}/figures/loss.svg");
+
+        Assert.Equal(shared, Assert.Single(runs.EnumerateArray()).GetProperty("id").GetGuid());
+        Assert.NotEmpty(points);
+        Assert.Contains("run-name", page);
+        Assert.Equal(HttpStatusCode.OK, figure.StatusCode);
+        Assert.True(token.Length >= 43); // 256 bits, base64url
+    }
+
+    [Fact]
+    public async Task AShareLinkGrantsNothingElse()
+    {
+        Assert.Equal(HttpStatusCode.NotFound, (await stranger.GetAsync($"/api/share/{token}/runs/{other}/metrics")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.GetAsync($"/api/runs/{shared}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.GetAsync("/api/runs")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.PostAsJsonAsync("/api/runs", Api.TinyRun())).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.PostAsync($"/api/runs/{shared}/cancel", null)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.DeleteAsync($"/api/shares/{token}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.GetAsync("/jobs")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.GetAsync($"/runs/{shared}")).StatusCode);
+        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(baseUrl, "/hubs/runs"))
+            .AddJsonProtocol(o => o.PayloadSerializerOptions = Api.Json).Build();
+        await hub.StartAsync();
+        await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync<RunHistory>("Join", other, token));
+        await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync<RunHistory>("Join", shared, null));
+        Assert.NotEmpty((await hub.InvokeAsync<RunHistory>("Join", shared, token)).Points);
+    }
+
+    [Fact]
+    public async Task ARevokedLinkIsNotFoundAtOnce()
+    {
+        var revoke = await owner.DeleteAsync($"/api/shares/{token}");
+
+        Assert.Equal(HttpStatusCode.NoContent, revoke.StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await stranger.GetAsync($"/api/share/{token}")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await stranger.GetAsync($"/api/share/{token}/runs/{shared}/metrics")).StatusCode);
+        Assert.Contains("does not exist or was revoked", await stranger.GetStringAsync($"/share/{token}"));
+        Assert.Equal(HttpStatusCode.NotFound, (await owner.DeleteAsync($"/api/shares/{token}")).StatusCode);
+    }
+
+    [Fact]
+    public async Task TheOwnerReachesTheDashboardLocallyAndSharingValidatesItsInput()
+    {
+        var dashboard = await owner.GetAsync("/jobs");
+        var empty = await owner.PostAsJsonAsync("/api/shares", new { runIds = Array.Empty<Guid>() });
+        var missing = await owner.PostAsJsonAsync("/api/shares", new { runIds = new[] { Guid.NewGuid() } });
+
+        Assert.Equal(HttpStatusCode.OK, dashboard.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, empty.StatusCode);
+        Assert.Contains("name at least one run", await empty.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.BadRequest, missing.StatusCode);
+        Assert.Contains("does not exist", await missing.Content.ReadAsStringAsync());
+    }
+}

@@ -1,0 +1,63 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using IdentityInit.Tests.Infrastructure;
+using IdentityInit.Web.Data;
+using IdentityInit.Web.Runs;
+using Microsoft.AspNetCore.SignalR;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace IdentityInit.Tests.Web;
+
+/// <summary>Live points over a real SignalR connection (the .NET client an external tool would use).</summary>
+public sealed class StreamingTests
+{
+    [Fact]
+    public async Task PointsStreamedToAHubClientEqualTheStoredSeriesWithNoGapAndNoDuplicate()
+    {
+        await using var lab = new LabFactory();
+        var baseUrl = lab.StartKestrel();
+        using var http = new HttpClient { BaseAddress = baseUrl };
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 12))).GetProperty("id").GetGuid();
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 20, 60, "training to be under way");
+
+        var batches = new ConcurrentQueue<RunBatch>();
+        var done = new TaskCompletionSource();
+        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(baseUrl, "/hubs/runs"))
+            .AddJsonProtocol(o => o.PayloadSerializerOptions = Api.Json).Build();
+        hub.On<RunBatch>("Batch", batch =>
+        {
+            batches.Enqueue(batch);
+            if (batch.Progress?.Status is RunState.Completed) done.TrySetResult();
+        });
+        await hub.StartAsync();
+        var history = await hub.InvokeAsync<RunHistory>("Join", id, null);
+        await done.Task.WaitAsync(TimeSpan.FromSeconds(120));
+
+        var seen = history.Points.ToDictionary(p => (p.Series, p.Step), p => p.Value);
+        var lastOfSeries = history.Points.GroupBy(p => p.Series).ToDictionary(g => g.Key, g => g.Max(p => p.Step));
+        foreach (var point in batches.SelectMany(b => b.Points))
+        {
+            if (lastOfSeries.TryGetValue(point.Series, out var last) && point.Step <= last) continue; // already in history
+            Assert.True(seen.TryAdd((point.Series, point.Step), point.Value), $"duplicate live point {point}");
+        }
+        var stored = await Api.PointsAsync(http, $"/api/runs/{id}/metrics");
+        Assert.Equal(stored.Count, seen.Count);
+        Assert.All(stored, p => Assert.Equal(p.Value, seen[(p.Series, p.Step)]));
+        Assert.True(history.Points.Count > 0 && !batches.IsEmpty);
+        Assert.Equal(Enumerable.Range(1, batches.Count).Select(i => (long)i), batches.Select(b => b.Sequence).Order().Take(batches.Count).Select((s, i) => s - batches.Min(b => b.Sequence) + 1));
+    }
+
+    [Fact]
+    public async Task TheHubRefusesARunThatDoesNotExist()
+    {
+        await using var lab = new LabFactory();
+        var baseUrl = lab.StartKestrel();
+        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(baseUrl, "/hubs/runs")).Build();
+        await hub.StartAsync();
+
+        var error = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync<RunHistory>("Join", Guid.NewGuid(), null));
+
+        Assert.Contains("not found", error.Message);
+    }
+}
