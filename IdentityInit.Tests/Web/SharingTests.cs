@@ -6,6 +6,7 @@ using IdentityInit.Web.Runs;
 using IdentityInit.Web.Sharing;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace IdentityInit.Tests.Web;
 

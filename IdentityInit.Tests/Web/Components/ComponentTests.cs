@@ -1,0 +1,130 @@
+using Microsoft.AspNetCore.Components;
+using System.Text.Json;
+using Bunit;
+using IdentityInit.Tests.Infrastructure;
+using IdentityInit.Training;
+using IdentityInit.Web.Components;
+using IdentityInit.Web.Components.Pages;
+using IdentityInit.Web.Components.Runs;
+using IdentityInit.Web.Data;
+using IdentityInit.Web.Runs;
+using Microsoft.Extensions.DependencyInjection;
+using MudBlazor;
+using MudBlazor.Services;
+
+namespace IdentityInit.Tests.Web.Components;
+
+/// <summary>The real MudBlazor components rendered by bUnit, on the real app's services.</summary>
+public sealed class ComponentTests : IAsyncLifetime
+{
+    readonly LabFactory lab = new();
+    readonly BunitContext context = new();
+
+    public async Task InitializeAsync()
+    {
+        _ = lab.CreateClient(); // boots the app: migrations, Hangfire, the stream
+        context.JSInterop.Mode = JSRuntimeMode.Loose;
+        context.Services.AddMudServices();
+        // The app's own singletons, so components read and write the same store the app uses.
+        foreach (var type in new[] { typeof(AppDb), typeof(RunQueries), typeof(RunService), typeof(Estimates), typeof(RunStream),
+                     typeof(IdentityInit.Web.Sharing.ShareService), typeof(IdentityInit.Web.Sharing.Access) })
+            context.Services.AddSingleton(type, lab.Services.GetRequiredService(type));
+        context.Render<MudPopoverProvider>();
+        await Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync()
+    {
+        await context.DisposeAsync();
+        await lab.DisposeAsync();
+    }
+
+    IRenderedComponent<NewRun> RenderForm(string preset = "constnet-deterministic")
+    {
+        var navigation = context.Services.GetRequiredService<Microsoft.AspNetCore.Components.NavigationManager>();
+        navigation.NavigateTo(navigation.GetUriWithQueryParameter("preset", preset));
+        return context.Render<NewRun>(p => p.AddCascadingValue(new Viewer(true)));
+    }
+
+    static void Type(IRenderedComponent<NewRun> form, string id, string value) =>
+        form.Find($"input#{id}").Input(value);
+
+    [Fact]
+    public void TheFormMarksAnInvalidDepthAndDisablesQueueing()
+    {
+        var form = RenderForm();
+
+        Type(form, "field-depth", "8");
+
+        form.WaitForAssertion(() => Assert.Contains("depth must be 3n + 4", form.Find(".form-error[data-field='config.Depth']").TextContent));
+        Assert.True(form.Find("#submit-run").HasAttribute("disabled"));
+    }
+
+    [Fact]
+    public void AMalformedLeakyNetStringIsReportedWhereItGoesWrong()
+    {
+        var form = RenderForm("leakynet-1_iiii_11ii_iiii");
+
+        Type(form, "field-leakyinit", "1_iiqi_11ii_iiii");
+
+        form.WaitForAssertion(() => Assert.Contains("character 5 ('q')", form.Find(".form-error[data-field='config.LeakyInit']").TextContent));
+    }
+
+    [Fact]
+    public void FixingTheFieldClearsTheErrorAndShowsTheBreakers()
+    {
+        var form = RenderForm();
+        Type(form, "field-depth", "8");
+        form.WaitForAssertion(() => Assert.NotEmpty(form.FindAll(".form-error")));
+
+        Type(form, "field-depth", "13");
+        Type(form, "field-dropout", "0.01");
+
+        form.WaitForAssertion(() => Assert.Empty(form.FindAll(".form-error")));
+        Assert.False(form.Find("#submit-run").HasAttribute("disabled"));
+        Assert.Contains("dropout 0.01", form.Find("#breakers").TextContent);
+    }
+
+    [Fact]
+    public void APresetFillsTheForm()
+    {
+        var form = RenderForm("toy-k4");
+
+        Assert.Contains("rounding-jitter 1", form.Find("#breakers").TextContent);
+        Assert.Contains("fashion-mnist", form.Markup);
+    }
+
+    [Fact]
+    public async Task TheRunViewShowsTheReproducibilityRecordAndTheSymmetryAchievedPerLayer()
+    {
+        var http = lab.CreateClient();
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, preset: "constnet-deterministic"))).GetProperty("id").GetGuid();
+        await Api.WaitForStatusAsync(http, id, "Completed");
+        var run = await lab.Services.GetRequiredService<RunQueries>().GetAsync(id);
+
+        var view = context.Render<RunView>(p => p.Add(v => v.Run, run!));
+
+        view.WaitForAssertion(() => Assert.Contains("Completed", view.Find("#run-status").TextContent));
+        var record = view.Find("#record-table").TextContent;
+        Assert.Contains("0.107.0", record);
+        Assert.Contains("True", record); // deterministic algorithms, as read back
+        var symmetry = view.Find("#symmetry-table");
+        Assert.Equal(7, symmetry.QuerySelectorAll("tbody tr").Length);
+        Assert.All(symmetry.QuerySelectorAll("tbody tr"), row => Assert.Contains("never (channels identical)", row.TextContent));
+        Assert.Contains("\"Deterministic\": true", view.Find("#run-config").TextContent);
+    }
+
+    [Fact]
+    public async Task ASharedRunViewOffersExportsButNoOwnerActions()
+    {
+        var http = lab.CreateClient();
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
+        var run = await lab.Services.GetRequiredService<RunQueries>().GetAsync(id);
+
+        var view = context.Render<RunView>(p => p.Add(v => v.Run, run!).Add(v => v.ShareToken, "token123"));
+
+        Assert.Empty(view.FindAll("#cancel-run"));
+        Assert.Empty(view.FindAll("#share-run"));
+        Assert.NotEmpty(view.FindAll("#export-menu"));
+    }
+}
