@@ -6,8 +6,17 @@ using IdentityInit.Training.Data;
 //   throughput --threads N --steps S --warmup W   img/s of WRN-16-2 on Fashion-MNIST, batch 128 (the engine's own loop)
 //   overhead --steps S --pairs P                  default metric cadence vs none, interleaved A B A B; ratio of times
 //   memory --steps S                              RSS through S steps; ratio of the last reading to the one at step 100
+//   latency --steps S                             engine -> SignalR client latency of a metric point, p50/p95
+//   viewers --viewers N --pairs P                 throughput with 0 vs N SignalR viewers, interleaved
+//   ingest --pg CONNECTION --rows R               PostgreSQL ingest rows/s, binary COPY vs EF SaveChanges
 var command = args.FirstOrDefault() ?? "throughput";
 int Arg(string name, int fallback) => args.SkipWhile(a => a != name).Skip(1).Select(int.Parse).FirstOrDefault(fallback);
+switch (command)
+{
+    case "latency": await WebBenchmarks.LatencyAsync(Arg("--steps", 600)); return 0;
+    case "viewers": await WebBenchmarks.ViewersAsync(Arg("--viewers", 100), Arg("--pairs", 2)); return 0;
+    case "ingest": await WebBenchmarks.IngestAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--rows", 100_000)); return 0;
+}
 
 TorchRuntime.Initialize();
 using var data = new DatasetCatalog().Load("fashion-mnist");

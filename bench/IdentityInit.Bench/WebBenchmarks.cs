@@ -1,0 +1,143 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net.Http.Json;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using IdentityInit.Training;
+using IdentityInit.Web;
+using IdentityInit.Web.Data;
+using IdentityInit.Web.Runs;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Benchmarks of the web lab: the real app on Kestrel (loopback), real SignalR clients, a real PostgreSQL.</summary>
+static class WebBenchmarks
+{
+    static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, Converters = { new JsonStringEnumConverter() },
+    };
+
+    static async Task<WebApplication> StartAppAsync(string? postgres = null)
+    {
+        var dataDir = Path.Combine(Path.GetTempPath(), "identityinit-bench-" + Guid.NewGuid().ToString("N")[..8]);
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = ["--urls", "http://127.0.0.1:0", "--IdentityInit:DataDir", dataDir, "--Logging:LogLevel:Default", "Warning",
+                    "--ConnectionStrings:Postgres", postgres ?? ""],
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.AddIdentityInit();
+        var app = builder.Build();
+        app.MapIdentityInit();
+        await app.StartAsync();
+        return app;
+    }
+
+    static async Task<HubConnection> ViewerAsync(string url, Guid runId, Action<RunBatch>? onBatch = null)
+    {
+        var hub = new HubConnectionBuilder().WithUrl(url + "/hubs/runs").AddJsonProtocol(o => o.PayloadSerializerOptions = Json).Build();
+        hub.On<RunBatch>("Batch", b => onBatch?.Invoke(b));
+        await hub.StartAsync();
+        await hub.InvokeAsync<RunHistory>("Join", runId, null);
+        return hub;
+    }
+
+    /// <summary>Engine event published -> point received by a SignalR client on loopback (persisted first), p50/p95.</summary>
+    public static async Task LatencyAsync(int steps)
+    {
+        await using var app = await StartAppAsync();
+        var url = app.Urls.First();
+        var stream = app.Services.GetRequiredService<RunStream>();
+        var runId = Guid.NewGuid();
+        await using (var context = app.Services.GetRequiredService<AppDb>().Create())
+        {
+            context.Runs.Add(new Run { Id = runId, Name = "latency", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic", Queue = "cpu", CreatedAt = DateTime.UtcNow });
+            await context.SaveChangesAsync();
+        }
+        var published = new ConcurrentDictionary<long, long>();
+        var latencies = new ConcurrentBag<double>();
+        await using var viewer = await ViewerAsync(url, runId, batch =>
+        {
+            var now = Stopwatch.GetTimestamp();
+            foreach (var p in batch.Points.Where(p => p.Series == "train/loss"))
+                if (published.TryGetValue(p.Step, out var sent)) latencies.Add(Stopwatch.GetElapsedTime(sent, now).TotalMilliseconds);
+        });
+        // A real training run drives the events; each StepMetrics is stamped as the trainer hands it over.
+        var config = new ExperimentConfig { Dataset = "synthetic", Depth = 7, Widen = 1, BatchSize = 32, TrainLimit = 2048, Epochs = 100, MaxSteps = steps, MetricsEvery = 1, CorrelationEvery = 100, Schedule = "constant" };
+        await Task.Factory.StartNew(() => Trainer.Run(config, new Relay(e =>
+        {
+            if (e is StepMetrics m) published[m.Step] = Stopwatch.GetTimestamp();
+            stream.Publish(runId, e);
+        }), default), TaskCreationOptions.LongRunning);
+        await Task.Delay(1000);
+        var sorted = latencies.Order().ToList();
+        Console.WriteLine($"latency trainer -> SignalR client: n={sorted.Count}, p50 {sorted[sorted.Count / 2]:F0} ms, p95 {sorted[(int)(sorted.Count * 0.95)]:F0} ms, max {sorted[^1]:F0} ms (goal p95 <= 250 ms; flush interval {RunStream.FlushInterval.TotalMilliseconds} ms)");
+    }
+
+    /// <summary>Training throughput of the same queued run with 0 and with N SignalR viewers joined, interleaved.</summary>
+    public static async Task ViewersAsync(int viewers, int pairs)
+    {
+        await using var app = await StartAppAsync();
+        var url = app.Urls.First();
+        using var http = new HttpClient { BaseAddress = new Uri(url) };
+        var request = new { preset = "constnet-deterministic", config = new { dataset = "fashion-mnist", depth = 10, widen = 1, trainLimit = 12800, testLimit = 500, epochs = 1, metricsEvery = 1, correlationEvery = 50 } };
+        double with = 0, without = 0;
+        for (var pair = 0; pair < pairs; pair++)
+            foreach (var n in new[] { 0, viewers })
+            {
+                var response = await http.PostAsJsonAsync("/api/runs", request);
+                var id = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement[0].GetProperty("id").GetGuid();
+                var hubs = new List<HubConnection>();
+                for (var i = 0; i < n; i++) hubs.Add(await ViewerAsync(url, id));
+                while (JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{id}")).RootElement.GetProperty("status").GetString() is "Queued" or "Running")
+                    await Task.Delay(200);
+                var points = JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{id}/metrics?series=throughput")).RootElement;
+                var rates = points.EnumerateArray().Skip(5).Select(p => p.GetProperty("value").GetDouble()).Order().ToList();
+                var median = rates[rates.Count / 2];
+                Console.WriteLine($"  pair {pair + 1}, {n,3} viewers: median {median:F1} img/s over {rates.Count} steps");
+                if (n == 0) without += median; else with += median;
+                foreach (var hub in hubs) await hub.DisposeAsync();
+            }
+        Console.WriteLine($"throughput with {viewers} viewers / without: {with / without:F3} (goal >= 0.99)");
+    }
+
+    /// <summary>Metric-point ingest into PostgreSQL: binary COPY (what the app uses) against EF Core SaveChanges.</summary>
+    public static async Task IngestAsync(string postgres, int rows)
+    {
+        await using var app = await StartAppAsync(postgres);
+        var db = app.Services.GetRequiredService<AppDb>();
+        var runId = Guid.NewGuid();
+        await using (var context = db.Create())
+        {
+            context.Runs.Add(new Run { Id = runId, Name = "ingest", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic", Queue = "cpu", CreatedAt = DateTime.UtcNow });
+            await context.SaveChangesAsync();
+        }
+        List<MetricPoint> Points(string prefix) => [.. Enumerable.Range(0, rows).Select(i => new MetricPoint { RunId = runId, Series = $"{prefix}/{i % 20}", Step = i / 20, Value = i * 0.5 })];
+        double copy = 0, ef = 0;
+        for (var round = 0; round < 2; round++)
+        {
+            var batch = Points($"copy{round}");
+            var clock = Stopwatch.StartNew();
+            foreach (var chunk in batch.Chunk(2000)) await db.WritePointsAsync(chunk);
+            copy += rows / clock.Elapsed.TotalSeconds;
+            batch = Points($"ef{round}");
+            clock.Restart();
+            foreach (var chunk in batch.Chunk(2000))
+            {
+                await using var context = db.Create();
+                context.Points.AddRange(chunk);
+                await context.SaveChangesAsync();
+            }
+            ef += rows / clock.Elapsed.TotalSeconds;
+        }
+        Console.WriteLine($"ingest into PostgreSQL, {rows} rows in batches of 2000: COPY {copy / 2:F0} rows/s, EF SaveChanges {ef / 2:F0} rows/s, ratio {copy / ef:F1}x");
+    }
+
+    sealed class Relay(Action<RunEvent> handle) : IProgress<RunEvent>
+    {
+        public void Report(RunEvent value) => handle(value);
+    }
+}
