@@ -115,10 +115,9 @@ public static class Trainer
         }
 
         var spreads = new double[layers.Count];
-        var fingerprint = 0.0;
         void CheckSpread()
         {
-            (spreads, fingerprint) = ChannelSpread.OfWeightsWithFingerprint(layers, parameters);
+            spreads = ChannelSpread.OfWeights(layers);
             for (var l = 0; l < layers.Count; l++)
                 if (spreads[l] != 0 && !brokeAt.ContainsKey(layers[l].Name))
                 {
@@ -190,7 +189,7 @@ public static class Trainer
                         var elapsed = window.Elapsed.TotalSeconds;
                         progress?.Report(new StepMetrics(step, epoch, loss.item<float>(),
                             logits.argmax(1).eq(y).to(float64).mean().item<double>(), learningRate,
-                            windowImages / Math.Max(elapsed, 1e-9), stepClock.Elapsed.TotalMilliseconds, spreads, fingerprint));
+                            windowImages / Math.Max(elapsed, 1e-9), stepClock.Elapsed.TotalMilliseconds, spreads, ChannelSpread.Fingerprint(parameters)));
                         window.Restart();
                         windowImages = 0;
                     }

@@ -81,6 +81,21 @@ public sealed class LabBrowserTests
         Assert.Equal(0, await shared.Locator("#share-run").CountAsync());
         await shared.ScreenshotAsync(new() { Path = Shot("shared-run"), FullPage = true });
 
+        // The official JS client (shipped in wwwroot/lib) joins the run with the share token and gets its history.
+        await shared.AddScriptTagAsync(new() { Url = "/lib/signalr/signalr.min.js" });
+        var token = shareUrl.Split("/share/")[1];
+        var runId = runUrl.Split("/runs/")[1];
+        var historyPoints = await shared.EvaluateAsync<int>("""
+            async ([runId, token]) => {
+              const connection = new signalR.HubConnectionBuilder().withUrl("/hubs/runs").build();
+              await connection.start();
+              const history = await connection.invoke("Join", runId, token);
+              await connection.stop();
+              return history.points.length;
+            }
+            """, new[] { runId, token });
+        Assert.True(historyPoints > 0);
+
         await page.GotoAsync(runUrl);
         File.WriteAllText(Path.Combine(Chromium.Artifacts, "console.txt"), string.Join("\n", console));
         Assert.DoesNotContain(console, c => c.StartsWith("error") || c.StartsWith("pageerror"));

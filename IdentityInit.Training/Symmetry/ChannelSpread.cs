@@ -31,25 +31,22 @@ public static class ChannelSpread
     public static Tensor OfActivation(Tensor a) => (a.amax([1]) - a.amin([1])).max();
 
     /// <summary>Spreads of all layers in one host transfer.</summary>
-    public static double[] OfWeights(IReadOnlyList<WeightLayer> layers) => OfWeightsWithFingerprint(layers, []).Spreads;
-
-    /// <summary>
-    /// Spreads, plus a float64 digest of every parameter (sum of w + pi * sum of w^2): equal for bitwise-equal weights,
-    /// and in practice different as soon as any weight differs. One host transfer for both.
-    /// </summary>
-    public static (double[] Spreads, double Fingerprint) OfWeightsWithFingerprint(IReadOnlyList<WeightLayer> layers, IReadOnlyList<Tensor> parameters)
+    public static double[] OfWeights(IReadOnlyList<WeightLayer> layers)
     {
         using var scope = NewDisposeScope();
         using var noGrad = no_grad();
-        var device = layers.Count > 0 ? layers[0].Weight.device : CPU;
-        var values = layers.Select(l => OfWeight(l.Weight, l.Role, l.Copies).to(float64)).ToList();
-        var digest = zeros([], float64, device);
-        foreach (var p in parameters)
-        {
-            var d = p.detach().to(float64);
-            digest = digest + d.sum() + Math.PI * d.square().sum();
-        }
-        var all = stack([.. values, digest]).cpu().data<double>().ToArray();
-        return (all[..^1], all[^1]);
+        return stack(layers.Select(l => OfWeight(l.Weight, l.Role, l.Copies)).ToArray()).to(float64).cpu().data<double>().ToArray();
+    }
+
+    /// <summary>
+    /// A float64 digest of every parameter (sum of w + pi * sum of w^2): equal for bitwise-equal weights, and in
+    /// practice different as soon as any weight differs.
+    /// </summary>
+    public static double Fingerprint(IReadOnlyList<Tensor> parameters)
+    {
+        using var scope = NewDisposeScope();
+        using var noGrad = no_grad();
+        var all = cat(parameters.Select(p => p.detach().flatten()).ToList(), 0).to(float64);
+        return (all.sum() + Math.PI * all.square().sum()).item<double>();
     }
 }

@@ -104,9 +104,16 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(FlushInterval);
-        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
-            foreach (var runId in pending.Keys)
-                await FlushAsync(runId, stoppingToken);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+                foreach (var runId in pending.Keys)
+                    await FlushAsync(runId, stoppingToken);
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // shutting down; a training job flushes its own last batch
+        }
     }
 
     /// <summary>Persists and pushes whatever is pending for a run, now. Flushes of one run never overlap.</summary>

@@ -118,22 +118,26 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
             RunStatus.Diverged => RunState.Diverged,
             _ => RunState.Failed,
         };
+        // Order matters: every point is stored before the run reads as ended, and viewers hear of the end last.
+        stream.FlushAsync(runId).GetAwaiter().GetResult();
+        using (var context = db.Create())
+        {
+            var run = context.Runs.First(r => r.Id == runId);
+            run.Status = state;
+            run.Step = summary.Steps;
+            run.FinishedAt = DateTime.UtcNow;
+            run.BestTestAccuracy = summary.Record is null ? null : summary.BestTestAccuracy;
+            run.FinalTestAccuracy = summary.FinalTestAccuracy;
+            run.LayersBroken = summary.Symmetry.Count(l => l.BrokeAtStep is not null);
+            run.LayerCount = summary.Symmetry.Count;
+            run.RecordJson = summary.Record is null ? run.RecordJson : JsonSerializer.Serialize(summary.Record, SummaryJson);
+            run.SummaryJson = JsonSerializer.Serialize(summary, SummaryJson);
+            run.Error = summary.Error;
+            context.SaveChanges();
+        }
         stream.PublishStatus(runId, new RunProgress(state, summary.Steps, summary.Steps, 0, summary.Error));
         stream.FlushAsync(runId).GetAwaiter().GetResult();
         stream.Forget(runId);
-        using var context = db.Create();
-        var run = context.Runs.First(r => r.Id == runId);
-        run.Status = state;
-        run.Step = summary.Steps;
-        run.FinishedAt = DateTime.UtcNow;
-        run.BestTestAccuracy = summary.Record is null ? null : summary.BestTestAccuracy;
-        run.FinalTestAccuracy = summary.FinalTestAccuracy;
-        run.LayersBroken = summary.Symmetry.Count(l => l.BrokeAtStep is not null);
-        run.LayerCount = summary.Symmetry.Count;
-        run.RecordJson = summary.Record is null ? run.RecordJson : JsonSerializer.Serialize(summary.Record, SummaryJson);
-        run.SummaryJson = JsonSerializer.Serialize(summary, SummaryJson);
-        run.Error = summary.Error;
-        context.SaveChanges();
     }
 
     /// <summary>Forwards engine events to the stream; the run record is stored as soon as the run starts.</summary>

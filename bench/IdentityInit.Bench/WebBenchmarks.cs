@@ -67,12 +67,13 @@ static class WebBenchmarks
         });
         // A real training run drives the events; each StepMetrics is stamped as the trainer hands it over.
         var config = new ExperimentConfig { Dataset = "synthetic", Depth = 7, Widen = 1, BatchSize = 32, TrainLimit = 2048, Epochs = 100, MaxSteps = steps, MetricsEvery = 1, CorrelationEvery = 100, Schedule = "constant" };
-        await Task.Factory.StartNew(() => Trainer.Run(config, new Relay(e =>
+        var summary = await Task.Factory.StartNew(() => Trainer.Run(config, new Relay(e =>
         {
             if (e is StepMetrics m) published[m.Step] = Stopwatch.GetTimestamp();
             stream.Publish(runId, e);
         }), default), TaskCreationOptions.LongRunning);
         await Task.Delay(1000);
+        if (latencies.IsEmpty) throw new InvalidOperationException($"no point reached the client (run {summary.Status}: {summary.Error})");
         var sorted = latencies.Order().ToList();
         Console.WriteLine($"latency trainer -> SignalR client: n={sorted.Count}, p50 {sorted[sorted.Count / 2]:F0} ms, p95 {sorted[(int)(sorted.Count * 0.95)]:F0} ms, max {sorted[^1]:F0} ms (goal p95 <= 250 ms; flush interval {RunStream.FlushInterval.TotalMilliseconds} ms)");
     }

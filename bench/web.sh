@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Web-lab benchmarks: engine -> SignalR latency, throughput with 0 vs 100 viewers, PostgreSQL ingest (COPY vs EF).
+# Starts a throwaway PostgreSQL from Debian's binaries for the ingest figure (as the tests do).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+dotnet build bench/IdentityInit.Bench -c Release -v q -nologo >/dev/null
+BENCH=bench/IdentityInit.Bench/bin/Release/net10.0/linux-x64/IdentityInit.Bench
+"$BENCH" latency --steps 600
+"$BENCH" viewers --viewers 100 --pairs 2
+
+PG=$(ls -d /usr/lib/postgresql/*/bin | sort | tail -1)
+DIR=$(mktemp -d); PORT=$((20000 + RANDOM % 10000))
+chown postgres:postgres "$DIR"
+runuser -u postgres -- "$PG/initdb" -D "$DIR/data" -U postgres -A trust --no-sync >/dev/null
+runuser -u postgres -- "$PG/pg_ctl" -D "$DIR/data" -l "$DIR/log" -w -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1" start >/dev/null
+trap 'runuser -u postgres -- "$PG/pg_ctl" -D "$DIR/data" -m immediate stop >/dev/null; rm -rf "$DIR"' EXIT
+runuser -u postgres -- psql -h 127.0.0.1 -p "$PORT" -U postgres -c "CREATE DATABASE bench" >/dev/null
+"$BENCH" ingest --pg "Host=127.0.0.1;Port=$PORT;Username=postgres;Database=bench" --rows 100000
