@@ -51,7 +51,7 @@ public static class Hosting
                 o.SchedulePollingInterval = TimeSpan.FromSeconds(1);
             });
 
-        services.AddSignalR().AddJsonProtocol(o =>
+        services.AddSignalR(o => o.EnableDetailedErrors = builder.Environment.IsDevelopment()).AddJsonProtocol(o =>
         {
             o.PayloadSerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals;
             o.PayloadSerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter());

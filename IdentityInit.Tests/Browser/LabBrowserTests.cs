@@ -54,7 +54,7 @@ public sealed class LabBrowserTests
         await page.ScreenshotAsync(new() { Path = Shot("new-run"), FullPage = true });
         await page.Locator("#submit-run").ClickAsync();
 
-        await page.WaitForURLAsync("**/runs/*-*");
+        await page.WaitForURLAsync(new System.Text.RegularExpressions.Regex("/runs/[0-9a-f]{8}-[0-9a-f]{4}-"));
         var runUrl = page.Url;
         var lossInfo = page.Locator("[id$='-loss-info']");
         await Assertions.Expect(lossInfo).ToContainTextAsync("points", new() { Timeout = 60_000 });

@@ -61,3 +61,27 @@ public sealed class StreamingTests
         Assert.Contains("not found", error.Message);
     }
 }
+
+/// <summary>Values SQL stores awkwardly still round-trip: NaN (SQLite has none) and infinities (Diversity is -inf).</summary>
+public sealed class NonFiniteValueTests
+{
+    [Fact]
+    public async Task NaNAndInfinitiesAreStoredAndServedAsTheyWere()
+    {
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { maxSteps = 1 }))).GetProperty("id").GetGuid();
+        await Api.WaitForStatusAsync(http, id, "Completed");
+        var stream = lab.Services.GetRequiredService<RunStream>();
+
+        stream.Publish(id, new IdentityInit.Training.CorrelationSnapshot(99, [new("probe", double.NaN, 1, 1, 0)], [], double.NegativeInfinity));
+        await stream.FlushAsync(id);
+        var points = await Api.PointsAsync(http, $"/api/runs/{id}/metrics?from=99&to=99");
+        var csv = await http.GetStringAsync($"/api/runs/{id}/metrics?format=csv&from=99&to=99");
+
+        Assert.True(double.IsNaN(points.Single(p => p.Series == "wcorr.fwd/probe").Value));
+        Assert.Equal(double.NegativeInfinity, points.Single(p => p.Series == "diversity").Value);
+        Assert.Contains("wcorr.fwd/probe,99,NaN", csv);
+        Assert.Contains("diversity,99,-Infinity", csv);
+    }
+}

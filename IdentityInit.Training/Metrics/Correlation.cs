@@ -38,7 +38,7 @@ public static class Correlation
         var sum = z.sum([0L]);
         var pairs = sum.square().sum().item<double>() - k; // ordered pairs of varying rows
         var constantPairs = n * (n - 1) - k * (k - 1);     // ordered pairs with a constant row: NaN, counted as 1
-        return (pairs + constantPairs) / (n * (n - 1));
+        return Math.Clamp((pairs + constantPairs) / (n * (n - 1)), -1, 1); // rounding must not push |rho| past 1
     }
 
     /// <summary>-log|rho|: 0 for identical channels, growing as they decorrelate.</summary>

@@ -50,7 +50,8 @@ public sealed class AppDb
                 await copy.WriteAsync(p.RunId, NpgsqlDbType.Uuid, cancellationToken);
                 await copy.WriteAsync(p.Series, NpgsqlDbType.Varchar, cancellationToken);
                 await copy.WriteAsync(p.Step, NpgsqlDbType.Bigint, cancellationToken);
-                await copy.WriteAsync(p.Value, NpgsqlDbType.Double, cancellationToken);
+                if (p.Value is { } value) await copy.WriteAsync(value, NpgsqlDbType.Double, cancellationToken);
+                else await copy.WriteNullAsync(cancellationToken);
             }
             await copy.CompleteAsync(cancellationToken);
             return;

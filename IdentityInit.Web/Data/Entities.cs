@@ -39,13 +39,18 @@ public sealed class Run
     public IReadOnlyList<string> TagList => Tags.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 }
 
-/// <summary>One value of one series at one step; (run, series, step) is unique, so history has no duplicates.</summary>
+/// <summary>
+/// One value of one series at one step; (run, series, step) is unique, so history has no duplicates. NaN is stored as
+/// NULL (SQLite has no NaN); infinities are stored as they are.
+/// </summary>
 public sealed class MetricPoint
 {
     public Guid RunId { get; set; }
     public required string Series { get; set; }
     public long Step { get; set; }
-    public double Value { get; set; }
+    public double? Value { get; set; }
+
+    public static double? Store(double value) => double.IsNaN(value) ? null : value;
 }
 
 /// <summary>A layer's channel x channel activation-correlation matrix at one step (float32, row-major).</summary>

@@ -43,7 +43,8 @@ public sealed class RunQueries(AppDb db)
         if (from is { } f) query = query.Where(p => p.Step >= f);
         if (to is { } t) query = query.Where(p => p.Step <= t);
         if (!string.IsNullOrEmpty(seriesPrefix)) query = query.Where(p => p.Series.StartsWith(seriesPrefix));
-        return await query.OrderBy(p => p.Series).ThenBy(p => p.Step).Select(p => new PointDto(p.Series, p.Step, p.Value)).ToListAsync();
+        var rows = await query.OrderBy(p => p.Series).ThenBy(p => p.Step).Select(p => new { p.Series, p.Step, p.Value }).ToListAsync();
+        return [.. rows.Select(p => new PointDto(p.Series, p.Step, p.Value ?? double.NaN))]; // NULL is a stored NaN
     }
 
     public async Task<HeatmapDto?> HeatmapAsync(Guid runId, string layer, long? step)

@@ -160,7 +160,7 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
     {
         // (series, step) is the key: should an event repeat a point, the later value wins rather than failing the batch.
         var points = batch.Points.GroupBy(p => (p.Series, p.Step)).Select(g => g.Last())
-            .Select(p => new MetricPoint { RunId = batch.RunId, Series = p.Series, Step = p.Step, Value = p.Value }).ToList();
+            .Select(p => new MetricPoint { RunId = batch.RunId, Series = p.Series, Step = p.Step, Value = MetricPoint.Store(p.Value) }).ToList();
         await db.WritePointsAsync(points, cancellationToken);
         if (batch.Heatmaps.Count == 0 && batch.Logs.Count == 0 && batch.Progress is null && record is null) return;
         await using var context = db.Create();

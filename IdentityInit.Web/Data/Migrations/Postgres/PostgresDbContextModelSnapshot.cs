@@ -58,7 +58,7 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
                     b.Property<long>("Step")
                         .HasColumnType("bigint");
 
-                    b.Property<double>("Value")
+                    b.Property<double?>("Value")
                         .HasColumnType("double precision");
 
                     b.HasKey("RunId", "Series", "Step");

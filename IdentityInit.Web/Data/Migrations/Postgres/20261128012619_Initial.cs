@@ -34,7 +34,7 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
                     RunId = table.Column<Guid>(type: "uuid", nullable: false),
                     Series = table.Column<string>(type: "character varying(128)", maxLength: 128, nullable: false),
                     Step = table.Column<long>(type: "bigint", nullable: false),
-                    Value = table.Column<double>(type: "double precision", nullable: false)
+                    Value = table.Column<double>(type: "double precision", nullable: true)
                 },
                 constraints: table =>
                 {

@@ -33,7 +33,7 @@ namespace IdentityInit.Web.Data.Migrations.Sqlite
                     RunId = table.Column<Guid>(type: "TEXT", nullable: false),
                     Series = table.Column<string>(type: "TEXT", maxLength: 128, nullable: false),
                     Step = table.Column<long>(type: "INTEGER", nullable: false),
-                    Value = table.Column<double>(type: "REAL", nullable: false)
+                    Value = table.Column<double>(type: "REAL", nullable: true)
                 },
                 constraints: table =>
                 {
