@@ -26,15 +26,16 @@ public sealed class LabBrowserTests
     [Fact]
     public async Task AResearcherConfiguresQueuesWatchesAndSharesARunInTheBrowser()
     {
+        Assertions.SetDefaultExpectTimeout(15_000); // 2 busy cores: give the circuit time to answer
         await using var lab = new LabFactory();
         var baseUrl = lab.StartKestrel();
         var (playwright, context) = await Chromium.LaunchAsync();
         using var _ = playwright;
         await using var __ = context;
         var page = await context.NewPageAsync();
-        var console = new List<string>();
-        page.Console += (_, m) => console.Add($"{m.Type}: {m.Text}");
-        page.PageError += (_, e) => console.Add("pageerror: " + e);
+        var console = new System.Collections.Concurrent.ConcurrentQueue<string>(); // events arrive on Playwright's thread
+        page.Console += (_, m) => console.Enqueue($"{m.Type}: {m.Text}");
+        page.PageError += (_, e) => console.Enqueue("pageerror: " + e);
         string Shot(string name) => Path.Combine(Chromium.Artifacts, name + ".png");
 
         await page.GotoAsync(new Uri(baseUrl, "/runs/new?preset=constnet-nondeterministic").ToString());
@@ -54,8 +55,10 @@ public sealed class LabBrowserTests
         await page.ScreenshotAsync(new() { Path = Shot("new-run"), FullPage = true });
         await page.Locator("#submit-run").ClickAsync();
 
-        await page.WaitForURLAsync(new System.Text.RegularExpressions.Regex("/runs/[0-9a-f]{8}-[0-9a-f]{4}-"));
+        // Blazor navigates inside the circuit (no page load): wait for the run page itself.
+        await Assertions.Expect(page.Locator("#run-name")).ToBeVisibleAsync(new() { Timeout = 60_000 });
         var runUrl = page.Url;
+        Assert.Matches("/runs/[0-9a-f]{8}-[0-9a-f]{4}-", runUrl);
         var lossInfo = page.Locator("[id$='-loss-info']");
         await Assertions.Expect(lossInfo).ToContainTextAsync("points", new() { Timeout = 60_000 });
         var before = PointCount(await lossInfo.InnerTextAsync());
@@ -97,8 +100,9 @@ public sealed class LabBrowserTests
         Assert.True(historyPoints > 0);
 
         await page.GotoAsync(runUrl);
-        File.WriteAllText(Path.Combine(Chromium.Artifacts, "console.txt"), string.Join("\n", console));
-        Assert.DoesNotContain(console, c => c.StartsWith("error") || c.StartsWith("pageerror"));
+        var messages = console.ToArray();
+        File.WriteAllText(Path.Combine(Chromium.Artifacts, "console.txt"), string.Join("\n", messages));
+        Assert.DoesNotContain(messages, c => c.StartsWith("error") || c.StartsWith("pageerror"));
     }
 
     static int PointCount(string info) => int.Parse(new string(info.Where(char.IsDigit).TakeWhile(_ => true).ToArray()).Length > 0
