@@ -91,7 +91,7 @@ public static class Trainer
 
         var trainImages = data.TrainImages.to(device);
         var trainLabels = data.TrainLabels.to(device);
-        var (probe, _) = Normalized(data.TestImages[..(int)Math.Min(config.ProbeSize, data.TestCount)], data, device);
+        var probe = Normalized(data.TestImages[..(int)Math.Min(config.ProbeSize, data.TestCount)], data, device);
         var brokeAt = state.BrokeAt;
         var step = state.Step;
         var best = state.BestTestAccuracy;
@@ -236,9 +236,8 @@ public static class Trainer
         return summary;
     }
 
-    /// <summary>Images of one batch, normalised, on the device (and their count).</summary>
-    static (Tensor Images, long Count) Normalized(Tensor images, ImageDataset data, Device device) =>
-        (Augment.Normalize(images.to(device), data.Mean, data.Std), images.shape[0]);
+    /// <summary>Images of one batch, normalised, on the device.</summary>
+    static Tensor Normalized(Tensor images, ImageDataset data, Device device) => Augment.Normalize(images.to(device), data.Mean, data.Std);
 
     /// <summary>The epoch's shuffled order: a pure function of (seed, epoch), so a resumed run sees the same batches.</summary>
     static Tensor EpochOrder(long seed, int epoch, long count, Device device) =>
@@ -262,7 +261,7 @@ public static class Trainer
         {
             using var scope = NewDisposeScope();
             var end = (int)Math.Min(start + EvalBatch, data.TestCount);
-            var (x, n) = Normalized(data.TestImages[(int)start..end], data, device);
+            var x = Normalized(data.TestImages[(int)start..end], data, device);
             var y = data.TestLabels[(int)start..end].to(device);
             var logits = model.call(x);
             loss += nn.functional.cross_entropy(logits, y, reduction: nn.Reduction.Sum).item<float>();

@@ -68,11 +68,15 @@ public sealed class RunQueries(AppDb db)
     {
         var run = await GetAsync(runId);
         if (run is null) return null;
-        var points = await PointsAsync(runId);
+        return new RunHistory(runId, ProgressOf(run), await PointsAsync(runId), await HeatmapStepsAsync(runId), await LogsAsync(runId));
+    }
+
+    /// <summary>The steps at which each layer's activation matrix was stored.</summary>
+    public async Task<Dictionary<string, long[]>> HeatmapStepsAsync(Guid runId)
+    {
         await using var context = db.Create();
-        var heatmapSteps = (await context.Heatmaps.AsNoTracking().Where(h => h.RunId == runId).Select(h => new { h.Layer, h.Step }).ToListAsync())
+        return (await context.Heatmaps.AsNoTracking().Where(h => h.RunId == runId).Select(h => new { h.Layer, h.Step }).ToListAsync())
             .GroupBy(h => h.Layer).ToDictionary(g => g.Key, g => g.Select(h => h.Step).Order().ToArray());
-        return new RunHistory(runId, ProgressOf(run), points, heatmapSteps, await LogsAsync(runId));
     }
 
     public static RunProgress ProgressOf(Run run) => new(run.Status, run.Step, run.TotalSteps, null, run.Error);
