@@ -31,7 +31,13 @@ switch (command)
     case "throughput":
         {
             var (warmup, steps) = (Arg("--warmup", 5), Arg("--steps", 40));
-            var seconds = TimeSteps(wrn with { MaxSteps = warmup + steps, MetricsEvery = 1, CorrelationEvery = 0 }, warmup);
+            // Like for like with PyTorch's defaults: non-deterministic kernels allowed, the engine's default metric cadence.
+            // --spread-every N and --deterministic 1 measure the engine's own per-step costs.
+            var seconds = TimeSteps(wrn with
+            {
+                MaxSteps = warmup + steps, MetricsEvery = 5, CorrelationEvery = 0, SpreadEvery = Arg("--spread-every", 1),
+                Deterministic = Arg("--deterministic", 0) == 1,
+            }, warmup);
             Console.WriteLine($"torchsharp threads={wrn.Threads} img/s={steps * 128 / seconds:F1}");
             break;
         }
