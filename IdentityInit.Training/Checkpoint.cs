@@ -27,18 +27,29 @@ public static class Checkpoint
         File.WriteAllText(Path.Combine(temporary, "state.json"), JsonSerializer.Serialize(state));
         if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
         Directory.Move(temporary, final);
-        foreach (var old in Directory.GetDirectories(directory, "step-*").Where(d => !d.EndsWith(".tmp", StringComparison.Ordinal)).Order().SkipLast(2))
-            Directory.Delete(old, recursive: true);
+        foreach (var old in Completed(directory).Where(d => d.Step > 0).SkipLast(2)) // the initialization (step 0) is always kept
+            Directory.Delete(old.Path, recursive: true);
         return final;
     }
 
     /// <summary>The newest complete checkpoint folder under <paramref name="directory"/>, or null.</summary>
-    public static string? Latest(string directory) =>
+    public static string? Latest(string directory) => Completed(directory).LastOrDefault().Path;
+
+    /// <summary>Complete checkpoint folders (step-N with its state.json), oldest first; anything else there is ignored.</summary>
+    public static List<(long Step, string Path)> Completed(string directory) =>
         Directory.Exists(directory)
             ? Directory.GetDirectories(directory, "step-*")
-                .Where(d => !d.EndsWith(".tmp", StringComparison.Ordinal) && File.Exists(Path.Combine(d, "state.json")))
-                .Order().LastOrDefault()
-            : null;
+                .Select(d => (Ok: long.TryParse(System.IO.Path.GetFileName(d)["step-".Length..], out var s), Step: s, Path: d))
+                .Where(d => d.Ok && File.Exists(System.IO.Path.Combine(d.Path, "state.json")))
+                .Select(d => (d.Step, d.Path)).OrderBy(d => d.Step).ToList()
+            : [];
+
+    /// <summary>Reads only the model tensors of a checkpoint (for export).</summary>
+    public static void LoadModel(string checkpoint, ImageModel model)
+    {
+        var modelState = model.state_dict();
+        ReadTensors(Path.Combine(checkpoint, "model.bin"), name => modelState.TryGetValue(name, out var t) ? t : null);
+    }
 
     public static TrainerState Load(string checkpoint, ImageModel model, Sgd optimizer)
     {

@@ -46,8 +46,11 @@ public static class ConfigValidation
         }
         Check(Initializer.Schemes.Contains(c.Init), nameof(c.Init),
             $"'{c.Init}' is not one of {string.Join(", ", Initializer.Schemes)}");
-        Check(c.Architecture == "constnet" || c.Init == "const", nameof(c.Init),
-            $"{c.Architecture} is initialised by its own options (LeakyInit, ToyUnique); leave Init as 'const'");
+        Check(c.Architecture == "constnet" || c.Init is "const" or "file", nameof(c.Init),
+            $"{c.Architecture} is initialised by its own options (LeakyInit, ToyUnique); leave Init as 'const' (or 'file')");
+        if (c.Init == "file")
+            Check(!string.IsNullOrWhiteSpace(c.InitFile) && File.Exists(c.InitFile), nameof(c.InitFile),
+                string.IsNullOrWhiteSpace(c.InitFile) ? "Init 'file' needs the path of a .safetensors file" : $"'{c.InitFile}' does not exist");
         Check(c.InitNoise is >= 0 and <= 100, nameof(c.InitNoise), $"must be from 0 to 100, got {c.InitNoise}");
         Check(c.Dropout is >= 0 and < 1, nameof(c.Dropout), $"must be in [0, 1), got {c.Dropout}");
         Check(c.StemDropout is >= 0 and < 1, nameof(c.StemDropout), $"must be in [0, 1), got {c.StemDropout}");
@@ -77,6 +80,7 @@ public static class ConfigValidation
         Check(c.SpreadEvery >= 1, nameof(c.SpreadEvery), "must be at least 1 step");
         Check(c.CorrelationEvery >= 0, nameof(c.CorrelationEvery), "must be 0 (start and end only) or positive");
         Check(c.ProbeSize is >= 2 and <= 4096, nameof(c.ProbeSize), "must be from 2 to 4096 images");
+        Check(c.PreciseBatchNorm is >= 0 and <= 10000, nameof(c.PreciseBatchNorm), $"must be 0 (off) or a number of batches up to 10000, got {c.PreciseBatchNorm}");
         Check(c.CheckpointEvery >= 0, nameof(c.CheckpointEvery), "must be 0 (end only) or positive");
         return errors;
     }

@@ -20,6 +20,8 @@ public sealed record ExperimentConfig
 
     // Initialization and symmetry breakers: each one explicit and recorded.
     public string Init { get; init; } = "const";
+    /// <summary>A safetensors file in the reference's names, read when Init is "file".</summary>
+    public string? InitFile { get; init; }
     public double InitNoise { get; init; }
     public double Dropout { get; init; }
     public double StemDropout { get; init; }
@@ -30,6 +32,8 @@ public sealed record ExperimentConfig
     public string Dataset { get; init; } = "cifar10";
     public string? DataDir { get; init; }
     public bool? Augment { get; init; }
+    /// <summary>Off: every epoch in the dataset's stored order (a DataLoader with shuffle=False), to replay a run elsewhere.</summary>
+    public bool Shuffle { get; init; } = true;
     public int TrainLimit { get; init; }
     public int TestLimit { get; init; }
 
@@ -54,6 +58,13 @@ public sealed record ExperimentConfig
     public int CorrelationEvery { get; init; } = 200;
     public int ProbeSize { get; init; } = 64;
     public int CheckpointEvery { get; init; } = 500;
+
+    // Evaluation.
+    /// <summary>
+    /// 0: evaluate with BatchNorm's running statistics (exponential average, momentum 0.1), as the reference code does.
+    /// N: first recompute them as the plain average over N fixed training batches with the current weights ("precise BN").
+    /// </summary>
+    public int PreciseBatchNorm { get; init; }
 
     public static IReadOnlyList<string> Architectures { get; } = ["constnet", "leakynet", "toy"];
     public static IReadOnlyList<string> Schedules { get; } = ["reference", "constant", "cosine"];

@@ -114,6 +114,12 @@ public static class Trainer
             return lastCheckpoint = path;
         }
 
+        (double Loss, double Accuracy) EvaluateNow(int epoch)
+        {
+            if (config.PreciseBatchNorm > 0) RecomputeBatchNorm(model, config, data, trainImages, epoch);
+            return Evaluate(model, data, device);
+        }
+
         var spreads = new double[layers.Count];
         void CheckSpread()
         {
@@ -138,13 +144,14 @@ public static class Trainer
         {
             CheckSpread();
             ReportSnapshot();
+            if (resumeFrom is null) SaveCheckpoint(); // the initialization, kept for export and replay
         }
 
         while (step < totalSteps)
         {
             var epoch = (int)(step / stepsPerEpoch);
             var batchIndex = (int)(step % stepsPerEpoch);
-            using var order = EpochOrder(config.Seed, epoch, data.TrainCount, device);
+            using var order = config.Shuffle ? EpochOrder(config.Seed, epoch, data.TrainCount, device) : arange(data.TrainCount, device: device);
             var learningRate = LearningRate.At(config, epoch);
             model.train();
             for (; batchIndex < stepsPerEpoch && step < totalSteps; batchIndex++)
@@ -200,7 +207,7 @@ public static class Trainer
             if (status != RunStatus.Completed) break;
             if (batchIndex == stepsPerEpoch)
             {
-                var (testLoss, testAccuracy) = Evaluate(model, data, device);
+                var (testLoss, testAccuracy) = EvaluateNow(epoch);
                 lastTest = testAccuracy;
                 best = Math.Max(best, testAccuracy);
                 progress?.Report(new EpochMetrics(epoch, step, lossSum.item<double>() / seen, correct.item<double>() / seen,
@@ -213,7 +220,7 @@ public static class Trainer
 
         if (status == RunStatus.Completed && lastTest is null && data.TestCount > 0)
         {
-            var (_, testAccuracy) = Evaluate(model, data, device); // stopped by MaxSteps inside an epoch
+            var (_, testAccuracy) = EvaluateNow((int)(step / stepsPerEpoch)); // stopped by MaxSteps inside an epoch
             lastTest = testAccuracy;
             best = Math.Max(best, testAccuracy);
         }
@@ -250,6 +257,16 @@ public static class Trainer
         z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
         z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
         return (z ^ (z >> 31)) >> 1; // torch generators take seeds below 2^63
+    }
+
+    /// <summary>Precise BN over config.PreciseBatchNorm batches of a fixed per-epoch draw of unaugmented training images.</summary>
+    static void RecomputeBatchNorm(ImageModel model, ExperimentConfig config, ImageDataset data, Tensor trainImages, int epoch)
+    {
+        using var scope = NewDisposeScope();
+        var count = (int)Math.Min((long)config.PreciseBatchNorm * config.BatchSize, data.TrainCount);
+        var order = randperm(data.TrainCount, generator: new Generator(Mix(config.Seed, epoch, 5)))[..count].to(trainImages.device);
+        PreciseBatchNorm.Recompute(model, Enumerable.Range(0, (count + config.BatchSize - 1) / config.BatchSize).Select(b =>
+            Augment.Normalize(trainImages.index_select(0, order[(b * config.BatchSize)..Math.Min((b + 1) * config.BatchSize, count)]), data.Mean, data.Std)));
     }
 
     static (double Loss, double Accuracy) Evaluate(ImageModel model, ImageDataset data, Device device)

@@ -101,8 +101,8 @@ public sealed class ConfigValidationTests
 
         Assert.Equal([2, 10], net.call(TorchSharp.torch.randn(2, 1, 28, 28)).shape);
         Assert.Equal([2, 10], net.call(TorchSharp.torch.randn(2, 1, 32, 32)).shape);
-        Assert.Equal(["conv1", "block1.0.conv1", "block1.0.convShortcut", "block1.1.conv1", "block2.0.conv1", "block2.0.convShortcut",
-                      "block2.1.conv1", "block3.0.conv1", "block3.0.convShortcut", "block3.1.conv1", "fc"], net.WeightLayers().Select(l => l.Name));
+        Assert.Equal(["conv1", "block1.layer.0.conv", "block1.layer.0.conv_res", "block1.layer.1.conv", "block2.layer.0.conv", "block2.layer.0.conv_res",
+                      "block2.layer.1.conv", "block3.layer.0.conv", "block3.layer.0.conv_res", "block3.layer.1.conv", "fc"], net.WeightLayers().Select(l => l.Name));
     }
 
     [Fact]

@@ -39,7 +39,7 @@ public sealed class InitializerTests
     {
         var p = Parameters(Build(Net with { Depth = 10, Widen = 2 }));
 
-        var blockConvs = p.Where(kv => kv.Key.EndsWith(".conv1.weight", StringComparison.Ordinal) && kv.Key.StartsWith("block", StringComparison.Ordinal)).ToList();
+        var blockConvs = p.Where(kv => kv.Key.EndsWith(".conv.weight", StringComparison.Ordinal) && kv.Key.StartsWith("block", StringComparison.Ordinal)).ToList();
 
         Assert.Equal(6, blockConvs.Count);
         Assert.All(blockConvs, kv => Assert.Equal(0, kv.Value.abs().max().item<float>()));
@@ -52,10 +52,10 @@ public sealed class InitializerTests
     {
         var p = Parameters(Build(Net with { Widen = 2 }));
 
-        Assert.Equal([32, 16, 1, 1], p["block1.0.convShortcut.weight"].shape);
-        Assert.True(p["block1.0.convShortcut.weight"].eq(1f / 16).all().item<bool>());
-        Assert.True(p["block2.0.convShortcut.weight"].eq(1f / 32).all().item<bool>());
-        Assert.True(p["block3.0.convShortcut.weight"].eq(1f / 64).all().item<bool>());
+        Assert.Equal([32, 16, 1, 1], p["block1.layer.0.conv_res.weight"].shape);
+        Assert.True(p["block1.layer.0.conv_res.weight"].eq(1f / 16).all().item<bool>());
+        Assert.True(p["block2.layer.0.conv_res.weight"].eq(1f / 32).all().item<bool>());
+        Assert.True(p["block3.layer.0.conv_res.weight"].eq(1f / 64).all().item<bool>());
     }
 
     [Fact]
@@ -63,8 +63,8 @@ public sealed class InitializerTests
     {
         var p = Parameters(Build(Net with { Init = "he-fanout" }));
 
-        Assert.True(p["block1.0.bn1.weight"].eq(1).all().item<bool>());
-        Assert.True(p["block2.1.bn1.bias"].eq(0).all().item<bool>());
+        Assert.True(p["block1.layer.0.bn.weight"].eq(1).all().item<bool>());
+        Assert.True(p["block2.layer.1.bn.bias"].eq(0).all().item<bool>());
     }
 
     [Fact]
@@ -81,14 +81,15 @@ public sealed class InitializerTests
     }
 
     [Fact]
-    public void HeFanOutDrawsEachConvWithVarianceTwoOverKSquaredCOutAndKeepsTheClassifierZero()
+    public void HeFanOutIsTheReferenceVarnetWithTheReluGainOnBlockConvsOnly()
     {
         var p = Parameters(Build(Net with { Init = "he-fanout", Widen = 8, Seed = 3 }));
 
-        var w = p["block3.1.conv1.weight"]; // 512 x 512 x 3 x 3
+        var w = p["block3.layer.1.conv.weight"]; // 512 x 512 x 3 x 3
 
         Assert.Equal(Math.Sqrt(2.0 / (9 * 512)), w.std().item<float>(), 0.0005);
-        Assert.Equal(Math.Sqrt(2.0 / 512), p["block3.0.convShortcut.weight"].std().item<float>(), 0.001);
+        Assert.Equal(Math.Sqrt(1.0 / 512), p["block3.layer.0.conv_res.weight"].std().item<float>(), 0.001);
+        Assert.Equal(Math.Sqrt(1.0 / (9 * 16)), p["conv1.weight"].std().item<float>(), 0.005);
         Assert.Equal(0, p["fc.weight"].abs().max().item<float>());
     }
 
@@ -99,7 +100,7 @@ public sealed class InitializerTests
     {
         var p = Parameters(Build(Net with { Init = scheme, Widen = 8 }));
 
-        var w = p["block3.0.conv1.weight"]; // 512 x 256 x 3 x 3
+        var w = p["block3.layer.0.conv.weight"]; // 512 x 256 x 3 x 3
 
         Assert.Equal(Math.Sqrt(variance), w.std().item<float>(), 0.0005);
     }
@@ -109,7 +110,7 @@ public sealed class InitializerTests
     {
         var p = Parameters(Build(Net with { Init = "orthogonal", Widen = 2 }));
 
-        var w = p["block2.1.conv1.weight"].flatten(1); // 64 x 576: rows orthonormal
+        var w = p["block2.layer.1.conv.weight"].flatten(1); // 64 x 576: rows orthonormal
         var gram = w.matmul(w.t());
 
         Assert.True(gram.allclose(eye(64), atol: 1e-5));
@@ -120,7 +121,7 @@ public sealed class InitializerTests
     {
         var p = Parameters(Build(Net with { Init = "delta-orthogonal", Widen = 2 }));
 
-        var w = p["block2.0.conv1.weight"]; // 64 x 32: columns orthonormal
+        var w = p["block2.layer.0.conv.weight"]; // 64 x 32: columns orthonormal
         var centre = w[.., .., 1, 1];
         var others = w.clone();
         others[.., .., 1, 1] = zeros(64, 32);
@@ -135,11 +136,11 @@ public sealed class InitializerTests
         const double s = 0.25;
         var p = Parameters(Build(Net with { InitNoise = s, Widen = 8 }));
 
-        var block = p["block3.1.conv1.weight"];
+        var block = p["block3.layer.1.conv.weight"];
 
         Assert.Equal(Math.Sqrt(s * 2 / (9 * 512)), block.std().item<float>(), 0.0005);
         Assert.True(p["conv1.weight"][.., .., 1, 1].eq(1f / 3).all().item<bool>());
-        Assert.True(p["block3.0.convShortcut.weight"].eq(1f / 256).all().item<bool>());
+        Assert.True(p["block3.layer.0.conv_res.weight"].eq(1f / 256).all().item<bool>());
         Assert.Equal(0, p["fc.weight"].abs().max().item<float>());
     }
 
@@ -148,9 +149,9 @@ public sealed class InitializerTests
     {
         var config = Net with { Init = "he-fanout" };
 
-        var a = Parameters(Build(config))["block2.1.conv1.weight"];
-        var b = Parameters(Build(config))["block2.1.conv1.weight"];
-        var c = Parameters(Build(config with { Seed = 2 }))["block2.1.conv1.weight"];
+        var a = Parameters(Build(config))["block2.layer.1.conv.weight"];
+        var b = Parameters(Build(config))["block2.layer.1.conv.weight"];
+        var c = Parameters(Build(config with { Seed = 2 }))["block2.layer.1.conv.weight"];
 
         Assert.True(Same(a, b));
         Assert.False(Same(a, c));

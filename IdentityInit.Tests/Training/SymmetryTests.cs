@@ -48,7 +48,7 @@ public sealed class SymmetryTests
 
         Assert.Equal(RunStatus.Completed, summary.Status);
         Assert.True(summary.SymmetryBroke);
-        var block = summary.Symmetry.Single(l => l.Layer == "block2.0.conv1");
+        var block = summary.Symmetry.Single(l => l.Layer == "block2.layer.0.conv");
         Assert.NotNull(block.BrokeAtStep);
         Assert.True(block.Spread > 0);
         Assert.DoesNotContain("none", summary.Record!.Breakers);
@@ -59,7 +59,7 @@ public sealed class SymmetryTests
     {
         var noisy = Tiny.Run(Tiny.Config with { MaxSteps = 1, InitNoise = 1e-7 });
 
-        Assert.Equal(0, noisy.Symmetry.Single(l => l.Layer == "block1.0.conv1").BrokeAtStep);
+        Assert.Equal(0, noisy.Symmetry.Single(l => l.Layer == "block1.layer.0.conv").BrokeAtStep);
         Assert.Null(noisy.Symmetry.Single(l => l.Layer == "conv1").BrokeAtStep); // noise is on block convs only
     }
 

@@ -37,7 +37,7 @@ public sealed class RunsApiTests : IAsyncLifetime
         Assert.True(run.GetProperty("layersBroken").GetInt32() > 0);
         Assert.Equal("0.107.0", run.GetProperty("record").GetProperty("TorchSharpVersion").GetString());
         Assert.Equal([10L, 20, 30], points.Where(p => p.Series == "train/loss").Select(p => p.Step));
-        Assert.Equal([0L, 8, 16, 24, 32], points.Where(p => p.Series == "wcorr.fwd/block2.0.conv1").Select(p => p.Step));
+        Assert.Equal([0L, 8, 16, 24, 32], points.Where(p => p.Series == "wcorr.fwd/block2.layer.0.conv").Select(p => p.Step));
         Assert.Contains(points, p => p.Series.StartsWith("break/", StringComparison.Ordinal));
         Assert.Equal(points.Count, points.Distinct().Count());
         Assert.StartsWith("series,step,value\ntrain/loss,10,", csv);

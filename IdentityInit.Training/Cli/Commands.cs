@@ -15,6 +15,9 @@ public static class Commands
           datasets [--download NAME] [--data-dir DIR] [--mirror URL]
                                where each dataset was found; --download fetches one (MD5-checked)
           config [--preset NAME] [--set key=value]...   prints the resulting config as JSON
+          export-weights --run DIR [--step N] --out FILE.safetensors
+                               a train --out folder's weights at checkpoint N (default: the last; 0: the initialization)
+                               in the reference's names (model.py / remodel.py load them with load_state_dict)
         """;
 
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter errors, CancellationToken cancellationToken = default)
@@ -33,6 +36,7 @@ public static class Commands
                 "list-presets" => ListPresets(output),
                 "datasets" => await DatasetsAsync(options, output, cancellationToken),
                 "config" => PrintConfig(options, output),
+                "export-weights" => ExportWeights(options, output),
                 _ => throw new ArgumentException($"unknown command '{args[0]}'\n{Usage}"),
             };
         }
@@ -61,6 +65,36 @@ public static class Commands
         config = ConfigOverrides.Apply(config, sets);
         ConfigValidation.ThrowIfInvalid(config);
         return config;
+    }
+
+    static int ExportWeights(Options options, TextWriter output)
+    {
+        var run = options.Single("--run") ?? throw new ArgumentException("--run: the train --out folder to export from is required");
+        var file = options.Single("--out") ?? throw new ArgumentException("--out: the .safetensors file to write is required");
+        var configPath = Path.Combine(run, "config.json");
+        if (!File.Exists(configPath)) throw new ArgumentException($"--run: '{run}' holds no config.json (not a train --out folder)");
+        var config = ConfigOverrides.FromFile(configPath);
+        var checkpoints = Checkpoint.Completed(Path.Combine(run, "checkpoints"));
+        if (checkpoints.Count == 0) throw new ArgumentException($"--run: '{run}' holds no checkpoints");
+        long? wanted = options.Single("--step") is { } s
+            ? long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 0 ? n
+                : throw new ArgumentException($"--step: '{s}' is not a step number")
+            : null;
+        var (step, path) = wanted is { } w
+            ? checkpoints.FirstOrDefault(c => c.Step == w) is { Path: not null } found ? found
+                : throw new ArgumentException($"--step: no checkpoint at step {w}; kept: {string.Join(", ", checkpoints.Select(c => c.Step))}")
+            : checkpoints[^1];
+        var (channels, height, width, classes, _) = DatasetCatalog.Shape(config.Dataset);
+        TorchRuntime.Initialize();
+        using var model = Models.ModelFactory.Create(config, channels, height, width, classes);
+        Checkpoint.LoadModel(path, model);
+        Weights.ModelWeights.Save(model, file, new Dictionary<string, string>
+        {
+            ["run"] = config.Name, ["step"] = step.ToString(CultureInfo.InvariantCulture), ["architecture"] = config.Architecture,
+            ["config"] = ConfigOverrides.ToJson(config),
+        });
+        output.WriteLine($"wrote {file}: {config.Name} at step {step}");
+        return 0;
     }
 
     static int PrintConfig(Options options, TextWriter output)
@@ -190,7 +224,7 @@ public static class Commands
     sealed class Options
     {
         static readonly HashSet<string> Flags = ["--resume"];
-        static readonly HashSet<string> Valued = ["--preset", "--config", "--set", "--epochs", "--out", "--data-dir", "--download", "--mirror"];
+        static readonly HashSet<string> Valued = ["--preset", "--config", "--set", "--epochs", "--out", "--data-dir", "--download", "--mirror", "--run", "--step"];
         readonly List<(string Name, string? Value)> items = [];
 
         public static Options Parse(string[] args)

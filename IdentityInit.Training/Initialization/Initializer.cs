@@ -1,4 +1,5 @@
 using IdentityInit.Training.Models;
+using IdentityInit.Training.Weights;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -8,11 +9,13 @@ namespace IdentityInit.Training.Initialization;
 // ConstNet-family schemes (k = kernel size, C_in/C_out = channels; BN is always gamma 1, beta 0):
 // | scheme           | stem conv 3x3          | block conv 3x3          | 1x1 shortcut     | classifier W, b |
 // | const            | centre tap 1/C_in      | 0 (block = identity)    | 1/C_in           | 0, 0            |
-// | he-fanout        | N(0, 2/(k^2 C_out))    | N(0, 2/(k^2 C_out))     | N(0, 2/C_out)    | 0, 0 ("varnet") |
+// | he-fanout        | N(0, 1/(k^2 C_out))    | N(0, 2/(k^2 C_out))     | N(0, 1/C_out)    | 0, 0 ("varnet") |
 // | he-fanin         | N(0, 2/(k^2 C_in))     | N(0, 2/(k^2 C_in))      | N(0, 2/C_in)     | 0, 0            |
 // | xavier           | N(0, 2/(fan_in+fan_out)) everywhere                                 | 0, 0            |
 // | orthogonal       | rows of W[O, I k^2] orthonormal (gain 1), QR of a Gaussian as PyTorch | 0, 0            |
 // | delta-orthogonal | centre tap an orthogonal W[O, I], other taps 0 (Xiao et al. 2018)    | 0, 0            |
+// he-fanout is model.py's varnet: the ReLU gain sqrt(2) only on block convs (the stem and shortcuts feed no ReLU there).
+// file: every tensor read from a safetensors file (InitFile) by its reference name; nothing is drawn.
 // Init noise s (ConstNet block convs only): + N(0, s * 2/(9 C_out)), s times the He fan-out variance.
 // LeakyNet letters per conv (centre tap for i and 1), then odd-indexed convs times -1/alpha so each pair is linear:
 // | h | N(0, var = sqrt(2)(1+alpha)/fan_in), as the reference code | i | W[d, d mod C_in] = 1 | 1 | 1/C_in |
@@ -20,7 +23,7 @@ namespace IdentityInit.Training.Initialization;
 public static class Initializer
 {
     public static IReadOnlyList<string> Schemes { get; } =
-        ["const", "he-fanout", "he-fanin", "xavier", "orthogonal", "delta-orthogonal"];
+        ["const", "he-fanout", "he-fanin", "xavier", "orthogonal", "delta-orthogonal", "file"];
 
     /// <summary>Overwrites every parameter of <paramref name="model"/> as the config says; all randomness from the seed.</summary>
     public static void Apply(ImageModel model, ExperimentConfig config)
@@ -35,6 +38,7 @@ public static class Initializer
             }
         switch (model)
         {
+            case var _ when config.Init == "file": ModelWeights.Load(model, config.InitFile!); break;
             case ConstNet: ApplyConstNet(model, config, generator); break;
             case LeakyNet leaky: ApplyLeakyNet(leaky, config.LeakyInit, generator); break;
             case ToyNet: ApplyToy(model, config.ToyUnique, generator); break;
@@ -60,7 +64,7 @@ public static class Initializer
                 case "const" when isStem: CentreTap(w, full(outC, inC, 1.0 / inC)); break;
                 case "const" when isShortcut: w.fill_(1.0 / inC); break;
                 case "const": w.zero_(); break;
-                case "he-fanout": Normal(w, Math.Sqrt(2.0 / (k * k * outC)), generator); break;
+                case "he-fanout": Normal(w, Math.Sqrt((isStem || isShortcut ? 1.0 : 2.0) / (k * k * outC)), generator); break;
                 case "he-fanin": Normal(w, Math.Sqrt(2.0 / (k * k * inC)), generator); break;
                 case "xavier": Normal(w, Math.Sqrt(2.0 / (k * k * (inC + outC))), generator); break;
                 case "orthogonal": w.copy_(Orthogonal(outC, inC * k * k, generator).reshape(w.shape)); break;

@@ -7,13 +7,14 @@ namespace IdentityInit.Training.Models;
 
 /// <summary>
 /// The paper's Wide-ResNet layout with single-conv pre-activation blocks (BN -> ReLU -> conv3x3 [-> dropout], x + branch).
+/// Module names are model.py's (block1.layer.0.bn, .conv, .conv_res), so exported weights load into the reference.
 /// Initialised by <see cref="Initialization.Initializer"/>; the constructor's random init is always overwritten.
 /// </summary>
 public sealed class ConstNet : ImageModel
 {
     readonly Conv2d conv1;
     readonly Module<Tensor, Tensor> stemDropout;
-    readonly Sequential block1, block2, block3;
+    readonly NetworkBlock block1, block2, block3;
     readonly Linear fc;
 
     public ConstNet(int depth, int widen, int classes, int inChannels, bool batchNorm, double dropout, double stemDropout)
@@ -24,9 +25,9 @@ public sealed class ConstNet : ImageModel
         int[] widths = [16, 16 * widen, 32 * widen, 64 * widen];
         conv1 = Conv2d(inChannels, widths[0], 3, padding: 1, bias: false);
         this.stemDropout = stemDropout > 0 ? Dropout(stemDropout) : Identity();
-        block1 = Group(n, widths[0], widths[1], 1, batchNorm, dropout);
-        block2 = Group(n, widths[1], widths[2], 2, batchNorm, dropout);
-        block3 = Group(n, widths[2], widths[3], 2, batchNorm, dropout);
+        block1 = new NetworkBlock(n, widths[0], widths[1], 1, batchNorm, dropout);
+        block2 = new NetworkBlock(n, widths[1], widths[2], 2, batchNorm, dropout);
+        block3 = new NetworkBlock(n, widths[2], widths[3], 2, batchNorm, dropout);
         fc = Linear(widths[3], classes);
         RegisterComponents();
     }
@@ -35,19 +36,15 @@ public sealed class ConstNet : ImageModel
         depth >= 7 && (depth - 4) % 3 == 0 ? null
             : $"depth must be 3n + 4 with n >= 1 blocks per group (7, 10, 13, 16, 19, 22, 28, 40, ...), got {depth}";
 
-    static Sequential Group(int n, int inPlanes, int outPlanes, int stride, bool batchNorm, double dropout) =>
-        Sequential(Enumerable.Range(0, n).Select(i => (Module<Tensor, Tensor>)new Block(
-            i == 0 ? inPlanes : outPlanes, outPlanes, i == 0 ? stride : 1, batchNorm, dropout)));
-
     public override Tensor Forward(Tensor x, List<(string Layer, Tensor Output)>? taps)
     {
         x = stemDropout.call(conv1.call(x));
         taps?.Add(("conv1", x));
         foreach (var (groupName, group) in new[] { ("block1", block1), ("block2", block2), ("block3", block3) })
-            foreach (var (blockName, block) in group.named_children())
+            foreach (var (blockName, block) in group.layer.named_children())
             {
                 x = ((Module<Tensor, Tensor>)block).call(x);
-                taps?.Add(($"{groupName}.{blockName}", x));
+                taps?.Add(($"{groupName}.layer.{blockName}", x));
             }
         x = functional.relu(x);
         x = functional.adaptive_avg_pool2d(x, [1, 1]).flatten(1);
@@ -63,30 +60,45 @@ public sealed class ConstNet : ImageModel
         _ => WeightRole.Hidden,
     };
 
-    /// <summary>Pre-activation block with one 3x3 conv; a 1x1 shortcut on relu(bn(x)) when width or stride changes.</summary>
-    sealed class Block : Module<Tensor, Tensor>
+    /// <summary>One group of n blocks (model.py's NetworkBlock); its forward runs the blocks once, see the note in Forward.</summary>
+    sealed class NetworkBlock : Module<Tensor, Tensor>
     {
-        readonly Module<Tensor, Tensor> bn1;
-        readonly Conv2d conv1;
+        internal readonly Sequential layer;
+
+        public NetworkBlock(int n, int inPlanes, int outPlanes, int stride, bool batchNorm, double dropout) : base(nameof(NetworkBlock))
+        {
+            layer = Sequential(Enumerable.Range(0, n).Select(i => (Module<Tensor, Tensor>)new BasicBlock(
+                i == 0 ? inPlanes : outPlanes, outPlanes, i == 0 ? stride : 1, batchNorm, dropout)).ToArray());
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x) => layer.call(x);
+    }
+
+    /// <summary>Pre-activation block with one 3x3 conv; a 1x1 shortcut on relu(bn(x)) when width or stride changes.</summary>
+    sealed class BasicBlock : Module<Tensor, Tensor>
+    {
+        readonly Module<Tensor, Tensor> bn;
+        readonly Conv2d conv;
         readonly Module<Tensor, Tensor> dropout;
-        readonly Module<Tensor, Tensor> convShortcut;
+        readonly Module<Tensor, Tensor> conv_res;
         readonly bool projects;
 
-        public Block(int inPlanes, int outPlanes, int stride, bool batchNorm, double dropout) : base(nameof(Block))
+        public BasicBlock(int inPlanes, int outPlanes, int stride, bool batchNorm, double dropout) : base(nameof(BasicBlock))
         {
-            bn1 = batchNorm ? BatchNorm2d(inPlanes) : Identity();
-            conv1 = Conv2d(inPlanes, outPlanes, 3, stride: stride, padding: 1, bias: false);
+            bn = batchNorm ? BatchNorm2d(inPlanes) : Identity();
+            conv = Conv2d(inPlanes, outPlanes, 3, stride: stride, padding: 1, bias: false);
             this.dropout = dropout > 0 ? Dropout(dropout) : Identity();
             projects = inPlanes != outPlanes || stride != 1;
-            convShortcut = projects ? Conv2d(inPlanes, outPlanes, 1, stride: stride, bias: false) : Identity();
+            conv_res = projects ? Conv2d(inPlanes, outPlanes, 1, stride: stride, bias: false) : Identity();
             RegisterComponents();
         }
 
         public override Tensor forward(Tensor x)
         {
-            var o = functional.relu(bn1.call(x));
-            var branch = dropout.call(conv1.call(o));
-            return (projects ? convShortcut.call(o) : x) + branch;
+            var o = functional.relu(bn.call(x));
+            var branch = dropout.call(conv.call(o));
+            return (projects ? conv_res.call(o) : x) + branch;
         }
     }
 }

@@ -1,0 +1,58 @@
+using IdentityInit.Training.Models;
+using static TorchSharp.torch;
+
+namespace IdentityInit.Training.Weights;
+
+/// <summary>
+/// A model's weights in the reference's names. The engine's module names are model.py's and remodel.py's, so the state
+/// dict maps one to one; model.py's blocks also carry Fixup parameters unused with BatchNorm (scale 1, biases 0), which
+/// the export adds so that WideResNet.load_state_dict (strict) accepts the file, and the import skips.
+/// </summary>
+public static class ModelWeights
+{
+    static readonly string[] FixupExtras = ["scale", "biases.0", "biases.1"];
+
+    public static List<(string Name, Tensor Value)> Export(ImageModel model)
+    {
+        var state = model.state_dict().Select(kv => (kv.Key, kv.Value)).ToList();
+        if (model is not ConstNet) return state;
+        var blocks = state.Select(s => s.Key).Where(k => k.EndsWith(".conv.weight", StringComparison.Ordinal))
+            .Select(k => k[..^".conv.weight".Length]).ToList();
+        foreach (var block in blocks)
+            foreach (var extra in FixupExtras)
+                state.Add(($"{block}.{extra}", extra == "scale" ? ones(1) : zeros(1)));
+        return state;
+    }
+
+    public static void Save(ImageModel model, string path, IReadOnlyDictionary<string, string>? metadata = null) =>
+        Safetensors.Write(path, Export(model), metadata);
+
+    /// <summary>Copies every tensor of the model's state from the file; a missing, extra or misshapen tensor is an error naming it.</summary>
+    public static void Load(ImageModel model, string path)
+    {
+        var file = Safetensors.Read(path);
+        try
+        {
+            var state = model.state_dict();
+            var byName = file.ToDictionary(t => t.Name, t => t.Value);
+            var missing = state.Keys.Where(k => !byName.ContainsKey(k)).ToList();
+            var extra = byName.Keys.Where(k => !state.ContainsKey(k) && !FixupExtras.Any(e => k.EndsWith("." + e, StringComparison.Ordinal))).ToList();
+            if (missing.Count > 0 || extra.Count > 0)
+                throw new InvalidDataException($"{path}: does not fit this model" +
+                    (missing.Count > 0 ? $"; missing {string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? $" and {missing.Count - 5} more" : "")}" : "") +
+                    (extra.Count > 0 ? $"; unknown {string.Join(", ", extra.Take(5))}{(extra.Count > 5 ? $" and {extra.Count - 5} more" : "")}" : ""));
+            using var noGrad = no_grad();
+            foreach (var (name, target) in state)
+            {
+                var source = byName[name];
+                if (!source.shape.SequenceEqual(target.shape))
+                    throw new InvalidDataException($"{path}: tensor '{name}' has shape [{string.Join(", ", source.shape)}], the model expects [{string.Join(", ", target.shape)}]");
+                target.copy_(source.to(target.dtype));
+            }
+        }
+        finally
+        {
+            foreach (var (_, value) in file) value.Dispose();
+        }
+    }
+}

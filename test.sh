@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need from Debian (PostgreSQL's server binaries, Chromium, the
+# Fashion-MNIST package, fonts for figures, python3-torch for nothing but bench/), builds, runs every test, and ends
+# with "N passed, N failed". Needs root or sudo only when a package is missing. Extra arguments go to dotnet test
+# (e.g. ./test.sh --filter FullyQualifiedName~Training).
+set -uo pipefail
+cd "$(dirname "$0")"
+export DEBIAN_FRONTEND=noninteractive DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+packages=(dataset-fashion-mnist postgresql chromium fonts-dejavu-core)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  sudo=(); [[ $(id -u) -ne 0 ]] && sudo=(sudo)
+  echo "installing ${missing[*]} (apt-get)"
+  "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null || {
+    echo "apt-get install ${missing[*]} failed: install them yourself, then run ./test.sh again"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+dotnet test IdentityInit.sln "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+
+# One summary line per test assembly: "Passed!  - Failed:     0, Passed:   122, Skipped: ..."
+read -r passed failed < <(grep -aE '^(Passed|Failed)! +- Failed: ' "$log" |
+  sed -E 's/.*Failed: +([0-9]+), Passed: +([0-9]+).*/\2 \1/' | awk '{p += $1; f += $2} END {print p + 0, f + 0}')
+if [[ $status -ne 0 && $failed -eq 0 ]]; then failed=1; fi   # build or host failure: no test summary
+echo "$passed passed, $failed failed"
+[[ $status -eq 0 && $failed -eq 0 && $passed -gt 0 ]]
