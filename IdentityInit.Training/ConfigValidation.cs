@@ -5,8 +5,11 @@ using IdentityInit.Training.Models;
 namespace IdentityInit.Training;
 
 /// <summary>One problem with a configuration: the field it concerns and what is wrong, in words a user can act on.</summary>
+/// <summary>Field is the camelCase name users write (depth, leakyInit), as in config JSON and --set.</summary>
 public sealed record ConfigError(string Field, string Message)
 {
+    public string Field { get; } = ConfigOverlay.FieldName(Field) ?? Field;
+
     public override string ToString() => $"{Field}: {Message}";
 }
 

@@ -42,7 +42,7 @@ public sealed class LabBrowserTests
         await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
         await Choose(page, "field-dataset", "synthetic");
         await Fill(page, "field-depth", "8");
-        await Assertions.Expect(page.Locator(".form-error[data-field='config.Depth']")).ToContainTextAsync("depth must be 3n + 4");
+        await Assertions.Expect(page.Locator(".form-error[data-field='config.depth']")).ToContainTextAsync("depth must be 3n + 4");
         await page.ScreenshotAsync(new() { Path = Shot("new-run-invalid"), FullPage = true });
         Assert.True(await page.Locator("#submit-run").IsDisabledAsync());
         await Fill(page, "field-depth", "7");

@@ -41,17 +41,18 @@ public sealed class CliTests
         var (code, _, errors) = await Cli("train", "--preset", "constnet-deterministic", "--set", "depth=8");
 
         Assert.Equal(2, code);
-        Assert.Contains("error: Depth: depth must be 3n + 4", errors);
+        Assert.Contains("error: depth: depth must be 3n + 4", errors);
     }
 
     [Theory]
     [InlineData("--preset|nope", "unknown preset 'nope'")]
-    [InlineData("--set|colour=red", "unknown key 'colour'")]
-    [InlineData("--set|epochs=many", "--set Epochs=many: not a valid int32")]
-    [InlineData("--set|noequals", "expected key=value")]
-    [InlineData("--epochs|1.5", "--epochs: '1.5' is not a whole number")]
+    [InlineData("--set|colour=red", "error: colour: unknown field 'colour'")]
+    [InlineData("--set|epochs=many", "error: epochs: expected a whole number, got \"many\"")]
+    [InlineData("--set|dropout=1e309", "error: dropout: expected a finite number")]
+    [InlineData("--set|noequals", "'noequals': expected key=value")]
+    [InlineData("--epochs|1.5", "'1.5'")]
     [InlineData("--config|/nonexistent.json", "file '/nonexistent.json' not found")]
-    [InlineData("--frobnicate", "unknown option '--frobnicate'")]
+    [InlineData("--frobnicate", "'--frobnicate'")]
     public async Task BadArgumentsExitWithTwoAndSayWhatIsWrong(string args, string message)
     {
         var (code, _, errors) = await Cli(["train", .. args.Split('|')]);
@@ -64,14 +65,14 @@ public sealed class CliTests
     public async Task ConfigFileAndSetsCombineOverAPreset()
     {
         var file = Path.Combine(Tiny.TempDir(), "config.json");
-        File.WriteAllText(file, """{ "architecture": "leakynet", "leakyInit": "1_iiii_11ii_iiii", "epochs": 7 }""");
+        File.WriteAllText(file, """{ "architecture": "leakynet", "LeakyInit": "1_iiii_11ii_iiii", "epochs": 7 }""");
 
-        var (code, output, _) = await Cli("config", "--config", file, "--set", "widen=3");
+        var (code, output, _) = await Cli("config", "--config", file, "--set", "Widen=3");
 
         Assert.Equal(0, code);
-        Assert.Contains("\"LeakyInit\": \"1_iiii_11ii_iiii\"", output);
-        Assert.Contains("\"Widen\": 3", output);
-        Assert.Contains("\"Epochs\": 7", output);
+        Assert.Contains("\"leakyInit\": \"1_iiii_11ii_iiii\"", output);
+        Assert.Contains("\"widen\": 3", output);
+        Assert.Contains("\"epochs\": 7", output);
     }
 
     [Fact]
@@ -81,7 +82,9 @@ public sealed class CliTests
 
         Assert.Equal(0, code);
         Assert.All(Presets.All, p => Assert.Contains(p.Name, output));
-        Assert.Equal(2 * (6 + 7 + Presets.ToyUniques.Count), Presets.All.Count);
+        Assert.Equal(2 * (6 + 7 + 6), Presets.All.Count); // six ConstNet arms, seven LeakyNet strings, six toy K values; each at two scales
+        Assert.Contains("toy-k256-paper", output);
+        Assert.Contains("leakynet-1_ii11_ii11_ii11", output);
     }
 
     [Fact]
@@ -95,5 +98,44 @@ public sealed class CliTests
         Assert.Contains($"data directory: {dataDir}", output);
         Assert.Contains("imagenet32     missing ", output);
         Assert.Contains("cifar10        missing (downloadable)", output);
+    }
+
+    [Theory]
+    [InlineData("train")]
+    [InlineData("export-weights")]
+    [InlineData("datasets")]
+    [InlineData("list-presets")]
+    [InlineData("config")]
+    public async Task EveryCommandHasHelp(string command)
+    {
+        var (code, output, _) = await Cli(command, "--help");
+
+        Assert.Equal(0, code);
+        Assert.Contains("Usage:", output);
+        Assert.Contains(command, output);
+    }
+
+    [Fact]
+    public async Task TrainHelpListsItsOptions()
+    {
+        var (_, output, _) = await Cli("train", "--help");
+
+        Assert.Contains("--preset", output);
+        Assert.Contains("--set", output);
+        Assert.Contains("--resume", output);
+    }
+
+    [Fact]
+    public async Task AMissingDatasetSaysWhereItLookedWhatItTriedAndHowToProvideIt()
+    {
+        var dataDir = Tiny.TempDir();
+
+        var (code, output, _) = await Cli("train", "--preset", "constnet-deterministic", "--set", "dataset=imagenet32", "--data-dir", dataDir,
+            "--out", Tiny.TempDir());
+
+        Assert.Equal(1, code);
+        Assert.Contains($"dataset 'imagenet32' is not on this machine: looked in {Path.Combine(dataDir, "imagenet32")}", output);
+        Assert.Contains("it cannot be downloaded automatically", output);
+        Assert.Contains("unzip both into", output);
     }
 }

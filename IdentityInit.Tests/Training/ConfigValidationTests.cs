@@ -7,51 +7,51 @@ public sealed class ConfigValidationTests
 {
     public static TheoryData<string, string, string> InvalidConfigs => new()
     {
-        { "Name=", "Name", "must not be empty" },
-        { "Architecture=resnet", "Architecture", "'resnet' is not one of constnet, leakynet, toy" },
-        { "Depth=8", "Depth", "depth must be 3n + 4" },
-        { "Depth=4", "Depth", "(7, 10, 13, 16" },
-        { "Widen=0", "Widen", "widen factor must be an integer from 1 to 64" },
-        { "Architecture=leakynet|LeakyInit=h_hhhh_hhhh_hhh", "LeakyInit", "has 12 init letters; it needs 13" },
-        { "Architecture=leakynet|LeakyInit=h_hhxh_hhhh_hhhh", "LeakyInit", "character 5 ('x')" },
-        { "Architecture=leakynet|LeakyAlpha=0", "LeakyAlpha", "must be in (0, 1)" },
-        { "Architecture=leakynet|Init=he-fanout", "Init", "leave Init as 'const'" },
-        { "Architecture=toy|ToyUnique=300", "ToyUnique", "must be from 1 to ToyHidden (256)" },
-        { "Architecture=toy|ToyHidden=0", "ToyHidden", "must be at least 1" },
-        { "Init=kaiming", "Init", "'kaiming' is not one of const, he-fanout" },
-        { "InitNoise=-1", "InitNoise", "must be from 0 to 100" },
-        { "Architecture=leakynet|InitNoise=0.1", "InitNoise", "leakynet has none" },
-        { "Dropout=1", "Dropout", "must be in [0, 1)" },
-        { "StemDropout=-0.1", "StemDropout", "must be in [0, 1)" },
-        { "Architecture=toy|Dropout=0.1", "Dropout", "toy has no residual branches" },
-        { "RoundingJitter=-1", "RoundingJitter", "must be from 0 to 1e6" },
-        { "Dataset=svhn", "Dataset", "'svhn' is not one of synthetic, mnist" },
-        { "TrainLimit=-1", "TrainLimit", "must be 0 (all) or positive" },
-        { "TestLimit=-5", "TestLimit", "must be 0 (all) or positive" },
-        { "LearningRate=0", "LearningRate", "must be in (0, 10]" },
-        { "Momentum=1", "Momentum", "must be in [0, 1)" },
-        { "Momentum=0|Nesterov=true", "Nesterov", "needs Momentum > 0" },
-        { "WeightDecay=-0.1", "WeightDecay", "must be in [0, 1)" },
-        { "BatchSize=0", "BatchSize", "must be from 1 to 65536" },
-        { "Epochs=0", "Epochs", "must be from 1 to 100000" },
-        { "Schedule=linear", "Schedule", "'linear' is not one of reference, constant, cosine" },
-        { "MaxSteps=-1", "MaxSteps", "must be 0 (no limit) or positive" },
-        { "Seed=-3", "Seed", "must not be negative" },
-        { "Device=gpu", "Device", "'gpu' is not a device: use cpu, cuda or cuda:N" },
-        { "Device=cuda:x", "Device", "use cpu, cuda or cuda:N" },
-        { "Threads=-1", "Threads", "must be 0 (library default) or a thread count" },
-        { "MetricsEvery=0", "MetricsEvery", "must be at least 1 step" },
-        { "SpreadEvery=0", "SpreadEvery", "must be at least 1 step" },
-        { "CorrelationEvery=-1", "CorrelationEvery", "must be 0 (start and end only) or positive" },
-        { "ProbeSize=1", "ProbeSize", "must be from 2 to 4096 images" },
-        { "CheckpointEvery=-1", "CheckpointEvery", "must be 0 (end only) or positive" },
+        { "Name=", "name", "must not be empty" },
+        { "Architecture=resnet", "architecture", "'resnet' is not one of constnet, leakynet, toy" },
+        { "Depth=8", "depth", "depth must be 3n + 4" },
+        { "Depth=4", "depth", "(7, 10, 13, 16" },
+        { "Widen=0", "widen", "widen factor must be an integer from 1 to 64" },
+        { "Architecture=leakynet|LeakyInit=h_hhhh_hhhh_hhh", "leakyInit", "has 12 init letters; it needs 13" },
+        { "Architecture=leakynet|LeakyInit=h_hhxh_hhhh_hhhh", "leakyInit", "character 5 ('x')" },
+        { "Architecture=leakynet|LeakyAlpha=0", "leakyAlpha", "must be in (0, 1)" },
+        { "Architecture=leakynet|Init=he-fanout", "init", "leave Init as 'const'" },
+        { "Architecture=toy|ToyUnique=300", "toyUnique", "must be from 1 to ToyHidden (256)" },
+        { "Architecture=toy|ToyHidden=0", "toyHidden", "must be at least 1" },
+        { "Init=kaiming", "init", "'kaiming' is not one of const, he-fanout" },
+        { "InitNoise=-1", "initNoise", "must be from 0 to 100" },
+        { "Architecture=leakynet|InitNoise=0.1", "initNoise", "leakynet has none" },
+        { "Dropout=1", "dropout", "must be in [0, 1)" },
+        { "StemDropout=-0.1", "stemDropout", "must be in [0, 1)" },
+        { "Architecture=toy|Dropout=0.1", "dropout", "toy has no residual branches" },
+        { "RoundingJitter=-1", "roundingJitter", "must be from 0 to 1e6" },
+        { "Dataset=svhn", "dataset", "'svhn' is not one of synthetic, mnist" },
+        { "TrainLimit=-1", "trainLimit", "must be 0 (all) or positive" },
+        { "TestLimit=-5", "testLimit", "must be 0 (all) or positive" },
+        { "LearningRate=0", "learningRate", "must be in (0, 10]" },
+        { "Momentum=1", "momentum", "must be in [0, 1)" },
+        { "Momentum=0|Nesterov=true", "nesterov", "needs Momentum > 0" },
+        { "WeightDecay=-0.1", "weightDecay", "must be in [0, 1)" },
+        { "BatchSize=0", "batchSize", "must be from 1 to 65536" },
+        { "Epochs=0", "epochs", "must be from 1 to 100000" },
+        { "Schedule=linear", "schedule", "'linear' is not one of reference, constant, cosine" },
+        { "MaxSteps=-1", "maxSteps", "must be 0 (no limit) or positive" },
+        { "Seed=-3", "seed", "must not be negative" },
+        { "Device=gpu", "device", "'gpu' is not a device: use cpu, cuda or cuda:N" },
+        { "Device=cuda:x", "device", "use cpu, cuda or cuda:N" },
+        { "Threads=-1", "threads", "must be 0 (library default) or a thread count" },
+        { "MetricsEvery=0", "metricsEvery", "must be at least 1 step" },
+        { "SpreadEvery=0", "spreadEvery", "must be at least 1 step" },
+        { "CorrelationEvery=-1", "correlationEvery", "must be 0 (start and end only) or positive" },
+        { "ProbeSize=1", "probeSize", "must be from 2 to 4096 images" },
+        { "CheckpointEvery=-1", "checkpointEvery", "must be 0 (end only) or positive" },
     };
 
     [Theory]
     [MemberData(nameof(InvalidConfigs))]
     public void EveryInvalidFieldHasItsOwnMessage(string assignments, string field, string message)
     {
-        var config = IdentityInit.Training.Cli.ConfigOverrides.Apply(new ExperimentConfig(), assignments.Split('|'));
+        var config = ConfigOverlay.ApplyAssignments(new ExperimentConfig(), assignments.Split('|'));
 
         var errors = ConfigValidation.Validate(config);
 
@@ -82,8 +82,8 @@ public sealed class ConfigValidationTests
         var summary = Tiny.Run(Tiny.Config with { Depth = 9, BatchSize = 0 });
 
         Assert.Equal(RunStatus.Failed, summary.Status);
-        Assert.Contains("Depth: depth must be 3n + 4", summary.Error);
-        Assert.Contains("BatchSize: must be from 1 to 65536", summary.Error);
+        Assert.Contains("depth: depth must be 3n + 4", summary.Error);
+        Assert.Contains("batchSize: must be from 1 to 65536", summary.Error);
     }
 
     [Fact]

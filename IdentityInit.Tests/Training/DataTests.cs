@@ -1,3 +1,4 @@
+using IdentityInit.Training;
 using System.IO.Compression;
 using System.Net;
 using System.Security.Cryptography;
@@ -161,7 +162,7 @@ public sealed class DataTests
     }
 
     [Fact]
-    public void SyntheticDataIsTheSameEveryTimeAndLearnable()
+    public void SyntheticDataIsTheSameEveryTimeAndCoversEveryClass()
     {
         using var a = Synthetic.Create(train: 100, test: 20);
         using var b = Synthetic.Create(train: 100, test: 20);
@@ -169,6 +170,15 @@ public sealed class DataTests
         Assert.True(a.TrainImages.eq(b.TrainImages).all().item<bool>());
         Assert.Equal([100, 3, 32, 32], a.TrainImages.shape);
         Assert.Equal(10, a.TrainLabels.bincount(null, 0).count_nonzero().item<long>());
+    }
+
+    [Fact]
+    public void SyntheticDataIsLearnableByTheEngine()
+    {
+        var summary = Tiny.Run(Tiny.Config with { Init = "he-fanout", Epochs = 3, TestLimit = 128 });
+
+        Assert.Equal(RunStatus.Completed, summary.Status);
+        Assert.True(summary.FinalTestAccuracy > 0.5, $"test accuracy {summary.FinalTestAccuracy} after 3 epochs (chance: 0.1)");
     }
 
     [Fact]
@@ -252,9 +262,9 @@ public sealed class DataTests
     [Fact]
     public void ImageNet32CannotBeDownloadedAndSaysWhatToDo()
     {
-        var error = Assert.Throws<FileNotFoundException>(() => new DatasetCatalog(Tiny.TempDir()).Load("imagenet32"));
+        var error = Assert.Throws<DatasetMissingException>(() => new DatasetCatalog(Tiny.TempDir()).Load("imagenet32"));
 
-        Assert.Contains("imagenet32", error.Message);
+        Assert.Contains("image-net.org (login needed)", error.Message);
     }
 
     sealed class SyncProgress<T>(Action<T> handler) : IProgress<T>
@@ -306,5 +316,19 @@ public sealed class DataTests
         }
 
         public void Dispose() => listener.Close();
+    }
+
+    [Fact]
+    public async Task AFailedDownloadSaysWhereItLookedWhatItTriedAndTheWaysToProvideTheDataset()
+    {
+        var dir = Tiny.TempDir();
+        var catalog = new DatasetCatalog(dir, new Uri("http://127.0.0.1:9/")); // the discard port: connection refused
+
+        var error = await Assert.ThrowsAsync<DatasetMissingException>(() => catalog.LoadAsync("mnist"));
+
+        Assert.Contains($"dataset 'mnist' is not on this machine: looked in {Path.Combine(dir, "mnist")}", error.Message);
+        Assert.Contains("downloading it from http://127.0.0.1:9/ failed", error.Message);
+        Assert.Contains("datasets --download mnist", error.Message);
+        Assert.Contains("IDENTITYINIT_DATA", error.Message);
     }
 }

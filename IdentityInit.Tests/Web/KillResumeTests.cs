@@ -74,8 +74,10 @@ public sealed class KillResumeTests
             var uninterrupted = await Api.PointsAsync(http, $"/api/runs/{again}/metrics");
 
             Assert.Equal(480, run.GetProperty("step").GetInt64());
-            Assert.True(killedAt > 100);
-            Assert.Contains("resumed from", logs);
+            Assert.InRange(killedAt, 110, 479); // killed mid-run, not after it ended
+            var resumedAt = long.Parse(System.Text.RegularExpressions.Regex.Match(logs, @"resumed from \S+ at step (\d+)").Groups[1].Value);
+            Assert.Equal(killedAt / 25 * 25, resumedAt - resumedAt % 25); // from the last checkpoint at or before the kill
+            Assert.InRange(resumedAt, 100, killedAt);
             Assert.Equal(Enumerable.Range(1, 48).Select(i => i * 10L), points.Where(p => p.Series == "train/loss").Select(p => p.Step));
             Assert.Equal(Enumerable.Range(0, 30).Select(i => (double)i), points.Where(p => p.Series == "epoch/index").Select(p => p.Value));
             // Bitwise on CPU: the killed-and-resumed run's whole stored history equals an uninterrupted run's.

@@ -32,23 +32,37 @@ public sealed class PostgresTests(PostgresServer postgres)
     }
 
     [Fact]
-    public async Task RunsSurviveARestartOfTheAppOnTheSameDatabase()
+    public async Task ARunInterruptedByAShutdownResumesInTheNextAppOnTheSameDatabase()
     {
         var connection = await postgres.CreateDatabaseAsync();
+        var shared = new Dictionary<string, string?> { ["IdentityInit:CheckpointDir"] = Path.Combine(Path.GetTempPath(), "identityinit-ckpt-" + Guid.NewGuid().ToString("N")) };
         Guid id;
-        await using (var first = new LabFactory(connection, new Dictionary<string, string?> { ["IdentityInit:Queues"] = "cuda" }))
+        long interruptedAt;
+        await using (var first = new LabFactory(connection, shared))
         {
-            // No worker for the cpu queue in this process: the run stays queued in Hangfire's PostgreSQL storage.
             var http = first.CreateClient();
-            var response = await http.PostAsJsonAsync("/api/runs", Api.TinyRun());
-            Assert.Equal(System.Net.HttpStatusCode.BadRequest, response.StatusCode); // nothing serves cpu: refused, not lost
+            id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 8))).GetProperty("id").GetGuid(); // 128 steps, a checkpoint every 16
+            await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 20, 120, "the run to pass step 20");
         }
-        await using var lab = new LabFactory(connection);
-        var client = lab.CreateClient();
-        id = (await Api.CreateAsync(client, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
+        await using (var db = new NpgsqlConnection(connection))
+        {
+            await db.OpenAsync();
+            await using var read = new NpgsqlCommand($"SELECT \"Status\", \"Step\" FROM runs WHERE \"Id\" = '{id}'", db);
+            await using var row = await read.ExecuteReaderAsync();
+            Assert.True(await row.ReadAsync());
+            Assert.NotEqual("Completed", row.GetValue(0).ToString());
+            interruptedAt = row.GetInt64(1);
+        }
+        Assert.InRange(interruptedAt, 20, 127);
 
+        await using var second = new LabFactory(connection, shared);
+        var client = second.CreateClient();
         var run = await Api.WaitForStatusAsync(client, id, "Completed");
 
-        Assert.Equal(16, run.GetProperty("step").GetInt64());
+        Assert.Equal(128, run.GetProperty("step").GetInt64());
+        var logs = await client.GetStringAsync($"/api/runs/{id}/logs");
+        Assert.Contains("resumed from", logs);
+        var steps = (await Api.PointsAsync(client, $"/api/runs/{id}/metrics?series=train/loss")).Select(p => p.Step).ToList();
+        Assert.Equal(Enumerable.Range(1, 12).Select(i => i * 10L), steps); // every 10th step once: no gap, no duplicate across the restart
     }
 }

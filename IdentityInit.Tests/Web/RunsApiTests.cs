@@ -35,7 +35,7 @@ public sealed class RunsApiTests : IAsyncLifetime
         Assert.Equal(32, run.GetProperty("step").GetInt64());
         Assert.Equal("rounding-jitter 1", run.GetProperty("breakers").GetString());
         Assert.True(run.GetProperty("layersBroken").GetInt32() > 0);
-        Assert.Equal("0.107.0", run.GetProperty("record").GetProperty("TorchSharpVersion").GetString());
+        Assert.Equal("0.107.0", run.GetProperty("record").GetProperty("torchSharpVersion").GetString());
         Assert.Equal([10L, 20, 30], points.Where(p => p.Series == "train/loss").Select(p => p.Step));
         Assert.Equal([0L, 8, 16, 24, 32], points.Where(p => p.Series == "wcorr.fwd/block2.layer.0.conv").Select(p => p.Step));
         Assert.Contains(points, p => p.Series.StartsWith("break/", StringComparison.Ordinal));
@@ -49,19 +49,20 @@ public sealed class RunsApiTests : IAsyncLifetime
     public static TheoryData<string, string, string> InvalidRequests => new()
     {
         { """{"preset":"nope"}""", "preset", "unknown preset 'nope'" },
-        { """{"config":{"depth":8}}""", "config.Depth", "depth must be 3n + 4" },
+        { """{"config":{"depth":8}}""", "config.depth", "depth must be 3n + 4" },
         { """{"config":{"colour":"red"}}""", "config.colour", "unknown field 'colour'" },
-        { """{"config":{"dropout":"lots"}}""", "config.Dropout", "expected a number" },
-        { """{"config":{"epochs":1.5}}""", "config.Epochs", "expected a whole number" },
-        { """{"config":{"architecture":"leakynet","leakyInit":"h_hhxh_hhhh_hhhh"}}""", "config.LeakyInit", "character 5 ('x')" },
-        { """{"config":{"device":"cuda"}}""", "config.Device", "no worker serves the 'cuda' queue" },
-        { """{"config":{"device":"tpu"}}""", "config.Device", "'tpu' is not a device" },
-        { """{"config":{"dataset":"svhn"}}""", "config.Dataset", "'svhn' is not one of" },
+        { """{"config":{"dropout":"lots"}}""", "config.dropout", "expected a finite number, got \"lots\"" },
+        { """{"config":{"learningRate":1e309}}""", "config.learningRate", "expected a finite number" },
+        { """{"config":{"epochs":1.5}}""", "config.epochs", "expected a whole number" },
+        { """{"config":{"architecture":"leakynet","leakyInit":"h_hhxh_hhhh_hhhh"}}""", "config.leakyInit", "character 5 ('x')" },
+        { """{"config":{"device":"cuda"}}""", "config.device", "no worker serves the 'cuda' queue" },
+        { """{"config":{"device":"tpu"}}""", "config.device", "'tpu' is not a device" },
+        { """{"config":{"dataset":"svhn"}}""", "config.dataset", "'svhn' is not one of" },
         { """{"sweep":{}}""", "sweep", "give seeds, or a field and its values" },
         { """{"sweep":{"seeds":[1],"field":"Seed","values":[1]}}""", "sweep", "not both" },
         { """{"sweep":{"field":"Wingspan","values":[1]}}""", "sweep.field", "unknown field 'Wingspan'" },
         { """{"sweep":{"field":"Dropout","values":[]}}""", "sweep.values", "give at least one value" },
-        { """{"sweep":{"field":"Dropout","values":[0.1,"x"]}}""", "sweep.values[1].Dropout", "expected a number" },
+        { """{"sweep":{"field":"Dropout","values":[0.1,"x"]}}""", "sweep.values[1].dropout", "expected a finite number" },
         { """{"sweep":{"seeds":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65]}}""", "sweep", "at most 64 runs" },
         { """{"tags":["a,b"]}""", "tags", "without commas" },
     };
@@ -131,8 +132,8 @@ public sealed class RunsApiTests : IAsyncLifetime
 
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
         Assert.NotEqual(id, clone.GetProperty("id").GetGuid());
-        Assert.Equal(42, clone.GetProperty("config").GetProperty("Seed").GetInt64());
-        Assert.Equal(original.GetProperty("config").GetProperty("TrainLimit").GetInt32(), clone.GetProperty("config").GetProperty("TrainLimit").GetInt32());
+        Assert.Equal(42, clone.GetProperty("config").GetProperty("seed").GetInt64());
+        Assert.Equal(original.GetProperty("config").GetProperty("trainLimit").GetInt32(), clone.GetProperty("config").GetProperty("trainLimit").GetInt32());
         Assert.EndsWith("(clone)", clone.GetProperty("name").GetString());
     }
 
@@ -146,7 +147,7 @@ public sealed class RunsApiTests : IAsyncLifetime
         var valueRuns = JsonDocument.Parse(await values.Content.ReadAsStringAsync()).RootElement.EnumerateArray().ToList();
         Assert.Equal([1L, 2, 3], seedRuns.Select(r => r.GetProperty("seed").GetInt64()));
         Assert.Single(seedRuns.Select(r => r.GetProperty("groupId").GetGuid()).Distinct());
-        Assert.Equal([0.0, 0.01], valueRuns.Select(r => r.GetProperty("config").GetProperty("Dropout").GetDouble()));
+        Assert.Equal([0.0, 0.01], valueRuns.Select(r => r.GetProperty("config").GetProperty("dropout").GetDouble()));
         Assert.Equal("dropout 0.01", valueRuns[1].GetProperty("breakers").GetString());
         var group = seedRuns[0].GetProperty("groupId").GetGuid();
         Assert.Equal(3, JsonDocument.Parse(await http.GetStringAsync($"/api/runs?group={group}")).RootElement.GetArrayLength());

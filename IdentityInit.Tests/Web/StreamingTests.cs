@@ -45,7 +45,13 @@ public sealed class StreamingTests
         Assert.Equal(stored.Count, seen.Count);
         Assert.All(stored, p => Assert.Equal(p.Value, seen[(p.Series, p.Step)]));
         Assert.True(history.Points.Count > 0 && !batches.IsEmpty);
-        Assert.Equal(Enumerable.Range(1, batches.Count).Select(i => (long)i), batches.Select(b => b.Sequence).Order().Take(batches.Count).Select((s, i) => s - batches.Min(b => b.Sequence) + 1));
+        var sequences = batches.Select(b => b.Sequence).ToList(); // in arrival order: consecutive, none lost or reordered
+        Assert.Equal(Enumerable.Range(0, sequences.Count).Select(i => sequences[0] + i), sequences);
+        foreach (var series in batches.SelectMany(b => b.Points).GroupBy(p => p.Series))
+        {
+            var steps = series.Select(p => p.Step).ToList(); // each series arrives in step order
+            Assert.True(steps.Zip(steps.Skip(1)).All(pair => pair.First < pair.Second), $"{series.Key} arrived out of order: {string.Join(", ", steps)}");
+        }
     }
 
     [Fact]

@@ -1,44 +1,66 @@
+using System.CommandLine;
 using System.Globalization;
 using IdentityInit.Training.Data;
 
 namespace IdentityInit.Training.Cli;
 
-/// <summary>The headless command line: train, list-presets, datasets. Exit codes: 0 ok, 1 run failed, 2 bad input, 130 cancelled.</summary>
+/// <summary>The headless command line (System.CommandLine): train, export-weights, list-presets, datasets, config. Exit codes: 0 ok, 1 run failed, 2 bad input, 130 cancelled.</summary>
 public static class Commands
 {
-    const string Usage = """
-        usage: IdentityInit.Training <command> [options]
-          train [--preset NAME] [--config FILE.json] [--set key=value]... [--epochs N] [--out DIR] [--resume] [--data-dir DIR]
-                trains headless; writes config.json, steps.csv, epochs.csv, weight_correlation.csv,
-                activation_correlation.csv, diversity.csv, symmetry.csv and run.json to --out (default runs/<name>)
-          list-presets         the paper's runs, CPU scale and paper scale
-          datasets [--download NAME] [--data-dir DIR] [--mirror URL]
-                               where each dataset was found; --download fetches one (MD5-checked)
-          config [--preset NAME] [--set key=value]...   prints the resulting config as JSON
-          export-weights --run DIR [--step N] --out FILE.safetensors
-                               a train --out folder's weights at checkpoint N (default: the last; 0: the initialization)
-                               in the reference's names (model.py / remodel.py load them with load_state_dict)
-        """;
+    static readonly Option<string?> PresetOption = new("--preset") { Description = "start from a preset (list-presets shows them)" };
+    static readonly Option<string?> ConfigOption = new("--config") { Description = "a config JSON file (camelCase fields, as config.json)" };
+    static readonly Option<string[]> SetOption = new("--set") { Description = "override one field, key=value (repeatable; keys as in config JSON, any case)", AllowMultipleArgumentsPerToken = false };
+    static readonly Option<int?> EpochsOption = new("--epochs") { Description = "shorthand for --set epochs=N" };
+    static readonly Option<string?> DataDirOption = new("--data-dir") { Description = "where datasets are found and downloaded to (default $IDENTITYINIT_DATA)" };
+
+    static Command Root(TextWriter output, TextWriter errors, CancellationToken cancellationToken)
+    {
+        var outOption = new Option<string?>("--out") { Description = "output folder (default runs/<name>)" };
+        var resume = new Option<bool>("--resume") { Description = "continue from the newest checkpoint in --out" };
+        var train = new Command("train", "train one run headless; writes config.json, steps.csv, epochs.csv, weight_correlation.csv, " +
+                                         "activation_correlation.csv, diversity.csv, symmetry.csv, run.json and checkpoints/ to --out")
+            { PresetOption, ConfigOption, SetOption, EpochsOption, DataDirOption, outOption, resume };
+        train.SetAction(r => Train(BuildConfig(r), r.GetValue(outOption), r.GetValue(resume), output, cancellationToken));
+
+        var run = new Option<string>("--run") { Description = "a train --out folder", Required = true };
+        var step = new Option<long?>("--step") { Description = "the checkpoint's step (default: the last; 0: the initialization)" };
+        var file = new Option<string>("--out") { Description = "the .safetensors file to write", Required = true };
+        var export = new Command("export-weights", "a run's weights as safetensors in the reference's names (model.py/remodel.py load them with load_state_dict)")
+            { run, step, file };
+        export.SetAction(r => ExportWeights(r.GetValue(run)!, r.GetValue(step), r.GetValue(file)!, output));
+
+        var listPresets = new Command("list-presets", "the paper's runs, CPU scale and paper scale");
+        listPresets.SetAction(_ => ListPresets(output));
+
+        var download = new Option<string?>("--download") { Description = "fetch one dataset (MD5-checked): " + string.Join(", ", DatasetCatalog.Names) };
+        var mirror = new Option<string?>("--mirror") { Description = "a base URL that replaces the official hosts" };
+        var datasets = new Command("datasets", "where each dataset was found; --download fetches one") { download, DataDirOption, mirror };
+        datasets.SetAction((r, token) => DatasetsAsync(r.GetValue(download), r.GetValue(DataDirOption), r.GetValue(mirror), output, token));
+
+        var config = new Command("config", "print the resulting config as JSON") { PresetOption, ConfigOption, SetOption, EpochsOption, DataDirOption };
+        config.SetAction(r =>
+        {
+            output.WriteLine(ConfigOverlay.ToJson(BuildConfig(r)));
+            return 0;
+        });
+
+        return new RootCommand("IdentityInit's training engine: the paper's networks, inits and symmetry breakers, headless")
+            { train, export, listPresets, datasets, config };
+    }
 
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter errors, CancellationToken cancellationToken = default)
     {
-        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        var parsed = Root(output, errors, cancellationToken).Parse(args);
+        if (parsed.Errors.Count > 0)
         {
-            output.WriteLine(Usage);
-            return args.Length == 0 ? 2 : 0;
+            foreach (var error in parsed.Errors) errors.WriteLine("error: " + error.Message);
+            errors.WriteLine($"(run with --help for usage)");
+            return 2;
         }
         try
         {
-            var options = Options.Parse(args[1..]);
-            return args[0] switch
-            {
-                "train" => Train(options, output, errors, cancellationToken),
-                "list-presets" => ListPresets(output),
-                "datasets" => await DatasetsAsync(options, output, cancellationToken),
-                "config" => PrintConfig(options, output),
-                "export-weights" => ExportWeights(options, output),
-                _ => throw new ArgumentException($"unknown command '{args[0]}'\n{Usage}"),
-            };
+            return await parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = errors, EnableDefaultExceptionHandler = false },
+                cancellationToken);
         }
         catch (ArgumentException e)
         {
@@ -50,36 +72,37 @@ public static class Commands
             foreach (var error in e.Errors) errors.WriteLine($"error: {error.Field}: {error.Message}");
             return 2;
         }
+        catch (DatasetMissingException e)
+        {
+            errors.WriteLine("error: " + e.Message);
+            return 2;
+        }
     }
 
-    static ExperimentConfig BuildConfig(Options options)
+    static ExperimentConfig BuildConfig(ParseResult r)
     {
         var config = new ExperimentConfig();
-        if (options.Single("--preset") is { } name)
+        if (r.GetValue(PresetOption) is { } name)
             config = (Presets.Find(name) ?? throw new ArgumentException(
                 $"--preset: unknown preset '{name}'; run list-presets to see them")).Config;
-        if (options.Single("--config") is { } file) config = ConfigOverrides.FromFile(file);
-        var sets = options.All("--set").ToList();
-        if (options.Single("--epochs") is { } epochs) sets.Add("Epochs=" + epochs);
-        if (options.Single("--data-dir") is { } dataDir) sets.Add("DataDir=" + dataDir);
-        config = ConfigOverrides.Apply(config, sets);
+        if (r.GetValue(ConfigOption) is { } file)
+            config = File.Exists(file) ? ConfigOverlay.FromJson(File.ReadAllText(file), "--config " + file)
+                : throw new ArgumentException($"--config: file '{file}' not found");
+        var sets = (r.GetValue(SetOption) ?? []).ToList();
+        if (r.GetValue(EpochsOption) is { } epochs) sets.Add("epochs=" + epochs.ToString(CultureInfo.InvariantCulture));
+        if (r.GetValue(DataDirOption) is { } dataDir) sets.Add("dataDir=" + dataDir);
+        config = ConfigOverlay.ApplyAssignments(config, sets);
         ConfigValidation.ThrowIfInvalid(config);
         return config;
     }
 
-    static int ExportWeights(Options options, TextWriter output)
+    static int ExportWeights(string run, long? wanted, string file, TextWriter output)
     {
-        var run = options.Single("--run") ?? throw new ArgumentException("--run: the train --out folder to export from is required");
-        var file = options.Single("--out") ?? throw new ArgumentException("--out: the .safetensors file to write is required");
         var configPath = Path.Combine(run, "config.json");
         if (!File.Exists(configPath)) throw new ArgumentException($"--run: '{run}' holds no config.json (not a train --out folder)");
-        var config = ConfigOverrides.FromFile(configPath);
+        var config = ConfigOverlay.FromJson(File.ReadAllText(configPath), configPath);
         var checkpoints = Checkpoint.Completed(Path.Combine(run, "checkpoints"));
         if (checkpoints.Count == 0) throw new ArgumentException($"--run: '{run}' holds no checkpoints");
-        long? wanted = options.Single("--step") is { } s
-            ? long.TryParse(s, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= 0 ? n
-                : throw new ArgumentException($"--step: '{s}' is not a step number")
-            : null;
         var (step, path) = wanted is { } w
             ? checkpoints.FirstOrDefault(c => c.Step == w) is { Path: not null } found ? found
                 : throw new ArgumentException($"--step: no checkpoint at step {w}; kept: {string.Join(", ", checkpoints.Select(c => c.Step))}")
@@ -91,22 +114,15 @@ public static class Commands
         Weights.ModelWeights.Save(model, file, new Dictionary<string, string>
         {
             ["run"] = config.Name, ["step"] = step.ToString(CultureInfo.InvariantCulture), ["architecture"] = config.Architecture,
-            ["config"] = ConfigOverrides.ToJson(config),
+            ["config"] = ConfigOverlay.ToJson(config),
         });
         output.WriteLine($"wrote {file}: {config.Name} at step {step}");
         return 0;
     }
 
-    static int PrintConfig(Options options, TextWriter output)
+    static int Train(ExperimentConfig config, string? outOption, bool resume, TextWriter output, CancellationToken cancellationToken)
     {
-        output.WriteLine(ConfigOverrides.ToJson(BuildConfig(options)));
-        return 0;
-    }
-
-    static int Train(Options options, TextWriter output, TextWriter errors, CancellationToken cancellationToken)
-    {
-        var config = BuildConfig(options);
-        var outDir = options.Single("--out") ?? Path.Combine("runs", config.Name);
+        var outDir = outOption ?? Path.Combine("runs", config.Name);
         var files = new RunFiles(outDir);
         var bar = new ProgressBar(output, interactive: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
@@ -146,7 +162,7 @@ public static class Commands
         try
         {
             summary = Trainer.Run(config, progress, cancel.Token,
-                new RunOptions(Path.Combine(outDir, "checkpoints"), options.Flag("--resume"), new DatasetCatalog(config.DataDir)));
+                new RunOptions(Path.Combine(outDir, "checkpoints"), resume, new DatasetCatalog(config.DataDir)));
         }
         finally
         {
@@ -187,11 +203,11 @@ public static class Commands
         return 0;
     }
 
-    static async Task<int> DatasetsAsync(Options options, TextWriter output, CancellationToken cancellationToken)
+    static async Task<int> DatasetsAsync(string? name, string? dataDir, string? mirrorUrl, TextWriter output, CancellationToken cancellationToken)
     {
-        var mirror = options.Single("--mirror") is { } m ? new Uri(m.EndsWith('/') ? m : m + "/") : null;
-        var catalog = new DatasetCatalog(options.Single("--data-dir"), mirror);
-        if (options.Single("--download") is { } name)
+        var mirror = mirrorUrl is { } m ? new Uri(m.EndsWith('/') ? m : m + "/") : null;
+        var catalog = new DatasetCatalog(dataDir, mirror);
+        if (name is not null)
         {
             var lastPercent = -1;
             var progress = new SyncProgress<DownloadProgress>(p =>
@@ -218,35 +234,5 @@ public static class Commands
     sealed class SyncProgress<T>(Action<T> handler) : IProgress<T>
     {
         public void Report(T value) => handler(value);
-    }
-
-    /// <summary>--name value pairs (repeatable) and bare --flags.</summary>
-    sealed class Options
-    {
-        static readonly HashSet<string> Flags = ["--resume"];
-        static readonly HashSet<string> Valued = ["--preset", "--config", "--set", "--epochs", "--out", "--data-dir", "--download", "--mirror", "--run", "--step"];
-        readonly List<(string Name, string? Value)> items = [];
-
-        public static Options Parse(string[] args)
-        {
-            var options = new Options();
-            for (var i = 0; i < args.Length; i++)
-            {
-                if (Flags.Contains(args[i])) options.items.Add((args[i], null));
-                else if (Valued.Contains(args[i]))
-                {
-                    if (i + 1 >= args.Length) throw new ArgumentException($"{args[i]} needs a value");
-                    options.items.Add((args[i], args[++i]));
-                }
-                else throw new ArgumentException($"unknown option '{args[i]}'");
-            }
-            if (options.Single("--epochs") is { } epochs && !int.TryParse(epochs, NumberStyles.Integer, CultureInfo.InvariantCulture, out _))
-                throw new ArgumentException($"--epochs: '{epochs}' is not a whole number");
-            return options;
-        }
-
-        public string? Single(string name) => items.LastOrDefault(i => i.Name == name).Value;
-        public IEnumerable<string> All(string name) => items.Where(i => i.Name == name).Select(i => i.Value!);
-        public bool Flag(string name) => items.Any(i => i.Name == name);
     }
 }

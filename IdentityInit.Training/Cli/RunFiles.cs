@@ -38,7 +38,7 @@ public sealed class RunFiles(string directory)
     public void Write(ExperimentConfig config, RunSummary summary)
     {
         System.IO.Directory.CreateDirectory(Directory);
-        File.WriteAllText(Path.Combine(Directory, "config.json"), ConfigOverrides.ToJson(config));
+        File.WriteAllText(Path.Combine(Directory, "config.json"), ConfigOverlay.ToJson(config));
         Csv("steps.csv", "step,epoch,loss,accuracy,learning_rate,images_per_second,step_ms",
             steps.Select(s => Row(s.Step, s.Epoch, s.Loss, s.Accuracy, s.LearningRate, s.ImagesPerSecond, s.StepMilliseconds)));
         Csv("epochs.csv", "epoch,step,train_loss,train_accuracy,test_loss,test_accuracy,best_test_accuracy",

@@ -67,6 +67,8 @@ public sealed class DatasetCatalog(string? dataDir = null, Uri? mirror = null, H
     static RemoteFile[] Remote(string baseUrl, string[] names, string[] md5s) =>
         names.Select((n, i) => new RemoteFile(n, new Uri(new Uri(baseUrl), n), md5s[i])).ToArray();
 
+    public static bool Downloadable(string name) => Sources.ContainsKey(name);
+
     public IReadOnlyList<DatasetInfo> List() =>
         Names.Select(n => new DatasetInfo(n, Descriptions[n], n == "synthetic" ? "(generated)" : Find(n), Sources.ContainsKey(n)))
             .ToList();
@@ -95,22 +97,51 @@ public sealed class DatasetCatalog(string? dataDir = null, Uri? mirror = null, H
     {
         if (name == "synthetic") return Synthetic.Create();
         if (!Names.Contains(name)) throw new ArgumentException($"unknown dataset '{name}': use one of {string.Join(", ", Names)}");
-        var folder = Find(name) ?? await DownloadAsync(name, progress, cancellationToken);
+        var folder = Find(name);
+        if (folder is null)
+        {
+            if (!Sources.ContainsKey(name)) throw new DatasetMissingException(Missing(name, null));
+            try
+            {
+                folder = await DownloadAsync(name, progress, cancellationToken);
+            }
+            catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
+            {
+                throw new DatasetMissingException(Missing(name, $"downloading it from {(mirror ?? new Uri(Sources[name][0].Url, "/"))} failed ({e.Message})"));
+            }
+        }
         return Load(name, folder);
     }
 
     public ImageDataset Load(string name) => name == "synthetic" ? Synthetic.Create()
-        : Load(name, Find(name) ?? throw new FileNotFoundException(
-            $"dataset '{name}' is not in {Path.Combine(DataDir, name)}" +
-            (Sources.ContainsKey(name) ? "; run `datasets --download " + name + "` or let a run download it" : "")));
+        : Load(name, Find(name) ?? throw new DatasetMissingException(Missing(name, null)));
+
+    /// <summary>Where a dataset was looked for, what was tried, and every way to provide it.</summary>
+    public string Missing(string name, string? tried)
+    {
+        var places = new List<string> { Path.Combine(DataDir, name) };
+        if (name == "fashion-mnist") places.Add(DebianFashionMnist);
+        var ways = new List<string>();
+        if (name == "fashion-mnist") ways.Add("install Debian's package: apt-get install dataset-fashion-mnist");
+        ways.Add(name switch
+        {
+            "mnist" or "fashion-mnist" => $"put {string.Join(", ", IdxFiles)} into {places[0]}",
+            "cifar10" => $"unpack cifar-10-binary.tar.gz into {places[0]} (giving cifar-10-batches-bin/)",
+            "cifar100" => $"unpack cifar-100-binary.tar.gz into {places[0]} (giving cifar-100-binary/)",
+            _ => $"download Imagenet32_train_npz.zip and Imagenet32_val_npz.zip from image-net.org (login needed) and unzip both into {places[0]}",
+        });
+        if (Sources.ContainsKey(name))
+            ways.Add($"on a machine with internet access run `IdentityInit.Training datasets --download {name} --data-dir DIR` and copy DIR/{name} here");
+        ways.Add("or point IDENTITYINIT_DATA (the web app: IdentityInit:DatasetDir) at a folder that holds it");
+        return $"dataset '{name}' is not on this machine: looked in {string.Join(" and ", places)}" +
+               (tried is null ? (Sources.ContainsKey(name) ? "" : "; it cannot be downloaded automatically") : "; " + tried) +
+               ". To provide it: " + string.Join("; ", ways) + ".";
+    }
 
     async Task<string> DownloadAsync(string name, IProgress<DownloadProgress>? progress, CancellationToken cancellationToken)
     {
         var folder = Path.Combine(DataDir, name);
-        if (!Sources.TryGetValue(name, out var files))
-            throw new FileNotFoundException(
-                $"dataset '{name}' is not in {folder} and cannot be downloaded automatically: " +
-                "download Imagenet32_train_npz.zip and Imagenet32_val_npz.zip from image-net.org and unzip both there");
+        var files = Sources[name];
         var downloader = new Downloader(http ?? SharedHttp.Value);
         foreach (var file in files)
         {

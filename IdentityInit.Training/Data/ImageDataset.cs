@@ -39,6 +39,9 @@ public sealed record ImageDataset(
     }
 }
 
+/// <summary>A dataset that is on none of the places looked at and could not be fetched; the message says how to provide it.</summary>
+public sealed class DatasetMissingException(string message) : Exception(message);
+
 /// <summary>A dataset file that is missing, truncated or not in the expected format; the message names the file.</summary>
 public sealed class DatasetFormatException(string path, string problem) : Exception($"{path}: {problem}")
 {

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Hangfire;
 using Hangfire.States;
 using IdentityInit.Training;
+using IdentityInit.Training.Data;
 using IdentityInit.Training.Symmetry;
 using IdentityInit.Web.Data;
 using Microsoft.EntityFrameworkCore;
@@ -26,9 +27,6 @@ public sealed class ValidationErrors : Dictionary<string, string[]>
 public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellation cancellation, IOptions<LabOptions> options)
 {
     public const int MaxSweep = 64;
-    static readonly JsonSerializerOptions Json = new() { PropertyNameCaseInsensitive = true };
-    static readonly Dictionary<string, Type> Fields = typeof(ExperimentConfig).GetProperties()
-        .Where(p => p.CanWrite).ToDictionary(p => p.Name, p => p.PropertyType, StringComparer.OrdinalIgnoreCase);
 
     /// <summary>Expands a request into validated configs, or returns why not; nothing is stored or queued.</summary>
     public (List<ExperimentConfig> Configs, ValidationErrors Errors) Plan(CreateRunRequest request)
@@ -53,7 +51,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
                 configs = [.. s.Select(seed => config with { Seed = seed, Name = $"{config.Name} seed {seed}" })];
             else if (sweep.Field is { } field)
             {
-                if (!Fields.ContainsKey(field)) errors.Add("sweep.field", $"unknown field '{field}'");
+                if (ConfigOverlay.FieldName(field) is null) errors.Add("sweep.field", $"unknown field '{field}'");
                 else if (sweep.Values is not { Count: > 0 }) errors.Add("sweep.values", "give at least one value");
                 else
                 {
@@ -71,9 +69,12 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         foreach (var c in configs)
         {
             foreach (var error in ConfigValidation.Validate(c)) errors.Add("config." + error.Field, error.Message);
+            var catalog = new DatasetCatalog(options.Value.DatasetRoot);
+            if (c.Dataset != "synthetic" && !DatasetCatalog.Downloadable(c.Dataset) && catalog.Find(c.Dataset) is null)
+                errors.Add("config.dataset", catalog.Missing(c.Dataset, null));
             var queue = QueueOf(c.Device);
             if (!options.Value.QueueList.Contains(queue))
-                errors.Add("config.Device", $"no worker serves the '{queue}' queue here (IdentityInit:Queues = {options.Value.Queues})");
+                errors.Add("config.device", $"no worker serves the '{queue}' queue here (IdentityInit:Queues = {options.Value.Queues})");
         }
         foreach (var tag in request.Tags ?? [])
             if (string.IsNullOrWhiteSpace(tag) || tag.Contains(',') || tag.Length > 40)
@@ -81,33 +82,14 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         return (errors.Count == 0 ? configs : [], errors);
     }
 
-    /// <summary>Overlays JSON fields on a config; unknown fields and wrong types are errors named "prefix.Field".</summary>
+    /// <summary>The engine's overlay (the CLI's --set uses the same), with errors keyed "prefix.field".</summary>
     public static ExperimentConfig? Overlay(ExperimentConfig config, JsonObject? overrides, string prefix, ValidationErrors errors)
     {
         if (overrides is null) return config;
-        var node = JsonSerializer.SerializeToNode(config)!.AsObject();
-        foreach (var (key, value) in overrides)
-        {
-            if (!Fields.TryGetValue(key, out var type))
-            {
-                errors.Add($"{prefix}.{key}", $"unknown field '{key}'");
-                continue;
-            }
-            var name = Fields.Keys.First(k => string.Equals(k, key, StringComparison.OrdinalIgnoreCase));
-            try
-            {
-                node[name] = JsonSerializer.SerializeToNode(value.Deserialize(type, Json), type);
-            }
-            catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
-            {
-                var expected = (Nullable.GetUnderlyingType(type) ?? type).Name switch
-                {
-                    "Int32" or "Int64" => "a whole number", "Double" => "a number", "Boolean" => "true or false", _ => "a string",
-                };
-                errors.Add($"{prefix}.{name}", $"expected {expected}, got {value?.ToJsonString() ?? "null"}");
-            }
-        }
-        return errors.Count > 0 ? null : node.Deserialize<ExperimentConfig>(Json);
+        var problems = new List<ConfigError>();
+        var result = ConfigOverlay.Apply(config, overrides, problems);
+        foreach (var p in problems) errors.Add($"{prefix}.{p.Field}", p.Message);
+        return result;
     }
 
     public static string QueueOf(string device) => device.StartsWith("cuda", StringComparison.Ordinal) ? "cuda" : "cpu";
@@ -119,7 +101,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         var now = DateTime.UtcNow;
         var runs = configs.Select(c => new Run
         {
-            Id = Guid.NewGuid(), Name = c.Name, Preset = c.Preset, ConfigJson = JsonSerializer.Serialize(c),
+            Id = Guid.NewGuid(), Name = c.Name, Preset = c.Preset, ConfigJson = ConfigOverlay.ToJson(c),
             Architecture = c.Architecture, Init = c.Architecture == "leakynet" ? c.LeakyInit : c.Architecture == "toy" ? $"K={c.ToyUnique}/{c.ToyHidden}" : c.Init,
             Breakers = string.Join(", ", SymmetryBreakers.Describe(c)), Dataset = c.Dataset, Queue = QueueOf(c.Device), Seed = c.Seed,
             Status = RunState.Queued, CreatedAt = now, Tags = string.Join(',', request.Tags ?? []), GroupId = groupId,
@@ -159,7 +141,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
 
     /// <summary>The request that recreates a run, to queue as is or to edit first.</summary>
     public static CreateRunRequest CloneRequest(Run run) =>
-        new(run.Name + " (clone)", null, JsonSerializer.SerializeToNode(JsonSerializer.Deserialize<ExperimentConfig>(run.ConfigJson))!.AsObject(),
+        new(run.Name + " (clone)", null, JsonNode.Parse(run.ConfigJson)!.AsObject(),
             run.TagList.ToList());
 }
 

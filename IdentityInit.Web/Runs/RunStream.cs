@@ -154,7 +154,7 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
     /// <summary>Drops the buffer of a run that has ended (after its last flush).</summary>
     public void Forget(Guid runId) => pending.TryRemove(runId, out _);
 
-    static readonly JsonSerializerOptions RecordJson = new() { Converters = { new JsonStringEnumConverter() } };
+    static readonly JsonSerializerOptions RecordJson = new() { Converters = { new JsonStringEnumConverter() }, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
     async Task PersistAsync(RunBatch batch, string? record, CancellationToken cancellationToken)
     {

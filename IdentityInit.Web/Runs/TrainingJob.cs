@@ -21,6 +21,7 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
     static readonly JsonSerializerOptions SummaryJson = new()
     {
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, Converters = { new JsonStringEnumConverter() },
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase, // the API speaks camelCase throughout
     };
 
     // Attempts = 0: a failed run is a result to show, not a transient fault; restarts after a crash are RunRecovery's.
@@ -29,7 +30,7 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
     {
         var run = Claim(runId);
         if (run is null) return;
-        var config = JsonSerializer.Deserialize<ExperimentConfig>(run.ConfigJson)! with { DataDir = options.Value.DatasetRoot };
+        var config = ConfigOverlay.FromJson(run.ConfigJson, "run config") with { DataDir = options.Value.DatasetRoot };
         var checkpoints = Path.Combine(options.Value.CheckpointRoot, runId.ToString("N"));
         TrimPastCheckpoint(runId, checkpoints);
 

@@ -39,7 +39,7 @@ public sealed class ComponentTests : IAsyncLifetime
         await lab.DisposeAsync();
     }
 
-    IRenderedComponent<NewRun> RenderForm(string preset = "constnet-deterministic")
+    IRenderedComponent<NewRun> RenderForm(string? preset = "constnet-deterministic")
     {
         var navigation = context.Services.GetRequiredService<Microsoft.AspNetCore.Components.NavigationManager>();
         navigation.NavigateTo(navigation.GetUriWithQueryParameter("preset", preset));
@@ -56,7 +56,7 @@ public sealed class ComponentTests : IAsyncLifetime
 
         Type(form, "field-depth", "8");
 
-        form.WaitForAssertion(() => Assert.Contains("depth must be 3n + 4", form.Find(".form-error[data-field='config.Depth']").TextContent));
+        form.WaitForAssertion(() => Assert.Contains("depth must be 3n + 4", form.Find(".form-error[data-field='config.depth']").TextContent));
         Assert.True(form.Find("#submit-run").HasAttribute("disabled"));
     }
 
@@ -67,7 +67,7 @@ public sealed class ComponentTests : IAsyncLifetime
 
         Type(form, "field-leakyinit", "1_iiqi_11ii_iiii");
 
-        form.WaitForAssertion(() => Assert.Contains("character 5 ('q')", form.Find(".form-error[data-field='config.LeakyInit']").TextContent));
+        form.WaitForAssertion(() => Assert.Contains("character 5 ('q')", form.Find(".form-error[data-field='config.leakyInit']").TextContent));
     }
 
     [Fact]
@@ -88,10 +88,16 @@ public sealed class ComponentTests : IAsyncLifetime
     [Fact]
     public void APresetFillsTheForm()
     {
-        var form = RenderForm("toy-k4");
+        var blank = RenderForm(null);
+        var form = RenderForm("toy-k16");
 
+        var values = form.FindAll("input").Select(i => i.GetAttribute("value")).ToList();
         Assert.Contains("rounding-jitter 1", form.Find("#breakers").TextContent);
-        Assert.Contains("fashion-mnist", form.Markup);
+        Assert.Contains("16", values);  // ToyUnique
+        Assert.Contains("256", values); // ToyHidden
+        Assert.Contains("2", values);   // the toy CPU preset's epochs
+        Assert.DoesNotContain("256", blank.FindAll("input").Select(i => i.GetAttribute("value")));
+        Assert.DoesNotContain("rounding-jitter", blank.Find("#breakers").TextContent);
     }
 
     [Fact]
@@ -111,7 +117,7 @@ public sealed class ComponentTests : IAsyncLifetime
         var symmetry = view.Find("#symmetry-table");
         Assert.Equal(7, symmetry.QuerySelectorAll("tbody tr").Length);
         Assert.All(symmetry.QuerySelectorAll("tbody tr"), row => Assert.Contains("never (channels identical)", row.TextContent));
-        Assert.Contains("\"Deterministic\": true", view.Find("#run-config").TextContent);
+        Assert.Contains("\"deterministic\": true", view.Find("#run-config").TextContent);
     }
 
     [Fact]
