@@ -32,12 +32,12 @@ public static class ConfigValidation
         Check(!string.IsNullOrWhiteSpace(c.Name), nameof(c.Name), "must not be empty");
         Check(ExperimentConfig.Architectures.Contains(c.Architecture), nameof(c.Architecture),
             $"'{c.Architecture}' is not one of {string.Join(", ", ExperimentConfig.Architectures)}");
-        if (c.Architecture == "constnet" && ConstNet.DepthError(c.Depth) is { } depthError)
+        if (c.Architecture is "constnet" or "leakynet" && ConstNet.DepthError(c.Depth) is { } depthError)
             errors.Add(new ConfigError(nameof(c.Depth), depthError));
         Check(c.Widen is >= 1 and <= 64, nameof(c.Widen), $"widen factor must be an integer from 1 to 64, got {c.Widen}");
         if (c.Architecture == "leakynet")
         {
-            if (LeakyNet.InitStringError(c.LeakyInit) is { } initError)
+            if (ConstNet.DepthError(c.Depth) is null && LeakyNet.InitStringError(c.LeakyInit, c.Depth) is { } initError)
                 errors.Add(new ConfigError(nameof(c.LeakyInit), initError));
             Check(c.LeakyAlpha is > 0 and < 1, nameof(c.LeakyAlpha), $"must be in (0, 1), got {c.LeakyAlpha}");
         }
@@ -58,10 +58,13 @@ public static class ConfigValidation
         Check(c.Dropout is >= 0 and < 1, nameof(c.Dropout), $"must be in [0, 1), got {c.Dropout}");
         Check(c.StemDropout is >= 0 and < 1, nameof(c.StemDropout), $"must be in [0, 1), got {c.StemDropout}");
         Check(c.RoundingJitter is >= 0 and <= 1e6, nameof(c.RoundingJitter), $"must be from 0 to 1e6, got {c.RoundingJitter}");
-        Check(c.Architecture == "constnet" || c.Dropout == 0 && c.StemDropout == 0, nameof(c.Dropout),
-            $"{c.Architecture} has no residual branches to drop out; dropout is a ConstNet breaker");
+        Check(c.Architecture != "toy" || c.Dropout == 0, nameof(c.Dropout),
+            "the toy model has no branches or blocks to drop out; use RoundingJitter");
+        Check(c.Architecture == "constnet" || c.StemDropout == 0, nameof(c.StemDropout), "stem dropout is a ConstNet option");
+        Check(c.ClassifierNoise is >= 0 and <= 100, nameof(c.ClassifierNoise), $"must be from 0 to 100, got {c.ClassifierNoise}");
+        Check(c.Architecture == "leakynet" || c.ClassifierNoise == 0, nameof(c.ClassifierNoise), "classifier noise is a LeakyNet option");
         Check(c.Architecture == "constnet" || c.InitNoise == 0, nameof(c.InitNoise),
-            $"init noise is added to ConstNet's block convs; {c.Architecture} has none (use RoundingJitter)");
+            $"init noise is added to ConstNet's block convs; {c.Architecture} has none (LeakyNet: the letters k and a; or RoundingJitter)");
         Check(DatasetCatalog.Names.Contains(c.Dataset), nameof(c.Dataset),
             $"'{c.Dataset}' is not one of {string.Join(", ", DatasetCatalog.Names)}");
         Check(c.TrainLimit >= 0, nameof(c.TrainLimit), "must be 0 (all) or positive");

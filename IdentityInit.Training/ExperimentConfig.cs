@@ -15,6 +15,8 @@ public sealed record ExperimentConfig
     public bool BatchNorm { get; init; } = true;
     public double LeakyAlpha { get; init; } = 0.01;
     public string LeakyInit { get; init; } = "h_hhhh_hhhh_hhhh";
+    /// <summary>LeakyNet's classifier: 0 starts it at zero; s > 0 draws it from N(0, s/144) as remodel.py's noise option.</summary>
+    public double ClassifierNoise { get; init; }
     public int ToyHidden { get; init; } = 256;
     public int ToyUnique { get; init; } = 256;
 

@@ -45,10 +45,12 @@ public static class Presets
             c => c with { Device = "cuda", Init = "he-fanout" }, c => c with { Init = "he-fanout" });
         Pair("constnet-init-noise", "ConstNet, deterministic, init noise s = 1e-6 on the block convs",
             c => c with { Device = "cuda", InitNoise = 1e-6 }, c => c with { InitNoise = 1e-6 });
+        // lrnet_experiment.sh: depth 16, widen 10, lr 0.03, batchnorm, lrelu 0.01, default (non-deterministic) GPU kernels.
         foreach (var init in LeakyInits)
-            Pair("leakynet-" + init, $"LeakyNet with init string {init}",
-                c => c with { Architecture = "leakynet", LeakyInit = init, Epochs = 200, Device = "cuda" },
-                c => c with { Architecture = "leakynet", LeakyInit = init });
+            Pair("leakynet-" + init, $"LeakyNet (remodel.py) with init string {init}; more '1' layers pull the channels back together " +
+                                      "(GPU non-determinism; CPU: rounding jitter 1)",
+                c => c with { Architecture = "leakynet", LeakyInit = init, Depth = 16, Epochs = 200, Device = "cuda", Deterministic = false },
+                c => c with { Architecture = "leakynet", LeakyInit = init, Depth = 16, RoundingJitter = 1 });
         foreach (var k in ToyUniques)
             Pair($"toy-k{k}", $"Toy one-hidden-layer net, 256 hidden units holding {k} unique features",
                 c => c with { Architecture = "toy", Dataset = "mnist", ToyHidden = 256, ToyUnique = k, Epochs = 100, Device = "cuda", Deterministic = false },

@@ -65,7 +65,7 @@ public static class Trainer
         var parameters = model.parameters().Select(p => (Tensor)p).ToList();
         using var optimizer = new Sgd(parameters, config.Momentum, config.WeightDecay, config.Nesterov);
         var layers = model.WeightLayers();
-        var configJson = JsonSerializer.Serialize(config);
+        var configJson = JsonSerializer.Serialize(config with { DataDir = null }); // where this machine keeps datasets is not part of the run
 
         var stepsPerEpoch = (int)((data.TrainCount + config.BatchSize - 1) / config.BatchSize);
         var totalSteps = (long)stepsPerEpoch * config.Epochs;

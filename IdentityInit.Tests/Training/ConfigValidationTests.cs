@@ -12,7 +12,7 @@ public sealed class ConfigValidationTests
         { "Depth=8", "depth", "depth must be 3n + 4" },
         { "Depth=4", "depth", "(7, 10, 13, 16" },
         { "Widen=0", "widen", "widen factor must be an integer from 1 to 64" },
-        { "Architecture=leakynet|LeakyInit=h_hhhh_hhhh_hhh", "leakyInit", "has 12 init letters; it needs 13" },
+        { "Architecture=leakynet|LeakyInit=h_hhhh_hhhh_hhh", "leakyInit", "has 12 init letters; depth 16 needs 13" },
         { "Architecture=leakynet|LeakyInit=h_hhxh_hhhh_hhhh", "leakyInit", "character 5 ('x')" },
         { "Architecture=leakynet|LeakyAlpha=0", "leakyAlpha", "must be in (0, 1)" },
         { "Architecture=leakynet|Init=he-fanout", "init", "leave Init as 'const'" },
@@ -23,7 +23,10 @@ public sealed class ConfigValidationTests
         { "Architecture=leakynet|InitNoise=0.1", "initNoise", "leakynet has none" },
         { "Dropout=1", "dropout", "must be in [0, 1)" },
         { "StemDropout=-0.1", "stemDropout", "must be in [0, 1)" },
-        { "Architecture=toy|Dropout=0.1", "dropout", "toy has no residual branches" },
+        { "Architecture=toy|Dropout=0.1", "dropout", "the toy model has no branches or blocks" },
+        { "Architecture=leakynet|StemDropout=0.1", "stemDropout", "stem dropout is a ConstNet option" },
+        { "ClassifierNoise=1", "classifierNoise", "classifier noise is a LeakyNet option" },
+        { "Architecture=leakynet|Depth=10", "leakyInit", "depth 10 needs 7" },
         { "RoundingJitter=-1", "roundingJitter", "must be from 0 to 1e6" },
         { "Dataset=svhn", "dataset", "'svhn' is not one of synthetic, mnist" },
         { "TrainLimit=-1", "trainLimit", "must be 0 (all) or positive" },
@@ -89,9 +92,9 @@ public sealed class ConfigValidationTests
     [Fact]
     public void LeakyNetInitErrorPointsAtTheBadCharacter()
     {
-        var error = LeakyNet.InitStringError("1_iiz_")!;
+        var error = LeakyNet.InitStringError("1_iiz_", 16)!;
 
-        Assert.Equal("'1_iiz_': character 5 ('z') is not h (random), i (identity) or 1 (averaging)\n  1_iiz_\n      ^", error);
+        Assert.Equal("'1_iiz_': character 5 ('z') is not h (random), i (identity), 1 (averaging), k (noisy identity) or a (noisy averaging)\n  1_iiz_\n      ^", error);
     }
 
     [Fact]

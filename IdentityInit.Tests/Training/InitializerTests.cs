@@ -158,47 +158,97 @@ public sealed class InitializerTests
     }
 
     [Fact]
-    public void LeakyNetLettersSetIdentityAveragingAndRandomLayersWithTheOddPhase()
+    public void LeakyNetHasRemodelPysModulesInItsOrder()
     {
-        var config = Net with { Architecture = "leakynet", LeakyInit = "1_ih1h_iiii_iiii", Widen = 2, LeakyAlpha = 0.01 };
-        var p = Parameters(Build(config));
+        using var model = new LeakyNet(10, 1, 10, 3, 0.01, batchNorm: true, dropout: 0);
 
-        var stem = p["convs.0.weight"];           // '1', even: 1/C_in
-        var identity = p["convs.1.weight"];       // 'i', odd: out d copies in d mod 16, times -1/alpha
-        var random = p["convs.2.weight"];         // 'h', even: var sqrt(2)(1+alpha)/fan_in
-        var averaging = p["convs.3.weight"];      // '1', odd: 1/C_in times -1/alpha
+        var names = model.named_parameters().Select(p => p.name).ToList();
 
-        Assert.True(stem[.., .., 1, 1].eq(1f / 3).all().item<bool>());
-        Assert.Equal(-100f, identity[17, 1, 1, 1].item<float>());
-        Assert.Equal(0f, identity[17, 2, 1, 1].item<float>());
-        Assert.Equal(-100f * 32, identity.sum().item<float>(), 2);
-        Assert.Equal(Math.Sqrt(Math.Sqrt(2) * 1.01 / (32 * 9)), random.std().item<float>(), 0.01);
-        Assert.True(averaging[.., .., 1, 1].allclose(full(32, 32, -100f / 32)));
-        Assert.Equal(0, p["biases.0"].item<float>());
+        Assert.Equal(["conv1.weight", "block1.layer.0.bn.weight", "block1.layer.0.bn.bias", "block1.layer.0.conv.weight",
+            "block1.layer.0.biases.0", "block1.layer.0.biases.1"], names.Take(6));
+        Assert.Contains("block3.layer.1.bn.running_var", model.state_dict().Keys); // every block owns a BN, as in remodel.py
+        Assert.Equal(6, names.Count(n => n.EndsWith(".conv.weight", StringComparison.Ordinal))); // 3n blocks, n = 2
+        Assert.Equal(["fc.weight", "fc.bias"], names.TakeLast(2));
+        Assert.Equal(["conv1", "block1.layer.0", "block1.layer.1", "block2.layer.0", "block2.layer.1", "block3.layer.0", "block3.layer.1", "fc"],
+            Taps(model, randn(1, 3, 32, 32)).Select(t => t.Layer));
+    }
+
+    static List<(string Layer, Tensor Output)> Taps(ImageModel model, Tensor x)
+    {
+        var taps = new List<(string Layer, Tensor Output)>();
+        model.Forward(x, taps);
+        return taps;
     }
 
     [Fact]
-    public void LeakyNetIsLinearAtInitThroughEveryPairOfLayers()
+    public void LeakyNetBlocksActivateThenNormaliseOnlyWhenOdd()
     {
-        var config = Net with { Architecture = "leakynet", LeakyInit = "i_iiii_iiii_iiii" };
+        var config = Net with { Architecture = "leakynet", Depth = 16, LeakyInit = "h_hhhh_hhhh_hhhh", Widen = 1 };
+        var model = Build(config);
+        model.train();
+
+        var taps = Taps(model, randn([16, 3, 32, 32], generator: new Generator(5)));
+
+        var odd = taps.Single(t => t.Layer == "block1.layer.1").Output;  // BN after LeakyReLU: per channel mean 0, var 1
+        var even = taps.Single(t => t.Layer == "block1.layer.2").Output; // LeakyReLU last: negatives shrunk by alpha
+        Assert.True(odd.mean([0, 2, 3]).abs().max().item<float>() < 1e-4);
+        Assert.True(odd.lt(0).any().item<bool>() && odd.min().item<float>() < -0.5);
+        var negatives = even.masked_select(even.lt(0));
+        Assert.True(negatives.numel() > 0 && negatives.min().item<float>() > -0.2); // alpha 0.01 keeps them small
+    }
+
+    [Fact]
+    public void LeakyNetLettersFollowRemodelPyWithThePhaseOnTheConstantPartOnly()
+    {
+        var config = Net with { Architecture = "leakynet", Depth = 16, LeakyInit = "1_ih1h_ikaa_iiii", Widen = 2, LeakyAlpha = 0.01 };
+        var p = Parameters(Build(config));
+        var gain = Math.Sqrt(2) * 1.01;
+
+        var stem = p["conv1.weight"];                       // '1', phase +1: 1/C_in
+        var identity = p["block1.layer.0.conv.weight"];     // block 0 'i', phase +1: out d copies in d mod 16
+        var randomOdd = p["block1.layer.1.conv.weight"];    // block 1 'h', phase -1: random, never scaled
+        var averaging = p["block1.layer.2.conv.weight"];    // block 2 '1', phase +1
+        var randomEven = p["block1.layer.3.conv.weight"];   // block 3 'h'
+        var identityOdd = p["block2.layer.1.conv.weight"];  // block 5 'k', phase -1: noisy identity, 0.99 x -1/alpha
+        var averagingOdd = p["block2.layer.3.conv.weight"]; // block 7 'a', phase -1: noisy averaging
+
+        Assert.True(stem[.., .., 1, 1].eq(1f / 3).all().item<bool>());
+        Assert.Equal(1f, identity[17, 1, 1, 1].item<float>());
+        Assert.Equal(0f, identity[17, 2, 1, 1].item<float>());
+        Assert.Equal(32f, identity.sum().item<float>(), 3);
+        Assert.Equal(Math.Sqrt(gain / (32 * 9)), randomOdd.std().item<float>(), 0.01);
+        Assert.Equal(0, randomOdd.mean().item<float>(), 0.01); // not scaled by -1/alpha
+        Assert.True(averaging[.., .., 1, 1].allclose(full(32, 32, 1f / 32)));
+        Assert.Equal(Math.Sqrt(gain / (32 * 9)), randomEven.std().item<float>(), 0.01);
+        Assert.Equal(-99f, identityOdd[3, 3, 1, 1].item<float>(), 0.5);
+        Assert.Equal(Math.Sqrt(gain * 0.01 / (64 * 9)), identityOdd[.., .., 0, 0].std().item<float>(), 0.002);
+        Assert.Equal(-99f / 64, averagingOdd[5, 7, 1, 1].item<float>(), 0.05);
+        Assert.Equal(0, p["block1.layer.0.biases.0"].item<float>());
+        Assert.Equal(0, p["fc.weight"].abs().max().item<float>());
+    }
+
+    [Fact]
+    public void LeakyNetClassifierNoiseHasVarianceSOver144()
+    {
+        var p = Parameters(Build(Net with { Architecture = "leakynet", Depth = 16, Widen = 8, ClassifierNoise = 1 }));
+
+        Assert.Equal(Math.Sqrt(1.0 / 144), p["fc.weight"].std().item<float>(), 0.004);
+        Assert.Equal(0, p["fc.bias"].abs().max().item<float>());
+    }
+
+    [Fact]
+    public void AnAllIdentityLeakyNetIsLinearAtInit()
+    {
+        var config = Net with { Architecture = "leakynet", Depth = 16, LeakyInit = "i_iiii_iiii_iiii", BatchNorm = false };
         var model = Build(config, inChannels: 3);
         model.eval();
         var (x1, x2) = (randn(2, 3, 32, 32), randn(2, 3, 32, 32));
 
-        Tensor PairOutput(Tensor x)
-        {
-            var taps = new List<(string Layer, Tensor Output)>();
-            model.Forward(x, taps);
-            return taps.Single(t => t.Layer == "convs.11").Output;
-        }
+        Tensor Output(Tensor x) => Taps(model, x).Single(t => t.Layer == "block3.layer.3").Output;
 
-        var sum = PairOutput(x1 + x2);
-        var separately = PairOutput(x1) + PairOutput(x2);
-        var negated = PairOutput(-x1);
-
-        Assert.True(sum.allclose(separately, rtol: 1e-4, atol: 1e-4));
-        Assert.True(negated.allclose(-PairOutput(x1), rtol: 1e-4, atol: 1e-4));
-        Assert.True(PairOutput(x1).abs().max().item<float>() > 0.1);
+        Assert.True(Output(x1 + x2).allclose(Output(x1) + Output(x2), rtol: 1e-4, atol: 1e-4));
+        Assert.True(Output(-x1).allclose(-Output(x1), rtol: 1e-4, atol: 1e-4));
+        Assert.True(Output(x1).abs().max().item<float>() > 0.1);
     }
 
     [Fact]

@@ -91,4 +91,19 @@ public sealed class SymmetryTests
         Assert.NotNull(jittered.Symmetry.Single(l => l.Layer == "fc1").BrokeAtStep);
         Assert.Contains("rounding-jitter 1", jittered.Record!.Breakers);
     }
+
+    [Theory]
+    [InlineData(0.0, 0.0, false)]
+    [InlineData(1.0, 0.0, true)]
+    [InlineData(0.0, 0.01, true)]
+    public void AnAveragingLeakyNetStaysSymmetricUntilABreakerActs(double jitter, double dropout, bool breaks)
+    {
+        var config = Tiny.Config with { Architecture = "leakynet", LeakyInit = "1_1_1_1", MaxSteps = 30, RoundingJitter = jitter, Dropout = dropout };
+
+        var summary = Tiny.Run(config);
+
+        Assert.Equal(RunStatus.Completed, summary.Status);
+        Assert.Equal(breaks, summary.SymmetryBroke);
+        if (!breaks) Assert.All(summary.Symmetry, l => Assert.Equal(0, l.Spread));
+    }
 }

@@ -17,9 +17,12 @@ namespace IdentityInit.Training.Initialization;
 // he-fanout is model.py's varnet: the ReLU gain sqrt(2) only on block convs (the stem and shortcuts feed no ReLU there).
 // file: every tensor read from a safetensors file (InitFile) by its reference name; nothing is drawn.
 // Init noise s (ConstNet block convs only): + N(0, s * 2/(9 C_out)), s times the He fan-out variance.
-// LeakyNet letters per conv (centre tap for i and 1), then odd-indexed convs times -1/alpha so each pair is linear:
-// | h | N(0, var = sqrt(2)(1+alpha)/fan_in), as the reference code | i | W[d, d mod C_in] = 1 | 1 | 1/C_in |
-// LeakyNet biases and classifier start at 0. Toy: K unique He fan-in rows copied to N hidden units; fc2 0.
+// LeakyNet (remodel.py's ConstAny): the stem takes letter 0 with phase +1, block i letter i+1 with phase -1 when i is odd;
+// the constant part is multiplied by the phase and, at phase -1, divided by alpha, so a (+1, -1/alpha) pair undoes the
+// LeakyReLU. gain = sqrt(2)(1+alpha), fan_in = C_in k^2; centre taps:
+// | h | N(0, gain/fan_in), never scaled by the phase        | i | W[d, d mod C_in] = phase  | 1 | phase/C_in |
+// | k | N(0, 0.01 gain/fan_in) + 0.99 x the i constant     | a (there: any other letter) | same with the 1 constant |
+// LeakyNet biases start at 0; the classifier at 0, or N(0, s/144) with ClassifierNoise s. Toy: K unique He fan-in rows copied to N hidden units; fc2 0.
 public static class Initializer
 {
     public static IReadOnlyList<string> Schemes { get; } =
@@ -40,7 +43,7 @@ public static class Initializer
         {
             case var _ when config.Init == "file": ModelWeights.Load(model, config.InitFile!); break;
             case ConstNet: ApplyConstNet(model, config, generator); break;
-            case LeakyNet leaky: ApplyLeakyNet(leaky, config.LeakyInit, generator); break;
+            case LeakyNet leaky: ApplyLeakyNet(leaky, config, generator); break;
             case ToyNet: ApplyToy(model, config.ToyUnique, generator); break;
         }
         if (config.InitNoise > 0) AddInitNoise(model, config.InitNoise, new Generator((ulong)config.Seed ^ 0x5eed_0015eUL));
@@ -76,26 +79,38 @@ public static class Initializer
             if (name == "fc.bias") p.zero_();
     }
 
-    static void ApplyLeakyNet(LeakyNet model, string init, Generator generator)
+    static void ApplyLeakyNet(LeakyNet model, ExperimentConfig config, Generator generator)
     {
-        var letters = LeakyNet.Letters(init);
+        var letters = LeakyNet.Letters(config.LeakyInit);
         var convs = model.WeightLayers().Where(l => l.Role != WeightRole.Classifier).ToList();
+        var gain = Math.Sqrt(2) * (1 + model.Alpha);
         for (var l = 0; l < convs.Count; l++)
         {
             var w = convs[l].Weight;
             var (outC, inC) = (w.shape[0], w.shape[1]);
             var fanIn = inC * w.shape[2] * w.shape[3];
+            var phase = l >= 1 && (l - 1) % 2 == 1 ? -1.0 : 1.0; // block i = l - 1; the stem is +1
+            var factor = phase < 0 ? phase / model.Alpha : phase;
             switch (letters[l])
             {
-                case 'h': Normal(w, Math.Sqrt(Math.Sqrt(2) * (1 + model.Alpha) / fanIn), generator); break;
-                case 'i': CentreTap(w, Identity(outC, inC)); break;
-                case '1': CentreTap(w, full(outC, inC, 1.0 / inC)); break;
+                case 'h': Normal(w, Math.Sqrt(gain / fanIn), generator); break;
+                case 'i': CentreTap(w, Identity(outC, inC) * factor); break;
+                case '1': CentreTap(w, full(outC, inC, factor / inC)); break;
+                case 'k':
+                    Normal(w, Math.Sqrt(gain * 0.01 / fanIn), generator);
+                    w[TensorIndex.Colon, TensorIndex.Colon, w.shape[2] / 2, w.shape[3] / 2] += Identity(outC, inC) * (0.99 * factor);
+                    break;
+                default:
+                    Normal(w, Math.Sqrt(gain * 0.01 / fanIn), generator);
+                    w[TensorIndex.Colon, TensorIndex.Colon, w.shape[2] / 2, w.shape[3] / 2] += full(outC, inC, 0.99 * factor / inC);
+                    break;
             }
-            if (l % 2 == 1) w.mul_(-1.0 / model.Alpha);
         }
         foreach (var (name, p) in model.named_parameters())
-            if (name.StartsWith("biases.", StringComparison.Ordinal) || name.StartsWith("fc.", StringComparison.Ordinal))
-                p.zero_();
+            if (name.Contains(".biases.", StringComparison.Ordinal) || name == "fc.bias") p.zero_();
+        var fc = model.named_parameters().Single(p => p.name == "fc.weight").parameter;
+        if (config.ClassifierNoise > 0) Normal(fc, Math.Sqrt(config.ClassifierNoise / (9.0 * 16)), generator); // remodel.py: the stem's k
+        else fc.zero_();
     }
 
     static void ApplyToy(ImageModel model, int unique, Generator generator)

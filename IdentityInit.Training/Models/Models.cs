@@ -7,7 +7,7 @@ public static class ModelFactory
         c.Architecture switch
         {
             "constnet" => new ConstNet(c.Depth, c.Widen, classes, inChannels, c.BatchNorm, c.Dropout, c.StemDropout),
-            "leakynet" => new LeakyNet(c.Widen, classes, inChannels, c.LeakyAlpha, c.BatchNorm),
+            "leakynet" => new LeakyNet(c.Depth, c.Widen, classes, inChannels, c.LeakyAlpha, c.BatchNorm, c.Dropout),
             "toy" => new ToyNet(inChannels * height * width, c.ToyHidden, c.ToyUnique, classes),
             _ => throw new ArgumentException($"unknown architecture '{c.Architecture}'", nameof(c)),
         };
