@@ -1,3 +1,4 @@
+using IdentityInit.Training;
 using IdentityInit.Training.Metrics;
 using IdentityInit.Training.Models;
 using IdentityInit.Training.Symmetry;
@@ -96,6 +97,45 @@ public sealed class CorrelationTests
 
         Assert.Equal(Math.Log(0.8) + Math.Log(0.6), diversity, 12);
         Assert.Equal(double.NegativeInfinity, WeightCorrelation.Diversity([new(1, 1, 1)]));
+    }
+
+    [Fact]
+    public void AGrayscaleStemHasNoBackwardPairAndIsLeftOutOfDiversity()
+    {
+        using var stem = TorchSharp.torch.randn(16, 1, 3, 3); // one input channel: a single backward row
+        using var block = TorchSharp.torch.randn(16, 16, 3, 3);
+
+        var s = WeightCorrelation.Of(stem);
+        var b = WeightCorrelation.Of(block);
+
+        Assert.True(double.IsNaN(s.Backward));
+        Assert.False(double.IsNaN(s.Forward));
+        Assert.Equal(Math.Log(Math.Sqrt(1 - b.Backward * b.Backward)), WeightCorrelation.Diversity([s, b]), 12);
+        Assert.True(double.IsFinite(WeightCorrelation.Diversity([s, b])));
+    }
+
+    [Fact]
+    public void AGrayscaleConstNetRunHasAFiniteDiversity()
+    {
+        var rgb = Tiny.Data;
+        var gray = rgb with
+        {
+            TrainImages = rgb.TrainImages[.., 0..1].contiguous(), TestImages = rgb.TestImages[.., 0..1].contiguous(),
+            Mean = [rgb.Mean[0]], Std = [rgb.Std[0]],
+        };
+        var snapshots = new List<CorrelationSnapshot>();
+
+        Trainer.Run(Tiny.Config with { Init = "he-fanout", MaxSteps = 2 }, new Progress(e => { if (e is CorrelationSnapshot c) snapshots.Add(c); }),
+            CancellationToken.None, new RunOptions(Dataset: gray));
+
+        Assert.Equal([0L, 2], snapshots.Select(c => c.Step));
+        Assert.True(double.IsFinite(snapshots[1].Diversity), $"diversity {snapshots[1].Diversity}"); // step 0: -inf by the zero classifier, as the reference
+        Assert.All(snapshots, c => Assert.True(double.IsNaN(c.Weights.Single(w => w.Layer == "conv1").Backward)));
+    }
+
+    sealed class Progress(Action<RunEvent> handler) : IProgress<RunEvent>
+    {
+        public void Report(RunEvent value) => handler(value);
     }
 
     [Fact]

@@ -21,7 +21,7 @@ public static class Exporter
             ["wcorr-backward"] = ("Backward weight correlation", "-log|rho|", "wcorr.bwd/", false),
             ["activation-correlation"] = ("Activation inter-channel correlation", "rho", "acorr/", false),
             ["spread"] = ("Channel spread (weights)", "max |w_a - w_b|", "spread/", true),
-            ["diversity"] = ("Diversity", "sum log sqrt(1 - rho_b^2)", "diversity", false),
+            ["diversity"] = ("Diversity", "sum log sqrt(1 - rho_b^2) over layers with 2+ input channels (a 1-channel stem has no pair: left out)", "diversity", false),
         };
 
     public static IResult Metrics(IReadOnlyList<PointDto> points, string format, Guid runId)
