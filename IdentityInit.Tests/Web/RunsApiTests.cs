@@ -191,4 +191,31 @@ public sealed class RunsApiTests : IAsyncLifetime
         Assert.Equal(16, same.GetProperty("comparedThrough").GetInt64());
         Assert.InRange(differ.GetProperty("step").GetInt64(), 1, 3);
     }
+
+    [Fact]
+    public async Task AFinishedRunsWeightsDownloadAsSafetensorsAtTheLastStepAndAtTheInitialization()
+    {
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, preset: "constnet-he"))).GetProperty("id").GetGuid();
+        await Api.WaitForStatusAsync(http, id, "Completed");
+
+        var last = await http.GetAsync($"/api/runs/{id}/weights.safetensors");
+        var init = await http.GetByteArrayAsync($"/api/runs/{id}/weights.safetensors?step=0");
+        var missing = await http.GetAsync($"/api/runs/{id}/weights.safetensors?step=5");
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, last.StatusCode);
+        Assert.EndsWith("-step16.safetensors", last.Content.Headers.ContentDisposition?.FileName?.Trim('"'));
+        var tensors = IdentityInit.Training.Weights.Safetensors.Read(await WriteTemp(await last.Content.ReadAsByteArrayAsync()));
+        var initial = IdentityInit.Training.Weights.Safetensors.Read(await WriteTemp(init));
+        var name = "block2.layer.0.conv.weight";
+        Assert.False(tensors.Single(t => t.Name == name).Value.allclose(initial.Single(t => t.Name == name).Value, rtol: 0, atol: 0)); // trained
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, missing.StatusCode);
+        Assert.Contains("no checkpoint at step 5", await missing.Content.ReadAsStringAsync());
+    }
+
+    static async Task<string> WriteTemp(byte[] bytes)
+    {
+        var path = Path.Combine(Path.GetTempPath(), $"identityinit-test-{Guid.NewGuid():N}.safetensors");
+        await File.WriteAllBytesAsync(path, bytes);
+        return path;
+    }
 }

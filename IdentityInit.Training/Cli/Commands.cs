@@ -101,21 +101,7 @@ public static class Commands
         var configPath = Path.Combine(run, "config.json");
         if (!File.Exists(configPath)) throw new ArgumentException($"--run: '{run}' holds no config.json (not a train --out folder)");
         var config = ConfigOverlay.FromJson(File.ReadAllText(configPath), configPath);
-        var checkpoints = Checkpoint.Completed(Path.Combine(run, "checkpoints"));
-        if (checkpoints.Count == 0) throw new ArgumentException($"--run: '{run}' holds no checkpoints");
-        var (step, path) = wanted is { } w
-            ? checkpoints.FirstOrDefault(c => c.Step == w) is { Path: not null } found ? found
-                : throw new ArgumentException($"--step: no checkpoint at step {w}; kept: {string.Join(", ", checkpoints.Select(c => c.Step))}")
-            : checkpoints[^1];
-        var (channels, height, width, classes, _) = DatasetCatalog.Shape(config.Dataset);
-        TorchRuntime.Initialize();
-        using var model = Models.ModelFactory.Create(config, channels, height, width, classes);
-        Checkpoint.LoadModel(path, model);
-        Weights.ModelWeights.Save(model, file, new Dictionary<string, string>
-        {
-            ["run"] = config.Name, ["step"] = step.ToString(CultureInfo.InvariantCulture), ["architecture"] = config.Architecture,
-            ["config"] = ConfigOverlay.ToJson(config),
-        });
+        var step = Weights.ModelWeights.ExportCheckpoint(config, Path.Combine(run, "checkpoints"), wanted, file);
         output.WriteLine($"wrote {file}: {config.Name} at step {step}");
         return 0;
     }

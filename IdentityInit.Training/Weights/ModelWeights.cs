@@ -27,6 +27,30 @@ public static class ModelWeights
     public static void Save(ImageModel model, string path, IReadOnlyDictionary<string, string>? metadata = null) =>
         Safetensors.Write(path, Export(model), metadata);
 
+    /// <summary>
+    /// Writes a run's checkpoint at <paramref name="step"/> (null: the last; 0: the initialization) as safetensors and
+    /// returns its step; an ArgumentException names a missing step and the ones kept.
+    /// </summary>
+    public static long ExportCheckpoint(ExperimentConfig config, string checkpointDir, long? step, string file)
+    {
+        var checkpoints = Checkpoint.Completed(checkpointDir);
+        if (checkpoints.Count == 0) throw new ArgumentException($"no checkpoints in {checkpointDir}");
+        var (found, path) = step is { } wanted
+            ? checkpoints.FirstOrDefault(c => c.Step == wanted) is { Path: not null } hit ? hit
+                : throw new ArgumentException($"--step: no checkpoint at step {wanted}; kept: {string.Join(", ", checkpoints.Select(c => c.Step))}")
+            : checkpoints[^1];
+        var (channels, height, width, classes, _) = Data.DatasetCatalog.Shape(config.Dataset);
+        TorchRuntime.Initialize();
+        using var model = ModelFactory.Create(config, channels, height, width, classes);
+        Checkpoint.LoadModel(path, model);
+        Save(model, file, new Dictionary<string, string>
+        {
+            ["run"] = config.Name, ["step"] = found.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["architecture"] = config.Architecture, ["config"] = ConfigOverlay.ToJson(config),
+        });
+        return found;
+    }
+
     /// <summary>Copies every tensor of the model's state from the file; a missing, extra or misshapen tensor is an error naming it.</summary>
     public static void Load(ImageModel model, string path)
     {

@@ -55,6 +55,29 @@ public static class RunsApi
         api.MapGet("/runs/{id:guid}/heatmap", async (Guid id, string layer, long? step, RunQueries queries) =>
             await queries.HeatmapAsync(id, layer, step) is { } heatmap ? Results.Ok(heatmap) : Results.NotFound());
 
+        api.MapGet("/runs/{id:guid}/weights.safetensors", async (Guid id, long? step, RunQueries queries,
+            Microsoft.Extensions.Options.IOptions<LabOptions> options) =>
+        {
+            if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
+            var file = Path.Combine(Path.GetTempPath(), $"identityinit-weights-{Guid.NewGuid():N}.safetensors");
+            try
+            {
+                var config = ConfigOverlay.FromJson(run.ConfigJson, "run config");
+                var saved = IdentityInit.Training.Weights.ModelWeights.ExportCheckpoint(config,
+                    Path.Combine(options.Value.CheckpointRoot, id.ToString("N")), step, file);
+                var bytes = await File.ReadAllBytesAsync(file);
+                return Results.File(bytes, "application/octet-stream", $"{run.Name}-step{saved}.safetensors");
+            }
+            catch (ArgumentException e)
+            {
+                return Results.ValidationProblem(new Dictionary<string, string[]> { ["step"] = [e.Message.Replace("--step: ", "")] });
+            }
+            finally
+            {
+                File.Delete(file);
+            }
+        });
+
         api.MapGet("/runs/{id:guid}/logs", async (Guid id, RunQueries queries) => await queries.LogsAsync(id));
 
         api.MapPost("/runs/{id:guid}/cancel", async (Guid id, RunService service, RunQueries queries) =>
