@@ -5,7 +5,7 @@ namespace IdentityInit.Tests.Training;
 
 public sealed class CliTests
 {
-    static async Task<(int Code, string Output, string Errors)> Cli(params string[] args)
+    internal static async Task<(int Code, string Output, string Errors)> Cli(params string[] args)
     {
         var (output, errors) = (new StringWriter(), new StringWriter());
         var code = await Commands.RunAsync(args, output, errors);

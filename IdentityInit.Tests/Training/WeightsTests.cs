@@ -8,12 +8,7 @@ namespace IdentityInit.Tests.Training;
 
 public sealed class WeightsTests
 {
-    static async Task<(int Code, string Output, string Errors)> Cli(params string[] args)
-    {
-        var (output, errors) = (new StringWriter(), new StringWriter());
-        var code = await Commands.RunAsync(args, output, errors);
-        return (code, output.ToString(), errors.ToString());
-    }
+    static Task<(int Code, string Output, string Errors)> Cli(params string[] args) => CliTests.Cli(args);
 
     static async Task<string> TrainTiny(params string[] sets)
     {
