@@ -58,6 +58,7 @@ public sealed class RunsApiTests : IAsyncLifetime
         { """{"config":{"device":"cuda"}}""", "config.device", "no worker serves the 'cuda' queue" },
         { """{"config":{"device":"tpu"}}""", "config.device", "'tpu' is not a device" },
         { """{"config":{"dataset":"svhn"}}""", "config.dataset", "'svhn' is not one of" },
+        { """{"config":{"dataset":"imagenet32"}}""", "config.dataset", "dataset 'imagenet32' is not on this machine: looked in" },
         { """{"sweep":{}}""", "sweep", "give seeds, or a field and its values" },
         { """{"sweep":{"seeds":[1],"field":"Seed","values":[1]}}""", "sweep", "not both" },
         { """{"sweep":{"field":"Wingspan","values":[1]}}""", "sweep.field", "unknown field 'Wingspan'" },

@@ -101,7 +101,15 @@ public static class Commands
         var configPath = Path.Combine(run, "config.json");
         if (!File.Exists(configPath)) throw new ArgumentException($"--run: '{run}' holds no config.json (not a train --out folder)");
         var config = ConfigOverlay.FromJson(File.ReadAllText(configPath), configPath);
-        var step = Weights.ModelWeights.ExportCheckpoint(config, Path.Combine(run, "checkpoints"), wanted, file);
+        long step;
+        try
+        {
+            step = Weights.ModelWeights.ExportCheckpoint(config, Path.Combine(run, "checkpoints"), wanted, file);
+        }
+        catch (ArgumentException e) when (e.ParamName is "step" or "checkpointDir")
+        {
+            throw new ArgumentException((e.ParamName == "step" ? "--step: " : "--run: ") + e.Message[..e.Message.IndexOf(" (Parameter", StringComparison.Ordinal)]);
+        }
         output.WriteLine($"wrote {file}: {config.Name} at step {step}");
         return 0;
     }

@@ -34,10 +34,10 @@ public static class ModelWeights
     public static long ExportCheckpoint(ExperimentConfig config, string checkpointDir, long? step, string file)
     {
         var checkpoints = Checkpoint.Completed(checkpointDir);
-        if (checkpoints.Count == 0) throw new ArgumentException($"no checkpoints in {checkpointDir}");
+        if (checkpoints.Count == 0) throw new ArgumentException($"no checkpoints in {checkpointDir}", nameof(checkpointDir));
         var (found, path) = step is { } wanted
             ? checkpoints.FirstOrDefault(c => c.Step == wanted) is { Path: not null } hit ? hit
-                : throw new ArgumentException($"--step: no checkpoint at step {wanted}; kept: {string.Join(", ", checkpoints.Select(c => c.Step))}")
+                : throw new ArgumentException($"no checkpoint at step {wanted}; kept: {string.Join(", ", checkpoints.Select(c => c.Step))}", nameof(step))
             : checkpoints[^1];
         var (channels, height, width, classes, _) = Data.DatasetCatalog.Shape(config.Dataset);
         TorchRuntime.Initialize();

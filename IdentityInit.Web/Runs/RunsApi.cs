@@ -68,9 +68,11 @@ public static class RunsApi
                 var bytes = await File.ReadAllBytesAsync(file);
                 return Results.File(bytes, "application/octet-stream", $"{run.Name}-step{saved}.safetensors");
             }
-            catch (ArgumentException e)
+            catch (ArgumentException e) when (e.ParamName is "step" or "checkpointDir")
             {
-                return Results.ValidationProblem(new Dictionary<string, string[]> { ["step"] = [e.Message.Replace("--step: ", "")] });
+                var message = e.Message[..e.Message.IndexOf(" (Parameter", StringComparison.Ordinal)];
+                return e.ParamName == "step" ? Results.ValidationProblem(new Dictionary<string, string[]> { ["step"] = [message] })
+                    : Results.Problem(message, statusCode: StatusCodes.Status409Conflict); // a run that has saved nothing yet
             }
             finally
             {
