@@ -1,9 +1,38 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
 using IdentityInit.Training.Metrics;
 
 namespace IdentityInit.Training;
 
-/// <summary>What a run reports while it trains: plain records, no tensors.</summary>
-public abstract record RunEvent;
+/// <summary>What a run reports while it trains: plain records, no tensors; one JSON line each between processes.</summary>
+[JsonPolymorphic(TypeDiscriminatorPropertyName = "event")]
+[JsonDerivedType(typeof(RunStarted), "started")]
+[JsonDerivedType(typeof(StepMetrics), "step")]
+[JsonDerivedType(typeof(EpochMetrics), "epoch")]
+[JsonDerivedType(typeof(CorrelationSnapshot), "correlation")]
+[JsonDerivedType(typeof(SymmetryBroken), "symmetry-broken")]
+[JsonDerivedType(typeof(CheckpointSaved), "checkpoint")]
+[JsonDerivedType(typeof(LogLine), "log")]
+[JsonDerivedType(typeof(RunEnded), "ended")]
+public abstract record RunEvent
+{
+    static readonly JsonSerializerOptions Json = new()
+    {
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, // NaN losses and correlations travel as they are
+        Converters = { new JsonStringEnumConverter() },
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+    };
+
+    /// <summary>The event as one line of JSON (the training process's stdout protocol).</summary>
+    public string ToJsonLine() => JsonSerializer.Serialize(this, Json);
+
+    /// <summary>Reads a line written by <see cref="ToJsonLine"/>; null when the line is not an event (e.g. a stray print).</summary>
+    public static RunEvent? FromJsonLine(string line)
+    {
+        if (!line.StartsWith("{\"event\":", StringComparison.Ordinal)) return null;
+        return JsonSerializer.Deserialize<RunEvent>(line, Json);
+    }
+}
 
 /// <summary><paramref name="Layers"/>: the conv/linear layers, in the order of <see cref="StepMetrics.Spreads"/>.</summary>
 public sealed record RunStarted(RunRecord Record, long StartStep, long TotalSteps, int StepsPerEpoch, IReadOnlyList<string> Layers) : RunEvent;

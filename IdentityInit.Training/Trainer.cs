@@ -11,7 +11,9 @@ using static TorchSharp.torch;
 namespace IdentityInit.Training;
 
 /// <summary>Where checkpoints go and whether to continue from the newest one; the dataset may be passed in preloaded.</summary>
-public sealed record RunOptions(string? CheckpointDir = null, bool Resume = false, DatasetCatalog? Catalog = null, ImageDataset? Dataset = null);
+/// <param name="ResumeAtMost">resume from the newest checkpoint at or before this step (one whose events a store has persisted).</param>
+public sealed record RunOptions(string? CheckpointDir = null, bool Resume = false, DatasetCatalog? Catalog = null, ImageDataset? Dataset = null,
+    long? ResumeAtMost = null);
 
 public static class Trainer
 {
@@ -72,7 +74,7 @@ public static class Trainer
         if (config.MaxSteps > 0) totalSteps = Math.Min(totalSteps, config.MaxSteps);
 
         var state = new TrainerState(0, 0, 0, 0, 0, null, [], configJson);
-        var resumeFrom = options.Resume && options.CheckpointDir is { } dir ? Checkpoint.Latest(dir) : null;
+        var resumeFrom = options.Resume && options.CheckpointDir is { } dir ? Checkpoint.Latest(dir, options.ResumeAtMost) : null;
         if (resumeFrom is not null)
         {
             state = Checkpoint.Load(resumeFrom, model, optimizer);

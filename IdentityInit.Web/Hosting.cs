@@ -9,6 +9,7 @@ using IdentityInit.Web.Exports;
 using IdentityInit.Web.Runs;
 using IdentityInit.Web.Sharing;
 using Microsoft.Extensions.Options;
+using Microsoft.EntityFrameworkCore;
 using MudBlazor.Services;
 
 namespace IdentityInit.Web;
@@ -18,39 +19,11 @@ public static class Hosting
 {
     public static WebApplicationBuilder AddIdentityInit(this WebApplicationBuilder builder)
     {
-        TorchRuntime.Initialize(); // allocator and OpenMP settings must precede the first torch call
+        TorchRuntime.Initialize(); // allocator and OpenMP settings must precede the first torch call (estimates run here)
         // Serves MudBlazor's _content/ from the build output in every environment (published output has them in wwwroot).
         builder.WebHost.UseStaticWebAssets();
+        var options = builder.AddTrainingHost();
         var services = builder.Services;
-        var section = builder.Configuration.GetSection("IdentityInit");
-        services.Configure<LabOptions>(section);
-        var options = section.Get<LabOptions>() ?? new LabOptions();
-        var postgres = builder.Configuration.GetConnectionString("Postgres");
-
-        services.AddSingleton(new AppDb(postgres, Path.Combine(options.DataDir, "identityinit.db")));
-        services.AddHostedService<DatabaseMigrator>(); // first: hosted services start in order
-        services.AddHangfire(c =>
-        {
-            c.SetDataCompatibilityLevel(CompatibilityLevel.Version_180).UseSimpleAssemblyNameTypeSerializer().UseRecommendedSerializerSettings();
-            if (postgres is { Length: > 0 })
-                c.UsePostgreSqlStorage(o => o.UseNpgsqlConnection(postgres), new PostgreSqlStorageOptions
-                {
-                    // A run can train for days: without the sliding timeout a job older than 30 min would start twice.
-                    UseSlidingInvisibilityTimeout = true, InvisibilityTimeout = TimeSpan.FromMinutes(5), PrepareSchemaIfNecessary = true,
-                    QueuePollInterval = TimeSpan.FromSeconds(1),
-                });
-            else
-                c.UseInMemoryStorage(new InMemoryStorageOptions { MaxExpirationTime = TimeSpan.FromDays(7) });
-        });
-        foreach (var queue in options.QueueList)
-            services.AddHangfireServer(o =>
-            {
-                o.ServerName = $"{Environment.MachineName.ToLowerInvariant()}:{Environment.ProcessId}:{queue}";
-                o.Queues = [queue];
-                o.WorkerCount = options.Workers.GetValueOrDefault(queue, 1);
-                o.SchedulePollingInterval = TimeSpan.FromSeconds(1);
-            });
-
         services.AddSignalR(o => o.EnableDetailedErrors = builder.Environment.IsDevelopment()).AddJsonProtocol(o =>
         {
             o.PayloadSerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals;
@@ -61,21 +34,68 @@ public static class Hosting
             o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals;
             o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter());
         });
-        services.AddSingleton<RunStream>();
-        services.AddHostedService(sp => sp.GetRequiredService<RunStream>());
-        services.AddSingleton<RunCancellation>();
+        if (builder.Configuration.GetConnectionString("Postgres") is { Length: > 0 }) services.AddHostedService<LiveRelay>();
         services.AddSingleton<RunQueries>();
-        services.AddSingleton<RunService>();
         services.AddSingleton<Access>();
         services.AddSingleton<ShareService>();
         services.AddSingleton<Estimates>();
-        services.AddHostedService<RunRecovery>();
         services.AddHttpContextAccessor();
         services.AddProblemDetails();
         services.AddOpenApi();
         services.AddRazorComponents().AddInteractiveServerComponents();
         services.AddMudServices();
         return builder;
+    }
+
+    /// <summary>
+    /// What trains runs, with or without a web server (<c>IdentityInit.Web worker</c>): the store, Hangfire's storage and a
+    /// server per configured queue, the stream that persists what runs report, and recovery of runs left behind.
+    /// </summary>
+    public static LabOptions AddTrainingHost(this IHostApplicationBuilder builder)
+    {
+        var services = builder.Services;
+        var section = builder.Configuration.GetSection("IdentityInit");
+        services.Configure<LabOptions>(section);
+        var options = section.Get<LabOptions>() ?? new LabOptions();
+        var postgres = builder.Configuration.GetConnectionString("Postgres");
+
+        var sqlitePath = Path.Combine(options.DataDir, "identityinit.db");
+        services.AddDbContextFactory<AppDbContext, StoreContextFactory>(o => StoreContextFactory.Configure(o, postgres, sqlitePath));
+        services.AddSingleton(sp => new AppDb(sp.GetRequiredService<IDbContextFactory<AppDbContext>>(), postgres, sqlitePath));
+        services.AddHostedService<DatabaseMigrator>(); // first: hosted services start in order
+        services.AddHangfire(c =>
+        {
+            c.SetDataCompatibilityLevel(CompatibilityLevel.Version_180).UseSimpleAssemblyNameTypeSerializer().UseRecommendedSerializerSettings();
+            if (postgres is { Length: > 0 })
+                c.UsePostgreSqlStorage(o => o.UseNpgsqlConnection(postgres), new PostgreSqlStorageOptions
+                {
+                    // A run can train for days: the sliding timeout keeps a live worker's job its own; a dead worker's job is
+                    // fetched by another after RequeueAfterSeconds and resumes from its checkpoint.
+                    UseSlidingInvisibilityTimeout = true, InvisibilityTimeout = TimeSpan.FromSeconds(options.RequeueAfterSeconds),
+                    PrepareSchemaIfNecessary = true, QueuePollInterval = TimeSpan.FromSeconds(1),
+                });
+            else
+                c.UseInMemoryStorage(new InMemoryStorageOptions { MaxExpirationTime = TimeSpan.FromDays(7) });
+        });
+        foreach (var queue in options.QueueList)
+            services.AddHangfireServer(o =>
+            {
+                o.ServerName = $"{TrainingJob.WorkerName}:{queue}";
+                o.Queues = [queue];
+                o.WorkerCount = options.Workers.GetValueOrDefault(queue, 1);
+                o.SchedulePollingInterval = TimeSpan.FromSeconds(1);
+                o.HeartbeatInterval = TimeSpan.FromSeconds(5); // the workers page calls a host alive within 3 heartbeats
+                o.ServerTimeout = TimeSpan.FromSeconds(30);
+                o.ServerCheckInterval = TimeSpan.FromSeconds(15);
+            });
+        services.AddSignalRCore(); // RunStream's hub context; a worker host has no clients, web nodes relay from the database
+        services.AddSingleton<RunStream>();
+        services.AddHostedService(sp => sp.GetRequiredService<RunStream>());
+        services.AddSingleton<RunCancellation>();
+        services.AddSingleton<Workers>();
+        services.AddSingleton<RunService>();
+        services.AddHostedService<RunRecovery>();
+        return options;
     }
 
     public static WebApplication MapIdentityInit(this WebApplication app)

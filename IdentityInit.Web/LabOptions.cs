@@ -23,6 +23,18 @@ public sealed class LabOptions
     /// <summary>The Hangfire dashboard answers only local requests unless this is true.</summary>
     public bool DashboardAllowRemote { get; set; }
 
+    /// <summary>A run's training process is killed past this resident memory (MiB); null: no limit.</summary>
+    public int? RunMemoryLimitMb { get; set; }
+
+    /// <summary>How long a cancelled run's process has to checkpoint and exit before it is killed.</summary>
+    public int CancelGraceSeconds { get; set; } = 30;
+
+    /// <summary>
+    /// PostgreSQL: a run whose worker host died (no keep-alive) is fetched again by another worker after this long; it then
+    /// resumes from its last stored checkpoint. The bound on "resumes elsewhere".
+    /// </summary>
+    public int RequeueAfterSeconds { get; set; } = 60;
+
     public IReadOnlyList<string> QueueList => Queues.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
     public string CheckpointRoot => CheckpointDir ?? Path.Combine(DataDir, "checkpoints");
     public string DatasetRoot => DatasetDir ?? Environment.GetEnvironmentVariable("IDENTITYINIT_DATA") ?? Path.Combine(DataDir, "datasets");

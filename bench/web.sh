@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Web-lab benchmarks: engine -> SignalR latency, throughput with 0 vs 100 viewers, PostgreSQL ingest (COPY vs EF).
+# Web-lab benchmarks: engine -> SignalR latency, throughput with 0 vs 100 viewers, PostgreSQL ingest (COPY vs EF),
+# cross-node relay latency through PostgreSQL, child-process vs in-process training throughput.
 # Starts a throwaway PostgreSQL from Debian's binaries for the ingest figure (as the tests do).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,3 +17,6 @@ runuser -u postgres -- "$PG/pg_ctl" -D "$DIR/data" -l "$DIR/log" -w -o "-p $PORT
 trap 'runuser -u postgres -- "$PG/pg_ctl" -D "$DIR/data" -m immediate stop >/dev/null; rm -rf "$DIR"' EXIT
 runuser -u postgres -- psql -h 127.0.0.1 -p "$PORT" -U postgres -c "CREATE DATABASE bench" >/dev/null
 "$BENCH" ingest --pg "Host=127.0.0.1;Port=$PORT;Username=postgres;Database=bench" --rows 100000
+runuser -u postgres -- psql -h 127.0.0.1 -p "$PORT" -U postgres -c "CREATE DATABASE relay" >/dev/null
+"$BENCH" relay --pg "Host=127.0.0.1;Port=$PORT;Username=postgres;Database=relay" --steps 600
+"$BENCH" child --steps 300 --pairs 2

@@ -96,8 +96,9 @@ public sealed class CliTests
 
         Assert.Equal(0, code);
         Assert.Contains($"data directory: {dataDir}", output);
-        Assert.Contains("imagenet32     missing ", output);
-        Assert.Contains("cifar10        missing (downloadable)", output);
+        Assert.Matches(@"imagenet32 +missing +1000 classes", output);
+        Assert.Matches(@"cifar10 +missing \(downloadable\)", output);
+        Assert.Matches(@"synthetic +\(generated\)", output);
     }
 
     [Theory]

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using IdentityInit.Training.Data;
+using Spectre.Console;
 
 namespace IdentityInit.Training.Cli;
 
@@ -44,8 +45,16 @@ public static class Commands
             return 0;
         });
 
+        var checkpoints = new Option<string>("--checkpoints") { Description = "the run's checkpoint folder", Required = true };
+        var resumeAtMost = new Option<long?>("--resume-at-most") { Description = "resume from the newest checkpoint at or before this step" };
+        var child = new Command("run-child", "train one run for a worker host: the config as the first stdin line, events as JSON lines " +
+                                             "on stdout; a later stdin line 'cancel' checkpoints and stops; stdin closing ends the process at once")
+            { checkpoints, resumeAtMost, DataDirOption };
+        child.Hidden = true;
+        child.SetAction(r => RunChild(r.GetValue(checkpoints)!, r.GetValue(resumeAtMost), r.GetValue(DataDirOption), Console.In, output));
+
         return new RootCommand("IdentityInit's training engine: the paper's networks, inits and symmetry breakers, headless")
-            { train, export, listPresets, datasets, config };
+            { train, export, listPresets, datasets, config, child };
     }
 
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter errors, CancellationToken cancellationToken = default)
@@ -96,6 +105,35 @@ public static class Commands
         return config;
     }
 
+    /// <summary>
+    /// One run in a process of its own (libtorch's seed, threads and determinism flags are process-wide). Exit 0 once the
+    /// run has ended, whatever its status (the last line says it); exit 3 when the host is gone (stdin closed).
+    /// </summary>
+    static int RunChild(string checkpoints, long? resumeAtMost, string? dataDir, TextReader input, TextWriter output)
+    {
+        var config = ConfigOverlay.FromJson(input.ReadLine() ?? throw new ArgumentException("stdin: no config line"), "stdin") with { DataDir = dataDir };
+        using var cancel = new CancellationTokenSource();
+        var listener = new Thread(() =>
+        {
+            while (input.ReadLine() is { } line)
+                if (line.Trim() == "cancel") cancel.Cancel();
+            Environment.Exit(3); // the host is gone: nobody would store what this run does next
+        }) { IsBackground = true, Name = "host-commands" };
+        listener.Start();
+        var gate = new Lock();
+        var progress = new SyncProgress(e =>
+        {
+            lock (gate)
+            {
+                output.WriteLine(e.ToJsonLine());
+                output.Flush();
+            }
+        });
+        Trainer.Run(config, progress, cancel.Token, // its last event is RunEnded with the summary
+            new RunOptions(checkpoints, Resume: true, new DatasetCatalog(config.DataDir), ResumeAtMost: resumeAtMost));
+        return 0;
+    }
+
     static int ExportWeights(string run, long? wanted, string file, TextWriter output)
     {
         var configPath = Path.Combine(run, "config.json");
@@ -114,11 +152,26 @@ public static class Commands
         return 0;
     }
 
+    /// <summary>Spectre.Console over the command's writer: live progress and colour on a terminal, plain wide text when redirected.</summary>
+    static IAnsiConsole Terminal(TextWriter output)
+    {
+        var terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Out = new AnsiConsoleOutput(output),
+            Ansi = terminal ? AnsiSupport.Detect : AnsiSupport.No,
+            ColorSystem = terminal ? ColorSystemSupport.Detect : ColorSystemSupport.NoColors,
+            Interactive = terminal ? InteractionSupport.Detect : InteractionSupport.No,
+        });
+        if (!terminal) console.Profile.Width = 240; // tables of paths stay one row per entry in logs and pipes
+        return console;
+    }
+
     static int Train(ExperimentConfig config, string? outOption, bool resume, TextWriter output, CancellationToken cancellationToken)
     {
         var outDir = outOption ?? Path.Combine("runs", config.Name);
         var files = new RunFiles(outDir);
-        var bar = new ProgressBar(output, interactive: ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected);
+        var console = Terminal(output);
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
@@ -126,45 +179,21 @@ public static class Commands
             cancel.Cancel();
         };
         Console.CancelKeyPress += onCancel;
-        var lastStatus = "";
-        var progress = new SyncProgress(e =>
-        {
-            files.Add(e);
-            switch (e)
-            {
-                case RunStarted s:
-                    bar.Start(s.StartStep, s.TotalSteps);
-                    bar.Message($"seed {s.Record.Seed}, {s.Record.Device}, {s.Record.Threads} threads, TorchSharp {s.Record.TorchSharpVersion}, " +
-                                $"{s.Record.Parameters:N0} parameters, deterministic algorithms: {s.Record.Determinism.DeterministicAlgorithms}");
-                    break;
-                case StepMetrics m:
-                    lastStatus = $"loss {m.Loss:F4} acc {m.Accuracy:P1} {m.ImagesPerSecond:F0} img/s";
-                    bar.Update(m.Step, lastStatus);
-                    break;
-                case EpochMetrics m:
-                    bar.Message($"epoch {m.Epoch + 1}: train loss {m.TrainLoss:F4} acc {m.TrainAccuracy:P2}, test loss {m.TestLoss:F4} acc {m.TestAccuracy:P2} (best {m.BestTestAccuracy:P2})");
-                    break;
-                case SymmetryBroken b:
-                    bar.Message($"symmetry broke in {b.Layer} at step {b.Step} (spread {b.Spread:G3})");
-                    break;
-                case LogLine l:
-                    bar.Message(l.Message);
-                    break;
-            }
-        });
         RunSummary summary;
         try
         {
-            summary = Trainer.Run(config, progress, cancel.Token,
-                new RunOptions(Path.Combine(outDir, "checkpoints"), resume, new DatasetCatalog(config.DataDir)));
+            summary = console.Profile.Capabilities.Interactive
+                ? console.Progress().AutoClear(false)
+                    .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn())
+                    .Start(ctx => TrainWith(config, outDir, resume, files, console, ctx.AddTask(config.Name), cancel.Token))
+                : TrainWith(config, outDir, resume, files, console, task: null, cancel.Token);
         }
         finally
         {
             Console.CancelKeyPress -= onCancel;
         }
-        bar.Finish();
         files.Write(config, summary);
-        WriteSummary(output, summary, outDir);
+        WriteSummary(console, summary, outDir);
         return summary.Status switch
         {
             RunStatus.Completed => 0,
@@ -173,32 +202,89 @@ public static class Commands
         };
     }
 
-    static void WriteSummary(TextWriter output, RunSummary s, string outDir)
+    /// <summary>Trains, writing the run's files as events arrive; a live task on a terminal, a line per 5 % otherwise.</summary>
+    static RunSummary TrainWith(ExperimentConfig config, string outDir, bool resume, RunFiles files, IAnsiConsole console,
+        ProgressTask? task, CancellationToken cancellationToken)
     {
-        output.WriteLine($"status: {s.Status.ToString().ToLowerInvariant()}{(s.Error is null ? "" : " - " + s.Error)}");
-        output.WriteLine($"steps: {s.Steps} ({s.EpochsCompleted} epochs) in {s.Seconds:F1} s");
-        if (s.FinalTestAccuracy is { } acc) output.WriteLine($"test accuracy: {acc:P2} (best {s.BestTestAccuracy:P2})");
-        if (s.Record is { } r) output.WriteLine($"breakers: {string.Join(", ", r.Breakers)}");
+        var lastBucket = -1;
+        long total = 1;
+        var progress = new SyncProgress(e =>
+        {
+            files.Add(e);
+            switch (e)
+            {
+                case RunStarted s:
+                    total = Math.Max(1, s.TotalSteps);
+                    if (task is not null) (task.MaxValue, task.Value) = (total, s.StartStep);
+                    console.MarkupLineInterpolated(
+                        $"seed {s.Record.Seed}, {s.Record.Device}, {s.Record.Threads} threads, TorchSharp {s.Record.TorchSharpVersion}, {s.Record.Parameters:N0} parameters, deterministic algorithms: {s.Record.Determinism.DeterministicAlgorithms}");
+                    break;
+                case StepMetrics m:
+                    var status = $"step {m.Step}/{total} loss {m.Loss:F4} acc {m.Accuracy:P1} {m.ImagesPerSecond:F0} img/s";
+                    if (task is not null)
+                    {
+                        task.Value = m.Step;
+                        task.Description = Markup.Escape($"{config.Name}  {status}");
+                    }
+                    else if ((int)(20 * m.Step / total) is var bucket && bucket != lastBucket)
+                    {
+                        lastBucket = bucket;
+                        console.WriteLine($"{(double)m.Step / total,4:P0} {status}");
+                    }
+                    break;
+                case EpochMetrics m:
+                    console.MarkupLineInterpolated(
+                        $"epoch {m.Epoch + 1}: train loss {m.TrainLoss:F4} acc {m.TrainAccuracy:P2}, test loss {m.TestLoss:F4} acc [bold]{m.TestAccuracy:P2}[/] (best {m.BestTestAccuracy:P2})");
+                    break;
+                case SymmetryBroken b:
+                    console.MarkupLineInterpolated($"[yellow]symmetry broke[/] in {b.Layer} at step {b.Step} (spread {b.Spread:G3})");
+                    break;
+                case LogLine l:
+                    console.WriteLine(l.Message);
+                    break;
+            }
+        });
+        return Trainer.Run(config, progress, cancellationToken,
+            new RunOptions(Path.Combine(outDir, "checkpoints"), resume, new DatasetCatalog(config.DataDir)));
+    }
+
+    static void WriteSummary(IAnsiConsole console, RunSummary s, string outDir)
+    {
+        var colour = s.Status == RunStatus.Completed ? "green" : "red";
+        console.MarkupLine($"status: [{colour}]{s.Status.ToString().ToLowerInvariant()}[/]{Markup.Escape(s.Error is null ? "" : " - " + s.Error)}");
+        console.WriteLine($"steps: {s.Steps} ({s.EpochsCompleted} epochs) in {s.Seconds:F1} s");
+        if (s.FinalTestAccuracy is { } acc) console.WriteLine($"test accuracy: {acc:P2} (best {s.BestTestAccuracy:P2})");
+        if (s.Record is { } r) console.WriteLine($"breakers: {string.Join(", ", r.Breakers)}");
         var broken = s.Symmetry.Count(l => l.BrokeAtStep is not null);
-        output.WriteLine($"symmetry: {(broken == 0 ? "intact in every layer (channels bitwise identical)" : $"broken in {broken} of {s.Symmetry.Count} layers")}");
-        foreach (var l in s.Symmetry)
-            output.WriteLine($"  {l.Layer,-24} {(l.BrokeAtStep is { } step ? $"broke at step {step}" : "identical"),-22} spread {l.Spread:G3}");
-        output.WriteLine($"metrics: {Path.GetFullPath(outDir)}");
+        console.WriteLine($"symmetry: {(broken == 0 ? "intact in every layer (channels bitwise identical)" : $"broken in {broken} of {s.Symmetry.Count} layers")}");
+        if (s.Symmetry.Count > 0)
+        {
+            var table = new Table().Border(TableBorder.Simple).AddColumns("layer", "symmetry", "spread");
+            foreach (var l in s.Symmetry)
+                table.AddRow(Markup.Escape(l.Layer), l.BrokeAtStep is { } step ? $"broke at step {step}" : "identical", l.Spread.ToString("G3", CultureInfo.InvariantCulture));
+            console.Write(table);
+        }
+        console.WriteLine($"metrics: {Path.GetFullPath(outDir)}");
     }
 
     static int ListPresets(TextWriter output)
     {
+        var console = Terminal(output);
         foreach (var group in Presets.All.GroupBy(p => p.Scale))
         {
-            output.WriteLine(group.Key == "cpu" ? "CPU scale (minutes on 2 cores):" : "Paper scale (CIFAR-10 or MNIST, CUDA):");
+            var table = new Table().Border(TableBorder.Simple)
+                .Title(group.Key == "cpu" ? "CPU scale (minutes on 2 cores)" : "Paper scale (CIFAR-10 or MNIST, CUDA)")
+                .AddColumns("preset", "network", "dataset", "epochs", "what it shows");
             foreach (var p in group)
-                output.WriteLine($"  {p.Name,-40} {p.Config.Architecture}/{p.Config.Dataset}/{p.Config.Epochs} ep  {p.Description}");
+                table.AddRow(p.Name, p.Config.Architecture.ToString(), p.Config.Dataset, p.Config.Epochs.ToString(CultureInfo.InvariantCulture), Markup.Escape(p.Description));
+            console.Write(table);
         }
         return 0;
     }
 
     static async Task<int> DatasetsAsync(string? name, string? dataDir, string? mirrorUrl, TextWriter output, CancellationToken cancellationToken)
     {
+        var console = Terminal(output);
         var mirror = mirrorUrl is { } m ? new Uri(m.EndsWith('/') ? m : m + "/") : null;
         var catalog = new DatasetCatalog(dataDir, mirror);
         if (name is not null)
@@ -209,14 +295,16 @@ public static class Commands
                 var percent = p.Total is { } t && t > 0 ? (int)(100 * p.Bytes / t) : -1;
                 if (percent == lastPercent || percent % 10 != 0) return;
                 lastPercent = percent;
-                output.WriteLine($"{p.File}: {percent}% of {p.Total / 1e6:F1} MB");
+                console.WriteLine($"{p.File}: {percent}% of {p.Total / 1e6:F1} MB");
             });
             using var data = await catalog.LoadAsync(name, progress, cancellationToken);
-            output.WriteLine($"{name}: {data.TrainCount} train / {data.TestCount} test images, {data.Channels}x{data.Height}x{data.Width}, {data.Classes} classes");
+            console.WriteLine($"{name}: {data.TrainCount} train / {data.TestCount} test images, {data.Channels}x{data.Height}x{data.Width}, {data.Classes} classes");
         }
-        output.WriteLine($"data directory: {catalog.DataDir}");
+        console.WriteLine($"data directory: {catalog.DataDir}");
+        var table = new Table().Border(TableBorder.Simple).AddColumns("dataset", "found at", "what it is");
         foreach (var d in catalog.List())
-            output.WriteLine($"  {d.Name,-14} {(d.FoundAt ?? (d.Downloadable ? "missing (downloadable)" : "missing")),-48} {d.Description}");
+            table.AddRow(d.Name, Markup.Escape(d.FoundAt ?? (d.Downloadable ? "missing (downloadable)" : "missing")), Markup.Escape(d.Description));
+        console.Write(table);
         return 0;
     }
 

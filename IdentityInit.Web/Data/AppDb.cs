@@ -6,12 +6,16 @@ namespace IdentityInit.Web.Data;
 
 /// <summary>
 /// The app's store: PostgreSQL when ConnectionStrings:Postgres is set, otherwise SQLite in the data folder.
-/// Hands out short-lived contexts (Blazor Server circuits outlive requests) and writes metric points in bulk.
+/// Short-lived contexts (Blazor Server circuits outlive requests) come from EF Core's context factory; this class adds
+/// what the factory does not: migration at start-up and bulk writes of metric points.
 /// </summary>
 public sealed class AppDb
 {
-    public AppDb(string? postgres, string sqlitePath)
+    readonly IDbContextFactory<AppDbContext> contexts;
+
+    public AppDb(IDbContextFactory<AppDbContext> contexts, string? postgres, string sqlitePath)
     {
+        this.contexts = contexts;
         Postgres = string.IsNullOrWhiteSpace(postgres) ? null : postgres;
         SqlitePath = sqlitePath;
         if (Postgres is null) Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(sqlitePath))!);
@@ -22,10 +26,7 @@ public sealed class AppDb
     public bool IsPostgres => Postgres is not null;
     public string Description => IsPostgres ? "PostgreSQL" : $"SQLite ({SqlitePath})";
 
-    public AppDbContext Create() => IsPostgres
-        ? new PostgresDbContext(new DbContextOptionsBuilder<PostgresDbContext>().UseNpgsql(Postgres).Options)
-        : new SqliteDbContext(new DbContextOptionsBuilder<SqliteDbContext>()
-            .UseSqlite($"Data Source={SqlitePath};Cache=Shared;Default Timeout=30").Options);
+    public AppDbContext Create() => contexts.CreateDbContext();
 
     public async Task MigrateAsync(CancellationToken cancellationToken = default)
     {

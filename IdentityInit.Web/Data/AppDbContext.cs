@@ -10,6 +10,7 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
     public DbSet<Heatmap> Heatmaps => Set<Heatmap>();
     public DbSet<RunLog> Logs => Set<RunLog>();
     public DbSet<ShareLink> ShareLinks => Set<ShareLink>();
+    public DbSet<LiveBatch> LiveBatches => Set<LiveBatch>();
 
     protected override void OnModelCreating(ModelBuilder model)
     {
@@ -39,6 +40,12 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
             e.ToTable("run_logs");
             e.HasIndex(l => new { l.RunId, l.Id });
         });
+        model.Entity<LiveBatch>(e =>
+        {
+            e.ToTable("live_batches");
+            e.HasIndex(b => new { b.RunId, b.Id });
+            e.HasIndex(b => b.CreatedAt);
+        });
         model.Entity<ShareLink>(e =>
         {
             e.ToTable("share_links");
@@ -49,10 +56,28 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
 }
 
 /// <summary>The embedded default store (one file, no server).</summary>
-public sealed class SqliteDbContext(DbContextOptions<SqliteDbContext> options) : AppDbContext(options);
+public sealed class SqliteDbContext(DbContextOptions options) : AppDbContext(options);
 
 /// <summary>The production store.</summary>
-public sealed class PostgresDbContext(DbContextOptions<PostgresDbContext> options) : AppDbContext(options);
+public sealed class PostgresDbContext(DbContextOptions options) : AppDbContext(options);
+
+/// <summary>
+/// EF Core's context factory for the app (registered by <c>AddDbContextFactory</c>): one options object for
+/// <see cref="AppDbContext"/>, and the provider's own context type, so each provider keeps its own migrations.
+/// </summary>
+public sealed class StoreContextFactory(DbContextOptions<AppDbContext> options) : IDbContextFactory<AppDbContext>
+{
+    readonly bool postgres = options.Extensions.Any(e => e.GetType().Name.StartsWith("Npgsql", StringComparison.Ordinal));
+
+    public AppDbContext CreateDbContext() => postgres ? new PostgresDbContext(options) : new SqliteDbContext(options);
+
+    /// <summary>The provider settings both the app and the tests use.</summary>
+    public static void Configure(DbContextOptionsBuilder builder, string? postgres, string sqlitePath)
+    {
+        if (string.IsNullOrWhiteSpace(postgres)) builder.UseSqlite($"Data Source={sqlitePath};Cache=Shared;Default Timeout=30");
+        else builder.UseNpgsql(postgres);
+    }
+}
 
 // Design-time factories for `dotnet ef migrations add X --context ...`; the connection strings are never opened.
 public sealed class SqliteDesignFactory : IDesignTimeDbContextFactory<SqliteDbContext>

@@ -35,6 +35,13 @@ public sealed class Run
     public string? JobId { get; set; }
     public bool CancelRequested { get; set; }
 
+    /// <summary>The newest checkpoint whose events are all stored: where a resumed run starts, on any worker.</summary>
+    public long? CheckpointStep { get; set; }
+
+    /// <summary>The worker host training it now or last ("machine:pid"), and since when.</summary>
+    public string? Worker { get; set; }
+    public DateTime? WorkerSince { get; set; }
+
     public bool IsFinished => Status is RunState.Completed or RunState.Cancelled or RunState.Diverged or RunState.Failed;
     public IReadOnlyList<string> TagList => Tags.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 }
@@ -88,4 +95,16 @@ public static class Ownership
 {
     // One owner for now (whoever reaches the app); accounts come later, so every row already carries an owner.
     public const string DefaultOwner = "owner";
+}
+
+/// <summary>
+/// A live batch as a worker host persisted it (PostgreSQL only): web nodes, told by NOTIFY, read batches of a run past
+/// the last id they relayed, so every viewer gets each batch once and in order, whichever machine trains the run.
+/// </summary>
+public sealed class LiveBatch
+{
+    public long Id { get; set; }
+    public Guid RunId { get; set; }
+    public required string Payload { get; set; }
+    public DateTime CreatedAt { get; set; }
 }

@@ -24,7 +24,7 @@ public sealed class ValidationErrors : Dictionary<string, string[]>
 }
 
 /// <summary>Creating, queueing, cancelling and cloning runs: one place for the API and the pages.</summary>
-public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellation cancellation, IOptions<LabOptions> options)
+public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellation cancellation, Workers workers, IOptions<LabOptions> options)
 {
     public const int MaxSweep = 64;
 
@@ -72,9 +72,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
             var catalog = new DatasetCatalog(options.Value.DatasetRoot);
             if (c.Dataset != "synthetic" && !DatasetCatalog.Downloadable(c.Dataset) && catalog.Find(c.Dataset) is null)
                 errors.Add("config.dataset", catalog.Missing(c.Dataset, null));
-            var queue = QueueOf(c.Device);
-            if (!options.Value.QueueList.Contains(queue))
-                errors.Add("config.device", $"no worker serves the '{queue}' queue here (IdentityInit:Queues = {options.Value.Queues})");
+            if (workers.QueueProblem(QueueOf(c.Device)) is { } problem) errors.Add("config.device", problem);
         }
         foreach (var tag in request.Tags ?? [])
             if (string.IsNullOrWhiteSpace(tag) || tag.Contains(',') || tag.Length > 40)
@@ -91,6 +89,8 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         foreach (var p in problems) errors.Add($"{prefix}.{p.Field}", p.Message);
         return result;
     }
+
+    public static string DeviceOf(Run run) => ConfigOverlay.FromJson(run.ConfigJson, "run config").Device;
 
     public static string QueueOf(string device) => device.StartsWith("cuda", StringComparison.Ordinal) ? "cuda" : "cpu";
 

@@ -9,10 +9,11 @@ using Microsoft.EntityFrameworkCore;
 namespace IdentityInit.Web.Runs;
 
 /// <summary>
-/// The one place a run's progress fans out: training threads publish events here; every flush interval each run's
-/// pending batch is (a) persisted, then (b) pushed to the run's SignalR group, then (c) handed to in-process subscribers
-/// (Blazor components). Persisting before pushing is what lets a viewer load history and then go live with no gap.
-/// A cross-process relay (workers on other machines) would plug in at <see cref="Publish"/>.
+/// The one place a run's progress fans out: training jobs publish events here; every flush interval each run's
+/// pending batch is (a) persisted, then (b) delivered: pushed to the run's SignalR group and handed to in-process
+/// subscribers (Blazor components). Persisting before pushing is what lets a viewer load history and then go live with
+/// no gap. On PostgreSQL delivery goes through the database (<see cref="LiveRelay"/>): the batch is stored with a
+/// NOTIFY, and every web node, whichever machine trains the run, delivers it to its own viewers.
 /// </summary>
 public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, ILogger<RunStream> logger) : BackgroundService
 {
@@ -31,6 +32,7 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
         public RunProgress? Progress;          // the latest state; survives flushes
         public bool ProgressChanged;
         public string? RecordJson;
+        public long? CheckpointStep;           // a checkpoint reported since the last flush
         public IReadOnlyList<string> Layers = [];
         public long Sequence;
         public DateTime WindowStart = DateTime.UtcNow;
@@ -72,6 +74,7 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
                     break;
                 case CheckpointSaved s:
                     p.Logs.Add(new LogDto(s.Step, DateTime.UtcNow, $"checkpoint at step {s.Step}"));
+                    p.CheckpointStep = s.Step;
                     break;
             }
             p.Points.AddRange(Series.Of(e, p.Layers));
@@ -125,21 +128,17 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
         {
             RunBatch batch;
             string? record;
+            long? checkpoint;
             lock (p.Gate)
             {
                 if (p.Points.Count == 0 && p.Heatmaps.Count == 0 && p.Logs.Count == 0 && !p.ProgressChanged) return;
                 batch = new RunBatch(runId, ++p.Sequence, p.Points, p.Heatmaps, p.Logs, p.ProgressChanged ? p.Progress : null);
-                (p.Points, p.Heatmaps, p.Logs, p.ProgressChanged, record) = ([], [], [], false, p.RecordJson);
-                p.RecordJson = null;
+                (p.Points, p.Heatmaps, p.Logs, p.ProgressChanged, record, checkpoint) = ([], [], [], false, p.RecordJson, p.CheckpointStep);
+                (p.RecordJson, p.CheckpointStep) = (null, null);
             }
-            await PersistAsync(batch, record, cancellationToken);
-            await hub.Clients.Group(RunsHub.Group(runId)).Batch(batch);
-            // Not awaited: a slow or closing Blazor circuit must not hold up the stream or the training job. Each circuit's
-            // dispatcher runs what it is given in order, so a subscriber still sees batches in sequence.
-            if (subscribers.TryGetValue(runId, out var subs))
-                foreach (var handler in subs.Handlers)
-                    _ = handler(batch).ContinueWith(t => logger.LogWarning(t.Exception, "a subscriber of run {RunId} failed", runId),
-                        CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+            await PersistAsync(batch, record, checkpoint, cancellationToken);
+            if (db.IsPostgres) await LiveRelay.PublishAsync(db, batch, cancellationToken);
+            else await DeliverAsync(batch);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -151,18 +150,30 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
         }
     }
 
+    /// <summary>Pushes a stored batch to this node's viewers: the run's SignalR group, then in-process subscribers.</summary>
+    public async Task DeliverAsync(RunBatch batch)
+    {
+        await hub.Clients.Group(RunsHub.Group(batch.RunId)).Batch(batch);
+        // Not awaited: a slow or closing Blazor circuit must not hold up the stream or the training job. Each circuit's
+        // dispatcher runs what it is given in order, so a subscriber still sees batches in sequence.
+        if (subscribers.TryGetValue(batch.RunId, out var subs))
+            foreach (var handler in subs.Handlers)
+                _ = handler(batch).ContinueWith(t => logger.LogWarning(t.Exception, "a subscriber of run {RunId} failed", batch.RunId),
+                    CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+    }
+
     /// <summary>Drops the buffer of a run that has ended (after its last flush).</summary>
     public void Forget(Guid runId) => pending.TryRemove(runId, out _);
 
     static readonly JsonSerializerOptions RecordJson = new() { Converters = { new JsonStringEnumConverter() }, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
-    async Task PersistAsync(RunBatch batch, string? record, CancellationToken cancellationToken)
+    async Task PersistAsync(RunBatch batch, string? record, long? checkpoint, CancellationToken cancellationToken)
     {
         // (series, step) is the key: should an event repeat a point, the later value wins rather than failing the batch.
         var points = batch.Points.GroupBy(p => (p.Series, p.Step)).Select(g => g.Last())
             .Select(p => new MetricPoint { RunId = batch.RunId, Series = p.Series, Step = p.Step, Value = MetricPoint.Store(p.Value) }).ToList();
         await db.WritePointsAsync(points, cancellationToken);
-        if (batch.Heatmaps.Count == 0 && batch.Logs.Count == 0 && batch.Progress is null && record is null) return;
+        if (batch.Heatmaps.Count == 0 && batch.Logs.Count == 0 && batch.Progress is null && record is null && checkpoint is null) return;
         await using var context = db.Create();
         context.Heatmaps.AddRange(batch.Heatmaps.Select(h => new Heatmap
         {
@@ -173,6 +184,8 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
         if (batch.Progress is { } progress)
             await context.Runs.Where(r => r.Id == batch.RunId).ExecuteUpdateAsync(s => s
                 .SetProperty(r => r.Step, progress.Step).SetProperty(r => r.TotalSteps, progress.TotalSteps), cancellationToken);
+        if (checkpoint is not null) // only now are all the events before it stored: a resumed run may start there
+            await context.Runs.Where(r => r.Id == batch.RunId).ExecuteUpdateAsync(s => s.SetProperty(r => r.CheckpointStep, checkpoint), cancellationToken);
         if (record is not null)
             await context.Runs.Where(r => r.Id == batch.RunId).ExecuteUpdateAsync(s => s.SetProperty(r => r.RecordJson, record), cancellationToken);
     }

@@ -12,11 +12,11 @@ public static class RunsApi
         Guid Id, string Name, string? Preset, string Architecture, string Init, string Breakers, string Dataset, string Queue,
         long Seed, RunState Status, long Step, long TotalSteps, double? BestTestAccuracy, double? FinalTestAccuracy,
         int? LayersBroken, int? LayerCount, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt, IReadOnlyList<string> Tags,
-        Guid? GroupId, string? Error, JsonElement Config, JsonElement? Record)
+        Guid? GroupId, string? Error, string? Worker, DateTime? WorkerSince, long? CheckpointStep, JsonElement Config, JsonElement? Record)
     {
         public static RunDto Of(Run r) => new(r.Id, r.Name, r.Preset, r.Architecture, r.Init, r.Breakers, r.Dataset, r.Queue, r.Seed,
             r.Status, r.Step, r.TotalSteps, r.BestTestAccuracy, r.FinalTestAccuracy, r.LayersBroken, r.LayerCount, r.CreatedAt,
-            r.StartedAt, r.FinishedAt, r.TagList, r.GroupId, r.Error, JsonDocument.Parse(r.ConfigJson).RootElement,
+            r.StartedAt, r.FinishedAt, r.TagList, r.GroupId, r.Error, r.Worker, r.WorkerSince, r.CheckpointStep, JsonDocument.Parse(r.ConfigJson).RootElement,
             r.RecordJson is null ? null : JsonDocument.Parse(r.RecordJson).RootElement);
     }
 
@@ -99,6 +99,8 @@ public static class RunsApi
             var runs = await service.CreateAsync(request, configs);
             return Results.Created($"/api/runs/{runs[0].Id}", RunDto.Of(runs[0]));
         });
+
+        api.MapGet("/workers", async (Workers workers, CancellationToken cancellationToken) => await workers.OverviewAsync(cancellationToken));
 
         api.MapGet("/compare/first-difference", async (Guid a, Guid b, RunQueries queries) =>
             await FirstDifferenceAsync(queries, a, b) is { } result ? Results.Ok(result) : Results.NotFound());

@@ -2,7 +2,6 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Hangfire;
 using IdentityInit.Training;
-using IdentityInit.Training.Data;
 using IdentityInit.Web.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -10,9 +9,10 @@ using Microsoft.Extensions.Options;
 namespace IdentityInit.Web.Runs;
 
 /// <summary>
-/// The Hangfire job: receives a run id, reads everything else from the database, trains on the worker thread, and
-/// streams progress through <see cref="RunStream"/>. A retried or re-enqueued job resumes from the run's last checkpoint
-/// after deleting stored points past it, so the stored series stays continuous with no duplicated step.
+/// The Hangfire job: receives a run id, reads everything else from the database, trains the run in a child process
+/// (<see cref="RunProcess"/>) and streams its events through <see cref="RunStream"/>. A retried or re-enqueued job, on
+/// this worker or any other, resumes from the run's newest checkpoint whose events are all stored (checkpoints live in
+/// the shared CheckpointDir) after deleting stored points past it, so the series stays continuous with no duplicated step.
 /// </summary>
 public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation cancellation, IOptions<LabOptions> options,
     ILogger<TrainingJob> logger)
@@ -30,17 +30,21 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
     {
         var run = Claim(runId);
         if (run is null) return;
-        var config = ConfigOverlay.FromJson(run.ConfigJson, "run config") with { DataDir = options.Value.DatasetRoot };
-        var checkpoints = Path.Combine(options.Value.CheckpointRoot, runId.ToString("N"));
-        TrimPastCheckpoint(runId, checkpoints);
+        var config = ConfigOverlay.FromJson(run.ConfigJson, "run config");
+        var lab = options.Value;
+        var checkpoints = Path.Combine(lab.CheckpointRoot, runId.ToString("N"));
+        var resumeAt = TrimPastCheckpoint(runId, checkpoints, run.CheckpointStep);
 
         var token = cancellation.Register(runId, jobToken.ShutdownToken);
         using var poll = new Timer(_ => PollCancel(runId), null, CancelPoll, CancelPoll);
         RunSummary summary;
         try
         {
-            summary = Trainer.Run(config, new Relay(runId, stream), token,
-                new RunOptions(checkpoints, Resume: true, new DatasetCatalog(config.DataDir)));
+            var child = new RunProcess.ChildOptions(checkpoints, lab.DatasetRoot, resumeAt ?? -1,
+                lab.RunMemoryLimitMb is { } mb ? mb * (1L << 20) : null, TimeSpan.FromSeconds(lab.CancelGraceSeconds));
+            summary = RunProcess.RunAsync(config, new Relay(runId, stream), child, token,
+                pid => stream.Publish(runId, new LogLine(resumeAt ?? 0, $"training in process {pid} on {WorkerName} ({config.Device})")))
+                .GetAwaiter().GetResult();
         }
         finally
         {
@@ -72,15 +76,23 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
         }
         run.Status = RunState.Running;
         run.StartedAt ??= DateTime.UtcNow;
+        (run.Worker, run.WorkerSince) = (WorkerName, DateTime.UtcNow);
         context.SaveChanges();
         return run;
     }
 
-    /// <summary>Points, heatmaps and logs past the checkpoint are replayed identically by the resumed run: drop them.</summary>
-    void TrimPastCheckpoint(Guid runId, string checkpoints)
+    /// <summary>This worker host as the runs list and the workers page show it.</summary>
+    public static string WorkerName => $"{Environment.MachineName.ToLowerInvariant()}:{Environment.ProcessId}";
+
+    /// <summary>
+    /// Points, heatmaps and logs past the resume checkpoint are replayed identically by the resumed run: drop them.
+    /// Returns the step the run resumes at (null: from the start).
+    /// </summary>
+    long? TrimPastCheckpoint(Guid runId, string checkpoints, long? stored)
     {
-        var latest = Checkpoint.Latest(checkpoints);
-        var step = latest is null ? 0 : long.Parse(Path.GetFileName(latest)["step-".Length..]);
+        var latest = stored is null ? null : Checkpoint.Latest(checkpoints, stored);
+        long? resumeAt = latest is null ? null : long.Parse(Path.GetFileName(latest)["step-".Length..]);
+        var step = resumeAt ?? 0;
         using var context = db.Create();
         context.Points.Where(p => p.RunId == runId && p.Step > step).ExecuteDelete();
         context.Heatmaps.Where(h => h.RunId == runId && h.Step > step).ExecuteDelete();
@@ -90,6 +102,7 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
             context.Points.Where(p => p.RunId == runId).ExecuteDelete();
             context.Heatmaps.Where(h => h.RunId == runId).ExecuteDelete();
         }
+        return resumeAt;
     }
 
     bool Flag(Guid runId)

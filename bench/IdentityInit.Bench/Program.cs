@@ -9,6 +9,8 @@ using IdentityInit.Training.Data;
 //   latency --steps S                             engine -> SignalR client latency of a metric point, p50/p95
 //   viewers --viewers N --pairs P                 throughput with 0 vs N SignalR viewers, interleaved
 //   ingest --pg CONNECTION --rows R               PostgreSQL ingest rows/s, binary COPY vs EF SaveChanges
+//   relay --pg CONNECTION --steps S               child process -> worker node -> PostgreSQL -> web node -> SignalR, p50/p95
+//   child --steps S --pairs P                     throughput of a run in a child process vs in this process, interleaved
 var command = args.FirstOrDefault() ?? "throughput";
 int Arg(string name, int fallback) => args.SkipWhile(a => a != name).Skip(1).Select(int.Parse).FirstOrDefault(fallback);
 switch (command)
@@ -16,6 +18,8 @@ switch (command)
     case "latency": await WebBenchmarks.LatencyAsync(Arg("--steps", 600)); return 0;
     case "viewers": await WebBenchmarks.ViewersAsync(Arg("--viewers", 100), Arg("--pairs", 2)); return 0;
     case "ingest": await WebBenchmarks.IngestAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--rows", 100_000)); return 0;
+    case "relay": await WebBenchmarks.RelayAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--steps", 600)); return 0;
+    case "child": await WebBenchmarks.ChildAsync(Arg("--steps", 300), Arg("--pairs", 2)); return 0;
 }
 
 TorchRuntime.Initialize();

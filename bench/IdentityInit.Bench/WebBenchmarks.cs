@@ -20,13 +20,13 @@ static class WebBenchmarks
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, Converters = { new JsonStringEnumConverter() },
     };
 
-    static async Task<WebApplication> StartAppAsync(string? postgres = null)
+    static async Task<WebApplication> StartAppAsync(string? postgres = null, string queues = "cpu")
     {
         var dataDir = Path.Combine(Path.GetTempPath(), "identityinit-bench-" + Guid.NewGuid().ToString("N")[..8]);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
             Args = ["--urls", "http://127.0.0.1:0", "--IdentityInit:DataDir", dataDir, "--Logging:LogLevel:Default", "Warning",
-                    "--ConnectionStrings:Postgres", postgres ?? ""],
+                    "--ConnectionStrings:Postgres", postgres ?? "", "--IdentityInit:Queues", queues],
             ContentRootPath = AppContext.BaseDirectory,
         });
         builder.AddIdentityInit();
@@ -135,6 +135,73 @@ static class WebBenchmarks
             ef += rows / clock.Elapsed.TotalSeconds;
         }
         Console.WriteLine($"ingest into PostgreSQL, {rows} rows in batches of 2000: COPY {copy / 2:F0} rows/s, EF SaveChanges {ef / 2:F0} rows/s, ratio {copy / ef:F1}x");
+    }
+
+    /// <summary>
+    /// Across processes and nodes on PostgreSQL: a real training child process -> its host (a worker app instance) persists
+    /// and NOTIFYs -> a second app instance (the web node, no queues) LISTENs and pushes -> a SignalR client. Stamped when
+    /// the host reads the child's line (the pipe itself adds microseconds), p50/p95.
+    /// </summary>
+    public static async Task RelayAsync(string postgres, int steps)
+    {
+        await using var web = await StartAppAsync(postgres, queues: "");
+        await using var worker = await StartAppAsync(postgres, queues: "");
+        var runId = Guid.NewGuid();
+        await using (var context = worker.Services.GetRequiredService<AppDb>().Create())
+        {
+            context.Runs.Add(new Run { Id = runId, Name = "relay", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic", Queue = "cpu", CreatedAt = DateTime.UtcNow });
+            await context.SaveChangesAsync();
+        }
+        var stream = worker.Services.GetRequiredService<RunStream>();
+        var published = new ConcurrentDictionary<long, long>();
+        var latencies = new ConcurrentBag<double>();
+        await using var viewer = await ViewerAsync(web.Urls.First(), runId, batch =>
+        {
+            var now = Stopwatch.GetTimestamp();
+            foreach (var p in batch.Points.Where(p => p.Series == "train/loss"))
+                if (published.TryGetValue(p.Step, out var sent)) latencies.Add(Stopwatch.GetElapsedTime(sent, now).TotalMilliseconds);
+        });
+        var config = new ExperimentConfig { Dataset = "synthetic", Depth = 7, Widen = 1, BatchSize = 32, TrainLimit = 2048, Epochs = 100, MaxSteps = steps, MetricsEvery = 1, CorrelationEvery = 100, Schedule = "constant" };
+        var checkpoints = Path.Combine(Path.GetTempPath(), "identityinit-relay-" + Guid.NewGuid().ToString("N")[..8]);
+        var summary = await RunProcess.RunAsync(config, new Relay(e =>
+        {
+            if (e is StepMetrics m) published[m.Step] = Stopwatch.GetTimestamp();
+            stream.Publish(runId, e);
+        }), new RunProcess.ChildOptions(checkpoints, Path.GetTempPath(), -1, null, TimeSpan.FromSeconds(30)), default);
+        await Task.Delay(1500);
+        if (latencies.IsEmpty) throw new InvalidOperationException($"no point reached the client (run {summary.Status}: {summary.Error})");
+        var sorted = latencies.Order().ToList();
+        Console.WriteLine($"latency child process -> host -> PostgreSQL NOTIFY -> other web node -> SignalR client: n={sorted.Count}, " +
+                          $"p50 {sorted[sorted.Count / 2]:F0} ms, p95 {sorted[(int)(sorted.Count * 0.95)]:F0} ms, max {sorted[^1]:F0} ms (goal p95 <= 250 ms)");
+    }
+
+    /// <summary>The same run trained in this process (what the app did before) and in a child process, interleaved A B A B.</summary>
+    public static async Task ChildAsync(int steps, int pairs)
+    {
+        TorchRuntime.Initialize();
+        var config = new ExperimentConfig { Dataset = "fashion-mnist", Depth = 10, Widen = 1, Epochs = 100, MaxSteps = steps, Schedule = "constant", TestLimit = 500, CheckpointEvery = 0, Threads = 2 };
+        var dataDir = new IdentityInit.Training.Data.DatasetCatalog().DataDir;
+        double inProcess = 0, child = 0, inWall = 0, childWall = 0;
+        for (var pair = 0; pair < pairs; pair++)
+        {
+            var rates = new List<double>();
+            var clock = Stopwatch.StartNew();
+            await Task.Factory.StartNew(() => Trainer.Run(config, new Relay(e => { if (e is StepMetrics m && m.Step > 20) rates.Add(m.ImagesPerSecond); }), default,
+                new RunOptions(Catalog: new IdentityInit.Training.Data.DatasetCatalog(dataDir))), TaskCreationOptions.LongRunning);
+            inWall += clock.Elapsed.TotalSeconds;
+            inProcess += rates.Order().ElementAt(rates.Count / 2);
+            rates.Clear();
+            clock.Restart();
+            var checkpoints = Path.Combine(Path.GetTempPath(), "identityinit-child-" + Guid.NewGuid().ToString("N")[..8]);
+            var summary = await RunProcess.RunAsync(config, new Relay(e => { if (e is StepMetrics m && m.Step > 20) rates.Add(m.ImagesPerSecond); }),
+                new RunProcess.ChildOptions(checkpoints, dataDir, -1, null, TimeSpan.FromSeconds(30)), default);
+            childWall += clock.Elapsed.TotalSeconds;
+            if (summary.Status != RunStatus.Completed) throw new InvalidOperationException(summary.Error);
+            child += rates.Order().ElementAt(rates.Count / 2);
+            Console.WriteLine($"  pair {pair + 1}: in-process median {inProcess / (pair + 1):F1} img/s, child {child / (pair + 1):F1} img/s (running means)");
+        }
+        Console.WriteLine($"throughput child process / in-process: {child / inProcess:F3} (goal >= 0.99); wall time incl. start-up for {steps} steps: " +
+                          $"in-process {inWall / pairs:F1} s, child {childWall / pairs:F1} s");
     }
 
     sealed class Relay(Action<RunEvent> handle) : IProgress<RunEvent>

@@ -46,6 +46,33 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
                     b.ToTable("heatmaps", (string)null);
                 });
 
+            modelBuilder.Entity("IdentityInit.Web.Data.LiveBatch", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("Payload")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<Guid>("RunId")
+                        .HasColumnType("uuid");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("CreatedAt");
+
+                    b.HasIndex("RunId", "Id");
+
+                    b.ToTable("live_batches", (string)null);
+                });
+
             modelBuilder.Entity("IdentityInit.Web.Data.MetricPoint", b =>
                 {
                     b.Property<Guid>("RunId")
@@ -85,6 +112,9 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
 
                     b.Property<bool>("CancelRequested")
                         .HasColumnType("boolean");
+
+                    b.Property<long?>("CheckpointStep")
+                        .HasColumnType("bigint");
 
                     b.Property<string>("ConfigJson")
                         .IsRequired()
@@ -166,6 +196,12 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
 
                     b.Property<long>("TotalSteps")
                         .HasColumnType("bigint");
+
+                    b.Property<string>("Worker")
+                        .HasColumnType("text");
+
+                    b.Property<DateTime?>("WorkerSince")
+                        .HasColumnType("timestamp with time zone");
 
                     b.HasKey("Id");
 

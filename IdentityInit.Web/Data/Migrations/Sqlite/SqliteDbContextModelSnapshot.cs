@@ -41,6 +41,31 @@ namespace IdentityInit.Web.Data.Migrations.Sqlite
                     b.ToTable("heatmaps", (string)null);
                 });
 
+            modelBuilder.Entity("IdentityInit.Web.Data.LiveBatch", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Payload")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<Guid>("RunId")
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("CreatedAt");
+
+                    b.HasIndex("RunId", "Id");
+
+                    b.ToTable("live_batches", (string)null);
+                });
+
             modelBuilder.Entity("IdentityInit.Web.Data.MetricPoint", b =>
                 {
                     b.Property<Guid>("RunId")
@@ -79,6 +104,9 @@ namespace IdentityInit.Web.Data.Migrations.Sqlite
                         .HasColumnType("TEXT");
 
                     b.Property<bool>("CancelRequested")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<long?>("CheckpointStep")
                         .HasColumnType("INTEGER");
 
                     b.Property<string>("ConfigJson")
@@ -161,6 +189,12 @@ namespace IdentityInit.Web.Data.Migrations.Sqlite
 
                     b.Property<long>("TotalSteps")
                         .HasColumnType("INTEGER");
+
+                    b.Property<string>("Worker")
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime?>("WorkerSince")
+                        .HasColumnType("TEXT");
 
                     b.HasKey("Id");
 

@@ -1,0 +1,75 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace IdentityInit.Tests.Infrastructure;
+
+/// <summary>The built web app as a real process: a web node (<c>--urls</c>) or a worker host (<c>worker</c>).</summary>
+public sealed class AppProcess : IDisposable
+{
+    readonly Process process;
+    readonly ConcurrentQueue<string> output = new();
+
+    AppProcess(Process process) => this.process = process;
+
+    public int Id => process.Id;
+    public string Output => string.Join('\n', output);
+
+    static string WebBinary()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "IdentityInit.sln"))) dir = dir.Parent;
+        var configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
+        return Path.Combine(dir!.FullName, "IdentityInit.Web", "bin", configuration, "net10.0", "linux-x64", "IdentityInit.Web.dll");
+    }
+
+    /// <param name="settings">configuration as environment variables (IdentityInit__DataDir, ConnectionStrings__Postgres, ...)</param>
+    public static AppProcess Start(IEnumerable<string> arguments, IReadOnlyDictionary<string, string> settings)
+    {
+        var binary = WebBinary();
+        var start = new ProcessStartInfo("dotnet", [binary, .. arguments])
+        {
+            WorkingDirectory = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(binary)))))!,
+            RedirectStandardOutput = true, RedirectStandardError = true,
+        };
+        start.Environment["Logging__LogLevel__Default"] = "Warning";
+        foreach (var (key, value) in settings) start.Environment[key] = value;
+        var app = new AppProcess(Process.Start(start)!);
+        app.process.OutputDataReceived += (_, e) => app.Keep(e.Data);
+        app.process.ErrorDataReceived += (_, e) => app.Keep(e.Data);
+        app.process.BeginOutputReadLine();
+        app.process.BeginErrorReadLine();
+        return app;
+    }
+
+    void Keep(string? line)
+    {
+        if (line is null) return;
+        output.Enqueue(line);
+        while (output.Count > 200) output.TryDequeue(out _);
+    }
+
+    public static async Task<HttpClient> ReadyAsync(int port)
+    {
+        var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        await Wait.UntilAsync(async () =>
+        {
+            try { return (await http.GetAsync("/api/presets")).IsSuccessStatusCode; }
+            catch (HttpRequestException) { return false; }
+        }, 60, "the app to start");
+        return http;
+    }
+
+    /// <summary>SIGKILL, this process only (its training children notice their closed stdin) or with them.</summary>
+    public async Task KillAsync(bool entireTree = false)
+    {
+        if (entireTree) process.Kill(entireProcessTree: true);
+        else Process.GetProcessById(process.Id).Kill();
+        await process.WaitForExitAsync();
+    }
+
+    public void Dispose()
+    {
+        try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }
+        process.Dispose();
+    }
+}

@@ -1,0 +1,255 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text.RegularExpressions;
+using IdentityInit.Tests.Infrastructure;
+using IdentityInit.Training;
+using IdentityInit.Web.Data;
+using IdentityInit.Web.Runs;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace IdentityInit.Tests.Web;
+
+/// <summary>Each run trains in a process of its own, spawned by the app (the embedded default) or by a worker host.</summary>
+public sealed class ChildProcessTests
+{
+    static List<(string, long, double)> Series(List<(string Series, long Step, double Value)> points) =>
+        [.. points.Where(p => p.Series is not ("throughput" or "step_ms")).OrderBy(p => p.Series, StringComparer.Ordinal).ThenBy(p => p.Step)];
+
+    static object Dropout(long seed) => Api.TinyRun(epochs: 12, preset: "constnet-deterministic-dropout", extra: new { seed, threads = 1 });
+
+    [Fact]
+    public async Task TwoRunsAtOnceTrainBitwiseAsEachAloneAndAnEstimateDuringThemChangesNothing()
+    {
+        await using var lab = new LabFactory(settings: new Dictionary<string, string?> { ["IdentityInit:Workers:cpu"] = "2" });
+        var http = lab.CreateClient();
+        var alone = new List<List<(string, long, double)>>();
+        foreach (var seed in new[] { 1L, 2L })
+        {
+            var id = (await Api.CreateAsync(http, Dropout(seed))).GetProperty("id").GetGuid();
+            await Api.WaitForStatusAsync(http, id, "Completed");
+            alone.Add(Series(await Api.PointsAsync(http, $"/api/runs/{id}/metrics")));
+        }
+
+        var a = (await Api.CreateAsync(http, Dropout(1))).GetProperty("id").GetGuid();
+        var b = (await Api.CreateAsync(http, Dropout(2))).GetProperty("id").GetGuid();
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, a)).GetProperty("step").GetInt64() > 0
+                                          && (await Api.GetRunAsync(http, b)).GetProperty("step").GetInt64() > 0, 60, "both runs to train");
+        // What the New run form's estimate button does: real training steps, in the web process, with its own seed and threads.
+        var estimate = await lab.Services.GetRequiredService<Estimates>().OfAsync(new ExperimentConfig { Dataset = "synthetic", Depth = 7, Threads = 2, Seed = 99 });
+        var runA = await Api.WaitForStatusAsync(http, a, "Completed");
+        var runB = await Api.WaitForStatusAsync(http, b, "Completed");
+
+        Assert.True(estimate.ImagesPerSecond > 0);
+        Assert.True(runA.GetProperty("startedAt").GetDateTime() < runB.GetProperty("finishedAt").GetDateTime()
+                    && runB.GetProperty("startedAt").GetDateTime() < runA.GetProperty("finishedAt").GetDateTime(), "the two runs overlapped");
+        Assert.Equal(alone[0], Series(await Api.PointsAsync(http, $"/api/runs/{a}/metrics")));
+        Assert.Equal(alone[1], Series(await Api.PointsAsync(http, $"/api/runs/{b}/metrics")));
+        Assert.NotEqual(alone[0], alone[1]); // the seeds do differ, so equality above is not vacuous
+    }
+
+    [Fact]
+    public async Task ATrainingProcessKilledBySignalFailsItsRunWithTheReasonAndTheAppStaysUp()
+    {
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 200))).GetProperty("id").GetGuid();
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 10, 60, "training to be under way");
+        var logs = await http.GetStringAsync($"/api/runs/{id}/logs");
+        var pid = int.Parse(Regex.Match(logs, @"training in process (\d+) on ").Groups[1].Value);
+
+        Process.GetProcessById(pid).Kill(); // SIGKILL, as the kernel's OOM killer would
+        var run = await Api.WaitForStatusAsync(http, id, "Failed", 30);
+
+        var error = run.GetProperty("error").GetString()!;
+        Assert.Contains("the training process ended without finishing the run", error);
+        Assert.Contains("SIGKILL", error);
+        Assert.Contains("its last output", error);
+        Assert.NotEqual(Environment.ProcessId, pid);
+        var next = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
+        await Api.WaitForStatusAsync(http, next, "Completed"); // the app, its queue and its stream carry on
+    }
+
+    [Fact]
+    public async Task ARunOverTheMemoryLimitIsKilledAndFailsWithTheLimitNamed()
+    {
+        await using var lab = new LabFactory(settings: new Dictionary<string, string?> { ["IdentityInit:RunMemoryLimitMb"] = "40" });
+        var http = lab.CreateClient();
+
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 50))).GetProperty("id").GetGuid();
+        var run = await Api.WaitForStatusAsync(http, id, "Failed", 60);
+
+        Assert.Matches(@"it used \d+ MiB, over the memory limit of 40 MiB \(IdentityInit:RunMemoryLimitMb\), and was killed",
+            run.GetProperty("error").GetString()!);
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await http.GetAsync("/api/runs")).StatusCode);
+    }
+
+    [Fact]
+    public async Task ACancelledRunsProcessCheckpointsAndStopsWithinAStep()
+    {
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 200, extra: new { checkpointEvery = 100000 }))).GetProperty("id").GetGuid();
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 10, 60, "training to be under way");
+
+        var clock = Stopwatch.StartNew();
+        (await http.PostAsync($"/api/runs/{id}/cancel", null)).EnsureSuccessStatusCode();
+        var run = await Api.WaitForStatusAsync(http, id, "Cancelled", 30);
+
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"cancel took {clock.Elapsed}");
+        var step = run.GetProperty("step").GetInt64();
+        Assert.InRange(step, 10, 200 * 16 - 1);
+        Assert.Contains($"checkpoint at step {step}", await http.GetStringAsync($"/api/runs/{id}/logs")); // stopped cleanly, not killed
+    }
+}
+
+/// <summary>Worker hosts as separate processes on one PostgreSQL; web nodes relay what any worker trains.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class WorkerTests(PostgresServer postgres)
+{
+    static AppProcess StartWorker(string connection, string checkpoints) => AppProcess.Start(["worker"], new Dictionary<string, string>
+    {
+        ["ConnectionStrings__Postgres"] = connection, ["IdentityInit__Queues"] = "cpu", ["IdentityInit__CheckpointDir"] = checkpoints,
+        ["IdentityInit__DataDir"] = Path.Combine(Path.GetTempPath(), "identityinit-worker-" + Guid.NewGuid().ToString("N")[..8]),
+        ["IdentityInit__RequeueAfterSeconds"] = "10",
+    });
+
+    static LabFactory WebNode(string connection) =>
+        new(connection, new Dictionary<string, string?> { ["IdentityInit:Queues"] = "" }); // serves no queue: trains nothing itself
+
+    /// <summary>Waits until /api/workers lists the host of <paramref name="worker"/> as alive; returns its name.</summary>
+    static async Task<string> AliveAsync(HttpClient http, AppProcess worker)
+    {
+        var host = $"{Environment.MachineName.ToLowerInvariant()}:{worker.Id}";
+        await Wait.UntilAsync(async () => (await WorkersAsync(http)).GetProperty("workers").EnumerateArray()
+            .Any(w => w.GetProperty("host").GetString() == host && w.GetProperty("alive").GetBoolean()), 60, $"worker {host} to register");
+        return host;
+    }
+
+    static async Task<System.Text.Json.JsonElement> WorkersAsync(HttpClient http) =>
+        System.Text.Json.JsonDocument.Parse(await http.GetStringAsync("/api/workers")).RootElement;
+
+    static string Checkpoints() => Path.Combine(Path.GetTempPath(), "identityinit-shared-" + Guid.NewGuid().ToString("N")[..8]);
+
+    sealed class Viewer : IAsyncDisposable
+    {
+        public readonly ConcurrentQueue<RunBatch> Batches = new();
+        public readonly TaskCompletionSource Ended = new();
+        public RunHistory History = null!;
+        HubConnection hub = null!;
+
+        public static async Task<Viewer> JoinAsync(Uri baseUrl, Guid id)
+        {
+            var viewer = new Viewer();
+            viewer.hub = new HubConnectionBuilder().WithUrl(new Uri(baseUrl, "/hubs/runs")).AddJsonProtocol(o => o.PayloadSerializerOptions = Api.Json).Build();
+            viewer.hub.On<RunBatch>("Batch", batch =>
+            {
+                viewer.Batches.Enqueue(batch);
+                if (batch.Progress?.Status is RunState.Completed) viewer.Ended.TrySetResult();
+            });
+            await viewer.hub.StartAsync();
+            viewer.History = await viewer.hub.InvokeAsync<RunHistory>("Join", id, null);
+            return viewer;
+        }
+
+        /// <summary>History, then live points past it; fails on a live point that repeats one already held.</summary>
+        public Dictionary<(string, long), double> Points()
+        {
+            var seen = History.Points.ToDictionary(p => (p.Series, p.Step), p => p.Value);
+            var last = History.Points.GroupBy(p => p.Series).ToDictionary(g => g.Key, g => g.Max(p => p.Step));
+            foreach (var point in Batches.SelectMany(b => b.Points))
+            {
+                if (last.TryGetValue(point.Series, out var step) && point.Step <= step) continue;
+                Assert.True(seen.TryAdd((point.Series, point.Step), point.Value), $"duplicate live point {point}");
+            }
+            foreach (var series in Batches.SelectMany(b => b.Points).GroupBy(p => p.Series))
+            {
+                var steps = series.Select(p => p.Step).ToList();
+                Assert.True(steps.Zip(steps.Skip(1)).All(pair => pair.First < pair.Second), $"{series.Key} arrived out of order");
+            }
+            return seen;
+        }
+
+        public ValueTask DisposeAsync() => hub.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task AViewerOnAWebNodeGetsEveryPointAWorkerTrainsOnceInOrderAcrossARestartOfTheWebNode()
+    {
+        var connection = await postgres.CreateDatabaseAsync();
+        var checkpoints = Checkpoints();
+        var first = WebNode(connection);
+        var firstUrl = first.StartKestrel(); // migrates the database before the worker starts
+        var http = new HttpClient { BaseAddress = firstUrl };
+        using var worker = StartWorker(connection, checkpoints);
+        var host = await AliveAsync(http, worker);
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 40))).GetProperty("id").GetGuid();
+        var viewer = await Viewer.JoinAsync(firstUrl, id);
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 120, 90, "the worker to train past step 120");
+        var running = (await WorkersAsync(http)).GetProperty("running").EnumerateArray().Single();
+        Assert.Equal(id, running.GetProperty("runId").GetGuid());
+        Assert.Equal(host, running.GetProperty("worker").GetString());
+        Assert.Equal("cpu", running.GetProperty("device").GetString());
+        var beforeRestart = viewer.Points();
+        await viewer.DisposeAsync();
+        await first.DisposeAsync();
+
+        await using var second = WebNode(connection);
+        var baseUrl = second.StartKestrel();
+        http = new HttpClient { BaseAddress = baseUrl };
+        await using var again = await Viewer.JoinAsync(baseUrl, id);
+        await again.Ended.Task.WaitAsync(TimeSpan.FromSeconds(120));
+        var stored = await Api.PointsAsync(http, $"/api/runs/{id}/metrics");
+        var run = await Api.GetRunAsync(http, id);
+
+        Assert.Equal(host, run.GetProperty("worker").GetString());
+        Assert.True(viewer.Batches.Count > 3 && again.Batches.Count > 3, "both viewers were live");
+        Assert.All(beforeRestart, p => Assert.Equal(p.Value, stored.Single(s => (s.Series, s.Step) == p.Key).Value));
+        var after = again.Points();
+        Assert.Equal(stored.Count, after.Count);
+        Assert.All(stored, p => Assert.Equal(p.Value, after[(p.Series, p.Step)]));
+    }
+
+    [Fact]
+    public async Task ARunOfAWorkerHostKilledMidRunResumesOnAnotherWorkerWithTheSameHistory()
+    {
+        var connection = await postgres.CreateDatabaseAsync();
+        var checkpoints = Checkpoints();
+        await using var web = WebNode(connection);
+        var http = web.CreateClient();
+        var config = Api.TinyRun(epochs: 30, extra: new { checkpointEvery = 25, correlationEvery = 50 });
+        using var first = StartWorker(connection, checkpoints);
+        var firstHost = await AliveAsync(http, first);
+        var id = (await Api.CreateAsync(http, config)).GetProperty("id").GetGuid();
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 110, 90, "the first worker to train past step 110");
+        using var second = StartWorker(connection, checkpoints); // idle until the first dies
+        var secondHost = await AliveAsync(http, second);
+        Assert.Equal(firstHost, (await Api.GetRunAsync(http, id)).GetProperty("worker").GetString());
+
+        var killedAt = (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64();
+        var clock = Stopwatch.StartNew();
+        await first.KillAsync(); // SIGKILL of the host alone; its training process sees stdin close and exits
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("worker").GetString() == secondHost,
+            60, "the second worker to take the run over");
+        var takenOver = clock.Elapsed;
+        await Wait.UntilAsync(async () => (await WorkersAsync(http)).GetProperty("workers").EnumerateArray()
+            .Any(w => w.GetProperty("host").GetString() == firstHost && !w.GetProperty("alive").GetBoolean())
+            || !(await WorkersAsync(http)).GetProperty("workers").EnumerateArray().Any(w => w.GetProperty("host").GetString() == firstHost),
+            60, "the killed worker to read as silent or gone");
+        var run = await Api.WaitForStatusAsync(http, id, "Completed", 120);
+        var points = await Api.PointsAsync(http, $"/api/runs/{id}/metrics");
+        var logs = await http.GetStringAsync($"/api/runs/{id}/logs");
+        var uninterrupted = (await Api.CreateAsync(http, config)).GetProperty("id").GetGuid();
+        await Api.WaitForStatusAsync(http, uninterrupted, "Completed", 120);
+
+        Assert.Equal(480, run.GetProperty("step").GetInt64());
+        Assert.InRange(killedAt, 110, 479);
+        Assert.True(takenOver < TimeSpan.FromSeconds(10 + 20), $"taken over after {takenOver} (requeue after 10 s)");
+        var resumedAt = long.Parse(Regex.Match(logs, @"resumed from \S+ at step (\d+)").Groups[1].Value);
+        Assert.InRange(resumedAt, killedAt - 2 * 25, killedAt);
+        Assert.Equal(Series(await Api.PointsAsync(http, $"/api/runs/{uninterrupted}/metrics")), Series(points));
+    }
+
+    static List<(string, long, double)> Series(List<(string Series, long Step, double Value)> points) =>
+        [.. points.Where(p => p.Series is not ("throughput" or "step_ms")).OrderBy(p => p.Series, StringComparer.Ordinal).ThenBy(p => p.Step)];
+}

@@ -1,0 +1,143 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using System.Threading.Channels;
+using IdentityInit.Web.Data;
+using Npgsql;
+
+namespace IdentityInit.Web.Runs;
+
+/// <summary>
+/// Live points across machines on PostgreSQL. The node that trains a run stores each flushed batch in live_batches and
+/// NOTIFYs the run's id in the same statement; every web node LISTENs, reads that run's batches past the last id it
+/// delivered and hands them to its viewers. Ids grow in commit order within a run (one writer, one batch at a time), so a
+/// node delivers each batch once and in order; after a lost connection or a restart it reads what it missed by id.
+/// Batches older than <see cref="Keep"/> are deleted.
+/// </summary>
+public sealed class LiveRelay(AppDb db, RunStream stream, ILogger<LiveRelay> logger) : BackgroundService
+{
+    public const string Channel = "identityinit_live";
+    public static readonly TimeSpan Keep = TimeSpan.FromHours(1);
+
+    static readonly JsonSerializerOptions Json = new()
+    {
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, Converters = { new JsonStringEnumConverter() },
+    };
+
+    readonly ConcurrentDictionary<Guid, long> delivered = new();
+    readonly Channel<Guid> notified = System.Threading.Channels.Channel.CreateUnbounded<Guid>(new UnboundedChannelOptions { SingleReader = true });
+    long startMark;
+
+    /// <summary>Stores a batch and tells every listening node, atomically (one statement).</summary>
+    public static async Task PublishAsync(AppDb db, RunBatch batch, CancellationToken cancellationToken)
+    {
+        await using var connection = new NpgsqlConnection(db.Postgres);
+        await connection.OpenAsync(cancellationToken);
+        await using var command = new NpgsqlCommand(
+            """
+            WITH stored AS (INSERT INTO live_batches ("RunId", "Payload", "CreatedAt") VALUES (@run, @payload, now() at time zone 'utc') RETURNING "Id")
+            SELECT pg_notify(@channel, @run::text) FROM stored
+            """, connection);
+        command.Parameters.AddWithValue("run", batch.RunId);
+        command.Parameters.AddWithValue("payload", JsonSerializer.Serialize(batch, Json));
+        command.Parameters.AddWithValue("channel", Channel);
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        startMark = await MaxIdAsync(stoppingToken); // viewers load what came before from the stored series
+        var deliver = DeliverLoopAsync(stoppingToken);
+        var pruned = DateTime.MinValue;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await using var connection = new NpgsqlConnection(db.Postgres);
+                await connection.OpenAsync(stoppingToken);
+                connection.Notification += (_, e) =>
+                {
+                    if (Guid.TryParse(e.Payload, out var runId)) notified.Writer.TryWrite(runId);
+                };
+                await using (var listen = new NpgsqlCommand($"LISTEN {Channel}", connection))
+                    await listen.ExecuteNonQueryAsync(stoppingToken);
+                // Whatever arrived while this node was not listening: every run with a batch past what it delivered.
+                foreach (var runId in await RunsWithBatchesSinceAsync(connection, Math.Min(startMark, delivered.Values.DefaultIfEmpty(startMark).Min()), stoppingToken))
+                    notified.Writer.TryWrite(runId);
+                while (!stoppingToken.IsCancellationRequested)
+                {
+                    await connection.WaitAsync(TimeSpan.FromSeconds(30), stoppingToken);
+                    if (DateTime.UtcNow - pruned > TimeSpan.FromMinutes(5))
+                    {
+                        await using var prune = new NpgsqlCommand("""DELETE FROM live_batches WHERE "CreatedAt" < @before""", connection);
+                        prune.Parameters.AddWithValue("before", DateTime.UtcNow - Keep);
+                        await prune.ExecuteNonQueryAsync(stoppingToken);
+                        pruned = DateTime.UtcNow;
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning(e, "live relay lost its PostgreSQL connection; reconnecting");
+                await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+        }
+        notified.Writer.TryComplete();
+        await deliver.ContinueWith(_ => { }, TaskScheduler.Default);
+    }
+
+    async Task DeliverLoopAsync(CancellationToken stoppingToken)
+    {
+        await foreach (var runId in notified.Reader.ReadAllAsync(stoppingToken))
+        {
+            try
+            {
+                await using var connection = new NpgsqlConnection(db.Postgres);
+                await connection.OpenAsync(stoppingToken);
+                await using var command = new NpgsqlCommand(
+                    """SELECT "Id", "Payload" FROM live_batches WHERE "RunId" = @run AND "Id" > @after ORDER BY "Id" """, connection);
+                command.Parameters.AddWithValue("run", runId);
+                command.Parameters.AddWithValue("after", delivered.GetValueOrDefault(runId, startMark));
+                var batches = new List<(long Id, RunBatch Batch)>();
+                await using (var reader = await command.ExecuteReaderAsync(stoppingToken))
+                    while (await reader.ReadAsync(stoppingToken))
+                        batches.Add((reader.GetInt64(0), JsonSerializer.Deserialize<RunBatch>(reader.GetString(1), Json)!));
+                foreach (var (id, batch) in batches)
+                {
+                    await stream.DeliverAsync(batch);
+                    delivered[runId] = id;
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception e)
+            {
+                logger.LogWarning(e, "relaying live batches of run {RunId} failed; the next notification retries", runId);
+            }
+        }
+    }
+
+    async Task<long> MaxIdAsync(CancellationToken cancellationToken)
+    {
+        await using var connection = new NpgsqlConnection(db.Postgres);
+        await connection.OpenAsync(cancellationToken);
+        await using var command = new NpgsqlCommand("""SELECT COALESCE(MAX("Id"), 0) FROM live_batches""", connection);
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    static async Task<List<Guid>> RunsWithBatchesSinceAsync(NpgsqlConnection connection, long since, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""SELECT DISTINCT "RunId" FROM live_batches WHERE "Id" > @since""", connection);
+        command.Parameters.AddWithValue("since", since);
+        var runs = new List<Guid>();
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken)) runs.Add(reader.GetGuid(0));
+        return runs;
+    }
+}

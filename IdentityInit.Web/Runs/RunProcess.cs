@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using IdentityInit.Training;
+
+namespace IdentityInit.Web.Runs;
+
+/// <summary>
+/// One run in a child process (the engine's hidden <c>run-child</c> command): libtorch's seed, thread count and
+/// determinism flags are process-wide, and a native fault or a run that eats the machine's memory must take only
+/// itself down. The config goes in as the first stdin line, events come back as JSON lines on stdout; cancel is a
+/// stdin line (the child checkpoints and stops within a step), past <see cref="ChildOptions.CancelGrace"/> it is killed.
+/// </summary>
+public static class RunProcess
+{
+    public sealed record ChildOptions(string CheckpointDir, string DataDir, long? ResumeAtMost, long? MemoryLimitBytes, TimeSpan CancelGrace);
+
+    /// <summary>Trains the run in a child process; never throws for a failed run (the summary says what happened).</summary>
+    public static async Task<RunSummary> RunAsync(ExperimentConfig config, IProgress<RunEvent> progress, ChildOptions options,
+        CancellationToken cancellationToken, Action<int>? started = null)
+    {
+        var clock = Stopwatch.StartNew();
+        using var process = new Process { StartInfo = StartInfo(options) };
+        process.Start();
+        started?.Invoke(process.Id);
+        await process.StandardInput.WriteLineAsync(ConfigOverlay.ToJson(config with { DataDir = null }).ReplaceLineEndings(" "));
+        await process.StandardInput.FlushAsync(CancellationToken.None);
+
+        var lastErrors = new Queue<string>();
+        var stderr = Task.Run(async () =>
+        {
+            while (await process.StandardError.ReadLineAsync() is { } line)
+                lock (lastErrors)
+                {
+                    lastErrors.Enqueue(line);
+                    if (lastErrors.Count > 20) lastErrors.Dequeue();
+                }
+        }, CancellationToken.None);
+
+        string? killedFor = null;
+        void Kill(string reason)
+        {
+            killedFor ??= reason;
+            try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } // already gone
+        }
+
+        using var cancelled = cancellationToken.Register(() =>
+        {
+            try
+            {
+                process.StandardInput.WriteLine("cancel");
+                process.StandardInput.Flush();
+            }
+            catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException)
+            {
+                // the child has already ended
+            }
+            _ = Task.Delay(options.CancelGrace, CancellationToken.None).ContinueWith(_ =>
+            {
+                if (!HasExited(process)) Kill($"it did not stop within {options.CancelGrace.TotalSeconds:0} s of being cancelled and was killed");
+            }, TaskScheduler.Default);
+        });
+        using var watchdog = options.MemoryLimitBytes is { } limit ? new Timer(_ =>
+        {
+            try
+            {
+                process.Refresh();
+                if (!process.HasExited && process.WorkingSet64 > limit)
+                    Kill($"it used {process.WorkingSet64 / (1 << 20)} MiB, over the memory limit of {limit / (1 << 20)} MiB (IdentityInit:RunMemoryLimitMb), and was killed");
+            }
+            catch (InvalidOperationException)
+            {
+                // exited between the checks
+            }
+        }, null, TimeSpan.Zero, TimeSpan.FromMilliseconds(200)) : null;
+
+        RunSummary? summary = null;
+        long lastStep = 0;
+        while (await process.StandardOutput.ReadLineAsync(CancellationToken.None) is { } line)
+        {
+            RunEvent? e;
+            try
+            {
+                e = RunEvent.FromJsonLine(line);
+            }
+            catch (System.Text.Json.JsonException)
+            {
+                e = null; // a truncated last line of a killed child
+            }
+            if (e is null) continue;
+            if (e is RunEnded ended) summary = ended.Summary;
+            lastStep = e switch { RunStarted started => started.StartStep, StepMetrics m => m.Step, _ => lastStep };
+            progress.Report(e);
+        }
+        await process.WaitForExitAsync(CancellationToken.None);
+        await stderr;
+        if (summary is not null && killedFor is null) return summary;
+
+        string last;
+        lock (lastErrors) last = lastErrors.LastOrDefault(l => l.Trim().Length > 0) ?? "(nothing on stderr)";
+        var reason = killedFor ?? Describe(process.ExitCode);
+        var error = $"the training process ended without finishing the run: {reason}; its last output: {last}";
+        // Cancelled, but too slow to stop (e.g. still building a huge model): the run is cancelled all the same, and says how.
+        var status = cancellationToken.IsCancellationRequested ? RunStatus.Cancelled : RunStatus.Failed;
+        var failed = new RunSummary(status, lastStep, 0, null, 0, null, [], error, null, null, clock.Elapsed.TotalSeconds);
+        progress.Report(new LogLine(lastStep, "failed: " + error));
+        return summary is null ? failed : summary with { Status = status, Error = error };
+    }
+
+    /// <summary>Exit codes as the runtime reports them: 128 + N for a process ended by signal N.</summary>
+    static string Describe(int exitCode) => exitCode switch
+    {
+        137 => "it was killed (SIGKILL: the kernel's out-of-memory killer, or by hand)",
+        139 => "it crashed (SIGSEGV, a native fault)",
+        134 => "it aborted (SIGABRT, a native fault or an unhandled error)",
+        143 => "it was terminated (SIGTERM)",
+        3 => "it lost its host (stdin closed)",
+        _ when exitCode > 128 => $"it was ended by signal {exitCode - 128}",
+        _ => $"it exited with code {exitCode}",
+    };
+
+    static bool HasExited(Process process)
+    {
+        try { return process.HasExited; } catch (InvalidOperationException) { return true; }
+    }
+
+    /// <summary>The engine's own executable next to this app (apphost, else the dll through the dotnet host running us).</summary>
+    static ProcessStartInfo StartInfo(ChildOptions options)
+    {
+        var directory = AppContext.BaseDirectory;
+        var apphost = Path.Combine(directory, OperatingSystem.IsWindows() ? "IdentityInit.Training.exe" : "IdentityInit.Training");
+        var info = File.Exists(apphost)
+            ? new ProcessStartInfo(apphost)
+            : new ProcessStartInfo(DotnetHost()) { ArgumentList = { "exec", Path.Combine(directory, "IdentityInit.Training.dll") } };
+        foreach (var argument in new[] { "run-child", "--checkpoints", options.CheckpointDir, "--data-dir", options.DataDir })
+            info.ArgumentList.Add(argument);
+        if (options.ResumeAtMost is { } step)
+        {
+            info.ArgumentList.Add("--resume-at-most");
+            info.ArgumentList.Add(step.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        }
+        info.RedirectStandardInput = info.RedirectStandardOutput = info.RedirectStandardError = true;
+        info.UseShellExecute = false;
+        info.WorkingDirectory = directory;
+        // The host's runtime must be the child's: an apphost looks for DOTNET_ROOT, which `dotnet run` may not export.
+        if (Environment.GetEnvironmentVariable("DOTNET_ROOT") is null && Path.GetDirectoryName(DotnetHost()) is { Length: > 0 } root)
+            info.Environment["DOTNET_ROOT"] = root;
+        return info;
+    }
+
+    static string DotnetHost()
+    {
+        if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host) return host;
+        if (Environment.ProcessPath is { } self && Path.GetFileNameWithoutExtension(self) == "dotnet") return self;
+        var root = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(typeof(object).Assembly.Location))));
+        return root is null ? "dotnet" : Path.Combine(root, "dotnet");
+    }
+}
