@@ -87,7 +87,7 @@ public static class RunProcess
             }
             if (e is null) continue;
             if (e is RunEnded ended) summary = ended.Summary;
-            lastStep = e switch { RunStarted started => started.StartStep, StepMetrics m => m.Step, _ => lastStep };
+            lastStep = e switch { RunStarted begun => begun.StartStep, StepMetrics m => m.Step, _ => lastStep };
             progress.Report(e);
         }
         await process.WaitForExitAsync(CancellationToken.None);
