@@ -10,6 +10,7 @@ using IdentityInit.Training.Data;
 //   viewers --viewers N --pairs P                 throughput with 0 vs N SignalR viewers, interleaved
 //   ingest --pg CONNECTION --rows R               PostgreSQL ingest rows/s, binary COPY vs EF SaveChanges
 //   relay --pg CONNECTION --steps S               child process -> worker node -> PostgreSQL -> web node -> SignalR, p50/p95
+//   webcpu --pg CONNECTION --runs N --seconds T  CPU of a web node relaying N live runs a worker host trains
 //   child --steps S --pairs P                     throughput of a run in a child process vs in this process, interleaved
 var command = args.FirstOrDefault() ?? "throughput";
 int Arg(string name, int fallback) => args.SkipWhile(a => a != name).Skip(1).Select(int.Parse).FirstOrDefault(fallback);
@@ -19,6 +20,7 @@ switch (command)
     case "viewers": await WebBenchmarks.ViewersAsync(Arg("--viewers", 100), Arg("--pairs", 2)); return 0;
     case "ingest": await WebBenchmarks.IngestAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--rows", 100_000)); return 0;
     case "relay": await WebBenchmarks.RelayAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--steps", 600)); return 0;
+    case "webcpu": await WebBenchmarks.WebCpuAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--runs", 10), Arg("--seconds", 30)); return 0;
     case "child": await WebBenchmarks.ChildAsync(Arg("--steps", 300), Arg("--pairs", 2)); return 0;
 }
 

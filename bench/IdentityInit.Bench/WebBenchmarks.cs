@@ -204,6 +204,75 @@ static class WebBenchmarks
                           $"in-process {inWall / pairs:F1} s, child {childWall / pairs:F1} s");
     }
 
+    /// <summary>
+    /// CPU of a web node (its own process, no queues) relaying 10 runs that a worker host (this process, 10 slots) trains
+    /// at once, each with a SignalR viewer; measured from /proc over a window while all 10 stream.
+    /// </summary>
+    public static async Task WebCpuAsync(string postgres, int runs, int seconds)
+    {
+        var port = 20000 + Random.Shared.Next(10000);
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "IdentityInit.Web.dll"), "--urls", $"http://127.0.0.1:{port}"])
+        {
+            WorkingDirectory = AppContext.BaseDirectory, RedirectStandardOutput = true, RedirectStandardError = true,
+            Environment = { ["ConnectionStrings__Postgres"] = postgres, ["IdentityInit__Queues"] = "", ["Logging__LogLevel__Default"] = "Warning" },
+        };
+        using var webNode = Process.Start(start)!;
+        webNode.BeginOutputReadLine();
+        webNode.BeginErrorReadLine();
+        try
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            for (var ready = false; !ready;)
+            {
+                try { ready = (await http.GetAsync("/api/presets")).IsSuccessStatusCode; } catch (HttpRequestException) { await Task.Delay(200); }
+            }
+            var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+            {
+                Args = ["--urls", "http://127.0.0.1:0", "--Logging:LogLevel:Default", "Warning", "--ConnectionStrings:Postgres", postgres,
+                        "--IdentityInit:Queues", "cpu", "--IdentityInit:Workers:cpu", runs.ToString(),
+                        "--IdentityInit:DataDir", Path.Combine(Path.GetTempPath(), "identityinit-webcpu-" + Guid.NewGuid().ToString("N")[..8])],
+                ContentRootPath = AppContext.BaseDirectory,
+            });
+            builder.AddTrainingHost();
+            await using var worker = builder.Build();
+            await worker.StartAsync();
+            var request = new { preset = "constnet-nondeterministic", config = new { dataset = "synthetic", depth = 7, widen = 1, trainLimit = 1024, testLimit = 64, batchSize = 32, epochs = 200, threads = 1, metricsEvery = 1, correlationEvery = 20 } };
+            var ids = new List<Guid>();
+            for (var i = 0; i < runs; i++)
+            {
+                var response = await http.PostAsJsonAsync("/api/runs", request);
+                ids.Add(JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement[0].GetProperty("id").GetGuid());
+            }
+            var points = 0L;
+            var hubs = new List<HubConnection>();
+            foreach (var id in ids) hubs.Add(await ViewerAsync(http.BaseAddress.ToString().TrimEnd('/'), id, b => Interlocked.Add(ref points, b.Points.Count)));
+            async Task<int> RunningAsync() => JsonDocument.Parse(await http.GetStringAsync("/api/workers")).RootElement.GetProperty("running").GetArrayLength();
+            while (await RunningAsync() < runs) await Task.Delay(500);
+            await Task.Delay(3000); // past start-up
+            var (cpu0, points0, clock) = (CpuSeconds(webNode.Id), Interlocked.Read(ref points), Stopwatch.StartNew());
+            await Task.Delay(TimeSpan.FromSeconds(seconds));
+            var (cpu, relayed) = (CpuSeconds(webNode.Id) - cpu0, Interlocked.Read(ref points) - points0);
+            var stillRunning = await RunningAsync();
+            Console.WriteLine($"web node CPU relaying {runs} live runs (each with a viewer; {stillRunning} still training at the end): " +
+                              $"{100 * cpu / clock.Elapsed.TotalSeconds:F1} % of one core over {clock.Elapsed.TotalSeconds:F0} s, {relayed / clock.Elapsed.TotalSeconds:F0} points/s relayed");
+            foreach (var hub in hubs) await hub.DisposeAsync();
+            foreach (var id in ids) await http.PostAsync($"/api/runs/{id}/cancel", null);
+            await Task.Delay(3000);
+            await worker.StopAsync();
+        }
+        finally
+        {
+            webNode.Kill(entireProcessTree: true);
+        }
+    }
+
+    /// <summary>utime + stime of a process, from /proc/pid/stat (clock ticks of 1/100 s on Linux).</summary>
+    static double CpuSeconds(int pid)
+    {
+        var fields = File.ReadAllText($"/proc/{pid}/stat").Split(')')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return (long.Parse(fields[11]) + long.Parse(fields[12])) / 100.0;
+    }
+
     sealed class Relay(Action<RunEvent> handle) : IProgress<RunEvent>
     {
         public void Report(RunEvent value) => handle(value);
