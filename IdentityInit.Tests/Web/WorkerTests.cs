@@ -185,6 +185,14 @@ public sealed class WorkerTests(PostgresServer postgres)
         var host = await AliveAsync(http, worker);
         var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 40))).GetProperty("id").GetGuid();
         var viewer = await Viewer.JoinAsync(firstUrl, id);
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 40, 90, "the worker to train past step 40");
+        await using (var admin = new Npgsql.NpgsqlConnection(connection)) // the web node loses its LISTEN connection mid-run
+        {
+            await admin.OpenAsync();
+            var cut = new Npgsql.NpgsqlCommand("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = @name AND datname = current_database()", admin);
+            cut.Parameters.AddWithValue("name", LiveRelay.ListenerName);
+            Assert.Equal(1L, (long)(await cut.ExecuteScalarAsync())!);
+        }
         await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 120, 90, "the worker to train past step 120");
         var running = (await WorkersAsync(http)).GetProperty("running").EnumerateArray().Single();
         Assert.Equal(id, running.GetProperty("runId").GetGuid());
@@ -205,6 +213,10 @@ public sealed class WorkerTests(PostgresServer postgres)
         Assert.Equal(host, run.GetProperty("worker").GetString());
         Assert.True(viewer.Batches.Count > 3 && again.Batches.Count > 3, "both viewers were live");
         Assert.All(beforeRestart, p => Assert.Equal(p.Value, stored.Single(s => (s.Series, s.Step) == p.Key).Value));
+        var seenUpTo = beforeRestart.Keys.Where(k => k.Item1 == "train/loss").Max(k => k.Item2); // a step's later events may be in the next batch
+        Assert.True(seenUpTo >= 120, $"the first viewer saw up to step {seenUpTo}");
+        Assert.All(stored.Where(p => p.Step < seenUpTo), p => Assert.True(beforeRestart.ContainsKey((p.Series, p.Step)),
+            $"the first viewer missed {p.Series} at step {p.Step} (no gap across the lost connection)"));
         var after = again.Points();
         Assert.Equal(stored.Count, after.Count);
         Assert.All(stored, p => Assert.Equal(p.Value, after[(p.Series, p.Step)]));

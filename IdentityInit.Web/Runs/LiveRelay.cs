@@ -18,6 +18,7 @@ public sealed class LiveRelay(AppDb db, RunStream stream, ILogger<LiveRelay> log
 {
     public const string Channel = "identityinit_live";
     public static readonly TimeSpan Keep = TimeSpan.FromHours(1);
+    public const string ListenerName = "identityinit-live-relay";
 
     static readonly JsonSerializerOptions Json = new()
     {
@@ -53,7 +54,9 @@ public sealed class LiveRelay(AppDb db, RunStream stream, ILogger<LiveRelay> log
         {
             try
             {
-                await using var connection = new NpgsqlConnection(db.Postgres);
+                // Named, so an operator (or a test) can find this node's listening session in pg_stat_activity.
+                var listening = new NpgsqlConnectionStringBuilder(db.Postgres) { ApplicationName = ListenerName, Pooling = false };
+                await using var connection = new NpgsqlConnection(listening.ConnectionString);
                 await connection.OpenAsync(stoppingToken);
                 connection.Notification += (_, e) =>
                 {
