@@ -56,6 +56,7 @@ public sealed class RunsApiTests : IAsyncLifetime
         { """{"config":{"epochs":1.5}}""", "config.epochs", "expected a whole number" },
         { """{"config":{"architecture":"leakynet","leakyInit":"h_hhxh_hhhh_hhhh"}}""", "config.leakyInit", "character 5 ('x')" },
         { """{"config":{"device":"cuda"}}""", "config.device", "no live worker serves the 'cuda' queue" },
+        { """{"config":{"device":"cuda:1"}}""", "config.device", "no live worker serves the 'cuda_1' queue" },
         { """{"config":{"device":"tpu"}}""", "config.device", "'tpu' is not a device" },
         { """{"config":{"dataset":"svhn"}}""", "config.dataset", "'svhn' is not one of" },
         { """{"config":{"dataset":"imagenet32"}}""", "config.dataset", "dataset 'imagenet32' is not on this machine: looked in" },

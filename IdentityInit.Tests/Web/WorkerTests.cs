@@ -85,6 +85,19 @@ public sealed class ChildProcessTests
     }
 
     [Fact]
+    public async Task ARunForOneGpuWaitsInThatGpusQueueAndItsWorkerSaysWhatIsMissing()
+    {
+        await using var lab = new LabFactory(settings: new Dictionary<string, string?> { ["IdentityInit:Queues"] = "cpu,cuda_1" });
+        var http = lab.CreateClient();
+
+        var id = (await Api.CreateAsync(http, Api.TinyRun(extra: new { device = "cuda:1" }))).GetProperty("id").GetGuid();
+        var run = await Api.WaitForStatusAsync(http, id, "Failed", 60);
+
+        Assert.Equal("cuda_1", run.GetProperty("queue").GetString());
+        Assert.Contains("Device 'cuda:1' was requested but CUDA is not available", run.GetProperty("error").GetString());
+    }
+
+    [Fact]
     public async Task ACancelledRunsProcessCheckpointsAndStopsWithinAStep()
     {
         await using var lab = new LabFactory();

@@ -138,6 +138,8 @@ public static class RunProcess
             info.ArgumentList.Add(step.ToString(System.Globalization.CultureInfo.InvariantCulture));
         }
         info.RedirectStandardInput = info.RedirectStandardOutput = info.RedirectStandardError = true;
+        // cuda:N means the same card on every host and in every child: nvidia-smi's order, not CUDA's fastest-first.
+        info.Environment["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";
         info.UseShellExecute = false;
         info.WorkingDirectory = directory;
         // The host's runtime must be the child's: an apphost looks for DOTNET_ROOT, which `dotnet run` may not export.

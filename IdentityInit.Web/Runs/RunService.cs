@@ -92,7 +92,16 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
 
     public static string DeviceOf(Run run) => ConfigOverlay.FromJson(run.ConfigJson, "run config").Device;
 
-    public static string QueueOf(string device) => device.StartsWith("cuda", StringComparison.Ordinal) ? "cuda" : "cpu";
+    /// <summary>
+    /// The queue a device's runs wait in: <c>cpu</c>; <c>cuda</c> (any GPU a worker serving it has); <c>cuda_N</c> for
+    /// <c>cuda:N</c>, served by a host that owns GPU N (IdentityInit:Queues=cuda_N).
+    /// </summary>
+    public static string QueueOf(string device) => device switch
+    {
+        _ when device.StartsWith("cuda:", StringComparison.Ordinal) => "cuda_" + device["cuda:".Length..],
+        _ when device.StartsWith("cuda", StringComparison.Ordinal) => "cuda",
+        _ => "cpu",
+    };
 
     /// <summary>Stores and queues the planned runs (a sweep shares a group id).</summary>
     public async Task<List<Run>> CreateAsync(CreateRunRequest request, IReadOnlyList<ExperimentConfig> configs)
