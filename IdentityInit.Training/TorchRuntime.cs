@@ -57,15 +57,22 @@ public static partial class TorchRuntime
         return new Device(TorchSharp.DeviceType.CUDA, index);
     }
 
-    /// <summary>Forces (or releases) deterministic kernels and returns the flags as libtorch reports them back.</summary>
-    public static DeterminismFlags SetDeterministic(bool deterministic)
+    /// <summary>
+    /// Sets the kernel flags a run trains under and returns them as libtorch reports them back. Deterministic kernels
+    /// when asked; on CUDA cuDNN's benchmark mode on, as the reference's train.py sets it for every arm
+    /// (<c>cudnn.benchmark = True</c>); TF32 off for convolutions and matmuls, since the paper's GPUs computed in
+    /// full fp32 (libtorch allows TF32 in cuDNN by default).
+    /// </summary>
+    public static DeterminismFlags SetDeterministic(bool deterministic, bool cuda = false)
     {
         Initialize();
         _ = ones(1); // loads libtorch before the P/Invokes below
         var context = at_globalContext();
         at_setDeterministicAlgorithms(context, deterministic, false);
         at_setDeterministicCuDNN(context, deterministic);
-        at_setBenchmarkCuDNN(context, false);
+        at_setBenchmarkCuDNN(context, cuda);
+        at_setAllowTF32CuDNN(context, false);
+        at_setAllowTF32CuBLAS(context, false);
         return ReadDeterminism();
     }
 
@@ -73,8 +80,12 @@ public static partial class TorchRuntime
     {
         var context = at_globalContext();
         return new DeterminismFlags(
-            at_deterministicAlgorithms(context), at_deterministicCuDNN(context), at_benchmarkCuDNN(context));
+            at_deterministicAlgorithms(context), at_deterministicCuDNN(context), at_benchmarkCuDNN(context),
+            at_allowTF32CuDNN(context, NoOperation), at_allowTF32CuBLAS(context));
     }
+
+    /// <summary>std::optional&lt;at::Float32Op&gt; disengaged (all bytes zero), passed in a register by the SysV ABI.</summary>
+    const ulong NoOperation = 0;
 
     // TorchSharp does not expose these; libtorch_cpu exports at::Context's setters and getters (C++ ABI, `this` first).
     const string LibTorch = "libtorch_cpu.so";
@@ -104,10 +115,25 @@ public static partial class TorchRuntime
     [return: MarshalAs(UnmanagedType.U1)]
     private static partial bool at_benchmarkCuDNN(nint context);
 
+    [LibraryImport(LibTorch, EntryPoint = "_ZN2at7Context17setAllowTF32CuDNNEb")]
+    private static partial void at_setAllowTF32CuDNN(nint context, [MarshalAs(UnmanagedType.U1)] bool value);
+
+    [LibraryImport(LibTorch, EntryPoint = "_ZNK2at7Context14allowTF32CuDNNESt8optionalINS_9Float32OpEE")]
+    [return: MarshalAs(UnmanagedType.U1)]
+    private static partial bool at_allowTF32CuDNN(nint context, ulong operation);
+
+    [LibraryImport(LibTorch, EntryPoint = "_ZN2at7Context18setAllowTF32CuBLASEb")]
+    private static partial void at_setAllowTF32CuBLAS(nint context, [MarshalAs(UnmanagedType.U1)] bool value);
+
+    [LibraryImport(LibTorch, EntryPoint = "_ZNK2at7Context15allowTF32CuBLASEv")]
+    [return: MarshalAs(UnmanagedType.U1)]
+    private static partial bool at_allowTF32CuBLAS(nint context);
+
     public static string TorchSharpVersion =>
         typeof(TorchSharp.torch).Assembly.GetName().Version?.ToString(3) ?? "unknown";
 
     public static string LibTorchVersion => __version__;
 }
 
-public sealed record DeterminismFlags(bool DeterministicAlgorithms, bool CudnnDeterministic, bool CudnnBenchmark);
+/// <summary>Kernel flags as libtorch read them back at the start of a run (TF32: whether cuDNN / cuBLAS may use it).</summary>
+public sealed record DeterminismFlags(bool DeterministicAlgorithms, bool CudnnDeterministic, bool CudnnBenchmark, bool Tf32CuDnn = false, bool Tf32CuBlas = false);

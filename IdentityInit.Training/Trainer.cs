@@ -31,7 +31,7 @@ public static class Trainer
             TorchRuntime.Initialize();
             var device = TorchRuntime.ResolveDevice(config.Device);
             if (config.Threads > 0) set_num_threads(config.Threads);
-            var determinism = TorchRuntime.SetDeterministic(config.Deterministic);
+            var determinism = TorchRuntime.SetDeterministic(config.Deterministic, cuda: device.type == TorchSharp.DeviceType.CUDA);
             var dataset = (options.Dataset ?? LoadDataset(config, options.Catalog, progress)).Limit(config.TrainLimit, config.TestLimit);
             return Loop(config, progress, cancellationToken, options, dataset, device, determinism, clock);
         }

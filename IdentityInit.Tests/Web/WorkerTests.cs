@@ -41,6 +41,11 @@ public sealed class ChildProcessTests
         var runB = await Api.WaitForStatusAsync(http, b, "Completed");
 
         Assert.True(estimate.ImagesPerSecond > 0);
+        // Recorded as the child read its flags back: no TF32 (libtorch's default allows it in cuDNN), no cuDNN benchmark on CPU.
+        var flags = runA.GetProperty("record").GetProperty("determinism");
+        Assert.False(flags.GetProperty("tf32CuDnn").GetBoolean());
+        Assert.False(flags.GetProperty("tf32CuBlas").GetBoolean());
+        Assert.False(flags.GetProperty("cudnnBenchmark").GetBoolean());
         Assert.True(runA.GetProperty("startedAt").GetDateTime() < runB.GetProperty("finishedAt").GetDateTime()
                     && runB.GetProperty("startedAt").GetDateTime() < runA.GetProperty("finishedAt").GetDateTime(), "the two runs overlapped");
         Assert.Equal(alone[0], Series(await Api.PointsAsync(http, $"/api/runs/{a}/metrics")));
