@@ -39,6 +39,7 @@ public static class Hosting
         services.AddSingleton<Access>();
         services.AddSingleton<ShareService>();
         services.AddSingleton<Estimates>();
+        services.AddSingleton<WeightImports>();
         services.AddHttpContextAccessor();
         services.AddProblemDetails();
         services.AddOpenApi();

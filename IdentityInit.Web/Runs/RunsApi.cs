@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Mvc;
 using System.Text.Json;
 using IdentityInit.Training;
 using IdentityInit.Web.Data;
@@ -55,30 +56,57 @@ public static class RunsApi
         api.MapGet("/runs/{id:guid}/heatmap", async (Guid id, string layer, long? step, RunQueries queries) =>
             await queries.HeatmapAsync(id, layer, step) is { } heatmap ? Results.Ok(heatmap) : Results.NotFound());
 
-        api.MapGet("/runs/{id:guid}/weights.safetensors", async (Guid id, long? step, RunQueries queries,
-            Microsoft.Extensions.Options.IOptions<LabOptions> options) =>
+        api.MapGet("/runs/{id:guid}/weights.safetensors", async (Guid id, long? step, RunQueries queries, WeightImports weights) =>
         {
             if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
             var file = Path.Combine(Path.GetTempPath(), $"identityinit-weights-{Guid.NewGuid():N}.safetensors");
             try
             {
-                var config = ConfigOverlay.FromJson(run.ConfigJson, "run config");
-                var saved = IdentityInit.Training.Weights.ModelWeights.ExportCheckpoint(config,
-                    Path.Combine(options.Value.CheckpointRoot, id.ToString("N")), step, file);
+                var saved = weights.Export(run, step, file);
                 var bytes = await File.ReadAllBytesAsync(file);
                 return Results.File(bytes, "application/octet-stream", $"{run.Name}-step{saved}.safetensors");
             }
             catch (ArgumentException e) when (e.ParamName is "step" or "checkpointDir")
             {
-                var message = e.Message[..e.Message.IndexOf(" (Parameter", StringComparison.Ordinal)];
-                return e.ParamName == "step" ? Results.ValidationProblem(new Dictionary<string, string[]> { ["step"] = [message] })
-                    : Results.Problem(message, statusCode: StatusCodes.Status409Conflict); // a run that has saved nothing yet
+                return CheckpointProblem(e);
             }
             finally
             {
                 File.Delete(file);
             }
         });
+
+        // Weights as the initialization of a new run: stage them, then create the run with init "file" and the returned initFile.
+        api.MapPost("/runs/{id:guid}/weights/stage", async (Guid id, long? step, RunQueries queries, WeightImports weights) =>
+        {
+            if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
+            try
+            {
+                var staged = weights.FromRun(run, step);
+                return Results.Created($"/api/runs/{id}/weights.safetensors", staged);
+            }
+            catch (ArgumentException e) when (e.ParamName is "step" or "checkpointDir")
+            {
+                return CheckpointProblem(e);
+            }
+        });
+
+        api.MapPost("/weights", async (IFormFile? file, WeightImports weights, CancellationToken cancellationToken) =>
+        {
+            if (file is null || file.Length == 0)
+                return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = ["send a .safetensors file as the multipart field 'file'"] });
+            try
+            {
+                await using var content = file.OpenReadStream();
+                var staged = await weights.FromUploadAsync(content, file.FileName, cancellationToken);
+                return Results.Created((string?)null, staged);
+            }
+            catch (InvalidDataException e)
+            {
+                return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = [e.Message.Replace(Path.GetTempPath(), "")] });
+            }
+        }).DisableAntiforgery().WithMetadata(new RequestSizeLimitAttribute(WeightImports.MaxUploadBytes))
+          .WithMetadata(new RequestFormLimitsAttribute { MultipartBodyLengthLimit = WeightImports.MaxUploadBytes });
 
         api.MapGet("/runs/{id:guid}/logs", async (Guid id, RunQueries queries) => await queries.LogsAsync(id));
 
@@ -104,6 +132,14 @@ public static class RunsApi
 
         api.MapGet("/compare/first-difference", async (Guid a, Guid b, RunQueries queries) =>
             await FirstDifferenceAsync(queries, a, b) is { } result ? Results.Ok(result) : Results.NotFound());
+    }
+
+    /// <summary>A step that was not kept answers 400 naming the kept ones; a run with no checkpoint yet answers 409.</summary>
+    static IResult CheckpointProblem(ArgumentException e)
+    {
+        var message = e.Message[..e.Message.IndexOf(" (Parameter", StringComparison.Ordinal)];
+        return e.ParamName == "step" ? Results.ValidationProblem(new Dictionary<string, string[]> { ["step"] = [message] })
+            : Results.Problem(message, statusCode: StatusCodes.Status409Conflict);
     }
 
     /// <summary>The first step where two runs' weight fingerprints differ (same seed: where their weights part).</summary>

@@ -26,7 +26,7 @@ public sealed class ComponentTests : IAsyncLifetime
         context.JSInterop.Mode = JSRuntimeMode.Loose;
         context.Services.AddMudServices();
         // The app's own singletons, so components read and write the same store the app uses.
-        foreach (var type in new[] { typeof(AppDb), typeof(RunQueries), typeof(RunService), typeof(Estimates), typeof(RunStream),
+        foreach (var type in new[] { typeof(AppDb), typeof(RunQueries), typeof(RunService), typeof(Estimates), typeof(RunStream), typeof(WeightImports),
                      typeof(IdentityInit.Web.Sharing.ShareService), typeof(IdentityInit.Web.Sharing.Access) })
             context.Services.AddSingleton(type, lab.Services.GetRequiredService(type));
         context.Render<MudPopoverProvider>();
@@ -132,5 +132,27 @@ public sealed class ComponentTests : IAsyncLifetime
         Assert.Empty(view.FindAll("#cancel-run"));
         Assert.Empty(view.FindAll("#share-run"));
         Assert.NotEmpty(view.FindAll("#export-menu"));
+    }
+
+    [Fact]
+    public async Task AFinishedRunsCheckpointBecomesTheInitialWeightsOfANewRun()
+    {
+        var http = lab.CreateClient();
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, preset: "constnet-he"))).GetProperty("id").GetGuid();
+        await Api.WaitForStatusAsync(http, id, "Completed");
+        var form = RenderForm("constnet-he");
+
+        var init = form.FindComponents<MudSelect<string>>().Single(s => s.Instance.Label == "Init scheme");
+        await form.InvokeAsync(() => init.Instance.ValueChanged.InvokeAsync("file"));
+        form.WaitForAssertion(() => Assert.Contains("needs the path of a .safetensors file", form.Find("#init-file-status").TextContent));
+        var source = form.FindComponents<MudSelect<Guid?>>().Single(s => s.Instance.Label == "From a run's checkpoint");
+        await form.InvokeAsync(() => source.Instance.ValueChanged.InvokeAsync(id));
+
+        form.WaitForAssertion(() => Assert.Matches(@"run .+ at step 16: \d+ tensors", form.Find("#init-file-status").TextContent));
+        var step = form.FindComponents<MudSelect<string>>().Single(s => s.Instance.Label == "Checkpoint");
+        await form.InvokeAsync(() => step.Instance.ValueChanged.InvokeAsync("0"));
+        form.WaitForAssertion(() => Assert.Contains("at step 0:", form.Find("#init-file-status").TextContent));
+        Assert.Empty(form.FindAll(".form-error[data-field='config.initFile']"));
+        Assert.False(form.Find("#submit-run").HasAttribute("disabled"));
     }
 }

@@ -1,0 +1,70 @@
+using System.Security.Cryptography;
+using IdentityInit.Training;
+using IdentityInit.Training.Weights;
+using Microsoft.Extensions.Options;
+
+namespace IdentityInit.Web.Runs;
+
+/// <summary>A safetensors file placed where every worker reads it, ready to be a run's <c>initFile</c>.</summary>
+public sealed record StagedWeights(string InitFile, int Tensors, long Bytes, string Source);
+
+/// <summary>
+/// Weights in and out of runs: a run's checkpoint exported as safetensors (reference names), and weights staged as the
+/// initialization of a new run, from an upload or from a run's checkpoint. Staged files live under the shared
+/// CheckpointDir (imports/), named by content hash, so any worker that resumes or starts the run reads the same bytes.
+/// </summary>
+public sealed class WeightImports(IOptions<LabOptions> options)
+{
+    public const long MaxUploadBytes = 2L << 30;
+
+    string Folder => Path.Combine(options.Value.CheckpointRoot, "imports");
+
+    /// <summary>Writes a run's checkpoint at <paramref name="step"/> (null: the last) to <paramref name="file"/>; returns its step.</summary>
+    public long Export(Data.Run run, long? step, string file) =>
+        ModelWeights.ExportCheckpoint(ConfigOverlay.FromJson(run.ConfigJson, "run config"),
+            Path.Combine(options.Value.CheckpointRoot, run.Id.ToString("N")), step, file);
+
+    /// <summary>Stages an uploaded file after reading it as safetensors; InvalidDataException says what is wrong with it.</summary>
+    public async Task<StagedWeights> FromUploadAsync(Stream content, string name, CancellationToken cancellationToken = default)
+    {
+        Directory.CreateDirectory(Folder);
+        var temporary = Path.Combine(Folder, $"upload-{Guid.NewGuid():N}.tmp");
+        try
+        {
+            await using (var file = File.Create(temporary)) await content.CopyToAsync(file, cancellationToken);
+            return Stage(temporary, $"upload {name}");
+        }
+        finally
+        {
+            File.Delete(temporary);
+        }
+    }
+
+    /// <summary>Stages a run's checkpoint (null: its last; 0: its initialization).</summary>
+    public StagedWeights FromRun(Data.Run run, long? step)
+    {
+        Directory.CreateDirectory(Folder);
+        var temporary = Path.Combine(Folder, $"run-{Guid.NewGuid():N}.tmp");
+        try
+        {
+            var saved = Export(run, step, temporary);
+            return Stage(temporary, $"run {run.Name} ({run.Id}) at step {saved}");
+        }
+        finally
+        {
+            File.Delete(temporary);
+        }
+    }
+
+    StagedWeights Stage(string temporary, string source)
+    {
+        var tensors = Safetensors.Read(temporary); // the format check: header, dtypes, offsets
+        var count = tensors.Count;
+        foreach (var (_, value) in tensors) value.Dispose();
+        string hash;
+        using (var stream = File.OpenRead(temporary)) hash = Convert.ToHexStringLower(SHA256.HashData(stream));
+        var final = Path.Combine(Folder, hash + ".safetensors");
+        if (!File.Exists(final)) File.Move(temporary, final);
+        return new StagedWeights(final, count, new FileInfo(final).Length, source);
+    }
+}
