@@ -67,6 +67,13 @@ public sealed class AppProcess : IDisposable
         await process.WaitForExitAsync();
     }
 
+    public async Task<int> ExitCodeAsync(TimeSpan timeout)
+    {
+        await process.WaitForExitAsync().WaitAsync(timeout);
+        process.WaitForExit(); // drains the redirected output
+        return process.ExitCode;
+    }
+
     public void Dispose()
     {
         try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { }

@@ -90,6 +90,17 @@ public sealed class ChildProcessTests
     }
 
     [Fact]
+    public async Task AWorkerHostWithoutPostgresRefusesToStartAndSaysWhy()
+    {
+        using var worker = AppProcess.Start(["worker"], new Dictionary<string, string> { ["ConnectionStrings__Postgres"] = "" });
+
+        var code = await worker.ExitCodeAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(2, code);
+        Assert.Contains("error: ConnectionStrings:Postgres: a worker host shares its queues and runs with web nodes through PostgreSQL", worker.Output);
+    }
+
+    [Fact]
     public async Task ARunForOneGpuWaitsInThatGpusQueueAndItsWorkerSaysWhatIsMissing()
     {
         await using var lab = new LabFactory(settings: new Dictionary<string, string?> { ["IdentityInit:Queues"] = "cpu,cuda_1" });
