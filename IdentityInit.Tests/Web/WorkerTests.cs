@@ -128,6 +128,7 @@ public sealed class ChildProcessTests
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(15), $"cancel took {clock.Elapsed}");
         var step = run.GetProperty("step").GetInt64();
         Assert.InRange(step, 10, 200 * 16 - 1);
+        Assert.Equal(200 * 16, run.GetProperty("totalSteps").GetInt64()); // "step 63 of 3200", not "of 63"
         Assert.Contains($"checkpoint at step {step}", await http.GetStringAsync($"/api/runs/{id}/logs")); // stopped cleanly, not killed
     }
 }

@@ -26,6 +26,7 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
 
     // Attempts = 0: a failed run is a result to show, not a transient fault; restarts after a crash are RunRecovery's.
     [AutomaticRetry(Attempts = 0)]
+    [JobDisplayName("train run {0}")] // the dashboard at /jobs names the run, not TrainingJob.Run
     public void Run(Guid runId, IJobCancellationToken jobToken)
     {
         var run = Claim(runId);
@@ -134,9 +135,11 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
         };
         // Order matters: every point is stored before the run reads as ended, and viewers hear of the end last.
         stream.FlushAsync(runId).GetAwaiter().GetResult();
+        long totalSteps; // what the run was to train, not where it stopped: a cancelled run reads "step 63 of 3200"
         using (var context = db.Create())
         {
             var run = context.Runs.First(r => r.Id == runId);
+            totalSteps = run.TotalSteps > 0 ? run.TotalSteps : summary.Steps;
             run.Status = state;
             run.Step = summary.Steps;
             run.FinishedAt = DateTime.UtcNow;
@@ -149,7 +152,7 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
             run.Error = summary.Error;
             context.SaveChanges();
         }
-        stream.PublishStatus(runId, new RunProgress(state, summary.Steps, summary.Steps, 0, summary.Error));
+        stream.PublishStatus(runId, new RunProgress(state, summary.Steps, totalSteps, 0, summary.Error));
         stream.FlushAsync(runId).GetAwaiter().GetResult();
         stream.Forget(runId);
     }

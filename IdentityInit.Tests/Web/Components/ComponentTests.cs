@@ -155,4 +155,26 @@ public sealed class ComponentTests : IAsyncLifetime
         Assert.Empty(form.FindAll(".form-error[data-field='config.initFile']"));
         Assert.False(form.Find("#submit-run").HasAttribute("disabled"));
     }
+
+    [Fact]
+    public async Task TheRunsListSaysWhyARunFailed()
+    {
+        _ = lab.CreateClient();
+        const string reason = "the training process ended without finishing the run: it was killed (SIGKILL)";
+        await using (var db = lab.Services.GetRequiredService<AppDb>().Create())
+        {
+            db.Runs.Add(new Run { Id = Guid.NewGuid(), Name = "killed", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none",
+                Dataset = "synthetic", Queue = "cpu", Status = RunState.Failed, Error = reason, CreatedAt = DateTime.UtcNow });
+            db.Runs.Add(new Run { Id = Guid.NewGuid(), Name = "fine", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none",
+                Dataset = "synthetic", Queue = "cpu", Status = RunState.Completed, CreatedAt = DateTime.UtcNow });
+            await db.SaveChangesAsync();
+        }
+
+        var page = context.Render<RunsPage>(p => p.AddCascadingValue(new Viewer(true)));
+
+        page.WaitForAssertion(() => Assert.Equal(2, page.FindAll("tr.run-row").Count));
+        var rows = page.FindAll("tr.run-row");
+        Assert.Contains(reason, rows.Single(r => r.TextContent.Contains("killed")).QuerySelector(".run-error")!.TextContent);
+        Assert.Null(rows.Single(r => r.TextContent.Contains("fine")).QuerySelector(".run-error"));
+    }
 }
