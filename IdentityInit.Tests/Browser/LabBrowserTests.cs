@@ -40,6 +40,10 @@ public sealed class LabBrowserTests
 
         await page.GotoAsync(new Uri(baseUrl, "/runs/new?preset=constnet-nondeterministic").ToString());
         await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+        var nameBox = await page.Locator("#field-name").BoundingBoxAsync(); // a preset's long description once squeezed it to nothing
+        Assert.True(nameBox is { Width: > 150 }, $"run name field is {nameBox?.Width} px wide");
+        await Assertions.Expect(page.Locator(".mud-input-helper-text", new() { HasTextString = "no breaker but the GPU's own non-determinism" }))
+            .ToBeVisibleAsync(); // the chosen preset's description, under its select
         await Choose(page, "field-dataset", "synthetic");
         await Fill(page, "field-depth", "8");
         await Assertions.Expect(page.Locator(".form-error[data-field='config.depth']")).ToContainTextAsync("depth must be 3n + 4");
