@@ -71,6 +71,20 @@ public sealed class LabBrowserTests
             null, new() { Timeout = 60_000 });
         await page.ScreenshotAsync(new() { Path = Shot("run-live"), FullPage = true });
 
+        // Chart controls: the rho toggle relabels the axis; hover values keep small numbers (spreads ~1e-12) readable.
+        var wcorr = page.Locator("div.mud-paper", new() { Has = page.Locator("[data-chart='wcorr-fwd']") });
+        const string wcorrId = "document.querySelector(\"[data-chart='wcorr-fwd']\").id";
+        Assert.Equal("-log|rho|", await page.EvaluateAsync<string>($"() => iiCharts.yLabel({wcorrId})"));
+        await wcorr.GetByText("rho", new() { Exact = true }).ClickAsync();
+        await page.WaitForFunctionAsync($"() => iiCharts.yLabel({wcorrId}) === 'rho'", null, new() { Timeout = 15_000 });
+        Assert.Equal("2.500e-9", await page.EvaluateAsync<string>("() => iiCharts.formatValue(2.5e-9)"));
+        var spread = page.Locator("[data-chart='spread']");
+        await spread.ScrollIntoViewIfNeededAsync();
+        var box = (await spread.Locator("canvas").First.BoundingBoxAsync())!;
+        await page.Mouse.MoveAsync(box.X + box.Width * 0.9f, box.Y + box.Height / 2);
+        var hover = await page.Locator("[data-chart='spread'] .u-legend .u-value").AllInnerTextsAsync();
+        Assert.Contains(hover, v => System.Text.RegularExpressions.Regex.IsMatch(v, @"^\d\.\d{3}e-\d+$"));
+
         await page.Locator("#share-run").ClickAsync();
         var shareUrl = await page.Locator("#share-link").InnerTextAsync();
         Assert.Contains("/share/", shareUrl);

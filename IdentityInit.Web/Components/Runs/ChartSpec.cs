@@ -23,6 +23,9 @@ public sealed record ChartSpec(string Key, string Title, string YLabel, string[]
         new("throughput", "Throughput", "img/s", ["throughput"]),
     ];
 
+    /// <summary>The y axis label under a transform: a correlation chart toggled to raw values plots rho.</summary>
+    public string YLabelFor(string transform) => Correlation && transform == "none" ? "rho" : Correlation && transform == "neglog" ? "-log|rho|" : YLabel;
+
     /// <summary>The chart label of a stored series, or null when this chart does not draw it.</summary>
     public string? Label(string series)
     {

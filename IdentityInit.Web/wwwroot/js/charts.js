@@ -31,6 +31,13 @@
     return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(0) : String(+v.toPrecision(4));
   }
 
+  // Hover values: 4 significant digits, scientific when small or large (a spread of 1e-9 must not read 0).
+  function formatValue(v) {
+    if (v == null || Number.isNaN(v)) return "-";
+    const a = Math.abs(v);
+    return a !== 0 && (a < 1e-3 || a >= 1e6) ? v.toExponential(3) : String(+v.toPrecision(6));
+  }
+
   function transformValue(chart, v) {
     if (chart.transform === "neglog") return -Math.log(Math.abs(v));
     return v;
@@ -73,7 +80,8 @@
       series: [{ label: chart.xLabel }].concat(names.map((n, k) => {
         const marker = n.startsWith("\u25B2 ");
         const band = / (lo|hi)$/.test(n);
-        const s = { label: n, show: !hidden.has(n), stroke: palette[k % palette.length], width: band ? 1 : 1.5, spanGaps: !marker };
+        const s = { label: n, show: !hidden.has(n), stroke: palette[k % palette.length], width: band ? 1 : 1.5, spanGaps: !marker,
+                    value: (u, v) => formatValue(v) };
         if (band) s.dash = [4, 4];
         if (marker) { s.points = { show: true, size: 9, fill: palette[k % palette.length] }; s.paths = () => null; }
         else if (chart.series.get(n).xs.length < 3) s.points = { show: true, size: 5 };
@@ -119,7 +127,9 @@
       }
       schedule(chart);
     },
-    setTransform(id, transform) { const c = charts.get(id); if (c) { c.transform = transform; c.plotNames = []; schedule(c); } },
+    setTransform(id, transform, yLabel) { const c = charts.get(id); if (c) { c.transform = transform; if (yLabel) c.yLabel = yLabel; c.plotNames = []; schedule(c); } },
+    yLabel(id) { const c = charts.get(id); return c && c.plot ? c.plot.axes[1].label : null; },
+    formatValue,
     setLogY(id, logY) { const c = charts.get(id); if (c) { c.logY = logY; c.plotNames = []; schedule(c); } },
     pointCount(id) { const c = charts.get(id); return c ? [...c.series.values()].reduce((n, s) => n + s.xs.length, 0) : 0; },
     seriesNames(id) { const c = charts.get(id); return c ? [...c.series.keys()] : []; },
