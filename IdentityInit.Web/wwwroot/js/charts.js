@@ -32,6 +32,15 @@
   }
 
   // Hover values: 4 significant digits, scientific when small or large (a spread of 1e-9 must not read 0).
+  // A series' colour follows its name (FNV-1a), not its arrival order: the same on live view, reload and compare.
+  // A symmetry-break marker ("\u25B2 layer") and a band ("name lo"/"name hi") take their line's colour.
+  function colorOf(name) {
+    const key = name.replace(/^\u25B2 /, "").replace(/ (lo|hi)$/, "");
+    let h = 0x811c9dc5;
+    for (let i = 0; i < key.length; i++) { h ^= key.charCodeAt(i); h = Math.imul(h, 0x01000193) >>> 0; }
+    return palette[h % palette.length];
+  }
+
   function formatValue(v) {
     if (v == null || Number.isNaN(v)) return "-";
     const a = Math.abs(v);
@@ -80,10 +89,10 @@
       series: [{ label: chart.xLabel }].concat(names.map((n, k) => {
         const marker = n.startsWith("\u25B2 ");
         const band = / (lo|hi)$/.test(n);
-        const s = { label: n, show: !hidden.has(n), stroke: palette[k % palette.length], width: band ? 1 : 1.5, spanGaps: !marker,
+        const s = { label: n, show: !hidden.has(n), stroke: colorOf(n), width: band ? 1 : 1.5, spanGaps: !marker,
                     value: (u, v) => formatValue(v) };
         if (band) s.dash = [4, 4];
-        if (marker) { s.points = { show: true, size: 9, fill: palette[k % palette.length] }; s.paths = () => null; }
+        if (marker) { s.points = { show: true, size: 9, fill: colorOf(n) }; s.paths = () => null; }
         else if (chart.series.get(n).xs.length < 3) s.points = { show: true, size: 5 };
         return s;
       })),
@@ -130,6 +139,7 @@
     setTransform(id, transform, yLabel) { const c = charts.get(id); if (c) { c.transform = transform; if (yLabel) c.yLabel = yLabel; c.plotNames = []; schedule(c); } },
     yLabel(id) { const c = charts.get(id); return c && c.plot ? c.plot.axes[1].label : null; },
     formatValue,
+    seriesColor(id, name) { const c = charts.get(id); const k = c && c.plot ? c.plotNames.indexOf(name) : -1; return k < 0 ? null : c.plot.series[k + 1].stroke(); },
     setLogY(id, logY) { const c = charts.get(id); if (c) { c.logY = logY; c.plotNames = []; schedule(c); } },
     pointCount(id) { const c = charts.get(id); return c ? [...c.series.values()].reduce((n, s) => n + s.xs.length, 0) : 0; },
     seriesNames(id) { const c = charts.get(id); return c ? [...c.series.keys()] : []; },
