@@ -41,11 +41,18 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
         RunSummary summary;
         try
         {
+            // Nothing here may leave the run Running: a host-side fault (the engine missing, a full disk) fails it with the reason.
             var child = new RunProcess.ChildOptions(checkpoints, lab.DatasetRoot, resumeAt ?? -1,
                 lab.RunMemoryLimitMb is { } mb ? mb * (1L << 20) : null, TimeSpan.FromSeconds(lab.CancelGraceSeconds));
             summary = RunProcess.RunAsync(config, new Relay(runId, stream), child, token,
                 pid => stream.Publish(runId, new LogLine(resumeAt ?? 0, $"training in process {pid} on {WorkerName} ({config.Device})")))
                 .GetAwaiter().GetResult();
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogError(e, "run {RunId} could not be trained on {Worker}", runId, WorkerName);
+            summary = new RunSummary(RunStatus.Failed, run.Step, 0, null, 0, null, [], $"the worker {WorkerName} could not train it: {e.Message}",
+                null, null, 0);
         }
         finally
         {
