@@ -128,7 +128,10 @@ public static class Hosting
         if (http.Request.Query.TryGetValue("key", out var key) && !string.IsNullOrEmpty(key))
         {
             http.Response.Cookies.Append(Access.KeyCookie, key!, new CookieOptions { HttpOnly = true, SameSite = SameSiteMode.Strict });
-            http.Response.Redirect(path); // the next request carries the cookie; a wrong key is refused there
+            // The next request carries the cookie; a wrong key is refused there. Only ever to a path of this site:
+            // "//evil.example/" is a host to a browser (open redirect), so anything but a plain local path goes to "/".
+            var local = path.StartsWith('/') && !path.StartsWith("//", StringComparison.Ordinal) && !path.StartsWith("/\\", StringComparison.Ordinal);
+            http.Response.Redirect(local ? path : "/");
             return;
         }
         var open = path.StartsWith("/share/", StringComparison.Ordinal) || path.StartsWith("/api/share/", StringComparison.Ordinal)

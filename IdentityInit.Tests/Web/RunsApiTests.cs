@@ -49,24 +49,32 @@ public sealed class RunsApiTests : IAsyncLifetime
     public static TheoryData<string, string, string> InvalidRequests => new()
     {
         { """{"preset":"nope"}""", "preset", "unknown preset 'nope'" },
-        { """{"config":{"depth":8}}""", "config.depth", "depth must be 3n + 4" },
-        { """{"config":{"colour":"red"}}""", "config.colour", "unknown field 'colour'" },
-        { """{"config":{"dropout":"lots"}}""", "config.dropout", "expected a finite number, got \"lots\"" },
-        { """{"config":{"learningRate":1e309}}""", "config.learningRate", "expected a finite number" },
-        { """{"config":{"epochs":1.5}}""", "config.epochs", "expected a whole number" },
-        { """{"config":{"architecture":"leakynet","leakyInit":"h_hhxh_hhhh_hhhh"}}""", "config.leakyInit", "character 5 ('x')" },
-        { """{"config":{"device":"cuda"}}""", "config.device", "no live worker serves the 'cuda' queue" },
-        { """{"config":{"device":"cuda:1"}}""", "config.device", "no live worker serves the 'cuda_1' queue" },
-        { """{"config":{"device":"tpu"}}""", "config.device", "'tpu' is not a device" },
-        { """{"config":{"dataset":"svhn"}}""", "config.dataset", "'svhn' is not one of" },
-        { """{"config":{"dataset":"imagenet32"}}""", "config.dataset", "dataset 'imagenet32' is not on this machine: looked in" },
-        { """{"sweep":{}}""", "sweep", "give seeds, or a field and its values" },
-        { """{"sweep":{"seeds":[1],"field":"Seed","values":[1]}}""", "sweep", "not both" },
-        { """{"sweep":{"field":"Wingspan","values":[1]}}""", "sweep.field", "unknown field 'Wingspan'" },
-        { """{"sweep":{"field":"Dropout","values":[]}}""", "sweep.values", "give at least one value" },
-        { """{"sweep":{"field":"Dropout","values":[0.1,"x"]}}""", "sweep.values[1].dropout", "expected a finite number" },
-        { """{"sweep":{"seeds":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65]}}""", "sweep", "at most 64 runs" },
-        { """{"tags":["a,b"]}""", "tags", "without commas" },
+        { """{"preset":"constnet-he","config":{"depth":8}}""", "config.depth", "depth must be 3n + 4" },
+        { """{"preset":"constnet-he","config":{"colour":"red"}}""", "config.colour", "unknown field 'colour'" },
+        { """{"preset":"constnet-he","config":{"dropout":"lots"}}""", "config.dropout", "expected a finite number, got \"lots\"" },
+        { """{"preset":"constnet-he","config":{"learningRate":1e309}}""", "config.learningRate", "expected a finite number" },
+        { """{"preset":"constnet-he","config":{"epochs":1.5}}""", "config.epochs", "expected a whole number" },
+        { """{"preset":"constnet-he","config":{"architecture":"leakynet","leakyInit":"h_hhxh_hhhh_hhhh"}}""", "config.leakyInit", "character 5 ('x')" },
+        { """{"preset":"constnet-he","config":{"device":"cuda"}}""", "config.device", "no live worker serves the 'cuda' queue" },
+        { """{"preset":"constnet-he","config":{"device":"cuda:1"}}""", "config.device", "no live worker serves the 'cuda_1' queue" },
+        { """{"preset":"constnet-he","config":{"device":"tpu"}}""", "config.device", "'tpu' is not a device" },
+        { """{"preset":"constnet-he","config":{"dataset":"svhn"}}""", "config.dataset", "'svhn' is not one of" },
+        { """{"preset":"constnet-he","config":{"dataset":"imagenet32"}}""", "config.dataset", "dataset 'imagenet32' is not on this machine: looked in" },
+        { """{"preset":"constnet-he","sweep":{}}""", "sweep", "give seeds, or a field and its values" },
+        { """{"preset":"constnet-he","sweep":{"seeds":[1],"field":"Seed","values":[1]}}""", "sweep", "not both" },
+        { """{"preset":"constnet-he","sweep":{"field":"Wingspan","values":[1]}}""", "sweep.field", "unknown field 'Wingspan'" },
+        { """{"preset":"constnet-he","sweep":{"field":"Dropout","values":[]}}""", "sweep.values", "give at least one value" },
+        { """{"preset":"constnet-he","sweep":{"field":"Dropout","values":[0.1,"x"]}}""", "sweep.values[1].dropout", "expected a finite number" },
+        { """{"preset":"constnet-he","sweep":{"seeds":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65]}}""", "sweep", "at most 64 runs" },
+        { """{"preset":"constnet-he","tags":["a,b"]}""", "tags", "without commas" },
+        { """{}""", "preset", "give a preset, or a config with at least dataset and epochs" },
+        { """{"config":{"dataset":"synthetic"}}""", "preset", "give a preset, or a config with at least dataset and epochs" },
+        { $$"""{"preset":"constnet-he","name":"{{new string('n', 201)}}"}""", "name", "at most 200 characters, got 201" },
+        { """{"preset":"constnet-he","config":{"depth":10,"Depth":13}}""", "config", "the key 'Depth' appears more than once" },
+        { """{"preset":"constnet-he","config":{"learningRate":0.1},"preset":"constnet-deterministic"}""", "preset", "the key 'preset' appears more than once" },
+        { """{"preset":"constnet-he","config":""", "body", "not valid JSON" },
+        { """[1,2]""", "body", "expected a JSON object" },
+        { """{"preset":"constnet-he","tags":"one"}""", "tags", "wrong type" },
     };
 
     [Theory]
@@ -106,6 +114,8 @@ public sealed class RunsApiTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.NotFound, (await http.PostAsync($"/api/runs/{id}/cancel", null)).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.PostAsync($"/api/runs/{id}/clone", null)).StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync($"/api/runs/{id}/figures/loss.png")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync($"/api/runs/{id}/logs")).StatusCode);
+        Assert.Equal(HttpStatusCode.NotFound, (await http.PostAsync($"/api/runs/{id}/weights/stage", null)).StatusCode);
     }
 
     [Fact]

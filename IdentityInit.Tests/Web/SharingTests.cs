@@ -35,6 +35,19 @@ public sealed class SharingTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await lab.DisposeAsync();
 
+    [Theory]
+    [InlineData("//evil.example/")]
+    [InlineData("/\\evil.example/")]
+    public async Task TheKeyLinkRedirectsOnlyWithinTheSite(string path)
+    {
+        using var browser = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false });
+
+        var response = await browser.GetAsync(new Uri($"{baseUrl.Scheme}://{baseUrl.Authority}{path}?key={Key}"));
+
+        Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
+        Assert.Equal("/", response.Headers.Location?.OriginalString); // "//evil.example/" would send the browser to that host
+    }
+
     [Fact]
     public async Task AShareLinkReadsItsRunWithoutTheOwnerKey()
     {

@@ -27,6 +27,7 @@ public sealed class ValidationErrors : Dictionary<string, string[]>
 public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellation cancellation, Workers workers, IOptions<LabOptions> options)
 {
     public const int MaxSweep = 64;
+    public const int MaxName = 200;
 
     /// <summary>Expands a request into validated configs, or returns why not; nothing is stored or queued.</summary>
     public (List<ExperimentConfig> Configs, ValidationErrors Errors) Plan(CreateRunRequest request)
@@ -39,6 +40,11 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
             else errors.Add("preset", $"unknown preset '{presetName}'");
         }
         var config = Overlay(baseConfig, request.Config, "config", errors);
+        // The defaults are a paper-scale CIFAR-10 run: an empty request must not queue 300 epochs and a download.
+        bool Given(string field) => request.Config?.Any(kv => string.Equals(kv.Key, field, StringComparison.OrdinalIgnoreCase)) == true;
+        if (request.Preset is null && !(Given("dataset") && Given("epochs")))
+            errors.Add("preset", "give a preset, or a config with at least dataset and epochs");
+        if (request.Name is { Length: > MaxName }) errors.Add("name", $"at most {MaxName} characters, got {request.Name.Length}");
         if (config is null || errors.Count > 0) return ([], errors);
         if (!string.IsNullOrWhiteSpace(request.Name)) config = config with { Name = request.Name.Trim() };
 

@@ -29,8 +29,10 @@ public static class RunsApi
 
         api.MapGet("/presets", () => Presets.All.Select(p => new { p.Name, p.Description, p.Scale, p.Config }));
 
-        api.MapPost("/runs", async (CreateRunRequest request, RunService service) =>
+        api.MapPost("/runs", async (HttpRequest http, RunService service) =>
         {
+            var (request, bodyErrors) = await ReadRequestAsync(http);
+            if (request is null) return Results.ValidationProblem(bodyErrors, title: "The request body is not a run request");
             var (configs, errors) = service.Plan(request);
             if (errors.Count > 0) return Results.ValidationProblem(errors, title: "The run configuration is invalid");
             var runs = await service.CreateAsync(request, configs);
@@ -108,7 +110,8 @@ public static class RunsApi
         }).DisableAntiforgery().WithMetadata(new RequestSizeLimitAttribute(WeightImports.MaxUploadBytes))
           .WithMetadata(new RequestFormLimitsAttribute { MultipartBodyLengthLimit = WeightImports.MaxUploadBytes });
 
-        api.MapGet("/runs/{id:guid}/logs", async (Guid id, RunQueries queries) => await queries.LogsAsync(id));
+        api.MapGet("/runs/{id:guid}/logs", async (Guid id, RunQueries queries) =>
+            await queries.GetAsync(id) is null ? Results.NotFound() : Results.Ok(await queries.LogsAsync(id)));
 
         api.MapPost("/runs/{id:guid}/cancel", async (Guid id, RunService service, RunQueries queries) =>
         {
@@ -132,6 +135,61 @@ public static class RunsApi
 
         api.MapGet("/compare/first-difference", async (Guid a, Guid b, RunQueries queries) =>
             await FirstDifferenceAsync(queries, a, b) is { } result ? Results.Ok(result) : Results.NotFound());
+    }
+
+    static readonly JsonSerializerOptions RequestJson = new(JsonSerializerDefaults.Web);
+
+    /// <summary>
+    /// Reads a create-run body, naming what is wrong with one that is not: invalid JSON (with where), a duplicate key
+    /// (which System.Text.Json would otherwise let win silently, or fail on with a 500), or a value of the wrong type.
+    /// </summary>
+    static async Task<(CreateRunRequest? Request, Dictionary<string, string[]> Errors)> ReadRequestAsync(HttpRequest http)
+    {
+        static Dictionary<string, string[]> Error(string field, string message) => new() { [field] = [message] };
+        JsonDocument document;
+        try
+        {
+            document = await JsonDocument.ParseAsync(http.Body, cancellationToken: http.HttpContext.RequestAborted);
+        }
+        catch (JsonException e)
+        {
+            return (null, Error("body", $"not valid JSON: {e.Message.Split(" Path:")[0]} (line {e.LineNumber + 1}, byte {e.BytePositionInLine})"));
+        }
+        using (document)
+        {
+            if (document.RootElement.ValueKind != JsonValueKind.Object) return (null, Error("body", "expected a JSON object"));
+            if (Duplicate(document.RootElement, "") is { } duplicate)
+                return (null, Error(duplicate.Path, $"the key '{duplicate.Key}' appears more than once"));
+            try
+            {
+                return (document.RootElement.Deserialize<CreateRunRequest>(RequestJson), []);
+            }
+            catch (JsonException e)
+            {
+                var field = e.Path is { Length: > 2 } path ? path.TrimStart('$', '.') : "body";
+                return (null, Error(field, "wrong type: " + e.Message.Split(" Path:")[0]));
+            }
+        }
+    }
+
+    static (string Path, string Key)? Duplicate(JsonElement element, string path)
+    {
+        if (element.ValueKind == JsonValueKind.Object)
+        {
+            var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase); // fields bind case-insensitively
+            foreach (var property in element.EnumerateObject())
+            {
+                if (!seen.Add(property.Name)) return (path.Length == 0 ? property.Name : path, property.Name);
+                if (Duplicate(property.Value, path.Length == 0 ? property.Name : $"{path}.{property.Name}") is { } inner) return inner;
+            }
+        }
+        else if (element.ValueKind == JsonValueKind.Array)
+        {
+            var i = 0;
+            foreach (var item in element.EnumerateArray())
+                if (Duplicate(item, $"{path}[{i++}]") is { } inner) return inner;
+        }
+        return null;
     }
 
     /// <summary>A step that was not kept answers 400 naming the kept ones; a run with no checkpoint yet answers 409.</summary>
