@@ -224,6 +224,8 @@ public sealed class WorkerTests(PostgresServer postgres)
             Assert.Equal(1L, (long)(await cut.ExecuteScalarAsync())!);
         }
         await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 120, 90, "the worker to train past step 120");
+        await Wait.UntilAsync(() => Task.FromResult(viewer.Batches.SelectMany(b => b.Points).Any(p => p.Series == "train/loss" && p.Step >= 120)),
+            30, "the first viewer to be live past step 120");
         var running = (await WorkersAsync(http)).GetProperty("running").EnumerateArray().Single();
         Assert.Equal(id, running.GetProperty("runId").GetGuid());
         Assert.Equal(host, running.GetProperty("worker").GetString());
