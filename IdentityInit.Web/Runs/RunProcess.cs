@@ -130,7 +130,8 @@ public static class RunProcess
         var info = File.Exists(apphost)
             ? new ProcessStartInfo(apphost)
             : new ProcessStartInfo(DotnetHost()) { ArgumentList = { "exec", Path.Combine(directory, "IdentityInit.Training.dll") } };
-        foreach (var argument in new[] { "run-child", "--checkpoints", options.CheckpointDir, "--data-dir", options.DataDir })
+        // Full paths: the child works in the app's folder, not in the host's working directory.
+        foreach (var argument in new[] { "run-child", "--checkpoints", Path.GetFullPath(options.CheckpointDir), "--data-dir", Path.GetFullPath(options.DataDir) })
             info.ArgumentList.Add(argument);
         if (options.ResumeAtMost is { } step)
         {
