@@ -91,6 +91,15 @@ public sealed class LabBrowserTests
                       iiCharts.seriesColor(a, "spread/fc"), iiCharts.seriesColor(b, "spread/fc"), iiCharts.seriesColor(a, "\u25B2 spread/conv1")];
             }
             """);
+        Assert.Equal("waiting for the first points", await page.EvaluateAsync<string>("""
+            () => {
+              const chart = document.createElement("div"), info = document.createElement("span");
+              chart.id = "empty-chart"; info.id = "empty-chart-info";
+              document.body.append(chart, info);
+              iiCharts.create("empty-chart", { title: "empty", infoId: "empty-chart-info" });
+              return info.textContent;
+            }
+            """));
         Assert.Equal(colours[0], colours[1]);
         Assert.Equal(colours[2], colours[3]);
         Assert.Equal(colours[0], colours[4]);

@@ -122,6 +122,7 @@
         transform: spec.transform || "none", height: spec.height || 260, series: new Map(), plot: null, plotNames: [], zoomed: false,
         info: spec.infoId ? document.getElementById(spec.infoId) : null,
       };
+      if (chart.info && !old) chart.info.textContent = "waiting for the first points"; // not a blank box while a run starts
       charts.set(id, chart);
     },
     // points: [[seriesName, x, y], ...]; for each series, x must increase; points at or before a series' last x are dropped.
