@@ -74,19 +74,37 @@ public static class Trainer
         if (config.MaxSteps > 0) totalSteps = Math.Min(totalSteps, config.MaxSteps);
 
         var state = new TrainerState(0, 0, 0, 0, 0, null, [], configJson);
-        var resumeFrom = options.Resume && options.CheckpointDir is { } dir ? Checkpoint.Latest(dir, options.ResumeAtMost) : null;
-        if (resumeFrom is not null)
+        string? resumeFrom = null;
+        var unreadable = new List<string>();
+        // Newest first; one that cannot be read (a torn write, a full disk) gives way to the one before it, and says so.
+        var candidates = options.Resume && options.CheckpointDir is { } dir
+            ? Checkpoint.Completed(dir).Where(c => options.ResumeAtMost is null || c.Step <= options.ResumeAtMost).Reverse().ToList() : [];
+        foreach (var (_, path) in candidates)
         {
-            state = Checkpoint.Load(resumeFrom, model, optimizer);
+            try
+            {
+                state = Checkpoint.Load(path, model, optimizer);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or System.Text.Json.JsonException or EndOfStreamException
+                                          or System.Runtime.InteropServices.ExternalException)
+            {
+                unreadable.Add($"{System.IO.Path.GetFileName(path)} is unreadable ({e.Message})");
+                continue;
+            }
             if (state.ConfigJson != configJson)
-                throw new InvalidOperationException($"checkpoint {resumeFrom} belongs to a different configuration");
+                throw new InvalidOperationException($"checkpoint {path} belongs to a different configuration");
+            resumeFrom = path;
+            break;
         }
+        if (resumeFrom is null && unreadable.Count > 0) // a half-loaded model must not train on as if fresh
+            throw new InvalidDataException("no intact checkpoint to resume from: " + string.Join("; ", unreadable));
 
         var record = new RunRecord(config.Seed, device.ToString(), get_num_threads(), TorchRuntime.TorchSharpVersion,
             TorchRuntime.LibTorchVersion, determinism, SymmetryBreakers.Describe(config), data.Name, data.TrainCount,
             data.TestCount, parameters.Sum(p => p.numel()), $"{Environment.MachineName} ({Environment.ProcessorCount} cores)",
             DateTimeOffset.UtcNow);
         progress?.Report(new RunStarted(record, state.Step, totalSteps, stepsPerEpoch, layers.Select(l => l.Name).ToList()));
+        foreach (var problem in unreadable) progress?.Report(new LogLine(state.Step, "checkpoint " + problem));
         progress?.Report(new LogLine(state.Step, resumeFrom is null
             ? $"training {config.Architecture} on {data.Name} ({data.TrainCount} images), {totalSteps} steps, breakers: {string.Join(", ", record.Breakers)}"
             : $"resumed from {resumeFrom} at step {state.Step}"));

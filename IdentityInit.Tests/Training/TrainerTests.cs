@@ -59,6 +59,25 @@ public sealed class TrainerTests
     }
 
     [Fact]
+    public void AnUnreadableNewestCheckpointGivesWayToThePreviousIntactOne()
+    {
+        var (whole, split) = (Tiny.TempDir(), Tiny.TempDir());
+        var config = Random with { MaxSteps = 70, CheckpointEvery = 20 };
+        var uninterrupted = Tiny.Events(config, whole);
+        Tiny.Events(config, split, cancelWhen: e => e is StepMetrics { Step: 45 }); // checkpoints at 20, 40 and 45 (on cancel)
+        var model = Path.Combine(Checkpoint.Latest(split)!, "model.bin");
+        File.WriteAllBytes(model, File.ReadAllBytes(model)[..^100]); // a torn write of the newest
+
+        var second = Tiny.Events(config, split, resume: true);
+
+        Assert.Equal(40, second.OfType<RunStarted>().Single().StartStep);
+        Assert.Contains(second.OfType<LogLine>(), l => l.Message.StartsWith("checkpoint step-000000045 is unreadable") && l.Message.Contains("cut short"));
+        Assert.Equal(RunStatus.Completed, second.OfType<RunEnded>().Single().Summary.Status);
+        Assert.Equal(uninterrupted.OfType<StepMetrics>().Where(s => s.Step > 40).Select(s => (s.Step, s.Loss)),
+            second.OfType<StepMetrics>().Select(s => (s.Step, s.Loss)));
+    }
+
+    [Fact]
     public void ResumingWithAnotherConfigIsRefused()
     {
         var dir = Tiny.TempDir();
