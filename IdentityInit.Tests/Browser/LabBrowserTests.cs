@@ -126,6 +126,8 @@ public sealed class LabBrowserTests
         await Assertions.Expect(shared.Locator("[id$='-loss-info']")).ToContainTextAsync("points", new() { Timeout = 30_000 });
         Assert.Equal(0, await shared.Locator("#cancel-run").CountAsync());
         Assert.Equal(0, await shared.Locator("#share-run").CountAsync());
+        Assert.Equal(0, await shared.Locator("a[href='/runs/new']").CountAsync()); // no links to pages that write
+        Assert.Contains("read-only shared result", await shared.Locator("header").InnerTextAsync());
         await shared.ScreenshotAsync(new() { Path = Shot("shared-run"), FullPage = true });
 
         // The official JS client (shipped in wwwroot/lib) joins the run with the share token and gets its history.
