@@ -103,6 +103,8 @@ public static class Hosting
     {
         if (!app.Environment.IsDevelopment()) app.UseExceptionHandler("/error", createScopeForErrors: true);
         app.UseStatusCodePages();
+        app.Use(SecurityHeaders);
+        app.Use(SameOriginWrites);
         app.Use(OwnerGate);
         app.UseAntiforgery();
         app.MapStaticAssets();
@@ -119,6 +121,43 @@ public static class Hosting
         });
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
         return app;
+    }
+
+    /// <summary>
+    /// What a web app ships with: no MIME sniffing, no referrer (share tokens live in URLs), no framing, and a content
+    /// policy that allows only this site's scripts (MudBlazor needs inline styles; SignalR needs WebSockets).
+    /// </summary>
+    static Task SecurityHeaders(HttpContext http, Func<Task> next)
+    {
+        http.Response.OnStarting(() => // last word: replaces what components or antiforgery set on the way (X-Frame-Options)
+        {
+            var headers = http.Response.Headers;
+            headers.XContentTypeOptions = "nosniff";
+            headers["Referrer-Policy"] = "no-referrer";
+            headers.XFrameOptions = "DENY";
+            headers.ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
+                                            "font-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+            return Task.CompletedTask;
+        });
+        return next();
+    }
+
+    /// <summary>
+    /// A write to the API from another site's page is refused: a browser sends the lab's cookie along with a cross-site
+    /// form post, and its Origin header says where the page came from. Scripts and the CLI send no Origin and pass.
+    /// </summary>
+    static async Task SameOriginWrites(HttpContext http, Func<Task> next)
+    {
+        var request = http.Request;
+        var write = !(HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method) || HttpMethods.IsOptions(request.Method));
+        if (write && request.Path.StartsWithSegments("/api") && request.Headers.Origin is [{ Length: > 0 } origin]
+            && !(Uri.TryCreate(origin, UriKind.Absolute, out var from) && string.Equals(from.Authority, request.Host.Value, StringComparison.OrdinalIgnoreCase)))
+        {
+            http.Response.StatusCode = StatusCodes.Status403Forbidden;
+            await http.Response.WriteAsJsonAsync(new { title = "cross-origin write refused", detail = $"a page from {origin} may not change this lab" });
+            return;
+        }
+        await next();
     }
 
     /// <summary>With an owner key configured, only share pages, their API, the hub (checked per run) and assets are open.</summary>
