@@ -3,7 +3,7 @@ using IdentityInit.Web;
 if (args is ["worker", .. var rest])
 {
     // A worker host: trains the queues it is configured for (IdentityInit:Queues) against ConnectionStrings:Postgres, no web server.
-    var worker = Host.CreateApplicationBuilder(rest);
+    var worker = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = rest, ContentRootPath = AppContext.BaseDirectory });
     if (worker.Configuration.GetConnectionString("Postgres") is not { Length: > 0 })
     {
         Console.Error.WriteLine("error: ConnectionStrings:Postgres: a worker host shares its queues and runs with web nodes through " +
@@ -15,7 +15,8 @@ if (args is ["worker", .. var rest])
     return 0;
 }
 
-var builder = WebApplication.CreateBuilder(args);
+// The app's own folder, not the working directory: appsettings.json (host filter, log levels) applies wherever it starts.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 builder.AddIdentityInit();
 
 var app = builder.Build();

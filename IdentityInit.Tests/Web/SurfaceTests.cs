@@ -43,4 +43,17 @@ public sealed class SurfaceTests
         Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
         await Api.WaitForStatusAsync(http, id, "Cancelled", 60);
     }
+
+    [Fact]
+    public async Task ARequestForAnotherHostNameIsRefused()
+    {
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+
+        var rebound = await http.SendAsync(new HttpRequestMessage(HttpMethod.Get, "/api/presets") { Headers = { Host = "evil.example" } });
+        var local = await http.GetAsync("/api/presets");
+
+        Assert.Equal(HttpStatusCode.BadRequest, rebound.StatusCode); // a DNS-rebound page reaches the port under its own name
+        Assert.Equal(HttpStatusCode.OK, local.StatusCode);
+    }
 }
