@@ -31,7 +31,9 @@ public sealed class CliTests
         Assert.Equal(3, File.ReadAllLines(Path.Combine(outDir, "epochs.csv")).Length);
         var correlations = File.ReadAllLines(Path.Combine(outDir, "weight_correlation.csv"));
         Assert.Equal(7 * 3 + 1, correlations.Length); // steps 0, 8 and 16 (the last), 7 layers each
-        Assert.Contains("\"Status\": \"Completed\"", File.ReadAllText(Path.Combine(outDir, "run.json")));
+        var run = File.ReadAllText(Path.Combine(outDir, "run.json"));
+        Assert.Contains("\"status\": \"Completed\"", run); // camelCase, as config.json and the API
+        Assert.Contains("\"dataset\": \"synthetic\"", run);
         Assert.NotNull(Checkpoint.Latest(Path.Combine(outDir, "checkpoints")));
     }
 

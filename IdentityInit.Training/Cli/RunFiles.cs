@@ -11,6 +11,7 @@ public sealed class RunFiles(string directory)
     static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase, // as config.json and the API
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, // -log|rho| and Diversity can be +-Infinity
         Converters = { new JsonStringEnumConverter() },
     };
@@ -54,8 +55,6 @@ public sealed class RunFiles(string directory)
         var document = new { config, summary, steps, epochs, breaks, log, correlations = snapshots };
         File.WriteAllText(Path.Combine(Directory, "run.json"), JsonSerializer.Serialize(document, Json));
     }
-
-    public static string ToJson<T>(T value) => JsonSerializer.Serialize(value, Json);
 
     void Csv(string name, string header, IEnumerable<string> rows)
     {
