@@ -32,9 +32,8 @@ public static class Checkpoint
         return final;
     }
 
-    /// <summary>The newest complete checkpoint folder under <paramref name="directory"/> (at most step <paramref name="atMost"/>), or null.</summary>
-    public static string? Latest(string directory, long? atMost = null) =>
-        Completed(directory).LastOrDefault(c => atMost is null || c.Step <= atMost).Path;
+    /// <summary>The newest complete checkpoint folder under <paramref name="directory"/>, or null.</summary>
+    public static string? Latest(string directory) => Completed(directory).LastOrDefault().Path;
 
     /// <summary>Complete checkpoint folders (step-N with its state.json), oldest first; anything else there is ignored.</summary>
     public static List<(long Step, string Path)> Completed(string directory) =>

@@ -222,7 +222,10 @@ public static class Trainer
                     }
                 }
                 if (config.CorrelationEvery > 0 && step % config.CorrelationEvery == 0) ReportSnapshot();
-                if (config.CheckpointEvery > 0 && step % config.CheckpointEvery == 0) SaveCheckpoint();
+                // An epoch's last step is checkpointed after the epoch ends (below): a checkpoint taken before would carry
+                // the finished epoch's running sums into the next and miss its evaluation when resumed from.
+                if (config.CheckpointEvery > 0 && step % config.CheckpointEvery == 0 && batchIndex + 1 < stepsPerEpoch && step < totalSteps)
+                    SaveCheckpoint(); // the last step's checkpoint is the final one, below
             }
             if (status != RunStatus.Completed) break;
             if (batchIndex == stepsPerEpoch)
@@ -235,6 +238,7 @@ public static class Trainer
                 lossSum.zero_();
                 correct.zero_();
                 seen = 0;
+                if (config.CheckpointEvery > 0 && step % config.CheckpointEvery == 0 && step < totalSteps) SaveCheckpoint();
             }
         }
 

@@ -78,6 +78,24 @@ public sealed class TrainerTests
     }
 
     [Fact]
+    public void ResumeFromACheckpointAtAnEpochBoundaryKeepsTheNextEpochsMetricsExact()
+    {
+        var (whole, split) = (Tiny.TempDir(), Tiny.TempDir());
+        var config = Random with { MaxSteps = 70, CheckpointEvery = 32 }; // 32 steps per epoch: checkpoints at 32 and 64 end epochs
+        var uninterrupted = Tiny.Events(config, whole);
+        Tiny.Events(config, split, cancelWhen: e => e is StepMetrics { Step: 40 });
+        Directory.Delete(Checkpoint.Latest(split)!, recursive: true); // leave the epoch-boundary checkpoint at 32 newest
+
+        var second = Tiny.Events(config, split, resume: true);
+
+        Assert.Equal(32, second.OfType<RunStarted>().Single().StartStep);
+        Assert.Equal(uninterrupted.OfType<EpochMetrics>().Where(m => m.Step > 32), second.OfType<EpochMetrics>());
+        Assert.Equal(uninterrupted.OfType<StepMetrics>().Where(s => s.Step > 32).Select(s => (s.Step, s.Loss)),
+            second.OfType<StepMetrics>().Select(s => (s.Step, s.Loss)));
+        Assert.Equal(FinalWeights(whole), FinalWeights(split));
+    }
+
+    [Fact]
     public void ResumingWithAnotherConfigIsRefused()
     {
         var dir = Tiny.TempDir();

@@ -70,4 +70,38 @@ public sealed class PostgresTests(PostgresServer postgres)
         var steps = (await Api.PointsAsync(client, $"/api/runs/{id}/metrics?series=train/loss")).Select(p => p.Step).ToList();
         Assert.Equal(Enumerable.Range(1, 12).Select(i => i * 10L), steps); // every 10th step once: no gap, no duplicate across the restart
     }
+
+    [Fact]
+    public async Task AResumeThatFallsBackFromATornCheckpointKeepsTheStoredHistoryExact()
+    {
+        var connection = await postgres.CreateDatabaseAsync();
+        var checkpoints = Path.Combine(Path.GetTempPath(), "identityinit-ckpt-" + Guid.NewGuid().ToString("N"));
+        var shared = new Dictionary<string, string?> { ["IdentityInit:CheckpointDir"] = checkpoints };
+        var config = Api.TinyRun(epochs: 8);
+        Guid id;
+        await using (var first = new LabFactory(connection, shared))
+        {
+            var http = first.CreateClient();
+            id = (await Api.CreateAsync(http, config)).GetProperty("id").GetGuid();
+            await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 40, 120, "the run to pass step 40");
+        } // the shutdown checkpoints the run where it stopped
+        var newest = IdentityInit.Training.Checkpoint.Completed(Path.Combine(checkpoints, id.ToString("N"))).Last();
+        var model = Path.Combine(newest.Path, "model.bin");
+        File.WriteAllBytes(model, File.ReadAllBytes(model)[..^100]); // torn: the engine falls back to the one before
+
+        await using var second = new LabFactory(connection, shared);
+        var client = second.CreateClient();
+        await Api.WaitForStatusAsync(client, id, "Completed");
+        var uninterrupted = (await Api.CreateAsync(client, config)).GetProperty("id").GetGuid();
+        await Api.WaitForStatusAsync(client, uninterrupted, "Completed");
+
+        var logs = await client.GetStringAsync($"/api/runs/{id}/logs");
+        Assert.Contains($"checkpoint step-{newest.Step:D9} is unreadable", logs);
+        // The host trims the store to where the engine really resumed, so the replayed steps are stored once, bitwise as
+        // an uninterrupted run's (trimming to the torn checkpoint's step instead leaves duplicates that fail the COPY).
+        Assert.Equal(Series(await Api.PointsAsync(client, $"/api/runs/{uninterrupted}/metrics")), Series(await Api.PointsAsync(client, $"/api/runs/{id}/metrics")));
+    }
+
+    static List<(string, long, double)> Series(List<(string Series, long Step, double Value)> points) =>
+        [.. points.Where(p => p.Series is not ("throughput" or "step_ms")).OrderBy(p => p.Series, StringComparer.Ordinal).ThenBy(p => p.Step)];
 }

@@ -34,7 +34,10 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
         var config = ConfigOverlay.FromJson(run.ConfigJson, "run config");
         var lab = options.Value;
         var checkpoints = Path.Combine(lab.CheckpointRoot, runId.ToString("N"));
-        var resumeAt = TrimPastCheckpoint(runId, checkpoints, run.CheckpointStep);
+        // The newest checkpoint whose events are all stored; the engine may still fall back from it to an older intact one.
+        long? resumeAt = run.CheckpointStep is { } stored && Checkpoint.Completed(checkpoints).LastOrDefault(c => c.Step <= stored) is { Path: not null } found
+            ? found.Step : null;
+        var pid = 0;
 
         var token = cancellation.Register(runId, jobToken.ShutdownToken);
         using var poll = new Timer(_ => PollCancel(runId), null, CancelPoll, CancelPoll);
@@ -44,9 +47,13 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
             // Nothing here may leave the run Running: a host-side fault (the engine missing, a full disk) fails it with the reason.
             var child = new RunProcess.ChildOptions(checkpoints, lab.DatasetRoot, resumeAt ?? -1,
                 lab.RunMemoryLimitMb is { } mb ? mb * (1L << 20) : null, TimeSpan.FromSeconds(lab.CancelGraceSeconds));
-            summary = RunProcess.RunAsync(config, new Relay(runId, stream), child, token,
-                pid => stream.Publish(runId, new LogLine(resumeAt ?? 0, $"training in process {pid} on {WorkerName} ({config.Device})")))
-                .GetAwaiter().GetResult();
+            var relay = new Relay(runId, stream, started =>
+            {
+                // Where the engine really starts: only now is it known which stored points it will replay.
+                TrimPast(runId, resumeAt is null ? null : started.StartStep);
+                stream.Publish(runId, new LogLine(started.StartStep, $"training in process {pid} on {WorkerName} ({config.Device})"));
+            });
+            summary = RunProcess.RunAsync(config, relay, child, token, started: id => pid = id).GetAwaiter().GetResult();
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
@@ -93,24 +100,21 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
     public static string WorkerName => $"{Environment.MachineName.ToLowerInvariant()}:{Environment.ProcessId}";
 
     /// <summary>
-    /// Points, heatmaps and logs past the resume checkpoint are replayed identically by the resumed run: drop them.
-    /// Returns the step the run resumes at (null: from the start).
+    /// Points, heatmaps and logs past <paramref name="resumedAt"/> are replayed identically by the resumed run: drop them;
+    /// a fresh start (null) drops every point and heatmap.
     /// </summary>
-    long? TrimPastCheckpoint(Guid runId, string checkpoints, long? stored)
+    void TrimPast(Guid runId, long? resumedAt)
     {
-        var latest = stored is null ? null : Checkpoint.Latest(checkpoints, stored);
-        long? resumeAt = latest is null ? null : long.Parse(Path.GetFileName(latest)["step-".Length..]);
-        var step = resumeAt ?? 0;
+        var step = resumedAt ?? 0;
         using var context = db.Create();
         context.Points.Where(p => p.RunId == runId && p.Step > step).ExecuteDelete();
         context.Heatmaps.Where(h => h.RunId == runId && h.Step > step).ExecuteDelete();
         context.Logs.Where(l => l.RunId == runId && l.Step > step).ExecuteDelete();
-        if (latest is null) // a fresh start: nothing before step 0 either
+        if (resumedAt is null)
         {
             context.Points.Where(p => p.RunId == runId).ExecuteDelete();
             context.Heatmaps.Where(h => h.RunId == runId).ExecuteDelete();
         }
-        return resumeAt;
     }
 
     bool Flag(Guid runId)
@@ -164,9 +168,13 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
         stream.Forget(runId);
     }
 
-    /// <summary>Forwards engine events to the stream; the run record is stored as soon as the run starts.</summary>
-    sealed class Relay(Guid runId, RunStream stream) : IProgress<RunEvent>
+    /// <summary>Forwards the engine's events to the stream; <paramref name="starting"/> runs before the run's first event is published.</summary>
+    sealed class Relay(Guid runId, RunStream stream, Action<RunStarted> starting) : IProgress<RunEvent>
     {
-        public void Report(RunEvent value) => stream.Publish(runId, value);
+        public void Report(RunEvent value)
+        {
+            if (value is RunStarted started) starting(started);
+            stream.Publish(runId, value);
+        }
     }
 }
