@@ -13,8 +13,6 @@ namespace IdentityInit.Tests.Web;
 /// <summary>Each run trains in a process of its own, spawned by the app (the embedded default) or by a worker host.</summary>
 public sealed class ChildProcessTests
 {
-    static List<(string, long, double)> Series(List<(string Series, long Step, double Value)> points) =>
-        [.. points.Where(p => p.Series is not ("throughput" or "step_ms")).OrderBy(p => p.Series, StringComparer.Ordinal).ThenBy(p => p.Step)];
 
     static object Dropout(long seed) => Api.TinyRun(epochs: 12, preset: "constnet-deterministic-dropout", extra: new { seed, threads = 1 });
 
@@ -28,7 +26,7 @@ public sealed class ChildProcessTests
         {
             var id = (await Api.CreateAsync(http, Dropout(seed))).GetProperty("id").GetGuid();
             await Api.WaitForStatusAsync(http, id, "Completed");
-            alone.Add(Series(await Api.PointsAsync(http, $"/api/runs/{id}/metrics")));
+            alone.Add(Api.Deterministic(await Api.PointsAsync(http, $"/api/runs/{id}/metrics")));
         }
 
         var a = (await Api.CreateAsync(http, Dropout(1))).GetProperty("id").GetGuid();
@@ -48,8 +46,8 @@ public sealed class ChildProcessTests
         Assert.False(flags.GetProperty("cudnnBenchmark").GetBoolean());
         Assert.True(runA.GetProperty("startedAt").GetDateTime() < runB.GetProperty("finishedAt").GetDateTime()
                     && runB.GetProperty("startedAt").GetDateTime() < runA.GetProperty("finishedAt").GetDateTime(), "the two runs overlapped");
-        Assert.Equal(alone[0], Series(await Api.PointsAsync(http, $"/api/runs/{a}/metrics")));
-        Assert.Equal(alone[1], Series(await Api.PointsAsync(http, $"/api/runs/{b}/metrics")));
+        Assert.Equal(alone[0], Api.Deterministic(await Api.PointsAsync(http, $"/api/runs/{a}/metrics")));
+        Assert.Equal(alone[1], Api.Deterministic(await Api.PointsAsync(http, $"/api/runs/{b}/metrics")));
         Assert.NotEqual(alone[0], alone[1]); // the seeds do differ, so equality above is not vacuous
     }
 
@@ -291,9 +289,7 @@ public sealed class WorkerTests(PostgresServer postgres)
         Assert.True(takenOver < TimeSpan.FromSeconds(10 + 20), $"taken over after {takenOver} (requeue after 10 s)");
         var resumedAt = long.Parse(Regex.Match(logs, @"resumed from \S+ at step (\d+)").Groups[1].Value);
         Assert.InRange(resumedAt, killedAt - 2 * 25, killedAt);
-        Assert.Equal(Series(await Api.PointsAsync(http, $"/api/runs/{uninterrupted}/metrics")), Series(points));
+        Assert.Equal(Api.Deterministic(await Api.PointsAsync(http, $"/api/runs/{uninterrupted}/metrics")), Api.Deterministic(points));
     }
 
-    static List<(string, long, double)> Series(List<(string Series, long Step, double Value)> points) =>
-        [.. points.Where(p => p.Series is not ("throughput" or "step_ms")).OrderBy(p => p.Series, StringComparer.Ordinal).ThenBy(p => p.Step)];
 }

@@ -105,7 +105,7 @@ public static class RunsApi
             }
             catch (InvalidDataException e)
             {
-                return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = [e.Message.Replace(Path.GetTempPath(), "")] });
+                return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = [e.Message] });
             }
         }).DisableAntiforgery().WithMetadata(new RequestSizeLimitAttribute(WeightImports.MaxUploadBytes))
           .WithMetadata(new RequestFormLimitsAttribute { MultipartBodyLengthLimit = WeightImports.MaxUploadBytes });

@@ -24,7 +24,7 @@ public sealed class WeightImports(IOptions<LabOptions> options)
         ModelWeights.ExportCheckpoint(ConfigOverlay.FromJson(run.ConfigJson, "run config"),
             Path.Combine(options.Value.CheckpointRoot, run.Id.ToString("N")), step, file);
 
-    /// <summary>Stages an uploaded file after reading it as safetensors; InvalidDataException says what is wrong with it.</summary>
+    /// <summary>Stages an uploaded file after reading it as safetensors; InvalidDataException says what is wrong with it, by the upload's name.</summary>
     public async Task<StagedWeights> FromUploadAsync(Stream content, string name, CancellationToken cancellationToken = default)
     {
         Directory.CreateDirectory(Folder);
@@ -33,6 +33,10 @@ public sealed class WeightImports(IOptions<LabOptions> options)
         {
             await using (var file = File.Create(temporary)) await content.CopyToAsync(file, cancellationToken);
             return Stage(temporary, $"upload {name}");
+        }
+        catch (InvalidDataException e) // the reader names the file: name the upload, not this server's staging path
+        {
+            throw new InvalidDataException(e.Message.Replace(temporary, name), e);
         }
         finally
         {
