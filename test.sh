@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need from Debian (PostgreSQL's server binaries, Chromium, the
-# Fashion-MNIST package, fonts for figures, python3-torch for nothing but bench/), builds, runs every test, and ends
+# Fashion-MNIST package, fonts for figures), builds, runs every test, and ends
 # with "N passed, N failed". Needs root or sudo only when a package is missing. Extra arguments go to dotnet test
 # (e.g. ./test.sh --filter FullyQualifiedName~Training).
 set -uo pipefail
