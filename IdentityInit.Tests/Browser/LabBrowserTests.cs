@@ -84,8 +84,8 @@ public sealed class LabBrowserTests
               const div = n => { const d = document.createElement("div"); d.id = n; document.body.appendChild(d); return n; };
               const a = div("colour-a"), b = div("colour-b");
               iiCharts.create(a, { title: "a" }); iiCharts.create(b, { title: "b" });
-              iiCharts.add(a, [["spread/conv1", 1, 1], ["spread/fc", 1, 2], ["\u25B2 spread/conv1", 1, 1]]);
-              iiCharts.add(b, [["spread/fc", 1, 2], ["spread/conv1", 1, 1]]);
+              iiCharts.add(a, [["spread/conv1", [1], [1]], ["spread/fc", [1], [2]], ["\u25B2 spread/conv1", [1], [1]]]);
+              iiCharts.add(b, [["spread/fc", [1], [2]], ["spread/conv1", [1], [1]]]);
               await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
               return [iiCharts.seriesColor(a, "spread/conv1"), iiCharts.seriesColor(b, "spread/conv1"),
                       iiCharts.seriesColor(a, "spread/fc"), iiCharts.seriesColor(b, "spread/fc"), iiCharts.seriesColor(a, "\u25B2 spread/conv1")];
@@ -149,6 +149,54 @@ public sealed class LabBrowserTests
         var messages = console.ToArray();
         File.WriteAllText(Path.Combine(Chromium.Artifacts, "console.txt"), string.Join("\n", messages));
         Assert.DoesNotContain(messages, c => c.StartsWith("error") || c.StartsWith("pageerror"));
+    }
+
+    [Fact]
+    public async Task APaperScaleRunOpensDownsampledAndItsChartsZoomSmoothRescaleAndChangeAxis()
+    {
+        Assertions.SetDefaultExpectTimeout(15_000);
+        await using var lab = new LabFactory();
+        var baseUrl = lab.StartKestrel();
+        var id = await IdentityInit.Tests.Web.HistoryTests.SeedAsync(lab.Services, withTimes: true);
+        var (playwright, context) = await Chromium.LaunchAsync();
+        using var _ = playwright;
+        await using var __ = context;
+        var page = await context.NewPageAsync();
+        await page.GotoAsync(new Uri(baseUrl, $"/runs/{id}").ToString());
+        await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+        const string loss = "document.querySelector(\"[data-chart='loss']\").id";
+        var info = page.Locator("[id$='-loss-info']");
+        await Assertions.Expect(info).ToContainTextAsync("zoom in for full resolution");
+
+        // The overview holds at most 1000 points of the 10,000-step loss; zooming fetches the window whole.
+        var overview = await page.EvaluateAsync<int>($"() => iiCharts.values({loss}, 'train loss')[0].length");
+        Assert.InRange(overview, 100, 1000);
+        await page.EvaluateAsync($"() => iiCharts.zoom({loss}, 7700, 7800)");
+        await Assertions.Expect(info).ToContainTextAsync("full resolution in the zoomed window");
+        var window = await page.EvaluateAsync<double[][]>($"() => {{ const [xs, ys] = iiCharts.values({loss}, 'train loss'); const k = xs.map((x, i) => i).filter(i => xs[i] >= 7700 && xs[i] <= 7800); return [k.map(i => xs[i]), k.map(i => ys[i])]; }}");
+        Assert.Equal(Enumerable.Range(7700, 101).Select(s => (double)s), window[0]);
+        Assert.Equal(1000, window[1][77]); // the spike at step 7777, exact
+
+        // Smoothing draws an EMA over a faint raw line, with one legend entry per line.
+        var legend = await page.EvaluateAsync<int>($"() => iiCharts.legendCount({loss})");
+        await page.Locator("#smoothing input").FillAsync("0.9"); // a range input: Fill sets its value
+        await page.WaitForFunctionAsync($"() => iiCharts.drawn({loss}, 'train loss (raw)') !== null");
+        Assert.Equal(legend, await page.EvaluateAsync<int>($"() => iiCharts.legendCount({loss})"));
+        var smoothed = await page.EvaluateAsync<double[]>($"() => iiCharts.drawn({loss}, 'train loss')[1].slice(0, 3)");
+        var raw = await page.EvaluateAsync<double[]>($"() => iiCharts.drawn({loss}, 'train loss (raw)')[1].slice(0, 3)");
+        Assert.Equal(raw[0], smoothed[0], 6); // debiased: the first smoothed point is the first value
+        Assert.Equal((0.9 * 0.1 * raw[0] + 0.1 * raw[1]) / (1 - 0.81), smoothed[1], 6);
+
+        // Log scale per chart, and the x axis by epoch (391 steps of CIFAR-10 at batch 128) and by relative time.
+        var card = page.Locator("div.mud-paper", new() { Has = page.Locator("[data-chart='loss']") });
+        await card.Locator(".scale-toggle").GetByText("log", new() { Exact = true }).ClickAsync();
+        await page.WaitForFunctionAsync($"() => iiCharts.logY({loss}) === true");
+        await page.Locator("#x-axis").GetByText("epoch", new() { Exact = true }).ClickAsync();
+        const string accuracy = "document.querySelector(\"[data-chart='accuracy']\").id";
+        await page.WaitForFunctionAsync($"() => {{ const v = iiCharts.values({accuracy}, 'epoch test acc'); return v && Math.abs(v[0][0] - 1000 / 391) < 1e-6; }}");
+        await page.Locator("#x-axis").GetByText("relative time (min)", new() { Exact = true }).ClickAsync();
+        await page.WaitForFunctionAsync($"() => {{ const v = iiCharts.values({accuracy}, 'epoch test acc'); return v && Math.abs(v[0][0] - 10) < 1e-6; }}"); // step 1000 at 600 s
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "paper-scale-run.png"), FullPage = true });
     }
 
     static int PointCount(string info) => int.Parse(new string(info.Where(char.IsDigit).TakeWhile(_ => true).ToArray()).Length > 0

@@ -37,6 +37,14 @@ public sealed class PostgresTests(PostgresServer postgres)
     }
 
     [Fact]
+    public async Task OnPostgresALongSeriesIsServedAsMinMaxPerBucketAndAWindowAtFullResolution()
+    {
+        await using var lab = new LabFactory(await postgres.CreateDatabaseAsync());
+        var http = lab.CreateClient();
+        await HistoryTests.CheckAsync(http, await HistoryTests.SeedAsync(lab.Services));
+    }
+
+    [Fact]
     public async Task ARunInterruptedByAShutdownResumesInTheNextAppOnTheSameDatabase()
     {
         var connection = await postgres.CreateDatabaseAsync();

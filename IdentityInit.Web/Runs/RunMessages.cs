@@ -5,6 +5,9 @@ namespace IdentityInit.Web.Runs;
 
 public sealed record PointDto(string Series, long Step, double Value);
 
+/// <summary>One series over a window of steps; Downsampled when buckets' min/max stand for the points (NaN: a gap).</summary>
+public sealed record SeriesData(string Series, long[] Steps, double[] Values, bool Downsampled = false);
+
 public sealed record HeatmapDto(string Layer, long Step, int Size, float[] Data);
 
 public sealed record LogDto(long Step, DateTime Time, string Message);
@@ -19,18 +22,25 @@ public sealed record RunBatch(
     Guid RunId, long Sequence, IReadOnlyList<PointDto> Points, IReadOnlyList<HeatmapDto> Heatmaps, IReadOnlyList<LogDto> Logs,
     RunProgress? Progress);
 
-/// <summary>Everything stored for a run up to now: what a viewer draws before live batches arrive.</summary>
+/// <summary>
+/// Everything stored for a run up to now, each series at most <see cref="RunQueries.DefaultMaxPoints"/> long: what a
+/// viewer draws before live batches arrive. Series named in Downsampled are min/max per bucket; GET
+/// /api/runs/{id}/metrics?series=..&amp;from=..&amp;to=.. gives any window at full resolution.
+/// </summary>
 public sealed record RunHistory(
     Guid RunId, RunProgress Progress, IReadOnlyList<PointDto> Points, IReadOnlyDictionary<string, long[]> HeatmapSteps,
-    IReadOnlyList<LogDto> Logs);
+    IReadOnlyList<LogDto> Logs, IReadOnlyList<string> Downsampled);
 
 /// <summary>
 /// Series names, one place: "train/loss" (every MetricsEvery steps), "epoch/test_acc" (at epoch ends),
 /// "wcorr.fwd/&lt;layer&gt;" (rho; charts derive -log|rho|), "spread/&lt;layer&gt;" (with the step metrics), "break/&lt;layer&gt;" (the step a layer's
-/// spread left 0, valued at that spread), "acorr/&lt;layer&gt;" and "aspread/&lt;layer&gt;" (probe batch), "diversity".
+/// spread left 0, valued at that spread), "acorr/&lt;layer&gt;" and "aspread/&lt;layer&gt;" (probe batch), "diversity", and
+/// "time" (Unix seconds when the host received a step's metrics: the wall-clock x axis).
 /// </summary>
 public static class Series
 {
+    public const string Time = "time";
+
     public static IEnumerable<PointDto> Of(RunEvent e, IReadOnlyList<string> layers) => e switch
     {
         StepMetrics m =>

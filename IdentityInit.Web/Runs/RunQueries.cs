@@ -47,6 +47,65 @@ public sealed class RunQueries(AppDb db)
         return [.. rows.Select(p => new PointDto(p.Series, p.Step, p.Value ?? double.NaN))]; // NULL is a stored NaN
     }
 
+    /// <summary>
+    /// A run's series between two steps, each at most <paramref name="maxPoints"/> long: a series with more points in the
+    /// window is cut into maxPoints/2 buckets of equal step width and each bucket drawn by its minimum (at its first
+    /// step) and maximum (at its last step), so spikes and the envelope survive; a bucket of only NaN stays a gap.
+    /// The reduction runs in the database: a paper-scale run's hundreds of thousands of points are never read out whole.
+    /// </summary>
+    public async Task<List<SeriesData>> SeriesAsync(Guid runId, Func<string, bool>? include = null, long? from = null, long? to = null,
+        int maxPoints = DefaultMaxPoints)
+    {
+        maxPoints = Math.Max(2, maxPoints);
+        await using var context = db.Create();
+        var window = context.Points.AsNoTracking().Where(p => p.RunId == runId);
+        if (from is { } f) window = window.Where(p => p.Step >= f);
+        if (to is { } t) window = window.Where(p => p.Step <= t);
+        var stats = (await window.GroupBy(p => p.Series)
+                .Select(g => new { Series = g.Key, Count = g.Count(), First = g.Min(p => p.Step), Last = g.Max(p => p.Step) }).ToListAsync())
+            .Where(s => include?.Invoke(s.Series) ?? true).ToList();
+        var result = new Dictionary<string, SeriesData>();
+
+        var whole = stats.Where(s => s.Count <= maxPoints).Select(s => s.Series).ToList();
+        if (whole.Count > 0)
+        {
+            var rows = await window.Where(p => whole.Contains(p.Series)).OrderBy(p => p.Series).ThenBy(p => p.Step)
+                .Select(p => new { p.Series, p.Step, p.Value }).ToListAsync();
+            foreach (var g in rows.GroupBy(r => r.Series))
+                result[g.Key] = new SeriesData(g.Key, [.. g.Select(r => r.Step)], [.. g.Select(r => r.Value ?? double.NaN)]);
+        }
+
+        // Series that share a span share a bucket width: one grouped query per width, not one per series.
+        foreach (var span in stats.Where(s => s.Count > maxPoints).GroupBy(s => (s.First, s.Last)))
+        {
+            var (origin, last) = span.Key;
+            var width = Math.Max(1, (last - origin) / (maxPoints / 2) + 1);
+            var names = span.Select(s => s.Series).ToList();
+            var buckets = await window.Where(p => names.Contains(p.Series))
+                .GroupBy(p => new { p.Series, Bucket = (p.Step - origin) / width })
+                .Select(g => new { g.Key.Series, g.Key.Bucket, First = g.Min(p => p.Step), Last = g.Max(p => p.Step), Min = g.Min(p => p.Value), Max = g.Max(p => p.Value) })
+                .ToListAsync();
+            foreach (var g in buckets.GroupBy(b => b.Series))
+            {
+                var steps = new List<long>();
+                var values = new List<double>();
+                foreach (var b in g.OrderBy(b => b.Bucket))
+                {
+                    steps.Add(b.First);
+                    values.Add(b.Min ?? double.NaN);
+                    if (b.Last == b.First || b.Min is null) continue;
+                    steps.Add(b.Last);
+                    values.Add(b.Max!.Value);
+                }
+                result[g.Key] = new SeriesData(g.Key, [.. steps], [.. values], Downsampled: true);
+            }
+        }
+        return [.. result.Values.OrderBy(s => s.Series, StringComparer.Ordinal)];
+    }
+
+    /// <summary>Points per series a chart asks for at once: a few per pixel column of a wide chart.</summary>
+    public const int DefaultMaxPoints = 1000;
+
     public async Task<HeatmapDto?> HeatmapAsync(Guid runId, string layer, long? step)
     {
         await using var context = db.Create();
@@ -68,7 +127,9 @@ public sealed class RunQueries(AppDb db)
     {
         var run = await GetAsync(runId);
         if (run is null) return null;
-        return new RunHistory(runId, ProgressOf(run), await PointsAsync(runId), await HeatmapStepsAsync(runId), await LogsAsync(runId));
+        var series = await SeriesAsync(runId);
+        return new RunHistory(runId, ProgressOf(run), Flatten(series), await HeatmapStepsAsync(runId), await LogsAsync(runId),
+            [.. series.Where(s => s.Downsampled).Select(s => s.Series)]);
     }
 
     /// <summary>The steps at which each layer's activation matrix was stored.</summary>
@@ -78,6 +139,9 @@ public sealed class RunQueries(AppDb db)
         return (await context.Heatmaps.AsNoTracking().Where(h => h.RunId == runId).Select(h => new { h.Layer, h.Step }).ToListAsync())
             .GroupBy(h => h.Layer).ToDictionary(g => g.Key, g => g.Select(h => h.Step).Order().ToArray());
     }
+
+    public static List<PointDto> Flatten(IEnumerable<SeriesData> series) =>
+        [.. series.SelectMany(s => s.Steps.Select((step, i) => new PointDto(s.Series, step, s.Values[i])))];
 
     public static RunProgress ProgressOf(Run run) => new(run.Status, run.Step, run.TotalSteps, null, run.Error);
 }

@@ -62,6 +62,7 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
                     var eta = done > 0 ? (DateTime.UtcNow - p.WindowStart).TotalSeconds / done * (progress.TotalSteps - m.Step) : (double?)null;
                     p.Progress = progress with { Step = m.Step, EtaSeconds = eta };
                     p.ProgressChanged = true;
+                    p.Points.Add(new PointDto(Series.Time, m.Step, (DateTime.UtcNow - DateTime.UnixEpoch).TotalSeconds));
                     break;
                 case CorrelationSnapshot c:
                     p.Heatmaps.AddRange(c.Activations.Select(a => new HeatmapDto(a.Layer, c.Step, a.Size, a.Matrix)));

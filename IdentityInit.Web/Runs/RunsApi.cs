@@ -45,15 +45,8 @@ public static class RunsApi
         api.MapGet("/runs/{id:guid}", async (Guid id, RunQueries queries) =>
             await queries.GetAsync(id) is { } run ? Results.Ok(RunDto.Of(run)) : Results.NotFound());
 
-        api.MapGet("/runs/{id:guid}/metrics", async (Guid id, RunQueries queries, string? format, long? from, long? to, string? series) =>
-        {
-            var errors = new ValidationErrors();
-            if (format is not (null or "json" or "csv")) errors.Add("format", $"'{format}' is not json or csv");
-            if (from > to) errors.Add("from", $"from ({from}) is after to ({to})");
-            if (errors.Count > 0) return Results.ValidationProblem(errors);
-            if (await queries.GetAsync(id) is null) return Results.NotFound();
-            return Exporter.Metrics(await queries.PointsAsync(id, from, to, series), format ?? "json", id);
-        });
+        api.MapGet("/runs/{id:guid}/metrics", async (Guid id, RunQueries queries, string? format, long? from, long? to, string? series, int? maxPoints) =>
+            await queries.GetAsync(id) is null ? Results.NotFound() : await MetricsAsync(queries, id, format, from, to, series, maxPoints));
 
         api.MapGet("/runs/{id:guid}/heatmap", async (Guid id, string layer, long? step, RunQueries queries) =>
             await queries.HeatmapAsync(id, layer, step) is { } heatmap ? Results.Ok(heatmap) : Results.NotFound());
@@ -137,6 +130,23 @@ public static class RunsApi
             await FirstDifferenceAsync(queries, a, b) is { } result ? Results.Ok(result) : Results.NotFound());
     }
 
+    /// <summary>
+    /// A run's stored points as JSON or CSV, optionally one series prefix, a window of steps, and at most maxPoints per
+    /// series (min/max per bucket; without it every point).
+    /// </summary>
+    public static async Task<IResult> MetricsAsync(RunQueries queries, Guid id, string? format, long? from, long? to, string? series, int? maxPoints)
+    {
+        var errors = new ValidationErrors();
+        if (format is not (null or "json" or "csv")) errors.Add("format", $"'{format}' is not json or csv");
+        if (from > to) errors.Add("from", $"from ({from}) is after to ({to})");
+        if (maxPoints is < 2) errors.Add("maxPoints", $"maxPoints ({maxPoints}) must be at least 2");
+        if (errors.Count > 0) return Results.ValidationProblem(errors);
+        var points = maxPoints is { } max
+            ? RunQueries.Flatten(await queries.SeriesAsync(id, s => series is null || s.StartsWith(series, StringComparison.Ordinal), from, to, max))
+            : await queries.PointsAsync(id, from, to, series);
+        return Exporter.Metrics(points, format ?? "json", id);
+    }
+
     static readonly JsonSerializerOptions RequestJson = new(JsonSerializerDefaults.Web);
 
     /// <summary>
@@ -208,9 +218,15 @@ public static class RunsApi
         var fb = (await queries.PointsAsync(b, seriesPrefix: "fingerprint")).ToDictionary(p => p.Step, p => p.Value);
         var common = fa.Keys.Intersect(fb.Keys).Order().ToList();
         if (common.Count == 0) return new FirstDifference(a, b, null, 0, "no common steps recorded yet");
+        long? lastEqual = null;
         foreach (var step in common)
+        {
             if (!fa[step].Equals(fb[step]))
-                return new FirstDifference(a, b, step, step, $"weights differ from step {step} on");
+                return new FirstDifference(a, b, step, step, lastEqual is { } equal && equal < step - 1
+                    ? $"weights differ at step {step}; identical at step {equal}, the last step compared before it (fingerprints are recorded every MetricsEvery steps)"
+                    : $"weights differ from step {step} on");
+            lastEqual = step;
+        }
         return new FirstDifference(a, b, null, common[^1], $"weights identical through step {common[^1]}");
     }
 }

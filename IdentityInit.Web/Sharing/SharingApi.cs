@@ -37,9 +37,9 @@ public static class SharingApi
                 : Results.NotFound());
 
         viewer.MapGet("/runs/{id:guid}/metrics", async (string token, Guid id, string? format, long? from, long? to, string? series,
-            Access access, RunQueries queries) =>
+            int? maxPoints, Access access, RunQueries queries) =>
             (await access.ShareAsync(token))?.Runs.Contains(id) == true
-                ? Exporter.Metrics(await queries.PointsAsync(id, from, to, series), format ?? "json", id)
+                ? await RunsApi.MetricsAsync(queries, id, format, from, to, series, maxPoints)
                 : Results.NotFound());
 
         viewer.MapGet("/runs/{id:guid}/figures/{chart}.{extension}", async (string token, Guid id, string chart, string extension,

@@ -40,13 +40,33 @@ public sealed record ChartSpec(string Key, string Title, string YLabel, string[]
         return null;
     }
 
-    /// <summary>[label, x, y] triples for this chart, ready for iiCharts.add; non-finite y (JSON has none) travels as null, a gap.</summary>
-    public List<object[]> Points(IEnumerable<PointDto> points, string? runLabel, Func<long, double> x)
+    /// <summary>Whether this chart draws one series per layer (and so gets the layer picker).</summary>
+    public bool PerLayer => Prefixes.All(p => p.EndsWith('/'));
+
+    /// <summary>
+    /// This chart's series as columns, ready for iiCharts.add: [label, xs, ys] with ys as float32 (what a chart can show;
+    /// half the bytes of a double) and non-finite values as null, a gap. Points without an x (no wall time yet) are left out.
+    /// </summary>
+    public List<object[]> Columns(IEnumerable<SeriesData> series, string? runLabel, Func<long, double?> x)
     {
         var result = new List<object[]>();
-        foreach (var p in points)
-            if (Label(p.Series) is { } label)
-                result.Add([runLabel is null ? label : $"{runLabel} · {label}", x(p.Step), double.IsFinite(p.Value) ? p.Value : null!]);
+        foreach (var s in series)
+        {
+            if (Label(s.Series) is not { } label) continue;
+            var xs = new List<double>(s.Steps.Length);
+            var ys = new List<float?>(s.Steps.Length);
+            for (var i = 0; i < s.Steps.Length; i++)
+            {
+                if (x(s.Steps[i]) is not { } xi) continue;
+                xs.Add(Math.Round(xi, 6));
+                ys.Add(double.IsFinite(s.Values[i]) && Math.Abs(s.Values[i]) <= float.MaxValue ? (float)s.Values[i] : null);
+            }
+            if (xs.Count > 0) result.Add([runLabel is null ? label : $"{runLabel} · {label}", xs, ys]);
+        }
         return result;
     }
+
+    /// <summary>Live points as series (in arrival order per series).</summary>
+    public static IEnumerable<SeriesData> Group(IEnumerable<PointDto> points) =>
+        points.GroupBy(p => p.Series).Select(g => new SeriesData(g.Key, [.. g.Select(p => p.Step)], [.. g.Select(p => p.Value)]));
 }

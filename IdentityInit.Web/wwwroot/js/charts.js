@@ -52,24 +52,48 @@
     return v;
   }
 
+  // Exponential moving average with TensorBoard's debiasing (the first points are not pulled toward 0); gaps stay gaps.
+  function smooth(ys, alpha) {
+    if (!(alpha > 0)) return ys;
+    const out = new Array(ys.length);
+    let last = 0, n = 0;
+    for (let i = 0; i < ys.length; i++) {
+      const v = ys[i];
+      if (v == null || !Number.isFinite(v)) { out[i] = null; continue; }
+      last = last * alpha + (1 - alpha) * v; n++;
+      out[i] = last / (1 - Math.pow(alpha, n));
+    }
+    return out;
+  }
+
+  // The layer of a per-layer series label ("run · layer", "layer", "▲ layer", "layer lo"), for the layer picker.
+  function layerOf(name) { return name.replace(/^.* · /, "").replace(/^▲ /, "").replace(/ (lo|hi)$/, ""); }
+  function runOf(name) { const k = name.indexOf(" · "); return k < 0 ? null : name.slice(0, k); }
+
   function build(chart) {
     const el = document.getElementById(chart.id);
     if (!el) return;
-    const names = [...chart.series.keys()];
+    const shownNames = [...chart.series.keys()].filter(n => !chart.layers || chart.layers.includes(layerOf(n)));
     const width = Math.max(320, el.clientWidth || 600);
     const buckets = Math.max(100, Math.floor(width));
     const tables = [];
+    const names = []; // what uPlot draws: with smoothing on, each line's raw values come first, faint, then the smoothed line
     let shown = 0, total = 0;
-    for (const name of names) {
+    for (const name of shownNames) {
       const s = chart.series.get(name);
-      const ys = s.ys.map(v => transformValue(chart, v));
+      const ys = s.ys.map(v => v == null ? null : transformValue(chart, v));
       const [dx, dy] = downsample(s.xs, ys, buckets);
       shown += dx.length; total += s.xs.length;
-      tables.push([dx, dy]);
+      const smoothed = chart.smoothing > 0 && !name.startsWith("\u25B2 ") && !/ (lo|hi)$/.test(name);
+      if (smoothed) { tables.push([dx, dy]); names.push(name + " (raw)"); tables.push([dx, smooth(dy, chart.smoothing)]); }
+      else tables.push([dx, dy]);
+      names.push(name);
     }
     const data = names.length ? uPlot.join(tables) : [[]];
     if (chart.info) chart.info.textContent = total === shown ? `${total} points` : `showing ${shown} of ${total} points (min/max kept)`;
-    const sameSeries = chart.plot && chart.plotNames.length === names.length && chart.plotNames.every((n, k) => n === names[k]);
+    if (chart.info && chart.overview) chart.info.textContent += chart.detailRange ? " · full resolution in the zoomed window" : " · zoom in for full resolution";
+    const sameSeries = chart.plot && chart.plotNames.length === names.length && chart.plotNames.every((n, k) => n === names[k])
+      && chart.plotSmoothing === chart.smoothing;
     if (sameSeries) { chart.plot.setData(data, !chart.zoomed); return; } // keep the user's zoom, else follow the data
     // New series: rebuild, keeping zoom and each series' visibility.
     let scale = null;
@@ -82,29 +106,47 @@
     }
     const opts = {
       width, height: chart.height, title: chart.title,
-      scales: { x: { time: false }, y: chart.logY ? { distr: 3 } : {} },
-      axes: [{ label: chart.xLabel }, { label: chart.yLabel, size: 64, values: (u, vals) => vals.map(formatTick) }],
+      scales: { x: { time: chart.timeX }, y: chart.logY ? { distr: 3 } : {} },
+      axes: [chart.timeX ? { label: chart.xLabel } : { label: chart.xLabel, values: (u, vals) => vals.map(formatTick) },
+             { label: chart.yLabel, size: 64, values: (u, vals) => vals.map(formatTick) }],
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
       series: [{ label: chart.xLabel }].concat(names.map((n, k) => {
         const marker = n.startsWith("\u25B2 ");
         const band = / (lo|hi)$/.test(n);
-        const s = { label: n, show: !hidden.has(n), stroke: colorOf(n), width: band ? 1 : 1.5, spanGaps: !marker,
+        const raw = n.endsWith(" (raw)");
+        const base = raw ? n.slice(0, -6) : n;
+        // Comparing runs: a run keeps one colour on every chart (its name picks it); one run: each series by its name.
+        const color = colorOf(runOf(base) ?? base);
+        const s = { label: n, show: !hidden.has(base), stroke: raw ? color + "40" : color, width: band || raw ? 1 : 1.5, spanGaps: !marker,
                     value: (u, v) => formatValue(v) };
         if (band) s.dash = [4, 4];
-        if (marker) { s.points = { show: true, size: 9, fill: colorOf(n) }; s.paths = () => null; }
-        else if (chart.series.get(n).xs.length < 3) s.points = { show: true, size: 5 };
+        if (marker) { s.points = { show: true, size: 9, fill: color }; s.paths = () => null; }
+        else if (chart.series.get(base).xs.length < 3) s.points = { show: true, size: 5 };
         return s;
       })),
-      hooks: { setSelect: [u => { if (u.select.width > 0) chart.zoomed = true; }] }, // a drag-zoom by the user
+      hooks: {
+        setSelect: [u => { // a drag-zoom by the user
+          if (u.select.width > 0) zoomed(chart, u.posToVal(u.select.left, "x"), u.posToVal(u.select.left + u.select.width, "x"));
+        }],
+      },
     };
     const bands = [];
     names.forEach((n, k) => { if (n.endsWith(" hi")) { const lo = names.indexOf(n.slice(0, -3) + " lo"); if (lo >= 0) bands.push({ series: [k + 1, lo + 1], fill: "rgba(31,119,180,0.15)" }); } });
     if (bands.length) opts.bands = bands;
     chart.plotNames = names;
+    chart.plotSmoothing = chart.smoothing;
     chart.plot = new uPlot(opts, data, el);
-    el.ondblclick = () => { chart.zoomed = false; };
+    // The raw companions of smoothed lines stay out of the legend: one entry per line.
+    el.querySelectorAll(".u-legend tr.u-series").forEach((row, k) => { if (k > 0 && names[k - 1].endsWith(" (raw)")) row.style.display = "none"; });
+    el.ondblclick = () => { chart.zoomed = false; chart.detailRange = null; schedule(chart); };
     if (scale) chart.plot.setScale("x", { min: scale[0], max: scale[1] });
+  }
+
+  // Zoomed to [min, max]: a chart drawn from the server's buckets asks it for that window at full resolution.
+  function zoomed(chart, min, max) {
+    chart.zoomed = true;
+    if (chart.dotnet && chart.overview) chart.dotnet.invokeMethodAsync("LoadWindow", chart.key, min, max).catch(() => {});
   }
 
   function schedule(chart) {
@@ -118,30 +160,64 @@
       const old = charts.get(id);
       if (old && old.plot) old.plot.destroy();
       const chart = {
-        id, title: spec.title, yLabel: spec.yLabel || "", xLabel: spec.xLabel || "step", logY: !!spec.logY,
+        id, title: spec.title, yLabel: spec.yLabel || "", xLabel: spec.xLabel || "step", logY: !!spec.logY, timeX: !!spec.timeX,
         transform: spec.transform || "none", height: spec.height || 260, series: new Map(), plot: null, plotNames: [], zoomed: false,
-        info: spec.infoId ? document.getElementById(spec.infoId) : null,
+        info: spec.infoId ? document.getElementById(spec.infoId) : null, key: spec.key, dotnet: spec.dotnet || null,
+        smoothing: spec.smoothing || 0, layers: spec.layers || null, overview: false, detailRange: null,
       };
       if (chart.info && !old) chart.info.textContent = "waiting for the first points"; // not a blank box while a run starts
       charts.set(id, chart);
     },
-    // points: [[seriesName, x, y], ...]; for each series, x must increase; points at or before a series' last x are dropped.
-    add(id, points) {
+    // columns: [[seriesName, xs, ys], ...], each series' xs increasing; points at or before a series' last x are dropped.
+    // overview: these columns are the server's min/max per bucket; a drag-zoom then fetches the window (LoadWindow).
+    add(id, columns, overview) {
       const chart = charts.get(id);
       if (!chart) return;
-      for (const [name, x, y] of points) {
+      if (overview) chart.overview = true;
+      for (const [name, xs, ys] of columns) {
         let s = chart.series.get(name);
         if (!s) { s = { xs: [], ys: [] }; chart.series.set(name, s); }
-        if (s.xs.length && x <= s.xs[s.xs.length - 1]) continue;
-        s.xs.push(x); s.ys.push(y);
+        for (let i = 0; i < xs.length; i++) {
+          if (s.xs.length && xs[i] <= s.xs[s.xs.length - 1]) continue;
+          s.xs.push(xs[i]); s.ys.push(ys[i]);
+        }
       }
       schedule(chart);
+    },
+    // The full-resolution points of [min, max]: they replace what the series held in that window.
+    detail(id, columns, min, max) {
+      const chart = charts.get(id);
+      if (!chart) return;
+      for (const [name, xs, ys] of columns) {
+        const s = chart.series.get(name);
+        if (!s) continue;
+        let lo = 0; while (lo < s.xs.length && s.xs[lo] < min) lo++;
+        let hi = lo; while (hi < s.xs.length && s.xs[hi] <= max) hi++;
+        const keep = xs.map((x, i) => i).filter(i => xs[i] >= min && xs[i] <= max);
+        s.xs.splice(lo, hi - lo, ...keep.map(i => xs[i]));
+        s.ys.splice(lo, hi - lo, ...keep.map(i => ys[i]));
+      }
+      chart.detailRange = [min, max];
+      schedule(chart);
+    },
+    setSmoothing(id, alpha) { const c = charts.get(id); if (c) { c.smoothing = alpha; schedule(c); } },
+    setLayers(id, layers) { const c = charts.get(id); if (c) { c.layers = layers && layers.length ? layers : null; schedule(c); } },
+    layers(id) { const c = charts.get(id); return c ? [...new Set([...c.series.keys()].map(layerOf))].sort() : []; },
+    legendCount(id) { const c = charts.get(id); return c && c.plot ? [...document.getElementById(id).querySelectorAll(".u-legend tr.u-series")].filter((r, k) => k > 0 && r.style.display !== "none").length : 0; },
+    values(id, name) { const c = charts.get(id); const s = c && c.series.get(name); return s ? [s.xs, s.ys] : null; },
+    drawn(id, name) { const c = charts.get(id); if (!c || !c.plot) return null; const k = c.plotNames.indexOf(name); return k < 0 ? null : [c.plot.data[0], c.plot.data[k + 1]]; },
+    zoom(id, min, max) { // what a drag does, for scripts and tests
+      const c = charts.get(id);
+      if (!c || !c.plot) return;
+      c.plot.setScale("x", { min, max });
+      zoomed(c, min, max);
     },
     setTransform(id, transform, yLabel) { const c = charts.get(id); if (c) { c.transform = transform; if (yLabel) c.yLabel = yLabel; c.plotNames = []; schedule(c); } },
     yLabel(id) { const c = charts.get(id); return c && c.plot ? c.plot.axes[1].label : null; },
     formatValue,
     seriesColor(id, name) { const c = charts.get(id); const k = c && c.plot ? c.plotNames.indexOf(name) : -1; return k < 0 ? null : c.plot.series[k + 1].stroke(); },
     setLogY(id, logY) { const c = charts.get(id); if (c) { c.logY = logY; c.plotNames = []; schedule(c); } },
+    logY(id) { const c = charts.get(id); return c ? c.logY : null; },
     pointCount(id) { const c = charts.get(id); return c ? [...c.series.values()].reduce((n, s) => n + s.xs.length, 0) : 0; },
     seriesNames(id) { const c = charts.get(id); return c ? [...c.series.keys()] : []; },
     lastX(id) { const c = charts.get(id); return c ? Math.max(-1, ...[...c.series.values()].map(s => s.xs[s.xs.length - 1] ?? -1)) : -1; },
