@@ -45,6 +45,14 @@ public sealed class PostgresTests(PostgresServer postgres)
     }
 
     [Fact]
+    public async Task OnPostgresTheRunsListIsPagedSortedAndFilteredInTheDatabase()
+    {
+        await using var lab = new LabFactory(await postgres.CreateDatabaseAsync());
+        await RunsListTests.SeedAsync(lab.Services);
+        await RunsListTests.CheckAsync(lab.CreateClient());
+    }
+
+    [Fact]
     public async Task ARunInterruptedByAShutdownResumesInTheNextAppOnTheSameDatabase()
     {
         var connection = await postgres.CreateDatabaseAsync();

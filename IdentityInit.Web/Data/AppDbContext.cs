@@ -1,5 +1,9 @@
+using System.Linq.Expressions;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Design;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Query.SqlExpressions;
+using Microsoft.EntityFrameworkCore.Storage;
 
 namespace IdentityInit.Web.Data;
 
@@ -12,8 +16,31 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
     public DbSet<ShareLink> ShareLinks => Set<ShareLink>();
     public DbSet<LiveBatch> LiveBatches => Set<LiveBatch>();
 
+    /// <summary>A field of a run's stored config as text (SQL only: the runs list filters on it).</summary>
+    public static string? ConfigText(string configJson, string field) => throw new InvalidOperationException("translated to SQL");
+
+    /// <summary>A numeric field of a run's stored config (SQL only: the runs list sorts and filters on it).</summary>
+    public static double? ConfigNumber(string configJson, string field) => throw new InvalidOperationException("translated to SQL");
+
     protected override void OnModelCreating(ModelBuilder model)
     {
+        // Config fields inside the stored JSON: SQLite's json_extract, PostgreSQL's jsonb_extract_path_text.
+        var types = this.GetService<IRelationalTypeMappingSource>();
+        var text = types.FindMapping(typeof(string))!;
+        var number = types.FindMapping(typeof(double))!;
+        var postgres = Database.ProviderName?.Contains("Npgsql", StringComparison.Ordinal) == true;
+        SqlExpression Field(IReadOnlyList<SqlExpression> args) => postgres
+            ? new SqlFunctionExpression("jsonb_extract_path_text",
+                [new SqlUnaryExpression(ExpressionType.Convert, args[0], typeof(string), types.FindMapping("jsonb")), args[1]],
+                nullable: true, argumentsPropagateNullability: [true, true], typeof(string), text)
+            : new SqlFunctionExpression("json_extract",
+                [args[0], new SqlBinaryExpression(ExpressionType.Add, new SqlConstantExpression("$.", typeof(string), text), args[1], typeof(string), text)],
+                nullable: true, argumentsPropagateNullability: [true, true], typeof(string), text);
+        model.HasDbFunction(typeof(AppDbContext).GetMethod(nameof(ConfigText))!)
+            .HasTranslation(args => new SqlUnaryExpression(ExpressionType.Convert, Field(args), typeof(string), text));
+        model.HasDbFunction(typeof(AppDbContext).GetMethod(nameof(ConfigNumber))!)
+            .HasTranslation(args => new SqlUnaryExpression(ExpressionType.Convert, Field(args), typeof(double), number));
+
         model.Entity<Run>(e =>
         {
             e.ToTable("runs");
@@ -21,6 +48,8 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
             e.HasIndex(r => r.CreatedAt);
             e.HasIndex(r => r.Status);
             e.HasIndex(r => r.GroupId);
+            e.HasIndex(r => new { r.Archived, r.CreatedAt });
+            e.Property(r => r.Notes).HasDefaultValue("");
             e.Ignore(r => r.TagList);
         });
         model.Entity<MetricPoint>(e =>

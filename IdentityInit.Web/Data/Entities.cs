@@ -30,6 +30,10 @@ public sealed class Run
     public string? SummaryJson { get; set; }
     public string? Error { get; set; }
     public string Tags { get; set; } = "";
+    /// <summary>The researcher's notes on the run, editable after it ends.</summary>
+    public string Notes { get; set; } = "";
+    /// <summary>Hidden from the runs list unless asked for; kept with all its data.</summary>
+    public bool Archived { get; set; }
     public Guid? GroupId { get; set; }
     public string? GroupLabel { get; set; }
     public string? JobId { get; set; }

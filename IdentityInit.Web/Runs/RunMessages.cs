@@ -69,3 +69,16 @@ public static class Series
         _ => [],
     };
 }
+
+/// <summary>What the runs list asks for: filters (config fields by JSON name), one sort, one page.</summary>
+public sealed record RunFilter(
+    string? Search = null, RunState? Status = null, string? Tag = null, Guid? Group = null, bool Archived = false,
+    string Sort = "createdAt", bool Descending = true, int Offset = 0, int Limit = RunFilter.DefaultLimit,
+    IReadOnlyDictionary<string, string>? ConfigFilters = null)
+{
+    public const int DefaultLimit = 100;
+    public const int MaxLimit = 1000;
+    public IReadOnlyDictionary<string, string> Config => ConfigFilters ?? new Dictionary<string, string>();
+}
+
+public sealed record RunPage(List<Run> Runs, int Total);

@@ -1,3 +1,5 @@
+using System.Linq.Expressions;
+using IdentityInit.Training;
 using IdentityInit.Web.Data;
 using Microsoft.EntityFrameworkCore;
 
@@ -19,21 +21,73 @@ public sealed class RunQueries(AppDb db)
         return [.. ids.Select(id => runs.FirstOrDefault(r => r.Id == id)).OfType<Run>()];
     }
 
-    public async Task<List<Run>> ListAsync(string? search = null, RunState? status = null, string? tag = null, Guid? group = null)
+    /// <summary>
+    /// One page of the runs list, filtered, sorted and paged in the database. Sort by a column (<see cref="SortColumns"/>)
+    /// or by a config field ("config.depth"); filter config fields by equality (numbers compared as numbers).
+    /// </summary>
+    public async Task<RunPage> PageAsync(RunFilter filter)
     {
         await using var context = db.Create();
-        var query = context.Runs.AsNoTracking();
-        if (status is { } s) query = query.Where(r => r.Status == s);
-        if (group is { } g) query = query.Where(r => r.GroupId == g);
-        if (!string.IsNullOrWhiteSpace(tag)) query = query.Where(r => ("," + r.Tags + ",").Contains("," + tag.Trim() + ","));
-        if (!string.IsNullOrWhiteSpace(search))
+        var query = context.Runs.AsNoTracking().Where(r => r.Archived == filter.Archived);
+        if (filter.Status is { } s) query = query.Where(r => r.Status == s);
+        if (filter.Group is { } g) query = query.Where(r => r.GroupId == g);
+        if (!string.IsNullOrWhiteSpace(filter.Tag)) query = query.Where(r => ("," + r.Tags + ",").Contains("," + filter.Tag.Trim() + ","));
+        if (!string.IsNullOrWhiteSpace(filter.Search))
         {
-            var q = search.Trim().ToLower();
+            var q = filter.Search.Trim().ToLower();
             query = query.Where(r => r.Name.ToLower().Contains(q) || (r.Preset ?? "").ToLower().Contains(q) || r.Architecture.Contains(q)
-                                     || r.Dataset.Contains(q) || r.Breakers.Contains(q) || r.Tags.ToLower().Contains(q));
+                                     || r.Dataset.Contains(q) || r.Breakers.Contains(q) || r.Tags.ToLower().Contains(q) || r.Notes.ToLower().Contains(q));
         }
-        var runs = await query.ToListAsync();
-        return [.. runs.OrderByDescending(r => r.CreatedAt)];
+        foreach (var (field, value) in filter.Config)
+        {
+            var type = ConfigFieldType(field);
+            if (type == typeof(bool))
+            {
+                var on = bool.Parse(value);
+                var (word, digit) = on ? ("true", "1") : ("false", "0");
+                query = query.Where(r => AppDbContext.ConfigText(r.ConfigJson, field) == word || AppDbContext.ConfigText(r.ConfigJson, field) == digit);
+            }
+            else if (type == typeof(string)) query = query.Where(r => AppDbContext.ConfigText(r.ConfigJson, field) == value);
+            else
+            {
+                var number = double.Parse(value, System.Globalization.CultureInfo.InvariantCulture);
+                query = query.Where(r => AppDbContext.ConfigNumber(r.ConfigJson, field) == number);
+            }
+        }
+        var total = await query.CountAsync();
+        var sorted = Sort(query, filter.Sort, filter.Descending).ThenByDescending(r => r.CreatedAt).ThenBy(r => r.Id);
+        return new RunPage(await sorted.Skip(filter.Offset).Take(filter.Limit).ToListAsync(), total);
+    }
+
+    static IOrderedQueryable<Run> Sort(IQueryable<Run> query, string sort, bool descending)
+    {
+        IOrderedQueryable<Run> By<T>(Expression<Func<Run, T>> key) => descending ? query.OrderByDescending(key) : query.OrderBy(key);
+        if (sort.StartsWith("config.", StringComparison.Ordinal))
+        {
+            var field = sort["config.".Length..];
+            return ConfigFieldType(field) is { } t && t != typeof(string) && t != typeof(bool)
+                ? By(r => AppDbContext.ConfigNumber(r.ConfigJson, field))
+                : By(r => AppDbContext.ConfigText(r.ConfigJson, field));
+        }
+        return sort switch
+        {
+            "name" => By(r => r.Name), "preset" => By(r => r.Preset), "architecture" => By(r => r.Architecture), "init" => By(r => r.Init),
+            "breakers" => By(r => r.Breakers), "dataset" => By(r => r.Dataset), "seed" => By(r => r.Seed), "status" => By(r => r.Status),
+            "step" => By(r => r.Step), "bestTestAccuracy" => By(r => r.BestTestAccuracy), "finalTestAccuracy" => By(r => r.FinalTestAccuracy),
+            "layersBroken" => By(r => r.LayersBroken), "startedAt" => By(r => r.StartedAt), "finishedAt" => By(r => r.FinishedAt),
+            _ => By(r => r.CreatedAt),
+        };
+    }
+
+    public static readonly IReadOnlyList<string> SortColumns =
+        ["createdAt", "name", "preset", "architecture", "init", "breakers", "dataset", "seed", "status", "step", "bestTestAccuracy",
+         "finalTestAccuracy", "layersBroken", "startedAt", "finishedAt"];
+
+    /// <summary>The CLR type of a config field by its JSON name ("depth"), or null when there is no such field.</summary>
+    public static Type? ConfigFieldType(string field)
+    {
+        var property = typeof(ExperimentConfig).GetProperties().FirstOrDefault(p => ConfigOverlay.FieldName(p.Name) == field);
+        return property is null ? null : Nullable.GetUnderlyingType(property.PropertyType) ?? property.PropertyType;
     }
 
     public async Task<List<PointDto>> PointsAsync(Guid runId, long? from = null, long? to = null, string? seriesPrefix = null)

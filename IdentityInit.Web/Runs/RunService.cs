@@ -15,6 +15,9 @@ namespace IdentityInit.Web.Runs;
 public sealed record CreateRunRequest(
     string? Name = null, string? Preset = null, JsonObject? Config = null, IReadOnlyList<string>? Tags = null, SweepRequest? Sweep = null);
 
+/// <summary>An edit of a stored run: each field given is set, each null is left.</summary>
+public sealed record RunEdit(string? Name = null, IReadOnlyList<string>? Tags = null, string? Notes = null, bool? Archived = null);
+
 public sealed record SweepRequest(IReadOnlyList<long>? Seeds = null, string? Field = null, IReadOnlyList<JsonNode?>? Values = null);
 
 /// <summary>Field-keyed problems (as in RFC 7807 validation problem details); empty means valid.</summary>
@@ -80,9 +83,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
                 errors.Add("config.dataset", catalog.Missing(c.Dataset, null));
             if (workers.QueueProblem(QueueOf(c.Device)) is { } problem) errors.Add("config.device", problem);
         }
-        foreach (var tag in request.Tags ?? [])
-            if (string.IsNullOrWhiteSpace(tag) || tag.Contains(',') || tag.Length > 40)
-                errors.Add("tags", $"'{tag}': a tag is 1-40 characters without commas");
+        CheckTags(request.Tags ?? [], errors);
         return (errors.Count == 0 ? configs : [], errors);
     }
 
@@ -155,6 +156,55 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
     }
 
     /// <summary>The request that recreates a run, to queue as is or to edit first.</summary>
+    public const int MaxNotes = 20_000;
+    public const int MaxTags = 20;
+
+    /// <summary>Checks a tag list: 1-40 characters each, no commas, at most <see cref="MaxTags"/>.</summary>
+    static void CheckTags(IReadOnlyList<string> tags, ValidationErrors errors)
+    {
+        if (tags.Count > MaxTags) errors.Add("tags", $"at most {MaxTags} tags, got {tags.Count}");
+        foreach (var tag in tags)
+            if (string.IsNullOrWhiteSpace(tag) || tag.Contains(',') || tag.Length > 40)
+                errors.Add("tags", $"'{tag}': a tag is 1-40 characters without commas");
+    }
+
+    /// <summary>Renames, retags, annotates or (un)archives a run; null leaves a field as it is. Errors name the field.</summary>
+    public async Task<ValidationErrors> UpdateAsync(Guid runId, RunEdit edit)
+    {
+        var errors = new ValidationErrors();
+        if (edit.Name is { } name && (string.IsNullOrWhiteSpace(name) || name.Length > MaxName))
+            errors.Add("name", $"a name is 1-{MaxName} characters, got {name.Length}");
+        if (edit.Notes is { Length: > MaxNotes } notes) errors.Add("notes", $"at most {MaxNotes} characters, got {notes.Length}");
+        if (edit.Tags is { } tags) CheckTags(tags, errors);
+        if (errors.Count > 0) return errors;
+        await using var context = db.Create();
+        var run = await context.Runs.FirstAsync(r => r.Id == runId);
+        if (edit.Name is { } n) run.Name = n.Trim();
+        if (edit.Notes is { } text) run.Notes = text;
+        if (edit.Tags is { } t) run.Tags = string.Join(',', t.Select(x => x.Trim()));
+        if (edit.Archived is { } archived) run.Archived = archived;
+        await context.SaveChangesAsync();
+        return errors;
+    }
+
+    /// <summary>Deletes an ended run with everything stored for it: series, heatmaps, logs, checkpoints.</summary>
+    public async Task DeleteAsync(Run run)
+    {
+        if (!run.IsFinished) throw new InvalidOperationException($"run {run.Id} is {run.Status}: cancel it first");
+        await using (var context = db.Create())
+        {
+            await using var transaction = await context.Database.BeginTransactionAsync();
+            await context.Points.Where(p => p.RunId == run.Id).ExecuteDeleteAsync();
+            await context.Heatmaps.Where(h => h.RunId == run.Id).ExecuteDeleteAsync();
+            await context.Logs.Where(l => l.RunId == run.Id).ExecuteDeleteAsync();
+            await context.LiveBatches.Where(b => b.RunId == run.Id).ExecuteDeleteAsync();
+            await context.Runs.Where(r => r.Id == run.Id).ExecuteDeleteAsync();
+            await transaction.CommitAsync();
+        }
+        var checkpoints = Path.Combine(options.Value.CheckpointRoot, run.Id.ToString("N"));
+        if (Directory.Exists(checkpoints)) Directory.Delete(checkpoints, recursive: true);
+    }
+
     public static CreateRunRequest CloneRequest(Run run) =>
         new(run.Name + " (clone)", null, JsonNode.Parse(run.ConfigJson)!.AsObject(),
             run.TagList.ToList());

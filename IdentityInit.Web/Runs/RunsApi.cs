@@ -13,11 +13,11 @@ public static class RunsApi
         Guid Id, string Name, string? Preset, string Architecture, string Init, string Breakers, string Dataset, string Queue,
         long Seed, RunState Status, long Step, long TotalSteps, double? BestTestAccuracy, double? FinalTestAccuracy,
         int? LayersBroken, int? LayerCount, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt, IReadOnlyList<string> Tags,
-        Guid? GroupId, string? Error, string? Worker, DateTime? WorkerSince, long? CheckpointStep, JsonElement Config, JsonElement? Record)
+        string Notes, bool Archived, Guid? GroupId, string? Error, string? Worker, DateTime? WorkerSince, long? CheckpointStep, JsonElement Config, JsonElement? Record)
     {
         public static RunDto Of(Run r) => new(r.Id, r.Name, r.Preset, r.Architecture, r.Init, r.Breakers, r.Dataset, r.Queue, r.Seed,
             r.Status, r.Step, r.TotalSteps, r.BestTestAccuracy, r.FinalTestAccuracy, r.LayersBroken, r.LayerCount, r.CreatedAt,
-            r.StartedAt, r.FinishedAt, r.TagList, r.GroupId, r.Error, r.Worker, r.WorkerSince, r.CheckpointStep, JsonDocument.Parse(r.ConfigJson).RootElement,
+            r.StartedAt, r.FinishedAt, r.TagList, r.Notes, r.Archived, r.GroupId, r.Error, r.Worker, r.WorkerSince, r.CheckpointStep, JsonDocument.Parse(r.ConfigJson).RootElement,
             r.RecordJson is null ? null : JsonDocument.Parse(r.RecordJson).RootElement);
     }
 
@@ -39,8 +39,36 @@ public static class RunsApi
             return Results.Created($"/api/runs/{runs[0].Id}", runs.Select(RunDto.Of));
         });
 
-        api.MapGet("/runs", async (RunQueries queries, string? search, RunState? status, string? tag, Guid? group) =>
-            (await queries.ListAsync(search, status, tag, group)).Select(RunDto.Of));
+        // One page of runs (newest first unless sorted otherwise); X-Total-Count and a Link rel="next" say what else there is.
+        api.MapGet("/runs", async (HttpContext http, RunQueries queries) =>
+        {
+            var (filter, errors) = ReadFilter(http.Request.Query);
+            if (filter is null) return Results.ValidationProblem(errors, title: "The runs query is invalid");
+            var page = await queries.PageAsync(filter);
+            http.Response.Headers["X-Total-Count"] = page.Total.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            if (filter.Offset + page.Runs.Count < page.Total)
+            {
+                var next = QueryString.Create(http.Request.Query.Where(q => q.Key != "offset")
+                    .Append(new("offset", (filter.Offset + filter.Limit).ToString(System.Globalization.CultureInfo.InvariantCulture))));
+                http.Response.Headers.Link = $"</api/runs{next}>; rel=\"next\"";
+            }
+            return Results.Ok(page.Runs.Select(RunDto.Of));
+        });
+
+        api.MapMethods("/runs/{id:guid}", ["PATCH"], async (Guid id, RunEdit edit, RunService service, RunQueries queries) =>
+        {
+            if (await queries.GetAsync(id) is null) return Results.NotFound();
+            var errors = await service.UpdateAsync(id, edit);
+            return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The edit is invalid") : Results.Ok(RunDto.Of((await queries.GetAsync(id))!));
+        });
+
+        api.MapDelete("/runs/{id:guid}", async (Guid id, RunService service, RunQueries queries) =>
+        {
+            if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
+            if (!run.IsFinished) return Results.Problem($"run {id} is {run.Status}: cancel it first", statusCode: StatusCodes.Status409Conflict);
+            await service.DeleteAsync(run);
+            return Results.NoContent();
+        });
 
         api.MapGet("/runs/{id:guid}", async (Guid id, RunQueries queries) =>
             await queries.GetAsync(id) is { } run ? Results.Ok(RunDto.Of(run)) : Results.NotFound());
@@ -128,6 +156,55 @@ public static class RunsApi
 
         api.MapGet("/compare/first-difference", async (Guid a, Guid b, RunQueries queries) =>
             await FirstDifferenceAsync(queries, a, b) is { } result ? Results.Ok(result) : Results.NotFound());
+    }
+
+    /// <summary>Reads the runs list's query string; every problem is named by its parameter.</summary>
+    public static (RunFilter? Filter, ValidationErrors Errors) ReadFilter(IQueryCollection query)
+    {
+        var errors = new ValidationErrors();
+        string? One(string key) => query.TryGetValue(key, out var v) ? v.ToString() : null;
+        int Int(string key, int fallback, int min, int max)
+        {
+            if (One(key) is not { } text) return fallback;
+            if (int.TryParse(text, out var n) && n >= min && n <= max) return n;
+            errors.Add(key, $"'{text}' is not a whole number from {min} to {max}");
+            return fallback;
+        }
+        RunState? status = null;
+        if (One("status") is { Length: > 0 } s)
+        {
+            if (Enum.TryParse<RunState>(s, ignoreCase: true, out var parsed) && !int.TryParse(s, out _)) status = parsed;
+            else errors.Add("status", $"'{s}' is not one of {string.Join(", ", Enum.GetNames<RunState>())}");
+        }
+        Guid? group = null;
+        if (One("group") is { Length: > 0 } g)
+        {
+            if (Guid.TryParse(g, out var id)) group = id;
+            else errors.Add("group", $"'{g}' is not a run group id");
+        }
+        var archived = false;
+        if (One("archived") is { Length: > 0 } a && !bool.TryParse(a, out archived)) errors.Add("archived", $"'{a}' is not true or false");
+        var sort = One("sort") ?? "createdAt";
+        if (!RunQueries.SortColumns.Contains(sort) && !(sort.StartsWith("config.", StringComparison.Ordinal) && RunQueries.ConfigFieldType(sort[7..]) is not null))
+            errors.Add("sort", $"'{sort}' is not a column ({string.Join(", ", RunQueries.SortColumns)}) or config.<field>");
+        var order = One("order") ?? "desc";
+        if (order is not ("asc" or "desc")) errors.Add("order", $"'{order}' is not asc or desc");
+        var config = new Dictionary<string, string>();
+        foreach (var (key, value) in query.Where(q => q.Key.StartsWith("config.", StringComparison.Ordinal)))
+        {
+            var field = key[7..];
+            var type = RunQueries.ConfigFieldType(field);
+            var text = value.ToString();
+            if (type is null) errors.Add(key, $"unknown config field '{field}'");
+            else if (type == typeof(bool) && !bool.TryParse(text, out _)) errors.Add(key, $"'{text}' is not true or false");
+            else if (type != typeof(bool) && type != typeof(string)
+                     && !double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out _))
+                errors.Add(key, $"'{text}' is not a number");
+            else config[field] = text;
+        }
+        var filter = new RunFilter(One("search"), status, One("tag"), group, archived, sort, order == "desc",
+            Int("offset", 0, 0, int.MaxValue), Int("limit", RunFilter.DefaultLimit, 1, RunFilter.MaxLimit), config);
+        return errors.Count > 0 ? (null, errors) : (filter, errors);
     }
 
     /// <summary>

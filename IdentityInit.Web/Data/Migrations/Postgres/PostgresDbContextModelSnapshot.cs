@@ -103,6 +103,9 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
                         .IsRequired()
                         .HasColumnType("text");
 
+                    b.Property<bool>("Archived")
+                        .HasColumnType("boolean");
+
                     b.Property<double?>("BestTestAccuracy")
                         .HasColumnType("double precision");
 
@@ -159,6 +162,12 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
                         .IsRequired()
                         .HasColumnType("text");
 
+                    b.Property<string>("Notes")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("text")
+                        .HasDefaultValue("");
+
                     b.Property<string>("Owner")
                         .IsRequired()
                         .HasColumnType("text");
@@ -210,6 +219,8 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
                     b.HasIndex("GroupId");
 
                     b.HasIndex("Status");
+
+                    b.HasIndex("Archived", "CreatedAt");
 
                     b.ToTable("runs", (string)null);
                 });

@@ -96,6 +96,9 @@ namespace IdentityInit.Web.Data.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<bool>("Archived")
+                        .HasColumnType("INTEGER");
+
                     b.Property<double?>("BestTestAccuracy")
                         .HasColumnType("REAL");
 
@@ -152,6 +155,12 @@ namespace IdentityInit.Web.Data.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<string>("Notes")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT")
+                        .HasDefaultValue("");
+
                     b.Property<string>("Owner")
                         .IsRequired()
                         .HasColumnType("TEXT");
@@ -203,6 +212,8 @@ namespace IdentityInit.Web.Data.Migrations.Sqlite
                     b.HasIndex("GroupId");
 
                     b.HasIndex("Status");
+
+                    b.HasIndex("Archived", "CreatedAt");
 
                     b.ToTable("runs", (string)null);
                 });
