@@ -199,6 +199,53 @@ public sealed class LabBrowserTests
         await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "paper-scale-run.png"), FullPage = true });
     }
 
+    [Fact]
+    public async Task TheRunsTableSortsPagesRemembersItsColumnsAndDeletesAfterConfirmation()
+    {
+        Assertions.SetDefaultExpectTimeout(15_000);
+        await using var lab = new LabFactory();
+        var baseUrl = lab.StartKestrel();
+        await IdentityInit.Tests.Web.RunsListTests.SeedAsync(lab.Services);
+        var (playwright, context) = await Chromium.LaunchAsync();
+        using var _ = playwright;
+        await using var __ = context;
+        var page = await context.NewPageAsync();
+        await page.GotoAsync(baseUrl.ToString());
+        await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+        var rows = page.Locator("tr.run-row");
+        await Assertions.Expect(rows).ToHaveCountAsync(50);
+        await Assertions.Expect(page.Locator(".mud-table-pagination-caption").Last).ToContainTextAsync("of 250");
+        await Assertions.Expect(rows.First.Locator("td").Nth(1)).ToContainTextAsync("run 249");
+
+        // Sorted in the database: the lowest accuracy of all 250 comes first, not the lowest of the page.
+        await page.Locator("th").GetByText("Best test acc.").ClickAsync();
+        await Assertions.Expect(rows.First.Locator("td[data-column='bestTestAccuracy']")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^0\.00 ?%$"));
+
+        // A config column, chosen once, is there after a reload.
+        await page.Locator(".mud-select:has(#column-picker)").Last.ClickAsync();
+        await page.GetByRole(AriaRole.Option, new() { Name = "depth", Exact = true }).ClickAsync();
+        await page.Keyboard.PressAsync("Escape");
+        await Assertions.Expect(page.Locator("th", new() { HasTextString = "depth" })).ToHaveCountAsync(1);
+        await page.ReloadAsync();
+        await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+        await Assertions.Expect(page.Locator("th", new() { HasTextString = "depth" })).ToHaveCountAsync(1);
+        await Assertions.Expect(rows.First.Locator("td[data-column='config.depth']")).ToHaveTextAsync("16"); // run 249: depths cycle 7, 16, 28, 100
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "runs-table.png"), FullPage = true });
+
+        // Delete two runs: nothing happens until the dialog is confirmed.
+        await rows.Nth(0).Locator("input[type=checkbox]").CheckAsync();
+        await rows.Nth(1).Locator("input[type=checkbox]").CheckAsync();
+        await page.Locator("#delete-selected").ClickAsync();
+        await page.Locator(".mud-message-box__cancel-button").ClickAsync();
+        await Assertions.Expect(page.Locator(".mud-table-pagination-caption").Last).ToContainTextAsync("of 250");
+        await page.Locator("#delete-selected").ClickAsync();
+        await Assertions.Expect(page.Locator(".mud-dialog")).ToContainTextAsync("Delete 2 runs");
+        await page.Locator(".mud-message-box__yes-button").ClickAsync();
+        await Assertions.Expect(page.Locator(".mud-table-pagination-caption").Last).ToContainTextAsync("of 248");
+        var remaining = await lab.CreateClient().GetAsync("/api/runs?limit=1");
+        Assert.Equal("248", remaining.Headers.GetValues("X-Total-Count").Single());
+    }
+
     static int PointCount(string info) => int.Parse(new string(info.Where(char.IsDigit).TakeWhile(_ => true).ToArray()).Length > 0
         ? info.Split(' ').First(w => w.All(char.IsDigit)) : "0");
 }
