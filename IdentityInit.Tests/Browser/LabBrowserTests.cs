@@ -197,6 +197,15 @@ public sealed class LabBrowserTests
         await page.Locator("#x-axis").GetByText("relative time (min)", new() { Exact = true }).ClickAsync();
         await page.WaitForFunctionAsync($"() => {{ const v = iiCharts.values({accuracy}, 'epoch test acc'); return v && Math.abs(v[0][0] - 10) < 1e-6; }}"); // step 1000 at 600 s
         await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "paper-scale-run.png"), FullPage = true });
+
+        // Dark mode: the theme and the charts switch, and the choice survives a reload.
+        var light = await page.EvaluateAsync<string>("() => getComputedStyle(document.body).backgroundColor");
+        await page.Locator("#dark-mode").ClickAsync();
+        await page.WaitForFunctionAsync("() => iiCharts.isDark() === true");
+        await page.ReloadAsync();
+        await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+        await page.WaitForFunctionAsync("() => iiCharts.isDark() === true");
+        Assert.NotEqual(light, await page.EvaluateAsync<string>("() => getComputedStyle(document.body).backgroundColor"));
     }
 
     [Fact]

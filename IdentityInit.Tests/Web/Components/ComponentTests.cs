@@ -122,6 +122,26 @@ public sealed class ComponentTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task NotesAndTagsAreEditedOnTheRunPageAndABadTagIsNamedOnItsField()
+    {
+        var id = await IdentityInit.Tests.Web.HistoryTests.SeedAsync(lab.Services);
+        var queries = lab.Services.GetRequiredService<RunQueries>();
+        var view = context.Render<RunView>(p => p.Add(v => v.Run, queries.GetAsync(id).Result!));
+        view.FindAll(".mud-tab").First(t => t.TextContent.Trim() == "Notes").Click();
+
+        view.Find("#run-notes").Change("seed 3 diverged at lr 0.1");
+        view.Find("#run-tags").Change("fig2, " + new string('x', 41));
+        view.Find("#save-notes").Click();
+        view.WaitForAssertion(() => Assert.Contains("1-40 characters without commas", view.Markup));
+        view.Find("#run-tags").Change("fig2, ablation");
+        view.Find("#save-notes").Click();
+
+        await IdentityInit.Tests.Infrastructure.Wait.UntilAsync(async () => (await queries.GetAsync(id))!.Notes != "", 10, "the notes to be stored");
+        var stored = (await queries.GetAsync(id))!;
+        Assert.Equal(("seed 3 diverged at lr 0.1", "fig2,ablation"), (stored.Notes, stored.Tags));
+    }
+
+    [Fact]
     public async Task ASharedRunViewOffersExportsButNoOwnerActions()
     {
         var http = lab.CreateClient();

@@ -2,6 +2,7 @@
 // and canvas heatmaps. One global object, iiCharts; every function takes the id of the chart's container element.
 (function () {
   const charts = new Map();
+  let dark = false; // axes, ticks and grid in light grey on the dark theme
   const palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
     "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363"];
 
@@ -108,7 +109,8 @@
       width, height: chart.height, title: chart.title,
       scales: { x: { time: chart.timeX }, y: chart.logY ? { distr: 3 } : {} },
       axes: [chart.timeX ? { label: chart.xLabel } : { label: chart.xLabel, values: (u, vals) => vals.map(formatTick) },
-             { label: chart.yLabel, size: 64, values: (u, vals) => vals.map(formatTick) }],
+             { label: chart.yLabel, size: 64, values: (u, vals) => vals.map(formatTick) }]
+        .map(a => dark ? { ...a, stroke: "#ccc", grid: { stroke: "#ffffff1f" }, ticks: { stroke: "#ffffff1f" } } : a),
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
       series: [{ label: chart.xLabel }].concat(names.map((n, k) => {
@@ -200,6 +202,8 @@
       chart.detailRange = [min, max];
       schedule(chart);
     },
+    setDark(on) { dark = !!on; document.documentElement.dataset.theme = dark ? "dark" : "light"; charts.forEach(c => { c.plotNames = []; schedule(c); }); },
+    isDark() { return dark; },
     setSmoothing(id, alpha) { const c = charts.get(id); if (c) { c.smoothing = alpha; schedule(c); } },
     setLayers(id, layers) { const c = charts.get(id); if (c) { c.layers = layers && layers.length ? layers : null; schedule(c); } },
     layers(id) { const c = charts.get(id); return c ? [...new Set([...c.series.keys()].map(layerOf))].sort() : []; },
