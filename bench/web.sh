@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Web-lab benchmarks: engine -> SignalR latency, throughput with 0 vs 100 viewers, PostgreSQL ingest (COPY vs EF),
-# cross-node relay latency through PostgreSQL, child-process vs in-process training throughput.
+# cross-node relay latency through PostgreSQL, child-process vs in-process training throughput, paper-scale loading
+# (run page in Chromium and runs list with 10,000 runs) on SQLite and PostgreSQL.
 # Starts a throwaway PostgreSQL from Debian's binaries for the ingest figure (as the tests do).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,3 +23,6 @@ runuser -u postgres -- psql -h 127.0.0.1 -p "$PORT" -U postgres -c "CREATE DATAB
 runuser -u postgres -- psql -h 127.0.0.1 -p "$PORT" -U postgres -c "CREATE DATABASE webcpu" >/dev/null
 "$BENCH" webcpu --pg "Host=127.0.0.1;Port=$PORT;Username=postgres;Database=webcpu" --runs 10 --seconds 30
 "$BENCH" child --steps 300 --pairs 2
+"$BENCH" loading
+runuser -u postgres -- psql -h 127.0.0.1 -p "$PORT" -U postgres -c "CREATE DATABASE loading" >/dev/null
+"$BENCH" loading --pg "Host=127.0.0.1;Port=$PORT;Username=postgres;Database=loading"

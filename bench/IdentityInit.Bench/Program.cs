@@ -21,6 +21,7 @@ switch (command)
     case "ingest": await WebBenchmarks.IngestAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--rows", 100_000)); return 0;
     case "relay": await WebBenchmarks.RelayAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--steps", 600)); return 0;
     case "webcpu": await WebBenchmarks.WebCpuAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--runs", 10), Arg("--seconds", 30)); return 0;
+    case "loading": await LoadingBenchmark.RunAsync(args.SkipWhile(a => a != "--pg").Skip(1).FirstOrDefault()); return 0;
     case "child": await WebBenchmarks.ChildAsync(Arg("--steps", 300), Arg("--pairs", 2)); return 0;
 }
 

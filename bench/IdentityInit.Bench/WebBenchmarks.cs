@@ -20,7 +20,7 @@ static class WebBenchmarks
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, Converters = { new JsonStringEnumConverter() },
     };
 
-    static async Task<WebApplication> StartAppAsync(string? postgres = null, string queues = "cpu")
+    public static async Task<WebApplication> StartAppAsync(string? postgres = null, string queues = "cpu")
     {
         var dataDir = Path.Combine(Path.GetTempPath(), "identityinit-bench-" + Guid.NewGuid().ToString("N")[..8]);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
