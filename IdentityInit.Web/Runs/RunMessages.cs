@@ -8,6 +8,9 @@ public sealed record PointDto(string Series, long Step, double Value);
 /// <summary>One series over a window of steps; Downsampled when buckets' min/max stand for the points (NaN: a gap).</summary>
 public sealed record SeriesData(string Series, long[] Steps, double[] Values, bool Downsampled = false);
 
+/// <summary>A layer's symmetry as stored so far: the step it broke (null: channels still identical) and its latest spread, at which step.</summary>
+public sealed record LayerSymmetryNow(string Layer, long? BrokeAtStep, double? Spread, long? SpreadStep);
+
 public sealed record HeatmapDto(string Layer, long Step, int Size, float[] Data);
 
 public sealed record LogDto(long Step, DateTime Time, string Message);

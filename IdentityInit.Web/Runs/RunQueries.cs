@@ -157,6 +157,30 @@ public sealed class RunQueries(AppDb db)
         return [.. result.Values.OrderBy(s => s.Series, StringComparer.Ordinal)];
     }
 
+    /// <summary>
+    /// Per layer: the step its symmetry broke (its "break/" point, if any) and its latest channel spread with that step,
+    /// in the engine's layer order (the order of the run's summary, else of the stored series).
+    /// </summary>
+    public async Task<List<LayerSymmetryNow>> SymmetryAsync(Guid runId)
+    {
+        await using var context = db.Create();
+        var latest = await context.Points.AsNoTracking().Where(p => p.RunId == runId && p.Series.StartsWith("spread/"))
+            .GroupBy(p => p.Series).Select(g => new { Series = g.Key, Step = g.Max(p => p.Step) }).ToListAsync();
+        var steps = latest.Select(l => l.Step).Distinct().ToList();
+        var spreads = (await context.Points.AsNoTracking()
+                .Where(p => p.RunId == runId && p.Series.StartsWith("spread/") && steps.Contains(p.Step)).ToListAsync())
+            .Where(p => latest.Any(l => l.Series == p.Series && l.Step == p.Step))
+            .ToDictionary(p => p.Series["spread/".Length..], p => (p.Step, Value: p.Value ?? double.NaN));
+        var breaks = (await context.Points.AsNoTracking().Where(p => p.RunId == runId && p.Series.StartsWith("break/")).ToListAsync())
+            .GroupBy(p => p.Series["break/".Length..]).ToDictionary(g => g.Key, g => g.Min(p => p.Step));
+        var summary = await context.Runs.AsNoTracking().Where(r => r.Id == runId).Select(r => r.SummaryJson).FirstOrDefaultAsync();
+        var order = summary is null ? [] : System.Text.Json.JsonDocument.Parse(summary).RootElement.GetProperty("symmetry").EnumerateArray()
+            .Select(l => l.GetProperty("layer").GetString()!).ToList();
+        var layers = order.Concat(spreads.Keys.Order(StringComparer.Ordinal)).Distinct().ToList();
+        return [.. layers.Select(l => new LayerSymmetryNow(l, breaks.TryGetValue(l, out var b) ? b : null,
+            spreads.TryGetValue(l, out var s) ? s.Value : null, spreads.TryGetValue(l, out var at) ? at.Step : null))];
+    }
+
     /// <summary>Points per series a chart asks for at once: a few per pixel column of a wide chart.</summary>
     public const int DefaultMaxPoints = 1000;
 

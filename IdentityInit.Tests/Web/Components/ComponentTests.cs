@@ -122,6 +122,25 @@ public sealed class ComponentTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheSymmetryTabShowsPerLayerWhereSymmetryBrokeAndTheLatestSpreadReadably()
+    {
+        var id = await IdentityInit.Tests.Web.HistoryTests.SeedAsync(lab.Services);
+        var db = lab.Services.GetRequiredService<AppDb>();
+        await db.WritePointsAsync([
+            .. new[] { 10L, 20, 30 }.Select(s => new MetricPoint { RunId = id, Series = "spread/conv", Step = s, Value = s == 30 ? 2.5e-9 : 0 }),
+            .. new[] { 10L, 20, 30 }.Select(s => new MetricPoint { RunId = id, Series = "spread/fc", Step = s, Value = 0 }),
+            new MetricPoint { RunId = id, Series = "break/conv", Step = 23, Value = 1e-9 },
+        ]);
+
+        var table = context.Render<SymmetryTable>(p => p.Add(t => t.RunId, id));
+
+        var rows = table.FindAll("#symmetry-table tbody tr").Select(r => r.QuerySelectorAll("td").Select(c => c.TextContent.Trim()).ToArray()).ToList();
+        Assert.Equal(["conv", "23", "2.500e-9", "30"], rows[0]);
+        Assert.Equal(["fc", "never (channels identical)", "0", "30"], rows[1]);
+        Assert.Contains("Symmetry broke in 1 of 2 layers, first at step 23", table.Find("#symmetry-summary").TextContent);
+    }
+
+    [Fact]
     public async Task NotesAndTagsAreEditedOnTheRunPageAndABadTagIsNamedOnItsField()
     {
         var id = await IdentityInit.Tests.Web.HistoryTests.SeedAsync(lab.Services);
