@@ -1,4 +1,5 @@
 using IdentityInit.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Playwright;
 
 namespace IdentityInit.Tests.Browser;
@@ -88,7 +89,8 @@ public sealed class LabBrowserTests
               iiCharts.add(b, [["spread/fc", [1], [2]], ["spread/conv1", [1], [1]]]);
               await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
               return [iiCharts.seriesColor(a, "spread/conv1"), iiCharts.seriesColor(b, "spread/conv1"),
-                      iiCharts.seriesColor(a, "spread/fc"), iiCharts.seriesColor(b, "spread/fc"), iiCharts.seriesColor(a, "\u25B2 spread/conv1")];
+                      iiCharts.seriesColor(a, "spread/fc"), iiCharts.seriesColor(b, "spread/fc"), iiCharts.markers(a)[0].color,
+                      String(iiCharts.legendCount(a))];
             }
             """);
         Assert.Equal("waiting for the first points", await page.EvaluateAsync<string>("""
@@ -102,7 +104,8 @@ public sealed class LabBrowserTests
             """));
         Assert.Equal(colours[0], colours[1]);
         Assert.Equal(colours[2], colours[3]);
-        Assert.Equal(colours[0], colours[4]);
+        Assert.Equal(colours[0], colours[4]); // a break marker is drawn in its line's colour
+        Assert.Equal("2", colours[5]); // and is not a legend entry of its own
         Assert.NotEqual(colours[0], colours[2]);
         var spread = page.Locator("[data-chart='spread']");
         await spread.ScrollIntoViewIfNeededAsync();
@@ -206,6 +209,55 @@ public sealed class LabBrowserTests
         await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
         await page.WaitForFunctionAsync("() => iiCharts.isDark() === true");
         Assert.NotEqual(light, await page.EvaluateAsync<string>("() => getComputedStyle(document.body).backgroundColor"));
+    }
+
+    [Fact]
+    public async Task ComparingRunsKeepsOneColourPerRunSeparatesIdenticalRunsAndPicksLayers()
+    {
+        Assertions.SetDefaultExpectTimeout(15_000);
+        await using var lab = new LabFactory();
+        var baseUrl = lab.StartKestrel();
+        var a = await IdentityInit.Tests.Web.HistoryTests.SeedAsync(lab.Services, name: "det seed 1");
+        var b = await IdentityInit.Tests.Web.HistoryTests.SeedAsync(lab.Services, name: "nondet seed 1");
+        var db = lab.Services.GetRequiredService<IdentityInit.Web.Data.AppDb>();
+        foreach (var id in new[] { a, b })
+            await db.WritePointsAsync([
+                .. new[] { "conv", "fc", "stem" }.SelectMany(layer => new[] { 10L, 20, 30 }.Select(s =>
+                    new IdentityInit.Web.Data.MetricPoint { RunId = id, Series = "spread/" + layer, Step = s, Value = s * 1e-9 })),
+                new IdentityInit.Web.Data.MetricPoint { RunId = id, Series = "break/conv", Step = 5, Value = 1e-9 },
+            ]);
+        var (playwright, context) = await Chromium.LaunchAsync();
+        using var _ = playwright;
+        await using var __ = context;
+        var page = await context.NewPageAsync();
+        await page.GotoAsync(new Uri(baseUrl, $"/compare?ids={a},{b}").ToString());
+        await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+        const string loss = "document.querySelector(\"[data-chart='loss']\").id";
+        const string spread = "document.querySelector(\"[data-chart='spread']\").id";
+        await page.WaitForFunctionAsync($"() => iiCharts.legendCount({spread}) === 6");
+
+        // Identical loss curves: each run its colour, the second dashed, so both stay visible.
+        var styles = await page.EvaluateAsync<string[]>($$"""
+            () => [iiCharts.seriesColor({{loss}}, 'det seed 1 · train loss'), iiCharts.seriesColor({{loss}}, 'nondet seed 1 · train loss'),
+                   iiCharts.seriesColor({{spread}}, 'det seed 1 · conv'), iiCharts.seriesColor({{spread}}, 'det seed 1 · fc'),
+                   JSON.stringify(iiCharts.seriesDash({{loss}}, 'det seed 1 · train loss')), JSON.stringify(iiCharts.seriesDash({{loss}}, 'nondet seed 1 · train loss')),
+                   iiCharts.markers({{spread}}).map(m => m.line).join('|')]
+            """);
+        Assert.NotEqual(styles[0], styles[1]);
+        Assert.Equal(styles[0], styles[2]); // a run's colour is the same on every chart and every layer
+        Assert.Equal(styles[2], styles[3]);
+        Assert.Equal("[]", styles[4]);
+        Assert.NotEqual("[]", styles[5]);
+        Assert.Equal("det seed 1 · conv|nondet seed 1 · conv", styles[6]);
+        Assert.Equal(5, await page.EvaluateAsync<double>($"() => iiCharts.xRange({spread})[0]")); // the axis reaches back to the break at step 5
+
+        // Picking one layer leaves one entry per run in the per-layer charts' legends.
+        await page.Locator(".mud-select:has(#layer-picker)").Last.ClickAsync();
+        await page.GetByRole(AriaRole.Option, new() { Name = "conv", Exact = true }).ClickAsync();
+        await page.Keyboard.PressAsync("Escape");
+        await page.WaitForFunctionAsync($"() => iiCharts.legendCount({spread}) === 2");
+        Assert.Contains("nothing recorded for this chart", await page.Locator("[id$='-diversity-info']").InnerTextAsync());
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "compare.png"), FullPage = true });
     }
 
     [Fact]

@@ -16,7 +16,7 @@ public sealed class HistoryTests
     static double? Loss(long step) => step is >= 9000 and < 9200 ? null : step == 7777 ? 1000 : 2 + Math.Sin(step / 37.0) / (1 + step / 1000.0);
 
     /// <summary>withTimes: a "time" point every 10 steps, 6 s apart (step 1000 at 10 min).</summary>
-    internal static async Task<Guid> SeedAsync(IServiceProvider services, bool withTimes = false)
+    internal static async Task<Guid> SeedAsync(IServiceProvider services, bool withTimes = false, string name = "long")
     {
         var db = services.GetRequiredService<AppDb>();
         var id = Guid.NewGuid();
@@ -24,7 +24,7 @@ public sealed class HistoryTests
         {
             context.Runs.Add(new Run
             {
-                Id = id, Name = "long", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic",
+                Id = id, Name = name, ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic",
                 Queue = "cpu", Status = RunState.Completed, CreatedAt = DateTime.UtcNow,
             });
             await context.SaveChangesAsync();

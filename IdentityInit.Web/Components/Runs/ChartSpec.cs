@@ -61,7 +61,9 @@ public sealed record ChartSpec(string Key, string Title, string YLabel, string[]
                 xs.Add(Math.Round(xi, 6));
                 ys.Add(double.IsFinite(s.Values[i]) && Math.Abs(s.Values[i]) <= float.MaxValue ? (float)s.Values[i] : null);
             }
-            if (xs.Count > 0) result.Add([runLabel is null ? label : $"{runLabel} · {label}", xs, ys]);
+            // A break marker keeps its mark in front ("\u25B2 run · layer"): it is drawn on its line "run · layer".
+            var name = runLabel is null ? label : label.StartsWith('\u25B2') ? $"\u25B2 {runLabel} · {label[2..]}" : $"{runLabel} · {label}";
+            if (xs.Count > 0) result.Add([name, xs, ys]);
         }
         return result;
     }

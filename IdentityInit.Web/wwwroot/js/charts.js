@@ -34,7 +34,7 @@
 
   // Hover values: 4 significant digits, scientific when small or large (a spread of 1e-9 must not read 0).
   // A series' colour follows its name (FNV-1a), not its arrival order: the same on live view, reload and compare.
-  // A symmetry-break marker ("\u25B2 layer") and a band ("name lo"/"name hi") take their line's colour.
+  // A symmetry-break marker ("\u25B2 layer", "\u25B2 run \u00B7 layer") and a band ("name lo"/"name hi") take their line's colour.
   function colorOf(name) {
     const key = name.replace(/^\u25B2 /, "").replace(/ (lo|hi)$/, "");
     let h = 0x811c9dc5;
@@ -74,7 +74,12 @@
   function build(chart) {
     const el = document.getElementById(chart.id);
     if (!el) return;
-    const shownNames = [...chart.series.keys()].filter(n => !chart.layers || chart.layers.includes(layerOf(n)));
+    const picked = [...chart.series.keys()].filter(n => !chart.layers || chart.layers.includes(layerOf(n)));
+    // Symmetry-break markers are not series: each is a dashed vertical rule at its step in its line's colour (a point
+    // would float off a line drawn only every MetricsEvery steps, and would double the legend).
+    chart.markers = picked.filter(n => n.startsWith("\u25B2 ")).map(n => ({ line: n.slice(2), xs: chart.series.get(n).xs }));
+    const shownNames = picked.filter(n => !n.startsWith("\u25B2 "));
+    const runs = [...new Set(shownNames.map(runOf).filter(r => r !== null))];
     const width = Math.max(320, el.clientWidth || 600);
     const buckets = Math.max(100, Math.floor(width));
     const tables = [];
@@ -91,7 +96,10 @@
       names.push(name);
     }
     const data = names.length ? uPlot.join(tables) : [[]];
-    if (chart.info) chart.info.textContent = total === shown ? `${total} points` : `showing ${shown} of ${total} points (min/max kept)`;
+    const finite = shownNames.reduce((n, name) => n + chart.series.get(name).ys.filter(v => v != null && Number.isFinite(v)).length, 0);
+    if (chart.info) chart.info.textContent = total === 0 ? chart.emptyText
+      : finite === 0 ? `${total} points, none finite (NaN or \u00B1\u221E, e.g. the diversity of identical channels, log of 0): nothing to draw`
+      : total === shown ? `${total} points` : `showing ${shown} of ${total} points (min/max kept)`;
     if (chart.info && chart.overview) chart.info.textContent += chart.detailRange ? " · full resolution in the zoomed window" : " · zoom in for full resolution";
     const sameSeries = chart.plot && chart.plotNames.length === names.length && chart.plotNames.every((n, k) => n === names[k])
       && chart.plotSmoothing === chart.smoothing;
@@ -107,27 +115,38 @@
     }
     const opts = {
       width, height: chart.height, title: chart.title,
-      scales: { x: { time: chart.timeX }, y: chart.logY ? { distr: 3 } : {} },
+      scales: {
+        // The x range takes in the break markers too (a layer may break before its first plotted step), unless zoomed.
+        x: { time: chart.timeX, range: (u, min, max) => {
+          if (chart.zoomed) return [min, max];
+          for (const m of chart.markers || []) for (const x of m.xs) { if (x < min || min == null) min = x; if (x > max || max == null) max = x; }
+          return min === max ? [min - 1, max + 1] : [min, max];
+        } },
+        y: chart.logY ? { distr: 3 } : {},
+      },
       axes: [chart.timeX ? { label: chart.xLabel } : { label: chart.xLabel, values: (u, vals) => vals.map(formatTick) },
              { label: chart.yLabel, size: 64, values: (u, vals) => vals.map(formatTick) }]
         .map(a => dark ? { ...a, stroke: "#ccc", grid: { stroke: "#ffffff1f" }, ticks: { stroke: "#ffffff1f" } } : a),
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },
       series: [{ label: chart.xLabel }].concat(names.map((n, k) => {
-        const marker = n.startsWith("\u25B2 ");
         const band = / (lo|hi)$/.test(n);
         const raw = n.endsWith(" (raw)");
         const base = raw ? n.slice(0, -6) : n;
-        // Comparing runs: a run keeps one colour on every chart (its name picks it); one run: each series by its name.
+        // Comparing runs: a run keeps one colour on every chart (its name picks it) and its own dash, so identical runs
+        // drawn on top of each other still show both; one run: each series by its name.
         const color = colorOf(runOf(base) ?? base);
-        const s = { label: n, show: !hidden.has(base), stroke: raw ? color + "40" : color, width: band || raw ? 1 : 1.5, spanGaps: !marker,
+        const s = { label: n, show: !hidden.has(base), stroke: raw ? color + "40" : color, width: band || raw ? 1 : 1.5, spanGaps: true,
                     value: (u, v) => formatValue(v) };
+        const dashes = [null, [8, 4], [2, 3], [10, 3, 2, 3]];
+        const runIndex = runOf(base) === null ? 0 : runs.indexOf(runOf(base));
         if (band) s.dash = [4, 4];
-        if (marker) { s.points = { show: true, size: 9, fill: color }; s.paths = () => null; }
-        else if (chart.series.get(base).xs.length < 3) s.points = { show: true, size: 5 };
+        else if (runIndex > 0) s.dash = dashes[runIndex % dashes.length];
+        if (chart.series.get(base).xs.length < 3) s.points = { show: true, size: 5 };
         return s;
       })),
       hooks: {
+        draw: [u => drawMarkers(chart, u)],
         setSelect: [u => { // a drag-zoom by the user
           if (u.select.width > 0) zoomed(chart, u.posToVal(u.select.left, "x"), u.posToVal(u.select.left + u.select.width, "x"));
         }],
@@ -143,6 +162,26 @@
     el.querySelectorAll(".u-legend tr.u-series").forEach((row, k) => { if (k > 0 && names[k - 1].endsWith(" (raw)")) row.style.display = "none"; });
     el.ondblclick = () => { chart.zoomed = false; chart.detailRange = null; schedule(chart); };
     if (scale) chart.plot.setScale("x", { min: scale[0], max: scale[1] });
+  }
+
+  function drawMarkers(chart, u) {
+    const ctx = u.ctx, top = u.bbox.top, bottom = u.bbox.top + u.bbox.height, dpr = devicePixelRatio || 1;
+    ctx.save();
+    ctx.lineWidth = 1.5 * dpr;
+    for (const m of chart.markers || []) {
+      const k = chart.plotNames.indexOf(m.line);
+      if (k >= 0 && !u.series[k + 1].show) continue; // its line is hidden from the legend
+      const color = colorOf(runOf(m.line) ?? m.line);
+      ctx.strokeStyle = color; ctx.fillStyle = color;
+      ctx.setLineDash([4 * dpr, 3 * dpr]);
+      for (const x of m.xs) {
+        const px = u.valToPos(x, "x", true);
+        if (px < u.bbox.left || px > u.bbox.left + u.bbox.width) continue;
+        ctx.beginPath(); ctx.moveTo(px, top); ctx.lineTo(px, bottom); ctx.stroke();
+        ctx.beginPath(); ctx.moveTo(px, top); ctx.lineTo(px - 5 * dpr, top - 8 * dpr); ctx.lineTo(px + 5 * dpr, top - 8 * dpr); ctx.closePath(); ctx.fill();
+      }
+    }
+    ctx.restore();
   }
 
   // Zoomed to [min, max]: a chart drawn from the server's buckets asks it for that window at full resolution.
@@ -165,9 +204,10 @@
         id, title: spec.title, yLabel: spec.yLabel || "", xLabel: spec.xLabel || "step", logY: !!spec.logY, timeX: !!spec.timeX,
         transform: spec.transform || "none", height: spec.height || 260, series: new Map(), plot: null, plotNames: [], zoomed: false,
         info: spec.infoId ? document.getElementById(spec.infoId) : null, key: spec.key, dotnet: spec.dotnet || null,
-        smoothing: spec.smoothing || 0, layers: spec.layers || null, overview: false, detailRange: null,
+        smoothing: spec.smoothing || 0, layers: spec.layers || null, overview: false, detailRange: null, markers: [],
+        emptyText: spec.emptyText || "waiting for the first points",
       };
-      if (chart.info && !old) chart.info.textContent = "waiting for the first points"; // not a blank box while a run starts
+      if (chart.info) chart.info.textContent = chart.emptyText; // not a blank box while a run starts
       charts.set(id, chart);
     },
     // columns: [[seriesName, xs, ys], ...], each series' xs increasing; points at or before a series' last x are dropped.
@@ -219,6 +259,10 @@
     setTransform(id, transform, yLabel) { const c = charts.get(id); if (c) { c.transform = transform; if (yLabel) c.yLabel = yLabel; c.plotNames = []; schedule(c); } },
     yLabel(id) { const c = charts.get(id); return c && c.plot ? c.plot.axes[1].label : null; },
     formatValue,
+    setEmptyText(id, text) { const c = charts.get(id); if (c) { c.emptyText = text; if (c.info && c.series.size === 0) c.info.textContent = text; } },
+    markers(id) { const c = charts.get(id); return c ? (c.markers || []).map(m => ({ line: m.line, xs: m.xs, color: colorOf(runOf(m.line) ?? m.line) })) : []; },
+    xRange(id) { const c = charts.get(id); return c && c.plot ? [c.plot.scales.x.min, c.plot.scales.x.max] : null; },
+    seriesDash(id, name) { const c = charts.get(id); const k = c && c.plot ? c.plotNames.indexOf(name) : -1; return k < 0 ? null : (c.plot.series[k + 1].dash || []); },
     seriesColor(id, name) { const c = charts.get(id); const k = c && c.plot ? c.plotNames.indexOf(name) : -1; return k < 0 ? null : c.plot.series[k + 1].stroke(); },
     setLogY(id, logY) { const c = charts.get(id); if (c) { c.logY = logY; c.plotNames = []; schedule(c); } },
     logY(id) { const c = charts.get(id); return c ? c.logY : null; },
