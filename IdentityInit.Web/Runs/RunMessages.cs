@@ -43,13 +43,14 @@ public sealed record RunHistory(
 public static class Series
 {
     public const string Time = "time";
+    public const string Throughput = "throughput";
 
     public static IEnumerable<PointDto> Of(RunEvent e, IReadOnlyList<string> layers) => e switch
     {
         StepMetrics m =>
         [
             new("train/loss", m.Step, m.Loss), new("train/acc", m.Step, m.Accuracy), new("lr", m.Step, m.LearningRate),
-            new("throughput", m.Step, m.ImagesPerSecond), new("step_ms", m.Step, m.StepMilliseconds), new("fingerprint", m.Step, m.Fingerprint),
+            new(Throughput, m.Step, m.ImagesPerSecond), new("step_ms", m.Step, m.StepMilliseconds), new("fingerprint", m.Step, m.Fingerprint),
             .. m.Spreads.Select((s, i) => new PointDto("spread/" + layers[i], m.Step, s)),
         ],
         EpochMetrics m =>

@@ -50,6 +50,44 @@ public sealed class ComponentTests : IAsyncLifetime
         form.Find($"input#{id}").Input(value);
 
     [Fact]
+    public async Task TheCostEstimateTakesItsSpeedFromCompletedRunsOfTheSameModelWhenThereAreAny()
+    {
+        var config = Presets.Find("constnet-deterministic")!.Config;
+        var db = lab.Services.GetRequiredService<AppDb>();
+        var id = Guid.NewGuid();
+        await using (var store = db.Create())
+        {
+            store.Runs.Add(new Run
+            {
+                Id = id, Name = "earlier run", ConfigJson = ConfigOverlay.ToJson(config), Architecture = config.Architecture, Init = config.Init,
+                Breakers = "none", Dataset = config.Dataset, Queue = "cpu", Status = RunState.Completed, CreatedAt = DateTime.UtcNow,
+            });
+            await store.SaveChangesAsync();
+        }
+        double[] rates = [3, 4, 480, 500, 510, 505, 495]; // the first two (warm-up) are left out: median 500
+        await db.WritePointsAsync([.. rates.Select((r, i) => new MetricPoint { RunId = id, Series = "throughput", Step = 10 * (i + 1), Value = r })]);
+        var form = RenderForm();
+
+        form.Find("#estimate").Click();
+
+        form.WaitForAssertion(() => Assert.StartsWith("500 img/s", form.Find("#estimate-speed").TextContent), TimeSpan.FromSeconds(60));
+        Assert.Contains("measured: median of 5 steps of 1 completed run", form.Find("#estimate-speed").TextContent);
+        Assert.Contains("earlier run", form.Find("#estimate-speed").TextContent);
+    }
+
+    [Fact]
+    public void LettersInANumberFieldAreAnErrorOnThatFieldNotASilentZero()
+    {
+        var form = RenderForm();
+
+        Type(form, "field-epochs", "abc");
+
+        form.WaitForAssertion(() => Assert.Contains("must be from 1 to 100000", form.Find("#field-epochs").Closest(".mud-input-control")!.TextContent));
+        Assert.Equal("true", form.Find("input#field-epochs").GetAttribute("aria-invalid"));
+        Assert.True(form.Find("#submit-run").HasAttribute("disabled"));
+    }
+
+    [Fact]
     public void TheFormMarksAnInvalidDepthAndDisablesQueueing()
     {
         var form = RenderForm();
