@@ -38,6 +38,7 @@ public static class Hosting
         services.AddSingleton<RunQueries>();
         services.AddSingleton<Access>();
         services.AddSingleton<ShareService>();
+        services.AddSingleton<ShareRevocations>();
         services.AddSingleton<Estimates>();
         services.AddSingleton<WeightImports>();
         services.AddHttpContextAccessor();

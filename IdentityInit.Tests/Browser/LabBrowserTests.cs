@@ -116,6 +116,9 @@ public sealed class LabBrowserTests
 
         await page.Locator("#share-run").ClickAsync();
         var shareUrl = await page.Locator("#share-link").InnerTextAsync();
+        await context.GrantPermissionsAsync(["clipboard-read", "clipboard-write"], new() { Origin = baseUrl.GetLeftPart(UriPartial.Authority) });
+        await page.Locator("#copy-share").ClickAsync();
+        await page.WaitForFunctionAsync("url => navigator.clipboard.readText().then(t => t === url)", shareUrl);
         Assert.Contains("/share/", shareUrl);
         Assert.True(shareUrl.Split("/share/")[1].Length >= 43); // 256 random bits, base64url
 
@@ -142,11 +145,21 @@ public sealed class LabBrowserTests
               const connection = new signalR.HubConnectionBuilder().withUrl("/hubs/runs").build();
               await connection.start();
               const history = await connection.invoke("Join", runId, token);
-              await connection.stop();
+              window.sharedConnection = connection;
               return history.points.length;
             }
             """, new[] { runId, token });
         Assert.True(historyPoints > 0);
+
+        // The owner's list of links: revoke, confirmed, closes the collaborator's open page and live connection at once.
+        await page.GotoAsync(new Uri(baseUrl, "/shares").ToString());
+        var row = page.Locator($"tr.share-row[data-token='{token}']");
+        await Assertions.Expect(row).ToContainTextAsync("live");
+        await row.Locator(".revoke-link").ClickAsync();
+        await page.Locator(".mud-message-box__yes-button").ClickAsync();
+        await Assertions.Expect(row).ToContainTextAsync("revoked");
+        await Assertions.Expect(shared.Locator("#share-missing")).ToBeVisibleAsync(); // no reload: the page dropped the run
+        await shared.WaitForFunctionAsync("() => window.sharedConnection.state === 'Disconnected'");
 
         await page.GotoAsync(runUrl);
         var messages = console.ToArray();

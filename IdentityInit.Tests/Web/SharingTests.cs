@@ -83,9 +83,18 @@ public sealed class SharingTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task ARevokedLinkIsNotFoundAtOnce()
+    public async Task ARevokedLinkIsNotFoundAtOnceAndItsOpenConnectionsAreClosed()
     {
+        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(baseUrl, "/hubs/runs"))
+            .AddJsonProtocol(o => o.PayloadSerializerOptions = Api.Json).Build();
+        var closed = new TaskCompletionSource();
+        hub.Closed += _ => { closed.TrySetResult(); return Task.CompletedTask; };
+        await hub.StartAsync();
+        Assert.NotEmpty((await hub.InvokeAsync<RunHistory>("Join", shared, token)).Points);
+
         var revoke = await owner.DeleteAsync($"/api/shares/{token}");
+
+        await closed.Task.WaitAsync(TimeSpan.FromSeconds(5)); // the joined connection is cut, not left receiving batches
 
         Assert.Equal(HttpStatusCode.NoContent, revoke.StatusCode);
         Assert.Equal(HttpStatusCode.NotFound, (await stranger.GetAsync($"/api/share/{token}")).StatusCode);

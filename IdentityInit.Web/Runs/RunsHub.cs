@@ -14,7 +14,7 @@ public interface IRunClient
 /// batches follow as Batch(RunBatch). Joining before reading history means no gap; drop live points at or below the
 /// last history step of their series to avoid duplicates.
 /// </summary>
-public sealed class RunsHub(RunQueries queries, Access access) : Hub<IRunClient>
+public sealed class RunsHub(RunQueries queries, Access access, ShareRevocations revocations) : Hub<IRunClient>
 {
     public static string Group(Guid runId) => "run:" + runId.ToString("N");
 
@@ -22,6 +22,13 @@ public sealed class RunsHub(RunQueries queries, Access access) : Hub<IRunClient>
     {
         if (!await access.CanReadAsync(Context.GetHttpContext(), runId, shareToken))
             throw new HubException($"run {runId} not found");
+        if (shareToken is not null)
+        {
+            // Revoking the link closes this connection at once; the watch ends with the connection.
+            var connection = Context;
+            var watch = revocations.Watch(shareToken, connection.Abort);
+            connection.ConnectionAborted.Register(watch.Dispose);
+        }
         await Groups.AddToGroupAsync(Context.ConnectionId, Group(runId));
         return await queries.HistoryAsync(runId) ?? throw new HubException($"run {runId} not found");
     }

@@ -5,7 +5,7 @@ using Microsoft.EntityFrameworkCore;
 namespace IdentityInit.Web.Sharing;
 
 /// <summary>Creating, listing and revoking share links: one place for the API and the pages.</summary>
-public sealed class ShareService(AppDb db, RunQueries queries)
+public sealed class ShareService(AppDb db, RunQueries queries, ShareRevocations revocations)
 {
     public async Task<(ShareLink? Link, ValidationErrors Errors)> CreateAsync(IReadOnlyList<Guid>? runIds)
     {
@@ -36,6 +36,16 @@ public sealed class ShareService(AppDb db, RunQueries queries)
         if (link is null) return false;
         link.RevokedAt = DateTime.UtcNow;
         await context.SaveChangesAsync();
+        revocations.Revoked(token); // this node at once; the others through NOTIFY
+        if (db.IsPostgres)
+        {
+            await using var connection = new Npgsql.NpgsqlConnection(db.Postgres);
+            await connection.OpenAsync();
+            await using var notify = new Npgsql.NpgsqlCommand("SELECT pg_notify(@channel, @token)", connection);
+            notify.Parameters.AddWithValue("channel", ShareRevocations.Channel);
+            notify.Parameters.AddWithValue("token", token);
+            await notify.ExecuteNonQueryAsync();
+        }
         return true;
     }
 }
