@@ -13,6 +13,46 @@ public sealed record Estimate(long Parameters, long WeightBytes, long Activation
     public long TotalBytes => WeightBytes + ActivationBytes;
 }
 
+/// <summary>A model's size from its config alone, without building it (a depth of 10^6 must be refused, not allocated).</summary>
+public sealed record ModelSize(double Parameters, double TrainingBytes)
+{
+    /// <summary>
+    /// Exact parameter count of the model <see cref="ModelFactory"/> builds, and the memory one training step needs:
+    /// weights, gradients and momentum (12 bytes a parameter) plus the activations kept for the backward pass (the
+    /// outputs of every layer, x3 for the pre-activation, activation and branch sum), at the config's batch size.
+    /// Doubles, so that absurd configs do not overflow.
+    /// </summary>
+    public static ModelSize Of(ExperimentConfig c)
+    {
+        var (channels, height, width, classes, _) = DatasetCatalog.Shape(c.Dataset);
+        if (c.Architecture == "toy")
+        {
+            double inputs = channels * height * width, hidden = c.ToyHidden;
+            var toyParameters = inputs * hidden + hidden + hidden * classes + classes;
+            return new ModelSize(toyParameters, toyParameters * 12 + (double)c.BatchSize * (hidden * 2 + classes) * 4 * 3);
+        }
+        var n = Math.Max(1, (c.Depth - 4) / 3);
+        double[] widths = [16, 16.0 * c.Widen, 32.0 * c.Widen, 64.0 * c.Widen];
+        var leaky = c.Architecture == "leakynet";
+        double parameters = channels * widths[0] * 9, activations = widths[0] * height * width;
+        double side = (double)height * width;
+        for (var g = 0; g < 3; g++)
+        {
+            if (g > 0) side /= 4; // stride 2
+            for (var i = 0; i < n; i++)
+            {
+                var (inPlanes, outPlanes) = (i == 0 ? widths[g] : widths[g + 1], widths[g + 1]);
+                var projects = i == 0 && (inPlanes != outPlanes || g > 0);
+                parameters += inPlanes * outPlanes * 9
+                              + (leaky ? 2 * outPlanes + 2 : (c.BatchNorm ? 2 * inPlanes : 0) + (projects ? inPlanes * outPlanes : 0));
+                activations += outPlanes * side;
+            }
+        }
+        parameters += widths[3] * classes + classes;
+        return new ModelSize(parameters, parameters * 12 + (double)c.BatchSize * activations * 4 * 3);
+    }
+}
+
 public static class Estimator
 {
     /// <summary>

@@ -178,7 +178,7 @@ public static class Hosting
                    || path.StartsWith("/hubs/", StringComparison.Ordinal) || path.StartsWith("/_blazor", StringComparison.Ordinal)
                    || path.StartsWith("/_framework", StringComparison.Ordinal) || path.StartsWith("/_content", StringComparison.Ordinal)
                    || path.StartsWith("/lib/", StringComparison.Ordinal) || path.StartsWith("/js/", StringComparison.Ordinal)
-                   || path.StartsWith("/css/", StringComparison.Ordinal) || path == "/favicon.ico" || path.EndsWith(".css", StringComparison.Ordinal);
+                   || path.StartsWith("/css/", StringComparison.Ordinal) || path == "/favicon.ico";
         var access = http.RequestServices.GetRequiredService<Access>();
         if (open || access.IsOwner(http)) await next();
         else

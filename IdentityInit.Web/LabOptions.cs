@@ -35,7 +35,29 @@ public sealed class LabOptions
     /// </summary>
     public int RequeueAfterSeconds { get; set; } = 60;
 
+    /// <summary>
+    /// The largest model a queue accepts, by parameters and by the memory one training step needs (weights, gradients,
+    /// momentum, activations at the batch size). A queue not named here gets <see cref="DefaultModelLimit"/>.
+    /// </summary>
+    public Dictionary<string, ModelLimit> ModelLimits { get; set; } = new() { ["cuda"] = new() { MaxMemoryMb = 128 * 1024 } };
+
+    public static readonly ModelLimit DefaultModelLimit = new();
+
+    public ModelLimit ModelLimitFor(string queue) =>
+        ModelLimits.TryGetValue(queue, out var limit) ? limit
+        : queue.StartsWith("cuda_", StringComparison.Ordinal) && ModelLimits.TryGetValue("cuda", out var cuda) ? cuda
+        : DefaultModelLimit;
+
+    /// <summary>Queued runs one owner may have waiting at once; more are refused (the list and the workers stay usable).</summary>
+    public int MaxQueuedRuns { get; set; } = 500;
+
     public IReadOnlyList<string> QueueList => Queues.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
     public string CheckpointRoot => CheckpointDir ?? Path.Combine(DataDir, "checkpoints");
     public string DatasetRoot => DatasetDir ?? Environment.GetEnvironmentVariable("IDENTITYINIT_DATA") ?? Path.Combine(DataDir, "datasets");
+}
+
+public sealed class ModelLimit
+{
+    public double MaxParameters { get; set; } = 500_000_000;
+    public double MaxMemoryMb { get; set; } = 64 * 1024;
 }

@@ -116,3 +116,35 @@ public sealed class ConfigValidationTests
         Assert.Contains("depth must be 3n + 4 with n >= 1 blocks per group", error.Message);
     }
 }
+
+public sealed class ModelSizeTests
+{
+    public static TheoryData<string> Configs => new()
+    {
+        """{"architecture":"constnet","depth":7,"widen":1,"dataset":"synthetic"}""",
+        """{"architecture":"constnet","depth":10,"widen":2,"batchNorm":false,"dataset":"cifar10"}""",
+        """{"architecture":"constnet","depth":13,"widen":3,"dataset":"fashion-mnist"}""",
+        """{"architecture":"leakynet","depth":7,"widen":1,"leakyInit":"h_hh_hh_hh","dataset":"cifar10"}""",
+        """{"architecture":"leakynet","depth":10,"widen":2,"batchNorm":false,"leakyInit":"h_hhh_hhh_hhh","dataset":"synthetic"}""",
+        """{"architecture":"toy","toyHidden":300,"toyUnique":3,"dataset":"mnist"}""",
+    };
+
+    [Theory]
+    [MemberData(nameof(Configs))]
+    public void TheSizeFromTheConfigIsTheBuiltModelsExactParameterCount(string json)
+    {
+        var config = ConfigOverlay.FromJson(json, "test");
+        var (channels, height, width, classes, _) = IdentityInit.Training.Data.DatasetCatalog.Shape(config.Dataset);
+        using var model = ModelFactory.Create(config, channels, height, width, classes);
+
+        Assert.Equal(model.parameters().Sum(p => p.numel()), ModelSize.Of(config).Parameters);
+    }
+
+    [Fact]
+    public void AnAbsurdConfigIsSizedWithoutBuildingOrOverflowing()
+    {
+        var size = ModelSize.Of(new ExperimentConfig { Depth = 1_000_000, Widen = 1000 });
+
+        Assert.True(size.Parameters > 1e15 && double.IsFinite(size.TrainingBytes));
+    }
+}

@@ -46,6 +46,8 @@ public sealed class RunsApiTests : IAsyncLifetime
         Assert.Contains("<svg", svg);
     }
 
+    static readonly string TwentyOneTags = string.Join(",", Enumerable.Range(0, 21).Select(i => $"'t{i}'".Replace('\'', '"')));
+
     public static TheoryData<string, string, string> InvalidRequests => new()
     {
         { """{"preset":"nope"}""", "preset", "unknown preset 'nope'" },
@@ -75,6 +77,10 @@ public sealed class RunsApiTests : IAsyncLifetime
         { """{"preset":"constnet-he","config":""", "body", "not valid JSON" },
         { """[1,2]""", "body", "expected a JSON object" },
         { """{"preset":"constnet-he","tags":"one"}""", "tags", "wrong type" },
+        { """{"preset":"constnet-he","config":{"depth":1000000}}""", "config.depth", "parameters; the 'cpu' queue takes at most" },
+        { """{"preset":"toy-k4","config":{"toyHidden":1000000000}}""", "config.toyHidden", "parameters; the 'cpu' queue takes at most" },
+        { """{"preset":"constnet-he","config":{"dataset":"cifar10","depth":16,"widen":10,"batchSize":65536}}""", "config.batchSize", "MiB (weights, gradients, momentum and activations at batch 65536)" },
+        { $$"""{"preset":"constnet-he","tags":[{{TwentyOneTags}}]}""", "tags", "at most 20 tags, got 21" },
     };
 
     [Theory]

@@ -88,6 +88,27 @@ public sealed class RunsListTests
     }
 
     [Fact]
+    public async Task QueuedRunsPastTheLimitAreRefusedWholeNamingTheQueue()
+    {
+        await using var lab = new LabFactory(settings: new Dictionary<string, string?> { ["IdentityInit:MaxQueuedRuns"] = "3" });
+        var http = lab.CreateClient();
+        await using (var context = lab.Services.GetRequiredService<AppDb>().Create())
+        {
+            foreach (var i in Enumerable.Range(0, 2)) // waiting in the store, as a backlog would
+                context.Runs.Add(new Run { Id = Guid.NewGuid(), Name = $"waiting {i}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic", Queue = "cpu", Status = RunState.Queued, CreatedAt = DateTime.UtcNow });
+            await context.SaveChangesAsync();
+        }
+        var sweep = new { preset = "constnet-nondeterministic", config = new { dataset = "synthetic", epochs = 1 }, sweep = new { seeds = new[] { 1, 2 } } };
+
+        var response = await http.PostAsJsonAsync("/api/runs", sweep);
+
+        Assert.Equal((HttpStatusCode)429, response.StatusCode);
+        Assert.Contains("2 runs are already queued and at most 3 may wait at once; these 2 would make 4",
+            JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("errors").GetProperty("queue")[0].GetString());
+        Assert.Equal("2", (await http.GetAsync("/api/runs")).Headers.GetValues("X-Total-Count").Single()); // nothing stored, nothing queued
+    }
+
+    [Fact]
     public async Task ARunIsRenamedAnnotatedArchivedAndDeletedWithEverythingItStored()
     {
         await using var lab = new LabFactory();

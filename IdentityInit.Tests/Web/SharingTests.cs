@@ -74,6 +74,7 @@ public sealed class SharingTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.DeleteAsync($"/api/shares/{token}")).StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.GetAsync("/jobs")).StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.GetAsync($"/runs/{shared}")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.GetAsync("/api/runs.css")).StatusCode); // no suffix opens the gate
         await using var hub = new HubConnectionBuilder().WithUrl(new Uri(baseUrl, "/hubs/runs"))
             .AddJsonProtocol(o => o.PayloadSerializerOptions = Api.Json).Build();
         await hub.StartAsync();

@@ -15,6 +15,9 @@ namespace IdentityInit.Web.Runs;
 public sealed record CreateRunRequest(
     string? Name = null, string? Preset = null, JsonObject? Config = null, IReadOnlyList<string>? Tags = null, SweepRequest? Sweep = null);
 
+/// <summary>Creating these runs would pass the owner's limit of queued runs; nothing was stored or queued.</summary>
+public sealed class QueueFullException(string message) : Exception(message);
+
 /// <summary>An edit of a stored run: each field given is set, each null is left.</summary>
 public sealed record RunEdit(string? Name = null, IReadOnlyList<string>? Tags = null, string? Notes = null, bool? Archived = null);
 
@@ -82,6 +85,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
             if (c.Dataset != "synthetic" && !DatasetCatalog.Downloadable(c.Dataset) && catalog.Find(c.Dataset) is null)
                 errors.Add("config.dataset", catalog.Missing(c.Dataset, null));
             if (workers.QueueProblem(QueueOf(c.Device)) is { } problem) errors.Add("config.device", problem);
+            if (errors.Count == 0 && SizeProblem(c) is { } size) errors.Add(size.Field, size.Message); // sized only once the rest is valid
         }
         CheckTags(request.Tags ?? [], errors);
         return (errors.Count == 0 ? configs : [], errors);
@@ -124,6 +128,10 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
             GroupLabel = groupId is null ? null : request.Sweep?.Field is { } f ? $"sweep over {f}" : "seed group",
         }).ToList();
         await using var context = db.Create();
+        var waiting = await context.Runs.CountAsync(r => r.Owner == Ownership.DefaultOwner && r.Status == RunState.Queued);
+        if (waiting + runs.Count > options.Value.MaxQueuedRuns)
+            throw new QueueFullException($"{waiting} runs are already queued and at most {options.Value.MaxQueuedRuns} may wait at once; " +
+                                         $"these {runs.Count} would make {waiting + runs.Count}. Wait for some to start, or cancel some.");
         context.Runs.AddRange(runs);
         await context.SaveChangesAsync();
         foreach (var run in runs) await EnqueueAsync(run.Id, run.Queue);
@@ -156,6 +164,22 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
     }
 
     /// <summary>The request that recreates a run, to queue as is or to edit first.</summary>
+    /// <summary>A model over its queue's limits, named by the field that makes it big (before anything is built).</summary>
+    (string Field, string Message)? SizeProblem(ExperimentConfig c)
+    {
+        var queue = QueueOf(c.Device);
+        var limit = options.Value.ModelLimitFor(queue);
+        var size = ModelSize.Of(c);
+        var field = c.Architecture == "toy" ? "config.toyHidden" : c.Widen > 10 ? "config.widen" : "config.depth";
+        if (size.Parameters > limit.MaxParameters)
+            return (field, $"the model would have {size.Parameters:G3} parameters; the '{queue}' queue takes at most {limit.MaxParameters:G3}");
+        var mb = size.TrainingBytes / (1024 * 1024);
+        if (mb > limit.MaxMemoryMb)
+            return (mb > limit.MaxMemoryMb && size.Parameters * 12 / (1024 * 1024) < limit.MaxMemoryMb ? "config.batchSize" : field,
+                $"a training step would need about {mb:N0} MiB (weights, gradients, momentum and activations at batch {c.BatchSize}); the '{queue}' queue allows {limit.MaxMemoryMb:N0} MiB");
+        return null;
+    }
+
     public const int MaxNotes = 20_000;
     public const int MaxTags = 20;
 

@@ -68,7 +68,7 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
                     p.Heatmaps.AddRange(c.Activations.Select(a => new HeatmapDto(a.Layer, c.Step, a.Size, a.Matrix)));
                     break;
                 case LogLine l:
-                    p.Logs.Add(new LogDto(l.Step, DateTime.UtcNow, l.Message));
+                    p.Logs.Add(new LogDto(l.Step, DateTime.UtcNow, ErrorText.ForDisplay(l.Message)));
                     break;
                 case SymmetryBroken b:
                     p.Logs.Add(new LogDto(b.Step, DateTime.UtcNow, $"symmetry broke in {b.Layer} at step {b.Step} (spread {b.Spread:G3})"));

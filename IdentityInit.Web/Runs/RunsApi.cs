@@ -35,8 +35,15 @@ public static class RunsApi
             if (request is null) return Results.ValidationProblem(bodyErrors, title: "The request body is not a run request");
             var (configs, errors) = service.Plan(request);
             if (errors.Count > 0) return Results.ValidationProblem(errors, title: "The run configuration is invalid");
-            var runs = await service.CreateAsync(request, configs);
-            return Results.Created($"/api/runs/{runs[0].Id}", runs.Select(RunDto.Of));
+            try
+            {
+                var runs = await service.CreateAsync(request, configs);
+                return Results.Created($"/api/runs/{runs[0].Id}", runs.Select(RunDto.Of));
+            }
+            catch (QueueFullException e)
+            {
+                return QueueFull(e);
+            }
         });
 
         // One page of runs (newest first unless sorted otherwise); X-Total-Count and a Link rel="next" say what else there is.
@@ -148,8 +155,15 @@ public static class RunsApi
             var request = RunService.CloneRequest(run);
             var (configs, errors) = service.Plan(request);
             if (errors.Count > 0) return Results.ValidationProblem(errors);
-            var runs = await service.CreateAsync(request, configs);
-            return Results.Created($"/api/runs/{runs[0].Id}", RunDto.Of(runs[0]));
+            try
+            {
+                var runs = await service.CreateAsync(request, configs);
+                return Results.Created($"/api/runs/{runs[0].Id}", RunDto.Of(runs[0]));
+            }
+            catch (QueueFullException e)
+            {
+                return QueueFull(e);
+            }
         });
 
         api.MapGet("/workers", async (Workers workers, CancellationToken cancellationToken) => await workers.OverviewAsync(cancellationToken));
@@ -157,6 +171,9 @@ public static class RunsApi
         api.MapGet("/compare/first-difference", async (Guid a, Guid b, RunQueries queries) =>
             await FirstDifferenceAsync(queries, a, b) is { } result ? Results.Ok(result) : Results.NotFound());
     }
+
+    static IResult QueueFull(QueueFullException e) => Results.ValidationProblem(
+        new Dictionary<string, string[]> { ["queue"] = [e.Message] }, title: "Too many queued runs", statusCode: StatusCodes.Status429TooManyRequests);
 
     /// <summary>Reads the runs list's query string; every problem is named by its parameter.</summary>
     public static (RunFilter? Filter, ValidationErrors Errors) ReadFilter(IQueryCollection query)

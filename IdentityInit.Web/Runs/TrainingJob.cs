@@ -144,6 +144,11 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
             RunStatus.Diverged => RunState.Diverged,
             _ => RunState.Failed,
         };
+        if (summary.Error is { } raw)
+        {
+            logger.LogWarning("run {RunId} ended {State}: {Error}", runId, state, raw); // the whole text stays in the server's log
+            summary = summary with { Error = ErrorText.ForDisplay(raw) };
+        }
         // Order matters: every point is stored before the run reads as ended, and viewers hear of the end last.
         stream.FlushAsync(runId).GetAwaiter().GetResult();
         long totalSteps; // what the run was to train, not where it stopped: a cancelled run reads "step 63 of 3200"
