@@ -24,11 +24,16 @@ public static class ChannelSpread
             WeightRole.Hidden => w.reshape(w.shape[0] * w.shape[1], -1),   // [O*I, k*k]: every kernel
             _ => w.flatten(1).t(),                                         // [I, classes]: input channels
         };
-        return (slices.amax([0]) - slices.amin([0])).max();
+        var (min, max) = slices.aminmax(0); // one pass over the weights for both extremes
+        return (max - min).max();
     }
 
     /// <summary>Activation spread of A[N, C, ...]: the max over positions of (max - min) across channels.</summary>
-    public static Tensor OfActivation(Tensor a) => (a.amax([1]) - a.amin([1])).max();
+    public static Tensor OfActivation(Tensor a)
+    {
+        var (min, max) = a.aminmax(1);
+        return (max - min).max();
+    }
 
     /// <summary>Spreads of all layers in one host transfer.</summary>
     public static double[] OfWeights(IReadOnlyList<WeightLayer> layers)

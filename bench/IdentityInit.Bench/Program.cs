@@ -12,6 +12,7 @@ using IdentityInit.Training.Data;
 //   relay --pg CONNECTION --steps S               child process -> worker node -> PostgreSQL -> web node -> SignalR, p50/p95
 //   webcpu --pg CONNECTION --runs N --seconds T  CPU of a web node relaying N live runs a worker host trains
 //   child --steps S --pairs P                     throughput of a run in a child process vs in this process, interleaved
+//   decompose --threads N --steps S --pairs P     where a step's time goes: library floor, engine arms, per-step extras
 var command = args.FirstOrDefault() ?? "throughput";
 int Arg(string name, int fallback) => args.SkipWhile(a => a != name).Skip(1).Select(int.Parse).FirstOrDefault(fallback);
 switch (command)
@@ -48,6 +49,9 @@ switch (command)
             Console.WriteLine($"torchsharp threads={wrn.Threads} img/s={steps * 128 / seconds:F1}");
             break;
         }
+    case "decompose":
+        Decomposition.Run(data, wrn, Arg("--steps", 30), Arg("--pairs", 2), TimeSteps);
+        break;
     case "overhead":
         {
             var (steps, pairs) = (Arg("--steps", 400), Arg("--pairs", 2));
