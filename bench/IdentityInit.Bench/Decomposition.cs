@@ -39,6 +39,7 @@ static class Decomposition
         Console.WriteLine($"  engine default / floor (time): {stepMs / Ms(floor):F3}");
 
         // Each per-step extra alone, per call, on the same model and batch (200 calls after 20 warm-up).
+        if (wrn.Threads > 0) set_num_threads(wrn.Threads);
         using var scope = NewDisposeScope();
         var config = wrn with { Init = "he-fanout" };
         using var model = ModelFactory.Create(config, data.Channels, data.Height, data.Width, data.Classes);
@@ -48,6 +49,9 @@ static class Decomposition
         var indices = arange(wrn.BatchSize);
         var x = Augment.Normalize(data.TrainImages.index_select(0, indices), data.Mean, data.Std);
         var loss = nn.functional.cross_entropy(model.call(x), data.TrainLabels.index_select(0, indices));
+        loss.backward(retain_graph: true); // gradients for the optimizer steps below
+        var engineSgd = new Sgd(parameters, 0.9, 5e-4, false);
+        var stockSgd = optim.SGD(model.parameters(), 1e-9, momentum: 0.9, weight_decay: 5e-4);
         var extras = new (string Name, Action Call)[]
         {
             ("loss NaN/Inf check (isfinite(loss).item)", () => _ = isfinite(loss).item<bool>()),
@@ -55,6 +59,8 @@ static class Decomposition
             ("weight fingerprint (every metrics step)", () => _ = ChannelSpread.Fingerprint(parameters)),
             ("batch: index_select + normalise", () => { using var s = NewDisposeScope(); _ = Augment.Normalize(data.TrainImages.index_select(0, indices), data.Mean, data.Std); }),
             ("a dispose scope (open and close)", () => { using var s = NewDisposeScope(); }),
+            ("the engine's SGD step (checkpointable buffers, one op per tensor)", () => engineSgd.Step(1e-9)),
+            ("TorchSharp's optim.SGD step, for comparison", () => stockSgd.step()),
         };
         foreach (var (name, call) in extras)
         {
@@ -67,8 +73,9 @@ static class Decomposition
     }
 
     /// <summary>The bare step: batch, forward, loss, backward, TorchSharp's own SGD; what PyTorch's twin does.</summary>
-    static double Floor(ImageDataset data, ExperimentConfig wrn, int warmup, int steps)
+    public static double Floor(ImageDataset data, ExperimentConfig wrn, int warmup, int steps)
     {
+        if (wrn.Threads > 0) set_num_threads(wrn.Threads); // as the engine does at the start of a run
         using var scope = NewDisposeScope();
         var config = wrn with { Init = "he-fanout" };
         var model = ModelFactory.Create(config, data.Channels, data.Height, data.Width, data.Classes);

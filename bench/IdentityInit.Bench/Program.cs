@@ -12,6 +12,7 @@ using IdentityInit.Training.Data;
 //   relay --pg CONNECTION --steps S               child process -> worker node -> PostgreSQL -> web node -> SignalR, p50/p95
 //   webcpu --pg CONNECTION --runs N --seconds T  CPU of a web node relaying N live runs a worker host trains
 //   child --steps S --pairs P                     throughput of a run in a child process vs in this process, interleaved
+//   floor --threads N --steps S --warmup W        img/s of the bare step in TorchSharp (stock SGD, no probes): the library floor
 //   decompose --threads N --steps S --pairs P     where a step's time goes: library floor, engine arms, per-step extras
 var command = args.FirstOrDefault() ?? "throughput";
 int Arg(string name, int fallback) => args.SkipWhile(a => a != name).Skip(1).Select(int.Parse).FirstOrDefault(fallback);
@@ -47,6 +48,12 @@ switch (command)
                 Deterministic = Arg("--deterministic", 0) == 1,
             }, warmup);
             Console.WriteLine($"torchsharp threads={wrn.Threads} img/s={steps * 128 / seconds:F1}");
+            break;
+        }
+    case "floor":
+        {
+            var (warmup, steps) = (Arg("--warmup", 5), Arg("--steps", 40));
+            Console.WriteLine($"floor threads={wrn.Threads} img/s={steps * 128 / Decomposition.Floor(data, wrn, warmup, steps):F1}");
             break;
         }
     case "decompose":
@@ -93,16 +100,19 @@ switch (command)
 }
 return 0;
 
-// Seconds from the end of step `warmup` to the end of the run.
+// Seconds from the end of step `warmup` to the end of the last step (MaxSteps): the training loop with its per-step
+// probes, not the evaluation and final snapshot after it (the PyTorch twin has none; they once read as 10 % of the loop).
 double TimeSteps(ExperimentConfig config, int warmup)
 {
     var clock = new Stopwatch();
+    double? seconds = null;
     var summary = Trainer.Run(config with { MetricsEvery = Math.Min(config.MetricsEvery, warmup) }, new Handler(e =>
     {
         if (e is StepMetrics m && m.Step == warmup) clock.Restart();
+        if (e is StepMetrics last && last.Step == config.MaxSteps) seconds = clock.Elapsed.TotalSeconds;
     }), default, new RunOptions(Dataset: data));
     if (summary.Status != RunStatus.Completed) throw new InvalidOperationException(summary.Error);
-    return clock.Elapsed.TotalSeconds;
+    return seconds ?? throw new InvalidOperationException($"no step metrics at step {config.MaxSteps}: make steps a multiple of {warmup}");
 }
 
 sealed class Handler(Action<RunEvent> handle) : IProgress<RunEvent>
