@@ -269,6 +269,7 @@ public sealed class LabBrowserTests
         await page.GetByRole(AriaRole.Option, new() { Name = "conv", Exact = true }).ClickAsync();
         await page.Keyboard.PressAsync("Escape");
         await page.WaitForFunctionAsync($"() => iiCharts.legendCount({spread}) === 2");
+        await page.Locator("h5", new() { HasTextString = "Comparing 2 runs" }).ClickAsync(); // closes the picker
         Assert.Contains("nothing recorded for this chart", await page.Locator("[id$='-diversity-info']").InnerTextAsync());
         await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "compare.png"), FullPage = true });
     }

@@ -95,7 +95,12 @@
       else tables.push([dx, dy]);
       names.push(name);
     }
-    const data = names.length ? uPlot.join(tables) : [[]];
+    if (names.length === 0) { // nothing to draw (or every series filtered out): no empty axes, just the caption
+      if (chart.plot) { chart.plot.destroy(); chart.plot = null; chart.plotNames = []; }
+      if (chart.info) chart.info.textContent = chart.series.size === 0 ? chart.emptyText : "no series of the picked layers";
+      return;
+    }
+    const data = uPlot.join(tables);
     const finite = shownNames.reduce((n, name) => n + chart.series.get(name).ys.filter(v => v != null && Number.isFinite(v)).length, 0);
     if (chart.info) chart.info.textContent = total === 0 ? chart.emptyText
       : finite === 0 ? `${total} points, none finite (NaN or \u00B1\u221E, e.g. the diversity of identical channels, log of 0): nothing to draw`
