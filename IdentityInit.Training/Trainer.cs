@@ -128,6 +128,7 @@ public static class Trainer
         string SaveCheckpoint()
         {
             if (options.CheckpointDir is null) return "";
+            ReadSpreads(); // the breaks so far go into the checkpoint's state
             var path = Checkpoint.Save(options.CheckpointDir, model, optimizer, new TrainerState(
                 step, lossSum.item<double>(), correct.item<double>(), seen, best, lastTest, brokeAt, configJson));
             progress?.Report(new CheckpointSaved(step, path));
@@ -140,16 +141,39 @@ public static class Trainer
             return Evaluate(model, data, device);
         }
 
-        var spreads = new double[layers.Count];
+        // First-break detection stays on the device: each check updates per-layer tensors in place, with no host transfer
+        // (on a GPU, no synchronisation per step). They are read at the metric cadence, before checkpoints and at the
+        // end, where every layer that broke since is reported with the exact step it broke at and its spread then.
+        var count = layers.Count;
+        using var spreadNow = zeros(count, dtype: float64, device: device);
+        using var brokeAtStep = tensor(layers.Select(l => brokeAt.TryGetValue(l.Name, out var s) ? s : -1L).ToArray(), dtype: int64, device: device);
+        using var spreadAtBreak = zeros(count, dtype: float64, device: device);
+        var spreads = new double[count];
+        var unread = false;
         void CheckSpread()
         {
-            spreads = ChannelSpread.OfWeights(layers);
-            for (var l = 0; l < layers.Count; l++)
-                if (spreads[l] != 0 && !brokeAt.ContainsKey(layers[l].Name))
-                {
-                    brokeAt[layers[l].Name] = step;
-                    progress?.Report(new SymmetryBroken(step, layers[l].Name, spreads[l]));
-                }
+            using var scope = NewDisposeScope();
+            using var noGrad = no_grad();
+            var current = ChannelSpread.Stacked(layers);
+            var broke = brokeAtStep.lt(0).logical_and_(current.ne(0));
+            brokeAtStep.masked_fill_(broke, step);
+            spreadAtBreak.copy_(where(broke, current, spreadAtBreak));
+            spreadNow.copy_(current);
+            unread = true;
+        }
+        void ReadSpreads() // one host transfer for all three
+        {
+            if (!unread) return;
+            unread = false;
+            double[] host;
+            using (NewDisposeScope()) host = cat([spreadNow, brokeAtStep.to(float64), spreadAtBreak]).cpu().data<double>().ToArray();
+            spreads = host[..count];
+            foreach (var l in Enumerable.Range(0, count).Where(l => host[count + l] >= 0 && !brokeAt.ContainsKey(layers[l].Name)).OrderBy(l => host[count + l]))
+            {
+                var at = (long)host[count + l];
+                brokeAt[layers[l].Name] = at;
+                progress?.Report(new SymmetryBroken(at, layers[l].Name, host[2 * count + l]));
+            }
         }
 
         var lastSnapshot = -1L;
@@ -163,6 +187,7 @@ public static class Trainer
         if (step == 0)
         {
             CheckSpread();
+            ReadSpreads();
             ReportSnapshot();
             if (resumeFrom is null) SaveCheckpoint(); // the initialization, kept for export and replay
         }
@@ -213,6 +238,7 @@ public static class Trainer
                     if (step % config.SpreadEvery == 0) CheckSpread();
                     if (step % config.MetricsEvery == 0)
                     {
+                        ReadSpreads();
                         var elapsed = window.Elapsed.TotalSeconds;
                         progress?.Report(new StepMetrics(step, epoch, loss.item<float>(),
                             logits.argmax(1).eq(y).to(float64).mean().item<double>(), learningRate,
@@ -259,6 +285,7 @@ public static class Trainer
             error = $"loss became non-finite at step {step + 1}; first non-finite output: {divergedLayer}";
             progress?.Report(new LogLine(step, error));
         }
+        ReadSpreads();
         var finalSpreads = ChannelSpread.OfWeights(layers);
         var symmetry = layers.Select((l, i) => new LayerSymmetry(l.Name, brokeAt.TryGetValue(l.Name, out var s) ? s : null, finalSpreads[i])).ToList();
         var summary = new RunSummary(status, step, (int)(step / stepsPerEpoch), lastTest, best, record, symmetry, error,

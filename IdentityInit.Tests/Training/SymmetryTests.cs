@@ -77,6 +77,26 @@ public sealed class SymmetryTests
     }
 
     [Fact]
+    public void BreaksReadAtTheMetricCadenceCarryTheExactStepAndSpreadOfTheFirstNonZeroSpread()
+    {
+        // The same training twice: spreads reported every step, and every 7 steps (first-break detection stays on the
+        // device in between). Each layer's break must be the first step whose spread is non-zero, with that spread.
+        var config = Tiny.Config with { MaxSteps = 40, RoundingJitter = 1, SpreadEvery = 1 };
+        var everyStep = Tiny.Events(config with { MetricsEvery = 1 });
+        var sparse = Tiny.Events(config with { MetricsEvery = 7 });
+        var layers = everyStep.OfType<RunStarted>().Single().Layers;
+        var metrics = everyStep.OfType<StepMetrics>().ToList();
+
+        var expected = layers.Select((layer, l) => (layer, first: metrics.FirstOrDefault(m => m.Spreads[l] != 0)))
+            .Where(x => x.first is not null).ToDictionary(x => x.layer, x => (x.first!.Step, x.first.Spreads[layers.ToList().IndexOf(x.layer)]));
+        var reported = sparse.OfType<SymmetryBroken>().ToDictionary(b => b.Layer, b => (b.Step, b.Spread));
+
+        Assert.NotEmpty(expected);
+        Assert.Contains(expected.Values, v => v.Step % 7 != 0); // some break between two reads: the deferral is exercised
+        Assert.Equal(expected.OrderBy(x => x.Key), reported.OrderBy(x => x.Key));
+    }
+
+    [Fact]
     public void ToyCopiesStayIdenticalWithoutABreakerAndSplitWithJitter()
     {
         var config = Tiny.Config with { Architecture = "toy", ToyHidden = 32, ToyUnique = 4, MaxSteps = 40 };

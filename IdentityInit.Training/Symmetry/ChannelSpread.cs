@@ -35,12 +35,18 @@ public static class ChannelSpread
         return (max - min).max();
     }
 
+    /// <summary>Spreads of all layers as one float64 tensor on their device (no host transfer).</summary>
+    public static Tensor Stacked(IReadOnlyList<WeightLayer> layers)
+    {
+        using var noGrad = no_grad();
+        return stack(layers.Select(l => OfWeight(l.Weight, l.Role, l.Copies)).ToArray()).to(float64);
+    }
+
     /// <summary>Spreads of all layers in one host transfer.</summary>
     public static double[] OfWeights(IReadOnlyList<WeightLayer> layers)
     {
         using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        return stack(layers.Select(l => OfWeight(l.Weight, l.Role, l.Copies)).ToArray()).to(float64).cpu().data<double>().ToArray();
+        return Stacked(layers).cpu().data<double>().ToArray();
     }
 
     /// <summary>
