@@ -275,6 +275,46 @@ public sealed class LabBrowserTests
     }
 
     [Fact]
+    public async Task ASeedGroupIsDrawnAsItsMeanWithAStudentTBandOfTheExactQuantile()
+    {
+        Assertions.SetDefaultExpectTimeout(15_000);
+        await using var lab = new LabFactory();
+        var baseUrl = lab.StartKestrel();
+        var db = lab.Services.GetRequiredService<IdentityInit.Web.Data.AppDb>();
+        var group = Guid.NewGuid();
+        var ids = new List<Guid>();
+        var values = Enumerable.Range(0, 12).Select(i => 0.5 + 0.01 * i * i % 0.13).ToArray(); // 12 seeds: 11 degrees of freedom
+        await using (var context = db.Create())
+            for (var i = 0; i < values.Length; i++)
+            {
+                var id = Guid.NewGuid();
+                ids.Add(id);
+                context.Runs.Add(new IdentityInit.Web.Data.Run
+                {
+                    Id = id, Name = $"arm seed {i}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "cifar10",
+                    Queue = "cpu", Status = IdentityInit.Web.Data.RunState.Completed, CreatedAt = DateTime.UtcNow, GroupId = group,
+                });
+                await context.SaveChangesAsync();
+                await db.WritePointsAsync([new IdentityInit.Web.Data.MetricPoint { RunId = id, Series = "epoch/test_acc", Step = 391, Value = values[i] }]);
+            }
+        var (playwright, context2) = await Chromium.LaunchAsync();
+        using var _ = playwright;
+        await using var __ = context2;
+        var page = await context2.NewPageAsync();
+        await page.GotoAsync(new Uri(baseUrl, "/compare?ids=" + string.Join(',', ids)).ToString());
+        await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+        const string accuracy = "document.querySelector(\"[data-chart='accuracy']\").id";
+        await page.WaitForFunctionAsync($"() => iiCharts.values({accuracy}, 'arm (n=12) · epoch test acc hi') !== null");
+
+        var hi = await page.EvaluateAsync<double>($"() => iiCharts.values({accuracy}, 'arm (n=12) · epoch test acc hi')[1][0]");
+        var mean = values.Average();
+        var sd = Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (values.Length - 1));
+        const double t11 = 2.200985160082949; // Student t, 0.975 quantile, 11 degrees of freedom
+        var expected = mean + t11 * sd / Math.Sqrt(12);
+        Assert.True(Math.Abs(hi - expected) < 1e-6, $"hi {hi} vs {expected}"); // float32 on the wire: ~3e-8; a rounded t (2.2) is off by 1e-5
+    }
+
+    [Fact]
     public async Task TheRunsTableSortsPagesRemembersItsColumnsAndDeletesAfterConfirmation()
     {
         Assertions.SetDefaultExpectTimeout(15_000);
