@@ -271,6 +271,9 @@ public sealed class WorkerTests(PostgresServer postgres)
         var killedAt = (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64();
         var clock = Stopwatch.StartNew();
         await first.KillAsync(); // SIGKILL of the host alone; its training process sees stdin close and exits
+        // The newest checkpoint the dead host stored: where the run must resume. (The API's step lags training by up to a
+        // metrics interval, so that checkpoint can be past killedAt.) Nothing writes for this run until the second worker.
+        var storedCheckpoint = (await Api.GetRunAsync(http, id)).GetProperty("checkpointStep").GetInt64();
         await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("worker").GetString() == secondHost,
             60, "the second worker to take the run over");
         var takenOver = clock.Elapsed;
@@ -288,7 +291,8 @@ public sealed class WorkerTests(PostgresServer postgres)
         Assert.InRange(killedAt, 110, 479);
         Assert.True(takenOver < TimeSpan.FromSeconds(10 + 20), $"taken over after {takenOver} (requeue after 10 s)");
         var resumedAt = long.Parse(Regex.Match(logs, @"resumed from \S+ at step (\d+)").Groups[1].Value);
-        Assert.InRange(resumedAt, killedAt - 2 * 25, killedAt);
+        Assert.InRange(resumedAt, killedAt - 2 * 25, killedAt + 25);
+        Assert.Equal(storedCheckpoint, resumedAt);
         Assert.Equal(Api.Deterministic(await Api.PointsAsync(http, $"/api/runs/{uninterrupted}/metrics")), Api.Deterministic(points));
     }
 
