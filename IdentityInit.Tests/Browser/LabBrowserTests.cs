@@ -24,6 +24,18 @@ public sealed class LabBrowserTests
         await Assertions.Expect(input).ToHaveValueAsync(value);
     }
 
+    /// <summary>A new page at <paramref name="url"/>, once its Blazor circuit is live (tests act only after prerendering).</summary>
+    static async Task<IPage> OpenAsync(IBrowserContext context, string url)
+    {
+        var page = await context.NewPageAsync();
+        await page.GotoAsync(url);
+        await ReadyAsync(page);
+        return page;
+    }
+
+    static Task ReadyAsync(IPage page) =>
+        page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+
     [Fact]
     public async Task AResearcherConfiguresQueuesWatchesAndSharesARunInTheBrowser()
     {
@@ -40,7 +52,7 @@ public sealed class LabBrowserTests
         string Shot(string name) => Path.Combine(Chromium.Artifacts, name + ".png");
 
         await page.GotoAsync(new Uri(baseUrl, "/runs/new?preset=constnet-nondeterministic").ToString());
-        await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+        await ReadyAsync(page);
         var nameBox = await page.Locator("#field-name").BoundingBoxAsync(); // a preset's long description once squeezed it to nothing
         Assert.True(nameBox is { Width: > 150 }, $"run name field is {nameBox?.Width} px wide");
         await Assertions.Expect(page.Locator(".mud-input-helper-text", new() { HasTextString = "no breaker but the GPU's own non-determinism" }))
@@ -125,9 +137,7 @@ public sealed class LabBrowserTests
         var (playwright2, collaborator) = await Chromium.LaunchAsync();
         using var ___ = playwright2;
         await using var ____ = collaborator;
-        var shared = await collaborator.NewPageAsync();
-        await shared.GotoAsync(shareUrl);
-        await shared.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+        var shared = await OpenAsync(collaborator, shareUrl);
         await Assertions.Expect(shared.Locator("#run-name")).ToHaveTextAsync("constnet-nondeterministic", new() { Timeout = 30_000 });
         await Assertions.Expect(shared.Locator("[id$='-loss-info']")).ToContainTextAsync("points", new() { Timeout = 30_000 });
         Assert.Equal(0, await shared.Locator("#cancel-run").CountAsync());
@@ -177,9 +187,7 @@ public sealed class LabBrowserTests
         var (playwright, context) = await Chromium.LaunchAsync();
         using var _ = playwright;
         await using var __ = context;
-        var page = await context.NewPageAsync();
-        await page.GotoAsync(new Uri(baseUrl, $"/runs/{id}").ToString());
-        await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+        var page = await OpenAsync(context, new Uri(baseUrl, $"/runs/{id}").ToString());
         const string loss = "document.querySelector(\"[data-chart='loss']\").id";
         var info = page.Locator("[id$='-loss-info']");
         await Assertions.Expect(info).ToContainTextAsync("zoom in for full resolution");
@@ -214,12 +222,25 @@ public sealed class LabBrowserTests
         await page.WaitForFunctionAsync($"() => {{ const v = iiCharts.values({accuracy}, 'epoch test acc'); return v && Math.abs(v[0][0] - 10) < 1e-6; }}"); // step 1000 at 600 s
         await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "paper-scale-run.png"), FullPage = true });
 
+        // A series with no finite value (the diversity of identical channels is -inf) says so instead of drawing nothing.
+        Assert.Contains("none finite", await page.EvaluateAsync<string>("""
+            async () => {
+              const chart = document.createElement("div"), info = document.createElement("span");
+              chart.id = "nonfinite-chart"; info.id = "nonfinite-chart-info";
+              document.body.append(chart, info);
+              iiCharts.create("nonfinite-chart", { title: "diversity", infoId: "nonfinite-chart-info" });
+              iiCharts.add("nonfinite-chart", [["diversity", [0, 200], [null, null]]]);
+              await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+              return info.textContent;
+            }
+            """));
+
         // Dark mode: the theme and the charts switch, and the choice survives a reload.
         var light = await page.EvaluateAsync<string>("() => getComputedStyle(document.body).backgroundColor");
         await page.Locator("#dark-mode").ClickAsync();
         await page.WaitForFunctionAsync("() => iiCharts.isDark() === true");
         await page.ReloadAsync();
-        await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+        await ReadyAsync(page);
         await page.WaitForFunctionAsync("() => iiCharts.isDark() === true");
         Assert.NotEqual(light, await page.EvaluateAsync<string>("() => getComputedStyle(document.body).backgroundColor"));
     }
@@ -242,9 +263,7 @@ public sealed class LabBrowserTests
         var (playwright, context) = await Chromium.LaunchAsync();
         using var _ = playwright;
         await using var __ = context;
-        var page = await context.NewPageAsync();
-        await page.GotoAsync(new Uri(baseUrl, $"/compare?ids={a},{b}").ToString());
-        await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+        var page = await OpenAsync(context, new Uri(baseUrl, $"/compare?ids={a},{b}").ToString());
         const string loss = "document.querySelector(\"[data-chart='loss']\").id";
         const string spread = "document.querySelector(\"[data-chart='spread']\").id";
         await page.WaitForFunctionAsync($"() => iiCharts.legendCount({spread}) === 6");
@@ -300,9 +319,7 @@ public sealed class LabBrowserTests
         var (playwright, context2) = await Chromium.LaunchAsync();
         using var _ = playwright;
         await using var __ = context2;
-        var page = await context2.NewPageAsync();
-        await page.GotoAsync(new Uri(baseUrl, "/compare?ids=" + string.Join(',', ids)).ToString());
-        await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+        var page = await OpenAsync(context2, new Uri(baseUrl, "/compare?ids=" + string.Join(',', ids)).ToString());
         const string accuracy = "document.querySelector(\"[data-chart='accuracy']\").id";
         await page.WaitForFunctionAsync($"() => iiCharts.values({accuracy}, 'arm (n=12) · epoch test acc hi') !== null");
 
@@ -324,9 +341,7 @@ public sealed class LabBrowserTests
         var (playwright, context) = await Chromium.LaunchAsync();
         using var _ = playwright;
         await using var __ = context;
-        var page = await context.NewPageAsync();
-        await page.GotoAsync(baseUrl.ToString());
-        await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+        var page = await OpenAsync(context, baseUrl.ToString());
         var rows = page.Locator("tr.run-row");
         await Assertions.Expect(rows).ToHaveCountAsync(50);
         await Assertions.Expect(page.Locator(".mud-table-pagination-caption").Last).ToContainTextAsync("of 250");
@@ -342,7 +357,7 @@ public sealed class LabBrowserTests
         await page.Keyboard.PressAsync("Escape");
         await Assertions.Expect(page.Locator("th", new() { HasTextString = "depth" })).ToHaveCountAsync(1);
         await page.ReloadAsync();
-        await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
+        await ReadyAsync(page);
         await Assertions.Expect(page.Locator("th", new() { HasTextString = "depth" })).ToHaveCountAsync(1);
         await Assertions.Expect(rows.First.Locator("td[data-column='config.depth']")).ToHaveTextAsync("16"); // run 249: depths cycle 7, 16, 28, 100
         await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "runs-table.png"), FullPage = true });

@@ -175,7 +175,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
             return (field, $"the model would have {size.Parameters:G3} parameters; the '{queue}' queue takes at most {limit.MaxParameters:G3}");
         var mb = size.TrainingBytes / (1024 * 1024);
         if (mb > limit.MaxMemoryMb)
-            return (mb > limit.MaxMemoryMb && size.Parameters * 12 / (1024 * 1024) < limit.MaxMemoryMb ? "config.batchSize" : field,
+            return (size.Parameters * 12 / (1024 * 1024) < limit.MaxMemoryMb ? "config.batchSize" : field, // the activations make it big
                 $"a training step would need about {mb:N0} MiB (weights, gradients, momentum and activations at batch {c.BatchSize}); the '{queue}' queue allows {limit.MaxMemoryMb:N0} MiB");
         return null;
     }

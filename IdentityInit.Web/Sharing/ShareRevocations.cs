@@ -31,9 +31,6 @@ public sealed class ShareRevocations
         foreach (var onRevoked in watchers.Values) onRevoked();
     }
 
-    /// <summary>How many viewers have this token open on this node.</summary>
-    public int OpenCount(string token) => open.TryGetValue(token, out var watchers) ? watchers.Count : 0;
-
     sealed class Unwatch(Action action) : IDisposable
     {
         int disposed;

@@ -101,9 +101,10 @@
       return;
     }
     const data = uPlot.join(tables);
-    const finite = shownNames.reduce((n, name) => n + chart.series.get(name).ys.filter(v => v != null && Number.isFinite(v)).length, 0);
+    // Stops at the first finite value: a frame of a live chart must not walk every point again.
+    const anyFinite = shownNames.some(name => chart.series.get(name).ys.some(v => v != null && Number.isFinite(v)));
     if (chart.info) chart.info.textContent = total === 0 ? chart.emptyText
-      : finite === 0 ? `${total} points, none finite (NaN or \u00B1\u221E, e.g. the diversity of identical channels, log of 0): nothing to draw`
+      : !anyFinite ? `${total} points, none finite (NaN or \u00B1\u221E, e.g. the diversity of identical channels, log of 0): nothing to draw`
       : total === shown ? `${total} points` : `showing ${shown} of ${total} points (min/max kept)`;
     if (chart.info && chart.overview) chart.info.textContent += chart.detailRange ? " · full resolution in the zoomed window" : " · zoom in for full resolution";
     const sameSeries = chart.plot && chart.plotNames.length === names.length && chart.plotNames.every((n, k) => n === names[k])
