@@ -3,11 +3,13 @@ using Hangfire.Dashboard;
 using Hangfire.InMemory;
 using Hangfire.PostgreSql;
 using IdentityInit.Training;
+using IdentityInit.Web.Accounts;
 using IdentityInit.Web.Components;
 using IdentityInit.Web.Data;
 using IdentityInit.Web.Exports;
 using IdentityInit.Web.Runs;
 using IdentityInit.Web.Sharing;
+using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Options;
 using Microsoft.EntityFrameworkCore;
 using MudBlazor.Services;
@@ -36,6 +38,10 @@ public static class Hosting
         });
         if (builder.Configuration.GetConnectionString("Postgres") is { Length: > 0 }) services.AddHostedService<LiveRelay>();
         services.AddSingleton<RunQueries>();
+        services.AddLabAccounts();
+        services.AddHostedService<FirstAdmin>();
+        // Cookie and antiforgery keys in the store: every web node reads the others' cookies, and restarts keep sessions.
+        services.AddDataProtection().SetApplicationName("IdentityInit").PersistKeysToDbContext<AppDbContext>();
         services.AddSingleton<Access>();
         services.AddSingleton<ShareService>();
         services.AddSingleton<ShareRevocations>();
@@ -106,7 +112,9 @@ public static class Hosting
         app.UseStatusCodePages();
         app.Use(SecurityHeaders);
         app.Use(SameOriginWrites);
-        app.Use(OwnerGate);
+        app.UseAuthentication();
+        app.UseAuthorization();
+        app.Use(SignIn.Gate);
         app.UseAntiforgery();
         app.MapStaticAssets();
         app.MapOpenApi();
@@ -114,10 +122,11 @@ public static class Hosting
         app.MapRunsApi();
         app.MapSharingApi();
         app.MapExportsApi();
+        app.MapAccountsApi();
         var options = app.Services.GetRequiredService<IOptions<LabOptions>>().Value;
         app.UseHangfireDashboard("/jobs", new DashboardOptions
         {
-            Authorization = [new DashboardGate(app.Services.GetRequiredService<Access>(), options.DashboardAllowRemote)],
+            Authorization = [new DashboardGate(options.DashboardAllowRemote)],
             DisplayStorageConnectionString = false,
         });
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
@@ -161,40 +170,14 @@ public static class Hosting
         await next();
     }
 
-    /// <summary>With an owner key configured, only share pages, their API, the hub (checked per run) and assets are open.</summary>
-    static async Task OwnerGate(HttpContext http, Func<Task> next)
-    {
-        var path = http.Request.Path.Value ?? "/";
-        if (http.Request.Query.TryGetValue("key", out var key) && !string.IsNullOrEmpty(key))
-        {
-            http.Response.Cookies.Append(Access.KeyCookie, key!, new CookieOptions { HttpOnly = true, SameSite = SameSiteMode.Strict });
-            // The next request carries the cookie; a wrong key is refused there. Only ever to a path of this site:
-            // "//evil.example/" is a host to a browser (open redirect), so anything but a plain local path goes to "/".
-            var local = path.StartsWith('/') && !path.StartsWith("//", StringComparison.Ordinal) && !path.StartsWith("/\\", StringComparison.Ordinal);
-            http.Response.Redirect(local ? path : "/");
-            return;
-        }
-        var open = path.StartsWith("/share/", StringComparison.Ordinal) || path.StartsWith("/api/share/", StringComparison.Ordinal)
-                   || path.StartsWith("/hubs/", StringComparison.Ordinal) || path.StartsWith("/_blazor", StringComparison.Ordinal)
-                   || path.StartsWith("/_framework", StringComparison.Ordinal) || path.StartsWith("/_content", StringComparison.Ordinal)
-                   || path.StartsWith("/lib/", StringComparison.Ordinal) || path.StartsWith("/js/", StringComparison.Ordinal)
-                   || path.StartsWith("/css/", StringComparison.Ordinal) || path == "/favicon.ico";
-        var access = http.RequestServices.GetRequiredService<Access>();
-        if (open || access.IsOwner(http)) await next();
-        else
-        {
-            http.Response.StatusCode = StatusCodes.Status401Unauthorized;
-            await http.Response.WriteAsync("This lab needs its owner key (X-Owner-Key header, or open /?key=...).");
-        }
-    }
-
-    sealed class DashboardGate(Access access, bool allowRemote) : IDashboardAuthorizationFilter
+    /// <summary>Hangfire's dashboard can delete and requeue jobs: admins only, and from this machine unless allowed.</summary>
+    sealed class DashboardGate(bool allowRemote) : IDashboardAuthorizationFilter
     {
         public bool Authorize(DashboardContext context)
         {
             var http = context.GetHttpContext();
             var local = http.Connection.RemoteIpAddress is { } ip && (System.Net.IPAddress.IsLoopback(ip) || ip.Equals(http.Connection.LocalIpAddress));
-            return (allowRemote || local) && access.IsOwner(http);
+            return (allowRemote || local) && Viewer.From(http.User).IsAdmin;
         }
     }
 

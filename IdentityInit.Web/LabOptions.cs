@@ -17,9 +17,6 @@ public sealed class LabOptions
     /// <summary>Training jobs at once per queue (default one per device).</summary>
     public Dictionary<string, int> Workers { get; set; } = new() { ["cpu"] = 1, ["cuda"] = 1 };
 
-    /// <summary>When set, owner pages and the API require this key; share links never do.</summary>
-    public string? OwnerKey { get; set; }
-
     /// <summary>The Hangfire dashboard answers only local requests unless this is true.</summary>
     public bool DashboardAllowRemote { get; set; }
 
@@ -48,7 +45,7 @@ public sealed class LabOptions
         : queue.StartsWith("cuda_", StringComparison.Ordinal) && ModelLimits.TryGetValue("cuda", out var cuda) ? cuda
         : DefaultModelLimit;
 
-    /// <summary>Queued runs one owner may have waiting at once; more are refused (the list and the workers stay usable).</summary>
+    /// <summary>Queued runs one user may have waiting at once; more are refused (the list and the workers stay usable).</summary>
     public int MaxQueuedRuns { get; set; } = 500;
 
     public IReadOnlyList<string> QueueList => Queues.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);

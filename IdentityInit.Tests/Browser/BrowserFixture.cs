@@ -25,4 +25,20 @@ public static class Chromium
         Directory.CreateDirectory(Artifacts);
         return (playwright, context);
     }
+
+    /// <summary>A browser signed in to the lab at <paramref name="baseUrl"/> through its sign-in page, as <paramref name="user"/>.</summary>
+    public static async Task<(IPlaywright Playwright, IBrowserContext Context)> SignedInAsync(
+        Infrastructure.LabFactory lab, Uri baseUrl, string user = Infrastructure.LabFactory.Admin, string role = global::IdentityInit.Web.Accounts.LabRoles.Admin)
+    {
+        await lab.EnsureUserAsync(user, role);
+        var (playwright, context) = await LaunchAsync();
+        var page = await context.NewPageAsync();
+        await page.GotoAsync(new Uri(baseUrl, "/login").ToString());
+        await page.FillAsync("#userName", user);
+        await page.FillAsync("#password", Infrastructure.LabFactory.Password);
+        await page.ClickAsync("#sign-in");
+        await page.WaitForSelectorAsync("#signed-in-as");
+        await page.CloseAsync();
+        return (playwright, context);
+    }
 }

@@ -42,7 +42,7 @@ public sealed class LabBrowserTests
         Assertions.SetDefaultExpectTimeout(15_000); // 2 busy cores: give the circuit time to answer
         await using var lab = new LabFactory();
         var baseUrl = lab.StartKestrel();
-        var (playwright, context) = await Chromium.LaunchAsync();
+        var (playwright, context) = await Chromium.SignedInAsync(lab, baseUrl);
         using var _ = playwright;
         await using var __ = context;
         var page = await context.NewPageAsync();
@@ -184,7 +184,7 @@ public sealed class LabBrowserTests
         await using var lab = new LabFactory();
         var baseUrl = lab.StartKestrel();
         var id = await IdentityInit.Tests.Web.HistoryTests.SeedAsync(lab.Services, withTimes: true);
-        var (playwright, context) = await Chromium.LaunchAsync();
+        var (playwright, context) = await Chromium.SignedInAsync(lab, baseUrl);
         using var _ = playwright;
         await using var __ = context;
         var page = await OpenAsync(context, new Uri(baseUrl, $"/runs/{id}").ToString());
@@ -260,7 +260,7 @@ public sealed class LabBrowserTests
                     new IdentityInit.Web.Data.MetricPoint { RunId = id, Series = "spread/" + layer, Step = s, Value = s * 1e-9 })),
                 new IdentityInit.Web.Data.MetricPoint { RunId = id, Series = "break/conv", Step = 5, Value = 1e-9 },
             ]);
-        var (playwright, context) = await Chromium.LaunchAsync();
+        var (playwright, context) = await Chromium.SignedInAsync(lab, baseUrl);
         using var _ = playwright;
         await using var __ = context;
         var page = await OpenAsync(context, new Uri(baseUrl, $"/compare?ids={a},{b}").ToString());
@@ -316,7 +316,7 @@ public sealed class LabBrowserTests
                 await context.SaveChangesAsync();
                 await db.WritePointsAsync([new IdentityInit.Web.Data.MetricPoint { RunId = id, Series = "epoch/test_acc", Step = 391, Value = values[i] }]);
             }
-        var (playwright, context2) = await Chromium.LaunchAsync();
+        var (playwright, context2) = await Chromium.SignedInAsync(lab, baseUrl);
         using var _ = playwright;
         await using var __ = context2;
         var page = await OpenAsync(context2, new Uri(baseUrl, "/compare?ids=" + string.Join(',', ids)).ToString());
@@ -338,7 +338,7 @@ public sealed class LabBrowserTests
         await using var lab = new LabFactory();
         var baseUrl = lab.StartKestrel();
         await IdentityInit.Tests.Web.RunsListTests.SeedAsync(lab.Services);
-        var (playwright, context) = await Chromium.LaunchAsync();
+        var (playwright, context) = await Chromium.SignedInAsync(lab, baseUrl);
         using var _ = playwright;
         await using var __ = context;
         var page = await OpenAsync(context, baseUrl.ToString());

@@ -48,16 +48,32 @@ public sealed class AppProcess : IDisposable
         while (output.Count > 200) output.TryDequeue(out _);
     }
 
-    public static async Task<HttpClient> ReadyAsync(int port)
+    /// <summary>
+    /// Waits for the web node on <paramref name="port"/>, then a client acting as its admin: on a fresh install through
+    /// the one-time link it printed, else by signing in (<see cref="LabFactory.Admin"/>), with a token from that session.
+    /// </summary>
+    public async Task<HttpClient> ReadyAsync(int port)
     {
-        var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+        var baseUrl = new Uri($"http://127.0.0.1:{port}");
+        using var probe = new HttpClient { BaseAddress = baseUrl };
         await Wait.UntilAsync(async () =>
         {
-            try { return (await http.GetAsync("/api/presets")).IsSuccessStatusCode; }
+            try { return (await probe.GetAsync("/healthz")).IsSuccessStatusCode; }
             catch (HttpRequestException) { return false; }
         }, 60, "the app to start");
-        return http;
+        using var browser = SignInClient.Browser(baseUrl);
+        await Wait.UntilAsync(async () =>
+        {
+            if ((await SignInClient.SignInAsync(browser, LabFactory.Admin, LabFactory.Password)).Headers.Location?.OriginalString == "/") return true;
+            if (FirstAdminLink() is { } link) await SignInClient.AcceptAsync(browser, link, LabFactory.Admin, LabFactory.Password);
+            return false;
+        }, 30, "the first admin's link or a working sign-in");
+        return SignInClient.WithToken(baseUrl, await SignInClient.TokenAsync(browser));
     }
+
+    /// <summary>The path of the one-time first-admin link this process printed, if it printed one.</summary>
+    public string? FirstAdminLink() =>
+        output.Select(line => System.Text.RegularExpressions.Regex.Match(line, "first admin.*?(/invite/[A-Za-z0-9_-]+)")).FirstOrDefault(m => m.Success)?.Groups[1].Value;
 
     /// <summary>SIGKILL, this process only (its training children notice their closed stdin) or with them.</summary>
     public async Task KillAsync(bool entireTree = false)

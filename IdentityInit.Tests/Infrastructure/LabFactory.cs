@@ -1,11 +1,15 @@
+using System.Net.Http.Headers;
+using IdentityInit.Web.Accounts;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace IdentityInit.Tests.Infrastructure;
 
 /// <summary>
 /// The real app (Program) on a fresh data folder: SQLite and in-memory Hangfire by default, PostgreSQL for both when a
 /// connection string is given. <see cref="StartKestrel"/> serves it on 127.0.0.1 for browsers and SignalR clients.
+/// Its clients act as an admin through a personal API token (the accounts themselves are tested through their pages).
 /// </summary>
 public sealed class LabFactory(string? postgres = null, IReadOnlyDictionary<string, string?>? settings = null) : WebApplicationFactory<Program>
 {
@@ -20,6 +24,36 @@ public sealed class LabFactory(string? postgres = null, IReadOnlyDictionary<stri
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>()) builder.UseSetting(key, value);
     }
+
+    public const string Admin = "admin";
+    public const string Password = "correct horse battery";
+
+    string? adminToken;
+    public string AdminToken => adminToken ??= Task.Run(() => TokenForAsync(Admin, LabRoles.Admin)).GetAwaiter().GetResult();
+
+    /// <summary>Ensures <paramref name="user"/> exists with <see cref="Password"/> and <paramref name="role"/>; a new token for them.</summary>
+    public async Task<string> TokenForAsync(string user, string role, string scope = Accounts.WriteScope)
+    {
+        await EnsureUserAsync(user, role);
+        var (token, errors) = await Services.GetRequiredService<Accounts>().CreateTokenAsync(user, "tests", scope);
+        return token?.Token ?? throw new InvalidOperationException(string.Join("; ", errors.SelectMany(e => e.Value)));
+    }
+
+    public async Task EnsureUserAsync(string user, string role)
+    {
+        var accounts = Services.GetRequiredService<Accounts>();
+        if ((await accounts.UsersAsync()).All(u => u.Name != user)) await accounts.CreateUserAsync(user, Password, role);
+    }
+
+    protected override void ConfigureClient(HttpClient client)
+    {
+        base.ConfigureClient(client);
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken);
+    }
+
+    /// <summary>A client of the Kestrel server at <paramref name="baseUrl"/> holding <paramref name="token"/> (default: the admin's).</summary>
+    public HttpClient Client(Uri baseUrl, string? token = null) =>
+        new() { BaseAddress = baseUrl, DefaultRequestHeaders = { Authorization = new AuthenticationHeaderValue("Bearer", token ?? AdminToken) } };
 
     /// <summary>Starts Kestrel on a free loopback port and returns the base address.</summary>
     public Uri StartKestrel()

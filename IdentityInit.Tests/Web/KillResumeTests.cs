@@ -8,8 +8,6 @@ public sealed class KillResumeTests
     static AppProcess Start(string dataDir, int port) =>
         AppProcess.Start(["--urls", $"http://127.0.0.1:{port}"], new Dictionary<string, string> { ["IdentityInit__DataDir"] = dataDir });
 
-    static Task<HttpClient> ReadyAsync(int port) => AppProcess.ReadyAsync(port);
-
     [Fact]
     public async Task ARunWhoseProcessIsKilledResumesFromItsCheckpointWithNoLostOrDuplicatedStep()
     {
@@ -20,7 +18,7 @@ public sealed class KillResumeTests
         long killedAt;
         using (var first = Start(dataDir, port))
         {
-            var http = await ReadyAsync(port);
+            var http = await first.ReadyAsync(port);
             id = (await Api.CreateAsync(http, config)).GetProperty("id").GetGuid();
             await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 110, 90, "training past step 110");
             killedAt = (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64();
@@ -30,7 +28,7 @@ public sealed class KillResumeTests
         using var second = Start(dataDir, port);
         try
         {
-            var http = await ReadyAsync(port);
+            var http = await second.ReadyAsync(port);
             var run = await Api.WaitForStatusAsync(http, id, "Completed", 120);
             var resumed = (await Api.GetRunAsync(http, id)).GetProperty("status").GetString();
             var points = await Api.PointsAsync(http, $"/api/runs/{id}/metrics");

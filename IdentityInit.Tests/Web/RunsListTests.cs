@@ -94,8 +94,8 @@ public sealed class RunsListTests
         var http = lab.CreateClient();
         await using (var context = lab.Services.GetRequiredService<AppDb>().Create())
         {
-            foreach (var i in Enumerable.Range(0, 2)) // waiting in the store, as a backlog would
-                context.Runs.Add(new Run { Id = Guid.NewGuid(), Name = $"waiting {i}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic", Queue = "cpu", Status = RunState.Queued, CreatedAt = DateTime.UtcNow });
+            foreach (var owner in new[] { LabFactory.Admin, LabFactory.Admin, "someone-else" }) // waiting in the store, as a backlog would
+                context.Runs.Add(new Run { Id = Guid.NewGuid(), Name = $"waiting for {owner}", Owner = owner, ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic", Queue = "cpu", Status = RunState.Queued, CreatedAt = DateTime.UtcNow });
             await context.SaveChangesAsync();
         }
         var sweep = new { preset = "constnet-nondeterministic", config = new { dataset = "synthetic", epochs = 1 }, sweep = new { seeds = new[] { 1, 2 } } };
@@ -103,9 +103,9 @@ public sealed class RunsListTests
         var response = await http.PostAsJsonAsync("/api/runs", sweep);
 
         Assert.Equal((HttpStatusCode)429, response.StatusCode);
-        Assert.Contains("2 runs are already queued and at most 3 may wait at once; these 2 would make 4",
+        Assert.Contains("admin has 2 runs queued already and at most 3 may wait at once; these 2 would make 4", // per user: not 3
             JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("errors").GetProperty("queue")[0].GetString());
-        Assert.Equal("2", (await http.GetAsync("/api/runs")).Headers.GetValues("X-Total-Count").Single()); // nothing stored, nothing queued
+        Assert.Equal("3", (await http.GetAsync("/api/runs")).Headers.GetValues("X-Total-Count").Single()); // nothing stored, nothing queued
     }
 
     [Fact]

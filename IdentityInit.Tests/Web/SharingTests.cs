@@ -3,18 +3,16 @@ using System.Net.Http.Json;
 using System.Text.Json;
 using IdentityInit.Tests.Infrastructure;
 using IdentityInit.Web.Runs;
-using IdentityInit.Web.Sharing;
 using Microsoft.AspNetCore.SignalR;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace IdentityInit.Tests.Web;
 
-/// <summary>With an owner key set, a share link reads exactly what it names and nothing else.</summary>
+/// <summary>Without an account, a share link reads exactly what it names and nothing else.</summary>
 public sealed class SharingTests : IAsyncLifetime
 {
-    const string Key = "owner-secret";
-    readonly LabFactory lab = new(settings: new Dictionary<string, string?> { ["IdentityInit:OwnerKey"] = Key });
+    readonly LabFactory lab = new();
     Uri baseUrl = null!;
     HttpClient owner = null!, stranger = null!;
     Guid shared, other;
@@ -23,8 +21,7 @@ public sealed class SharingTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         baseUrl = lab.StartKestrel();
-        owner = new HttpClient { BaseAddress = baseUrl };
-        owner.DefaultRequestHeaders.Add(Access.KeyHeader, Key);
+        owner = lab.Client(baseUrl);
         stranger = new HttpClient { BaseAddress = baseUrl };
         shared = (await Api.CreateAsync(owner, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
         other = (await Api.CreateAsync(owner, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
@@ -38,18 +35,19 @@ public sealed class SharingTests : IAsyncLifetime
     [Theory]
     [InlineData("//evil.example/")]
     [InlineData("/\\evil.example/")]
-    public async Task TheKeyLinkRedirectsOnlyWithinTheSite(string path)
+    public async Task SignInRedirectsOnlyWithinTheSite(string path)
     {
-        using var browser = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false });
+        using var browser = SignInClient.Browser(baseUrl);
 
-        var response = await browser.GetAsync(new Uri($"{baseUrl.Scheme}://{baseUrl.Authority}{path}?key={Key}"));
+        var response = await SignInClient.SubmitAsync(browser, "/login", "/account/login",
+            new Dictionary<string, string> { ["userName"] = LabFactory.Admin, ["password"] = LabFactory.Password, ["returnUrl"] = path });
 
         Assert.Equal(HttpStatusCode.Redirect, response.StatusCode);
         Assert.Equal("/", response.Headers.Location?.OriginalString); // "//evil.example/" would send the browser to that host
     }
 
     [Fact]
-    public async Task AShareLinkReadsItsRunWithoutTheOwnerKey()
+    public async Task AShareLinkReadsItsRunWithoutAnAccount()
     {
         var runs = JsonDocument.Parse(await stranger.GetStringAsync($"/api/share/{token}")).RootElement;
         var points = await Api.PointsAsync(stranger, $"/api/share/{token}/runs/{shared}/metrics");
@@ -73,7 +71,10 @@ public sealed class SharingTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.PostAsync($"/api/runs/{shared}/cancel", null)).StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.DeleteAsync($"/api/shares/{token}")).StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.GetAsync("/jobs")).StatusCode);
-        Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.GetAsync($"/runs/{shared}")).StatusCode);
+        using var browser = SignInClient.Browser(baseUrl);
+        var page = await browser.GetAsync($"/runs/{shared}");
+        Assert.Equal(HttpStatusCode.Redirect, page.StatusCode);
+        Assert.Equal($"/login?returnUrl=%2Fruns%2F{shared}", page.Headers.Location?.OriginalString);
         Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.GetAsync("/api/runs.css")).StatusCode); // no suffix opens the gate
         await using var hub = new HubConnectionBuilder().WithUrl(new Uri(baseUrl, "/hubs/runs"))
             .AddJsonProtocol(o => o.PayloadSerializerOptions = Api.Json).Build();
@@ -105,7 +106,7 @@ public sealed class SharingTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task TheOwnerReachesTheDashboardLocallyAndSharingValidatesItsInput()
+    public async Task AnAdminReachesTheDashboardLocallyAndSharingValidatesItsInput()
     {
         var dashboard = await owner.GetAsync("/jobs");
         var empty = await owner.PostAsJsonAsync("/api/shares", new { runIds = Array.Empty<Guid>() });

@@ -17,13 +17,13 @@ public sealed class StreamingTests
     {
         await using var lab = new LabFactory();
         var baseUrl = lab.StartKestrel();
-        using var http = new HttpClient { BaseAddress = baseUrl };
+        using var http = lab.Client(baseUrl);
         var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 12))).GetProperty("id").GetGuid();
         await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 20, 60, "training to be under way");
 
         var batches = new ConcurrentQueue<RunBatch>();
         var done = new TaskCompletionSource();
-        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(baseUrl, "/hubs/runs"))
+        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(baseUrl, "/hubs/runs"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(lab.AdminToken))
             .AddJsonProtocol(o => o.PayloadSerializerOptions = Api.Json).Build();
         hub.On<RunBatch>("Batch", batch =>
         {
@@ -59,7 +59,7 @@ public sealed class StreamingTests
     {
         await using var lab = new LabFactory();
         var baseUrl = lab.StartKestrel();
-        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(baseUrl, "/hubs/runs")).Build();
+        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(baseUrl, "/hubs/runs"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(lab.AdminToken)).Build();
         await hub.StartAsync();
 
         var error = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync<RunHistory>("Join", Guid.NewGuid(), null));

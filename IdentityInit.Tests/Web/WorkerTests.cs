@@ -166,10 +166,11 @@ public sealed class WorkerTests(PostgresServer postgres)
         public RunHistory History = null!;
         HubConnection hub = null!;
 
-        public static async Task<Viewer> JoinAsync(Uri baseUrl, Guid id)
+        public static async Task<Viewer> JoinAsync(Uri baseUrl, string token, Guid id)
         {
             var viewer = new Viewer();
-            viewer.hub = new HubConnectionBuilder().WithUrl(new Uri(baseUrl, "/hubs/runs")).AddJsonProtocol(o => o.PayloadSerializerOptions = Api.Json).Build();
+            viewer.hub = new HubConnectionBuilder().WithUrl(new Uri(baseUrl, "/hubs/runs"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(token))
+                .AddJsonProtocol(o => o.PayloadSerializerOptions = Api.Json).Build();
             viewer.hub.On<RunBatch>("Batch", batch =>
             {
                 viewer.Batches.Enqueue(batch);
@@ -208,11 +209,11 @@ public sealed class WorkerTests(PostgresServer postgres)
         var checkpoints = Checkpoints();
         var first = WebNode(connection);
         var firstUrl = first.StartKestrel(); // migrates the database before the worker starts
-        var http = new HttpClient { BaseAddress = firstUrl };
+        var http = first.Client(firstUrl);
         using var worker = StartWorker(connection, checkpoints);
         var host = await AliveAsync(http, worker);
         var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 40))).GetProperty("id").GetGuid();
-        var viewer = await Viewer.JoinAsync(firstUrl, id);
+        var viewer = await Viewer.JoinAsync(firstUrl, first.AdminToken, id);
         await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 40, 90, "the worker to train past step 40");
         await using (var admin = new Npgsql.NpgsqlConnection(connection)) // the web node loses its LISTEN connection mid-run
         {
@@ -234,8 +235,8 @@ public sealed class WorkerTests(PostgresServer postgres)
 
         await using var second = WebNode(connection);
         var baseUrl = second.StartKestrel();
-        http = new HttpClient { BaseAddress = baseUrl };
-        await using var again = await Viewer.JoinAsync(baseUrl, id);
+        http = second.Client(baseUrl);
+        await using var again = await Viewer.JoinAsync(baseUrl, second.AdminToken, id);
         await again.Ended.Task.WaitAsync(TimeSpan.FromSeconds(120));
         var stored = await Api.PointsAsync(http, $"/api/runs/{id}/metrics");
         var run = await Api.GetRunAsync(http, id);

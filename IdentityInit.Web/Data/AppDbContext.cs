@@ -1,4 +1,6 @@
 using System.Linq.Expressions;
+using Microsoft.AspNetCore.DataProtection.EntityFrameworkCore;
+using Microsoft.AspNetCore.Identity.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Design;
 using Microsoft.EntityFrameworkCore.Infrastructure;
@@ -7,7 +9,8 @@ using Microsoft.EntityFrameworkCore.Storage;
 
 namespace IdentityInit.Web.Data;
 
-public abstract class AppDbContext(DbContextOptions options) : DbContext(options)
+/// <summary>Runs and their data, accounts (ASP.NET Core Identity's tables), API tokens and the cookie keys of every web node.</summary>
+public abstract class AppDbContext(DbContextOptions options) : IdentityDbContext(options), IDataProtectionKeyContext
 {
     public DbSet<Run> Runs => Set<Run>();
     public DbSet<MetricPoint> Points => Set<MetricPoint>();
@@ -15,6 +18,9 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
     public DbSet<RunLog> Logs => Set<RunLog>();
     public DbSet<ShareLink> ShareLinks => Set<ShareLink>();
     public DbSet<LiveBatch> LiveBatches => Set<LiveBatch>();
+    public DbSet<ApiToken> ApiTokens => Set<ApiToken>();
+    public DbSet<Invitation> Invitations => Set<Invitation>();
+    public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
 
     /// <summary>A field of a run's stored config as text (SQL only: the runs list filters on it).</summary>
     public static string? ConfigText(string configJson, string field) => throw new InvalidOperationException("translated to SQL");
@@ -24,6 +30,7 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
 
     protected override void OnModelCreating(ModelBuilder model)
     {
+        base.OnModelCreating(model);
         // Config fields inside the stored JSON: SQLite's json_extract, PostgreSQL's jsonb_extract_path_text.
         var types = this.GetService<IRelationalTypeMappingSource>();
         var text = types.FindMapping(typeof(string))!;
@@ -49,6 +56,7 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
             e.HasIndex(r => r.Status);
             e.HasIndex(r => r.GroupId);
             e.HasIndex(r => new { r.Archived, r.CreatedAt });
+            e.HasIndex(r => new { r.Owner, r.Status });
             e.Property(r => r.Notes).HasDefaultValue("");
             e.Ignore(r => r.TagList);
         });
@@ -80,6 +88,22 @@ public abstract class AppDbContext(DbContextOptions options) : DbContext(options
             e.ToTable("share_links");
             e.HasKey(s => s.Token);
             e.Ignore(s => s.Runs);
+            e.HasIndex(s => s.Owner);
+        });
+        model.Entity<ApiToken>(e =>
+        {
+            e.ToTable("api_tokens");
+            e.HasIndex(t => t.Hash).IsUnique();
+            e.HasIndex(t => t.UserId);
+            e.Property(t => t.Hash).HasMaxLength(64);
+            e.Property(t => t.Name).HasMaxLength(100);
+            e.Property(t => t.Scope).HasMaxLength(8);
+        });
+        model.Entity<Invitation>(e =>
+        {
+            e.ToTable("invitations");
+            e.HasIndex(i => i.Hash).IsUnique();
+            e.Property(i => i.Hash).HasMaxLength(64);
         });
     }
 }

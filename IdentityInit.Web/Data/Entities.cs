@@ -97,8 +97,39 @@ public sealed class ShareLink
 
 public static class Ownership
 {
-    // One owner for now (whoever reaches the app); accounts come later, so every row already carries an owner.
+    // Rows stored before accounts existed belong to this name; only admins may change them.
     public const string DefaultOwner = "owner";
+}
+
+/// <summary>
+/// A personal API token for scripts and the CLI: only its SHA-256 is stored (the token is shown once), scoped to read
+/// (the user reads as a viewer) or write (the user's own role); revoked tokens stay listed.
+/// </summary>
+public sealed class ApiToken
+{
+    public Guid Id { get; set; }
+    public required string UserId { get; set; }
+    public required string Name { get; set; }
+    public required string Hash { get; set; }
+    /// <summary>The token's first characters, to recognise it in the list.</summary>
+    public required string Prefix { get; set; }
+    public required string Scope { get; set; }
+    public DateTime CreatedAt { get; set; }
+    public DateTime? LastUsedAt { get; set; }
+    public DateTime? RevokedAt { get; set; }
+}
+
+/// <summary>A one-time link that creates an account with a role (the first admin's is printed at start-up).</summary>
+public sealed class Invitation
+{
+    public Guid Id { get; set; }
+    public required string Hash { get; set; }
+    public required string Role { get; set; }
+    public string? CreatedBy { get; set; }
+    public DateTime CreatedAt { get; set; }
+    public DateTime ExpiresAt { get; set; }
+    public DateTime? UsedAt { get; set; }
+    public string? UsedBy { get; set; }
 }
 
 /// <summary>

@@ -78,7 +78,7 @@ public static class Series
 public sealed record RunFilter(
     string? Search = null, RunState? Status = null, string? Tag = null, Guid? Group = null, bool Archived = false,
     string Sort = "createdAt", bool Descending = true, int Offset = 0, int Limit = RunFilter.DefaultLimit,
-    IReadOnlyDictionary<string, string>? ConfigFilters = null)
+    IReadOnlyDictionary<string, string>? ConfigFilters = null, string? Owner = null)
 {
     public const int DefaultLimit = 100;
     public const int MaxLimit = 1000;

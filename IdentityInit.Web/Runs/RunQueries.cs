@@ -31,6 +31,7 @@ public sealed class RunQueries(AppDb db)
         var query = context.Runs.AsNoTracking().Where(r => r.Archived == filter.Archived);
         if (filter.Status is { } s) query = query.Where(r => r.Status == s);
         if (filter.Group is { } g) query = query.Where(r => r.GroupId == g);
+        if (filter.Owner is { } owner) query = query.Where(r => r.Owner == owner);
         if (!string.IsNullOrWhiteSpace(filter.Tag)) query = query.Where(r => ("," + r.Tags + ",").Contains("," + filter.Tag.Trim() + ","));
         if (!string.IsNullOrWhiteSpace(filter.Search))
         {
@@ -71,7 +72,7 @@ public sealed class RunQueries(AppDb db)
         }
         return sort switch
         {
-            "name" => By(r => r.Name), "preset" => By(r => r.Preset), "architecture" => By(r => r.Architecture), "init" => By(r => r.Init),
+            "name" => By(r => r.Name), "owner" => By(r => r.Owner), "preset" => By(r => r.Preset), "architecture" => By(r => r.Architecture), "init" => By(r => r.Init),
             "breakers" => By(r => r.Breakers), "dataset" => By(r => r.Dataset), "seed" => By(r => r.Seed), "status" => By(r => r.Status),
             "step" => By(r => r.Step), "bestTestAccuracy" => By(r => r.BestTestAccuracy), "finalTestAccuracy" => By(r => r.FinalTestAccuracy),
             "layersBroken" => By(r => r.LayersBroken), "startedAt" => By(r => r.StartedAt), "finishedAt" => By(r => r.FinishedAt),
@@ -80,7 +81,7 @@ public sealed class RunQueries(AppDb db)
     }
 
     public static readonly IReadOnlyList<string> SortColumns =
-        ["createdAt", "name", "preset", "architecture", "init", "breakers", "dataset", "seed", "status", "step", "bestTestAccuracy",
+        ["createdAt", "name", "owner", "preset", "architecture", "init", "breakers", "dataset", "seed", "status", "step", "bestTestAccuracy",
          "finalTestAccuracy", "layersBroken", "startedAt", "finishedAt"];
 
     /// <summary>The CLR type of a config field by its JSON name ("depth"), or null when there is no such field.</summary>

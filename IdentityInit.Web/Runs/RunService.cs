@@ -5,6 +5,7 @@ using Hangfire.States;
 using IdentityInit.Training;
 using IdentityInit.Training.Data;
 using IdentityInit.Training.Symmetry;
+using IdentityInit.Web.Accounts;
 using IdentityInit.Web.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -17,6 +18,9 @@ public sealed record CreateRunRequest(
 
 /// <summary>Creating these runs would pass the owner's limit of queued runs; nothing was stored or queued.</summary>
 public sealed class QueueFullException(string message) : Exception(message);
+
+/// <summary>The viewer's role does not allow this change (a viewer queues nothing; a researcher changes only their own runs).</summary>
+public sealed class ForbiddenException(string message) : Exception(message);
 
 /// <summary>An edit of a stored run: each field given is set, each null is left.</summary>
 public sealed record RunEdit(string? Name = null, IReadOnlyList<string>? Tags = null, string? Notes = null, bool? Archived = null);
@@ -115,8 +119,9 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
     };
 
     /// <summary>Stores and queues the planned runs (a sweep shares a group id).</summary>
-    public async Task<List<Run>> CreateAsync(CreateRunRequest request, IReadOnlyList<ExperimentConfig> configs)
+    public async Task<List<Run>> CreateAsync(CreateRunRequest request, IReadOnlyList<ExperimentConfig> configs, Viewer by)
     {
+        if (!by.CanQueue) throw new ForbiddenException($"{by.Name ?? "a signed-out visitor"} is a {by.Role ?? "guest"}: only researchers and admins queue runs");
         var groupId = configs.Count > 1 ? Guid.NewGuid() : (Guid?)null;
         var now = DateTime.UtcNow;
         var runs = configs.Select(c => new Run
@@ -124,13 +129,13 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
             Id = Guid.NewGuid(), Name = c.Name, Preset = c.Preset, ConfigJson = ConfigOverlay.ToJson(c),
             Architecture = c.Architecture, Init = c.Architecture == "leakynet" ? c.LeakyInit : c.Architecture == "toy" ? $"K={c.ToyUnique}/{c.ToyHidden}" : c.Init,
             Breakers = string.Join(", ", SymmetryBreakers.Describe(c)), Dataset = c.Dataset, Queue = QueueOf(c.Device), Seed = c.Seed,
-            Status = RunState.Queued, CreatedAt = now, Tags = string.Join(',', request.Tags ?? []), GroupId = groupId,
+            Status = RunState.Queued, CreatedAt = now, Owner = by.Name!, Tags = string.Join(',', request.Tags ?? []), GroupId = groupId,
             GroupLabel = groupId is null ? null : request.Sweep?.Field is { } f ? $"sweep over {f}" : "seed group",
         }).ToList();
         await using var context = db.Create();
-        var waiting = await context.Runs.CountAsync(r => r.Owner == Ownership.DefaultOwner && r.Status == RunState.Queued);
+        var waiting = await context.Runs.CountAsync(r => r.Owner == by.Name && r.Status == RunState.Queued);
         if (waiting + runs.Count > options.Value.MaxQueuedRuns)
-            throw new QueueFullException($"{waiting} runs are already queued and at most {options.Value.MaxQueuedRuns} may wait at once; " +
+            throw new QueueFullException($"{by.Name} has {waiting} runs queued already and at most {options.Value.MaxQueuedRuns} may wait at once; " +
                                          $"these {runs.Count} would make {waiting + runs.Count}. Wait for some to start, or cancel some.");
         context.Runs.AddRange(runs);
         await context.SaveChangesAsync();
@@ -146,11 +151,12 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
     }
 
     /// <summary>Stops a queued run at once and a running one within one step; false when there is nothing to cancel.</summary>
-    public async Task<bool> CancelAsync(Guid runId)
+    public async Task<bool> CancelAsync(Guid runId, Viewer by)
     {
         await using var context = db.Create();
         var run = await context.Runs.FirstOrDefaultAsync(r => r.Id == runId);
         if (run is null || run.IsFinished) return false;
+        Authorize(run, by, "cancel");
         run.CancelRequested = true;
         if (run.Status == RunState.Queued)
         {
@@ -193,7 +199,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
     }
 
     /// <summary>Renames, retags, annotates or (un)archives a run; null leaves a field as it is. Errors name the field.</summary>
-    public async Task<ValidationErrors> UpdateAsync(Guid runId, RunEdit edit)
+    public async Task<ValidationErrors> UpdateAsync(Guid runId, RunEdit edit, Viewer by)
     {
         var errors = new ValidationErrors();
         if (edit.Name is { } name && (string.IsNullOrWhiteSpace(name) || name.Length > MaxName))
@@ -203,6 +209,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         if (errors.Count > 0) return errors;
         await using var context = db.Create();
         var run = await context.Runs.FirstAsync(r => r.Id == runId);
+        Authorize(run, by, "edit");
         if (edit.Name is { } n) run.Name = n.Trim();
         if (edit.Notes is { } text) run.Notes = text;
         if (edit.Tags is { } t) run.Tags = string.Join(',', t.Select(x => x.Trim()));
@@ -212,8 +219,9 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
     }
 
     /// <summary>Deletes an ended run with everything stored for it: series, heatmaps, logs, checkpoints.</summary>
-    public async Task DeleteAsync(Run run)
+    public async Task DeleteAsync(Run run, Viewer by)
     {
+        Authorize(run, by, "delete");
         if (!run.IsFinished) throw new InvalidOperationException($"run {run.Id} is {run.Status}: cancel it first");
         await using (var context = db.Create())
         {
@@ -227,6 +235,14 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         }
         var checkpoints = Path.Combine(options.Value.CheckpointRoot, run.Id.ToString("N"));
         if (Directory.Exists(checkpoints)) Directory.Delete(checkpoints, recursive: true);
+    }
+
+    /// <summary>The one rule for changing a run: its owner while they may write, or an admin.</summary>
+    public static void Authorize(Run run, Viewer by, string action)
+    {
+        if (!by.CanChange(run.Owner))
+            throw new ForbiddenException($"run {run.Id} belongs to {run.Owner}: only its owner or an admin may {action} it" +
+                                         (by.CanQueue ? "" : $" ({by.Name ?? "you"} can only read)"));
     }
 
     public static CreateRunRequest CloneRequest(Run run) =>

@@ -1,6 +1,8 @@
 using Microsoft.AspNetCore.Mvc;
+using System.Security.Claims;
 using System.Text.Json;
 using IdentityInit.Training;
+using IdentityInit.Web.Accounts;
 using IdentityInit.Web.Data;
 using IdentityInit.Web.Exports;
 
@@ -10,12 +12,12 @@ namespace IdentityInit.Web.Runs;
 public static class RunsApi
 {
     public sealed record RunDto(
-        Guid Id, string Name, string? Preset, string Architecture, string Init, string Breakers, string Dataset, string Queue,
+        Guid Id, string Name, string Owner, string? Preset, string Architecture, string Init, string Breakers, string Dataset, string Queue,
         long Seed, RunState Status, long Step, long TotalSteps, double? BestTestAccuracy, double? FinalTestAccuracy,
         int? LayersBroken, int? LayerCount, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt, IReadOnlyList<string> Tags,
         string Notes, bool Archived, Guid? GroupId, string? Error, string? Worker, DateTime? WorkerSince, long? CheckpointStep, JsonElement Config, JsonElement? Record)
     {
-        public static RunDto Of(Run r) => new(r.Id, r.Name, r.Preset, r.Architecture, r.Init, r.Breakers, r.Dataset, r.Queue, r.Seed,
+        public static RunDto Of(Run r) => new(r.Id, r.Name, r.Owner, r.Preset, r.Architecture, r.Init, r.Breakers, r.Dataset, r.Queue, r.Seed,
             r.Status, r.Step, r.TotalSteps, r.BestTestAccuracy, r.FinalTestAccuracy, r.LayersBroken, r.LayerCount, r.CreatedAt,
             r.StartedAt, r.FinishedAt, r.TagList, r.Notes, r.Archived, r.GroupId, r.Error, r.Worker, r.WorkerSince, r.CheckpointStep, JsonDocument.Parse(r.ConfigJson).RootElement,
             r.RecordJson is null ? null : JsonDocument.Parse(r.RecordJson).RootElement);
@@ -25,7 +27,11 @@ public static class RunsApi
 
     public static void MapRunsApi(this IEndpointRouteBuilder app)
     {
-        var api = app.MapGroup("/api").WithTags("runs");
+        var api = app.MapGroup("/api").WithTags("runs").AddEndpointFilter(async (context, next) =>
+        {
+            try { return await next(context); }
+            catch (ForbiddenException e) { return Results.Problem(e.Message, title: "not allowed", statusCode: StatusCodes.Status403Forbidden); }
+        });
 
         api.MapGet("/presets", () => Presets.All.Select(p => new { p.Name, p.Description, p.Scale, p.Config }));
 
@@ -37,19 +43,19 @@ public static class RunsApi
             if (errors.Count > 0) return Results.ValidationProblem(errors, title: "The run configuration is invalid");
             try
             {
-                var runs = await service.CreateAsync(request, configs);
+                var runs = await service.CreateAsync(request, configs, Viewer.From(http.HttpContext.User));
                 return Results.Created($"/api/runs/{runs[0].Id}", runs.Select(RunDto.Of));
             }
             catch (QueueFullException e)
             {
                 return QueueFull(e);
             }
-        });
+        }).RequireAuthorization(LabRoles.QueuePolicy);
 
         // One page of runs (newest first unless sorted otherwise); X-Total-Count and a Link rel="next" say what else there is.
         api.MapGet("/runs", async (HttpContext http, RunQueries queries) =>
         {
-            var (filter, errors) = ReadFilter(http.Request.Query);
+            var (filter, errors) = ReadFilter(http.Request.Query, http.User.Identity?.Name);
             if (filter is null) return Results.ValidationProblem(errors, title: "The runs query is invalid");
             var page = await queries.PageAsync(filter);
             http.Response.Headers["X-Total-Count"] = page.Total.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -62,18 +68,19 @@ public static class RunsApi
             return Results.Ok(page.Runs.Select(RunDto.Of));
         });
 
-        api.MapMethods("/runs/{id:guid}", ["PATCH"], async (Guid id, RunEdit edit, RunService service, RunQueries queries) =>
+        api.MapMethods("/runs/{id:guid}", ["PATCH"], async (Guid id, RunEdit edit, ClaimsPrincipal user, RunService service, RunQueries queries) =>
         {
             if (await queries.GetAsync(id) is null) return Results.NotFound();
-            var errors = await service.UpdateAsync(id, edit);
+            var errors = await service.UpdateAsync(id, edit, Viewer.From(user));
             return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The edit is invalid") : Results.Ok(RunDto.Of((await queries.GetAsync(id))!));
         });
 
-        api.MapDelete("/runs/{id:guid}", async (Guid id, RunService service, RunQueries queries) =>
+        api.MapDelete("/runs/{id:guid}", async (Guid id, ClaimsPrincipal user, RunService service, RunQueries queries) =>
         {
             if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
+            RunService.Authorize(run, Viewer.From(user), "delete");
             if (!run.IsFinished) return Results.Problem($"run {id} is {run.Status}: cancel it first", statusCode: StatusCodes.Status409Conflict);
-            await service.DeleteAsync(run);
+            await service.DeleteAsync(run, Viewer.From(user));
             return Results.NoContent();
         });
 
@@ -119,7 +126,7 @@ public static class RunsApi
             {
                 return CheckpointProblem(e);
             }
-        });
+        }).RequireAuthorization(LabRoles.QueuePolicy);
 
         api.MapPost("/weights", async (IFormFile? file, WeightImports weights, CancellationToken cancellationToken) =>
         {
@@ -135,21 +142,21 @@ public static class RunsApi
             {
                 return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = [e.Message] });
             }
-        }).DisableAntiforgery().WithMetadata(new RequestSizeLimitAttribute(WeightImports.MaxUploadBytes))
+        }).RequireAuthorization(LabRoles.QueuePolicy).DisableAntiforgery().WithMetadata(new RequestSizeLimitAttribute(WeightImports.MaxUploadBytes))
           .WithMetadata(new RequestFormLimitsAttribute { MultipartBodyLengthLimit = WeightImports.MaxUploadBytes });
 
         api.MapGet("/runs/{id:guid}/logs", async (Guid id, RunQueries queries) =>
             await queries.GetAsync(id) is null ? Results.NotFound() : Results.Ok(await queries.LogsAsync(id)));
 
-        api.MapPost("/runs/{id:guid}/cancel", async (Guid id, RunService service, RunQueries queries) =>
+        api.MapPost("/runs/{id:guid}/cancel", async (Guid id, ClaimsPrincipal user, RunService service, RunQueries queries) =>
         {
             if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
             if (run.IsFinished) return Results.Problem($"run {id} has already ended ({run.Status})", statusCode: StatusCodes.Status409Conflict);
-            await service.CancelAsync(id);
+            await service.CancelAsync(id, Viewer.From(user));
             return Results.Accepted($"/api/runs/{id}");
         });
 
-        api.MapPost("/runs/{id:guid}/clone", async (Guid id, RunService service, RunQueries queries) =>
+        api.MapPost("/runs/{id:guid}/clone", async (Guid id, ClaimsPrincipal user, RunService service, RunQueries queries) =>
         {
             if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
             var request = RunService.CloneRequest(run);
@@ -157,16 +164,17 @@ public static class RunsApi
             if (errors.Count > 0) return Results.ValidationProblem(errors);
             try
             {
-                var runs = await service.CreateAsync(request, configs);
+                var runs = await service.CreateAsync(request, configs, Viewer.From(user));
                 return Results.Created($"/api/runs/{runs[0].Id}", RunDto.Of(runs[0]));
             }
             catch (QueueFullException e)
             {
                 return QueueFull(e);
             }
-        });
+        }).RequireAuthorization(LabRoles.QueuePolicy);
 
-        api.MapGet("/workers", async (Workers workers, CancellationToken cancellationToken) => await workers.OverviewAsync(cancellationToken));
+        api.MapGet("/workers", async (Workers workers, CancellationToken cancellationToken) => await workers.OverviewAsync(cancellationToken))
+            .RequireAuthorization(LabRoles.AdminPolicy);
 
         api.MapGet("/compare/first-difference", async (Guid a, Guid b, RunQueries queries) =>
             await FirstDifferenceAsync(queries, a, b) is { } result ? Results.Ok(result) : Results.NotFound());
@@ -176,7 +184,8 @@ public static class RunsApi
         new Dictionary<string, string[]> { ["queue"] = [e.Message] }, title: "Too many queued runs", statusCode: StatusCodes.Status429TooManyRequests);
 
     /// <summary>Reads the runs list's query string; every problem is named by its parameter.</summary>
-    public static (RunFilter? Filter, ValidationErrors Errors) ReadFilter(IQueryCollection query)
+    /// <param name="me">the signed-in user, for owner=me</param>
+    public static (RunFilter? Filter, ValidationErrors Errors) ReadFilter(IQueryCollection query, string? me = null)
     {
         var errors = new ValidationErrors();
         string? One(string key) => query.TryGetValue(key, out var v) ? v.ToString() : null;
@@ -220,7 +229,8 @@ public static class RunsApi
             else config[field] = text;
         }
         var filter = new RunFilter(One("search"), status, One("tag"), group, archived, sort, order == "desc",
-            Int("offset", 0, 0, int.MaxValue), Int("limit", RunFilter.DefaultLimit, 1, RunFilter.MaxLimit), config);
+            Int("offset", 0, 0, int.MaxValue), Int("limit", RunFilter.DefaultLimit, 1, RunFilter.MaxLimit), config,
+            One("owner") is "me" ? me : One("owner") is { Length: > 0 } owner ? owner : null);
         return errors.Count > 0 ? (null, errors) : (filter, errors);
     }
 

@@ -20,7 +20,7 @@ public sealed class RunsHub(RunQueries queries, Access access, ShareRevocations 
 
     public async Task<RunHistory> Join(Guid runId, string? shareToken = null)
     {
-        if (!await access.CanReadAsync(Context.GetHttpContext(), runId, shareToken))
+        if (!await access.CanReadAsync(Context.User, runId, shareToken))
             throw new HubException($"run {runId} not found");
         if (shareToken is not null)
         {

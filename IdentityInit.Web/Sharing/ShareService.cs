@@ -1,14 +1,19 @@
+using IdentityInit.Web.Accounts;
 using IdentityInit.Web.Data;
 using IdentityInit.Web.Runs;
 using Microsoft.EntityFrameworkCore;
 
 namespace IdentityInit.Web.Sharing;
 
-/// <summary>Creating, listing and revoking share links: one place for the API and the pages.</summary>
+/// <summary>
+/// Creating, listing and revoking share links: one place for the API and the pages. Researchers share any run (every
+/// account reads every run); each sees and revokes their own links, admins all of them.
+/// </summary>
 public sealed class ShareService(AppDb db, RunQueries queries, ShareRevocations revocations)
 {
-    public async Task<(ShareLink? Link, ValidationErrors Errors)> CreateAsync(IReadOnlyList<Guid>? runIds)
+    public async Task<(ShareLink? Link, ValidationErrors Errors)> CreateAsync(IReadOnlyList<Guid>? runIds, Viewer by)
     {
+        if (!by.CanQueue) throw new ForbiddenException($"{by.Name} can only read: researchers and admins make share links");
         var errors = new ValidationErrors();
         var ids = runIds?.Distinct().ToList() ?? [];
         if (ids.Count == 0) errors.Add("runIds", "name at least one run");
@@ -16,24 +21,26 @@ public sealed class ShareService(AppDb db, RunQueries queries, ShareRevocations 
         var found = await queries.GetManyAsync(ids);
         foreach (var missing in ids.Except(found.Select(r => r.Id))) errors.Add("runIds", $"run {missing} does not exist");
         if (errors.Count > 0) return (null, errors);
-        var link = new ShareLink { Token = Access.NewToken(), RunIds = string.Join(',', ids), CreatedAt = DateTime.UtcNow };
+        var link = new ShareLink { Token = Access.NewToken(), RunIds = string.Join(',', ids), CreatedAt = DateTime.UtcNow, Owner = by.Name! };
         await using var context = db.Create();
         context.ShareLinks.Add(link);
         await context.SaveChangesAsync();
         return (link, errors);
     }
 
-    public async Task<List<ShareLink>> ListAsync()
+    public async Task<List<ShareLink>> ListAsync(Viewer by)
     {
         await using var context = db.Create();
-        return [.. (await context.ShareLinks.AsNoTracking().ToListAsync()).OrderByDescending(s => s.CreatedAt)];
+        var links = context.ShareLinks.AsNoTracking().Where(s => by.IsAdmin || s.Owner == by.Name);
+        return [.. (await links.ToListAsync()).OrderByDescending(s => s.CreatedAt)];
     }
 
-    public async Task<bool> RevokeAsync(string token)
+    /// <summary>False when there is no live link with this token that the viewer may revoke (theirs, or any for admins).</summary>
+    public async Task<bool> RevokeAsync(string token, Viewer by)
     {
         await using var context = db.Create();
         var link = await context.ShareLinks.FirstOrDefaultAsync(s => s.Token == token && s.RevokedAt == null);
-        if (link is null) return false;
+        if (link is null || !by.CanChange(link.Owner)) return false;
         link.RevokedAt = DateTime.UtcNow;
         await context.SaveChangesAsync();
         revocations.Revoked(token); // this node at once; the others through NOTIFY

@@ -1,3 +1,5 @@
+using System.Security.Claims;
+using IdentityInit.Web.Accounts;
 using IdentityInit.Web.Data;
 using IdentityInit.Web.Exports;
 using IdentityInit.Web.Runs;
@@ -12,22 +14,22 @@ public static class SharingApi
 {
     public sealed record CreateShareRequest(IReadOnlyList<Guid>? RunIds);
 
-    public sealed record ShareDto(string Token, string Url, IReadOnlyList<Guid> RunIds, DateTime CreatedAt, DateTime? RevokedAt);
+    public sealed record ShareDto(string Token, string Url, string Owner, IReadOnlyList<Guid> RunIds, DateTime CreatedAt, DateTime? RevokedAt);
 
     public static void MapSharingApi(this IEndpointRouteBuilder app)
     {
         var owner = app.MapGroup("/api/shares").WithTags("sharing");
 
-        owner.MapPost("", async (CreateShareRequest request, ShareService shares) =>
+        owner.MapPost("", async (CreateShareRequest request, ClaimsPrincipal user, ShareService shares) =>
         {
-            var (link, errors) = await shares.CreateAsync(request.RunIds);
+            var (link, errors) = await shares.CreateAsync(request.RunIds, Viewer.From(user));
             return link is null ? Results.ValidationProblem(errors) : Results.Created($"/share/{link.Token}", Dto(link));
-        });
+        }).RequireAuthorization(LabRoles.QueuePolicy);
 
-        owner.MapGet("", async (ShareService shares) => (await shares.ListAsync()).Select(Dto));
+        owner.MapGet("", async (ClaimsPrincipal user, ShareService shares) => (await shares.ListAsync(Viewer.From(user))).Select(Dto));
 
-        owner.MapDelete("/{token}", async (string token, ShareService shares) =>
-            await shares.RevokeAsync(token) ? Results.NoContent() : Results.NotFound());
+        owner.MapDelete("/{token}", async (string token, ClaimsPrincipal user, ShareService shares) =>
+            await shares.RevokeAsync(token, Viewer.From(user)) ? Results.NoContent() : Results.NotFound());
 
         var viewer = app.MapGroup("/api/share/{token}").WithTags("shared");
 
@@ -49,5 +51,5 @@ public static class SharingApi
                 : Results.NotFound());
     }
 
-    static ShareDto Dto(ShareLink link) => new(link.Token, $"/share/{link.Token}", link.Runs, link.CreatedAt, link.RevokedAt);
+    static ShareDto Dto(ShareLink link) => new(link.Token, $"/share/{link.Token}", link.Owner, link.Runs, link.CreatedAt, link.RevokedAt);
 }

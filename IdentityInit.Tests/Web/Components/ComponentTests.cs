@@ -43,7 +43,7 @@ public sealed class ComponentTests : IAsyncLifetime
     {
         var navigation = context.Services.GetRequiredService<Microsoft.AspNetCore.Components.NavigationManager>();
         navigation.NavigateTo(navigation.GetUriWithQueryParameter("preset", preset));
-        return context.Render<NewRun>(p => p.AddCascadingValue(new Viewer(true)));
+        return context.Render<NewRun>(p => p.AddCascadingValue(new IdentityInit.Web.Accounts.Viewer(LabFactory.Admin, IdentityInit.Web.Accounts.LabRoles.Admin)));
     }
 
     static void Type(IRenderedComponent<NewRun> form, string id, string value) =>
@@ -248,7 +248,7 @@ public sealed class ComponentTests : IAsyncLifetime
             await db.SaveChangesAsync();
         }
 
-        var page = context.Render<RunsPage>(p => p.AddCascadingValue(new Viewer(true)));
+        var page = context.Render<RunsPage>(p => p.AddCascadingValue(new IdentityInit.Web.Accounts.Viewer(LabFactory.Admin, IdentityInit.Web.Accounts.LabRoles.Admin)));
 
         page.WaitForAssertion(() => Assert.Equal(2, page.FindAll("tr.run-row").Count));
         var rows = page.FindAll("tr.run-row");

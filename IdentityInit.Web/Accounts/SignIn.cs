@@ -1,0 +1,126 @@
+using System.Text.Encodings.Web;
+using Microsoft.AspNetCore.Authentication;
+using Microsoft.AspNetCore.Http.Features.Authentication;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.Extensions.Options;
+
+namespace IdentityInit.Web.Accounts;
+
+/// <summary>
+/// How a request is signed in: a personal API token (<c>Authorization: Bearer ii_...</c>, or <c>access_token</c> on
+/// the hub, where browsers' WebSockets cannot send headers), else Identity's session cookie. Anything signed-out reaches
+/// only the allow-list in <see cref="Gate"/>.
+/// </summary>
+public static class SignIn
+{
+    public const string Scheme = "lab";
+    public const string TokenScheme = "token";
+
+    public static void AddLabAccounts(this IServiceCollection services)
+    {
+        services.AddSingleton<Accounts>();
+        services.AddAuthentication(o =>
+            {
+                o.DefaultScheme = Scheme;
+                o.DefaultChallengeScheme = Scheme;
+            })
+            .AddPolicyScheme(Scheme, "cookie or token", o => o.ForwardDefaultSelector = http =>
+                PresentedToken(http.Request) is null ? IdentityConstants.ApplicationScheme : TokenScheme)
+            .AddScheme<AuthenticationSchemeOptions, TokenHandler>(TokenScheme, null)
+            .AddIdentityCookies();
+        services.AddIdentityCore<IdentityUser>(o =>
+            {
+                // Length over character classes (NIST SP 800-63B); lockout after repeated failures.
+                o.Password = new PasswordOptions { RequiredLength = Accounts.MinPassword, RequireDigit = false, RequireLowercase = false,
+                                                   RequireUppercase = false, RequireNonAlphanumeric = false, RequiredUniqueChars = 1 };
+                o.Lockout.MaxFailedAccessAttempts = 10;
+                o.User.AllowedUserNameCharacters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
+            })
+            .AddRoles<IdentityRole>()
+            .AddEntityFrameworkStores<Data.AppDbContext>()
+            .AddSignInManager()
+            .AddDefaultTokenProviders();
+        services.ConfigureApplicationCookie(o =>
+        {
+            o.Cookie.Name = "identityinit";
+            o.Cookie.HttpOnly = true;
+            o.Cookie.SameSite = SameSiteMode.Lax;
+            o.LoginPath = "/login";
+            o.ExpireTimeSpan = TimeSpan.FromDays(14);
+            o.SlidingExpiration = true;
+            o.Events.OnRedirectToLogin = context => Refuse(context.HttpContext, StatusCodes.Status401Unauthorized, context.RedirectUri);
+            o.Events.OnRedirectToAccessDenied = context => Refuse(context.HttpContext, StatusCodes.Status403Forbidden, null);
+        });
+        // A role change or a sign-out elsewhere reaches open sessions within this long (the stamp is re-read).
+        services.Configure<SecurityStampValidatorOptions>(o => o.ValidationInterval = TimeSpan.FromMinutes(1));
+        services.AddAuthorizationBuilder()
+            .AddPolicy(LabRoles.QueuePolicy, p => p.RequireRole(LabRoles.Admin, LabRoles.Researcher))
+            .AddPolicy(LabRoles.AdminPolicy, p => p.RequireRole(LabRoles.Admin));
+    }
+
+    static Task Refuse(HttpContext http, int status, string? redirect)
+    {
+        if (redirect is not null && !http.Request.Path.StartsWithSegments("/api")) http.Response.Redirect(redirect);
+        else
+        {
+            http.Response.StatusCode = status;
+            return http.Response.WriteAsJsonAsync(new
+            {
+                title = status == 401 ? "sign in first" : "not allowed",
+                detail = status == 401 ? "sign in, or send a personal API token as 'Authorization: Bearer ii_...'"
+                                       : "your role does not allow this (researchers queue and change their own runs; admins manage the lab)",
+                status,
+            });
+        }
+        return Task.CompletedTask;
+    }
+
+    public static string? PresentedToken(HttpRequest request)
+    {
+        if (request.Headers.Authorization is [{ } header] && header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+            return header["Bearer ".Length..].Trim();
+        return request.Path.StartsWithSegments("/hubs") && request.Query["access_token"] is [{ Length: > 0 } query] ? query : null;
+    }
+
+    /// <summary>
+    /// Signed-out requests reach only what a collaborator without an account needs: sign-in and invitation pages, share
+    /// pages and their API, the hub (each join is checked), the Blazor circuit (each page checks its viewer) and assets.
+    /// </summary>
+    public static async Task Gate(HttpContext http, Func<Task> next)
+    {
+        if (http.User.Identity?.IsAuthenticated == true) { await next(); return; }
+        var path = http.Request.Path;
+        string[] open = ["/login", "/account", "/invite", "/share", "/api/share", "/hubs", "/_blazor", "/_framework", "/_content",
+                         "/lib", "/js", "/css", "/healthz"];
+        if (open.Any(p => path.StartsWithSegments(p)) || path.Value == "/favicon.ico") { await next(); return; }
+        if (path.StartsWithSegments("/api") || path.StartsWithSegments("/jobs") || !HttpMethods.IsGet(http.Request.Method))
+        {
+            var failure = http.Features.Get<IAuthenticateResultFeature>()?.AuthenticateResult?.Failure?.Message;
+            http.Response.StatusCode = StatusCodes.Status401Unauthorized;
+            http.Response.Headers.WWWAuthenticate = "Bearer";
+            await http.Response.WriteAsJsonAsync(new
+            {
+                title = "sign in first", status = 401,
+                detail = failure ?? "sign in, or send a personal API token as 'Authorization: Bearer ii_...' (made on the Tokens page)",
+            });
+            return;
+        }
+        http.Response.Redirect("/login?returnUrl=" + Uri.EscapeDataString(http.Request.Path + http.Request.QueryString));
+    }
+
+    /// <summary>Only a path of this site: "//evil.example/" and "/\evil.example" are hosts to a browser.</summary>
+    public static string LocalOrRoot(string? url) =>
+        url is { Length: > 0 } && url[0] == '/' && !url.StartsWith("//", StringComparison.Ordinal) && !url.StartsWith("/\\", StringComparison.Ordinal) ? url : "/";
+
+    sealed class TokenHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, Accounts accounts)
+        : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
+    {
+        protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
+        {
+            if (PresentedToken(Request) is not { } token) return AuthenticateResult.NoResult();
+            return await accounts.PrincipalForTokenAsync(token, TokenScheme) is { } principal
+                ? AuthenticateResult.Success(new AuthenticationTicket(principal, TokenScheme))
+                : AuthenticateResult.Fail("the API token is unknown or revoked");
+        }
+    }
+}
