@@ -378,4 +378,49 @@ public sealed class LabBrowserTests
 
     static int PointCount(string info) => int.Parse(new string(info.Where(char.IsDigit).TakeWhile(_ => true).ToArray()).Length > 0
         ? info.Split(' ').First(w => w.All(char.IsDigit)) : "0");
+
+    [Fact]
+    public async Task AViewerSignsInLandsWhereTheyWereGoingAndSeesRunsReadOnly()
+    {
+        Assertions.SetDefaultExpectTimeout(15_000);
+        await using var lab = new LabFactory();
+        var baseUrl = lab.StartKestrel();
+        using var admin = lab.Client(baseUrl);
+        var id = (await IdentityInit.Tests.Web.Api.CreateAsync(admin, IdentityInit.Tests.Web.Api.TinyRun(epochs: 200))).GetProperty("id").GetGuid();
+        await lab.EnsureUserAsync("victor", global::IdentityInit.Web.Accounts.LabRoles.Viewer);
+        var (playwright, context) = await Chromium.LaunchAsync();
+        using var _ = playwright;
+        await using var __ = context;
+        var page = await context.NewPageAsync();
+
+        await page.GotoAsync(new Uri(baseUrl, $"/runs/{id}").ToString());
+        await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/login\\?returnUrl="));
+        await page.FillAsync("#userName", "victor");
+        await page.FillAsync("#password", "wrong password!");
+        await page.ClickAsync("#sign-in");
+        await Assertions.Expect(page.Locator("#login-error")).ToContainTextAsync("Wrong user name or password");
+        await page.FillAsync("#userName", "victor");
+        await page.FillAsync("#password", LabFactory.Password);
+        await page.ClickAsync("#sign-in");
+        await Assertions.Expect(page).ToHaveURLAsync(new Uri(baseUrl, $"/runs/{id}").ToString()); // back where the link pointed
+        await ReadyAsync(page);
+
+        await Assertions.Expect(page.Locator("#run-name")).ToBeVisibleAsync();
+        await Assertions.Expect(page.Locator("#signed-in-as")).ToHaveTextAsync("victor (viewer)");
+        await Assertions.Expect(page.Locator("#run-status")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex("Running|Queued"));
+        foreach (var action in new[] { "#cancel-run", "#clone-run", "#share-run", "#pair-run", "#run-notes", "#nav-new-run" })
+            await Assertions.Expect(page.Locator(action)).ToHaveCountAsync(0); // nothing a viewer could press
+        await page.GotoAsync(new Uri(baseUrl, "/runs/new").ToString());
+        await ReadyAsync(page);
+        await Assertions.Expect(page.Locator("#not-allowed")).ToContainTextAsync("victor is a viewer");
+        await page.GotoAsync(baseUrl.ToString());
+        await ReadyAsync(page);
+        await Assertions.Expect(page.Locator("tr.run-row")).ToHaveCountAsync(1);
+        await Assertions.Expect(page.Locator("#delete-selected")).ToHaveCountAsync(0);
+        await page.ClickAsync("#sign-out");
+        await Assertions.Expect(page).ToHaveURLAsync(new Uri(baseUrl, "/login").ToString());
+        await page.GotoAsync(new Uri(baseUrl, $"/runs/{id}").ToString());
+        await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/login\\?returnUrl=")); // signed out for real
+        await admin.PostAsync($"/api/runs/{id}/cancel", null);
+    }
 }

@@ -1,4 +1,5 @@
 using System.Security.Claims;
+using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Identity;
@@ -33,8 +34,10 @@ public static class AccountsApi
             var error = result.IsLockedOut ? "locked" : "failed";
             return Results.LocalRedirect($"/login?error={error}&returnUrl={Uri.EscapeDataString(target)}");
         });
-        forms.MapPost("/logout", async (SignInManager<IdentityUser> signIn) =>
+        forms.MapPost("/logout", async (HttpContext http, IAntiforgery antiforgery, SignInManager<IdentityUser> signIn) =>
         {
+            // Binds no form field, so nothing checks the antiforgery field unless asked: another site could sign you out.
+            if (!await antiforgery.IsRequestValidAsync(http)) return Results.BadRequest("sign out from the lab's own page");
             await signIn.SignOutAsync();
             return Results.LocalRedirect("/login");
         });

@@ -1,6 +1,5 @@
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
-using Microsoft.AspNetCore.Http.Features.Authentication;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.Extensions.Options;
 
@@ -95,7 +94,7 @@ public static class SignIn
         if (open.Any(p => path.StartsWithSegments(p)) || path.Value == "/favicon.ico") { await next(); return; }
         if (path.StartsWithSegments("/api") || path.StartsWithSegments("/jobs") || !HttpMethods.IsGet(http.Request.Method))
         {
-            var failure = http.Features.Get<IAuthenticateResultFeature>()?.AuthenticateResult?.Failure?.Message;
+            var failure = PresentedToken(http.Request) is not null ? "the API token is unknown or revoked" : null;
             http.Response.StatusCode = StatusCodes.Status401Unauthorized;
             http.Response.Headers.WWWAuthenticate = "Bearer";
             await http.Response.WriteAsJsonAsync(new
@@ -120,7 +119,7 @@ public static class SignIn
             if (PresentedToken(Request) is not { } token) return AuthenticateResult.NoResult();
             return await accounts.PrincipalForTokenAsync(token, TokenScheme) is { } principal
                 ? AuthenticateResult.Success(new AuthenticationTicket(principal, TokenScheme))
-                : AuthenticateResult.Fail("the API token is unknown or revoked");
+                : AuthenticateResult.Fail("unknown or revoked API token");
         }
     }
 }
