@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using IdentityInit.Training;
 using IdentityInit.Web;
+using IdentityInit.Web.Accounts;
 using IdentityInit.Web.Data;
 using IdentityInit.Web.Runs;
 using Microsoft.AspNetCore.Builder;
@@ -33,12 +34,28 @@ static class WebBenchmarks
         var app = builder.Build();
         app.MapIdentityInit();
         await app.StartAsync();
+        Token = await AdminTokenAsync(app.Services);
         return app;
     }
 
+    public const string Admin = "bench", Password = "bench-password";
+
+    /// <summary>The benchmarks act as an admin through a personal API token (the last app started made it).</summary>
+    public static string Token { get; private set; } = "";
+
+    public static async Task<string> AdminTokenAsync(IServiceProvider services)
+    {
+        var accounts = services.GetRequiredService<Accounts>();
+        if ((await accounts.UsersAsync()).All(u => u.Name != Admin)) await accounts.CreateUserAsync(Admin, Password, LabRoles.Admin);
+        return (await accounts.CreateTokenAsync(Admin, "bench", Accounts.WriteScope)).Token!.Token;
+    }
+
+    public static HttpClient Client(string url) =>
+        new() { BaseAddress = new Uri(url), DefaultRequestHeaders = { Authorization = new("Bearer", Token) } };
+
     static async Task<HubConnection> ViewerAsync(string url, Guid runId, Action<RunBatch>? onBatch = null)
     {
-        var hub = new HubConnectionBuilder().WithUrl(url + "/hubs/runs").AddJsonProtocol(o => o.PayloadSerializerOptions = Json).Build();
+        var hub = new HubConnectionBuilder().WithUrl(url + "/hubs/runs", o => o.AccessTokenProvider = () => Task.FromResult<string?>(Token)).AddJsonProtocol(o => o.PayloadSerializerOptions = Json).Build();
         hub.On<RunBatch>("Batch", b => onBatch?.Invoke(b));
         await hub.StartAsync();
         await hub.InvokeAsync<RunHistory>("Join", runId, null);
@@ -83,7 +100,7 @@ static class WebBenchmarks
     {
         await using var app = await StartAppAsync();
         var url = app.Urls.First();
-        using var http = new HttpClient { BaseAddress = new Uri(url) };
+        using var http = Client(url);
         var request = new { preset = "constnet-deterministic", config = new { dataset = "fashion-mnist", depth = 10, widen = 1, trainLimit = 12800, testLimit = 500, epochs = 1, metricsEvery = 1, correlationEvery = 50 } };
         double with = 0, without = 0;
         for (var pair = 0; pair < pairs; pair++)
@@ -221,10 +238,10 @@ static class WebBenchmarks
         webNode.BeginErrorReadLine();
         try
         {
-            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
+            using var probe = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
             for (var ready = false; !ready;)
             {
-                try { ready = (await http.GetAsync("/api/presets")).IsSuccessStatusCode; } catch (HttpRequestException) { await Task.Delay(200); }
+                try { ready = (await probe.GetAsync("/healthz")).IsSuccessStatusCode; } catch (HttpRequestException) { await Task.Delay(200); }
             }
             var builder = WebApplication.CreateBuilder(new WebApplicationOptions
             {
@@ -234,8 +251,11 @@ static class WebBenchmarks
                 ContentRootPath = AppContext.BaseDirectory,
             });
             builder.AddTrainingHost();
+            builder.Services.AddLabAccounts(); // only to make the bench's token in the shared store
             await using var worker = builder.Build();
             await worker.StartAsync();
+            Token = await AdminTokenAsync(worker.Services);
+            using var http = Client($"http://127.0.0.1:{port}");
             var request = new { preset = "constnet-nondeterministic", config = new { dataset = "synthetic", depth = 7, widen = 1, trainLimit = 1024, testLimit = 64, batchSize = 32, epochs = 200, threads = 1, metricsEvery = 1, correlationEvery = 20 } };
             var ids = new List<Guid>();
             for (var i = 0; i < runs; i++)
@@ -245,7 +265,7 @@ static class WebBenchmarks
             }
             var points = 0L;
             var hubs = new List<HubConnection>();
-            foreach (var id in ids) hubs.Add(await ViewerAsync(http.BaseAddress.ToString().TrimEnd('/'), id, b => Interlocked.Add(ref points, b.Points.Count)));
+            foreach (var id in ids) hubs.Add(await ViewerAsync(http.BaseAddress!.ToString().TrimEnd('/'), id, b => Interlocked.Add(ref points, b.Points.Count)));
             async Task<int> RunningAsync() => JsonDocument.Parse(await http.GetStringAsync("/api/workers")).RootElement.GetProperty("running").GetArrayLength();
             while (await RunningAsync() < runs) await Task.Delay(500);
             await Task.Delay(3000); // past start-up
