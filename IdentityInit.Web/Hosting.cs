@@ -46,6 +46,7 @@ public static class Hosting
         services.AddSingleton<ShareService>();
         services.AddSingleton<ShareRevocations>();
         services.AddSingleton<Estimates>();
+        services.AddSingleton<IdentityInit.Web.Studies.StudyService>();
         services.AddSingleton<WeightImports>();
         services.AddHttpContextAccessor();
         services.AddProblemDetails();
@@ -123,6 +124,7 @@ public static class Hosting
         app.MapSharingApi();
         app.MapExportsApi();
         app.MapAccountsApi();
+        IdentityInit.Web.Studies.StudiesApi.MapStudiesApi(app);
         var options = app.Services.GetRequiredService<IOptions<LabOptions>>().Value;
         app.UseHangfireDashboard("/jobs", new DashboardOptions
         {

@@ -44,6 +44,8 @@ public sealed class AppProcess : IDisposable
     void Keep(string? line)
     {
         if (line is null) return;
+        var link = System.Text.RegularExpressions.Regex.Match(line, "first admin.*?(/invite/[A-Za-z0-9_-]+)");
+        if (link.Success) firstAdminLink = link.Groups[1].Value; // kept however much is printed after it
         output.Enqueue(line);
         while (output.Count > 200) output.TryDequeue(out _);
     }
@@ -72,8 +74,9 @@ public sealed class AppProcess : IDisposable
     }
 
     /// <summary>The path of the one-time first-admin link this process printed, if it printed one.</summary>
-    public string? FirstAdminLink() =>
-        output.Select(line => System.Text.RegularExpressions.Regex.Match(line, "first admin.*?(/invite/[A-Za-z0-9_-]+)")).FirstOrDefault(m => m.Success)?.Groups[1].Value;
+    public string? FirstAdminLink() => firstAdminLink;
+
+    volatile string? firstAdminLink;
 
     /// <summary>SIGKILL, this process only (its training children notice their closed stdin) or with them.</summary>
     public async Task KillAsync(bool entireTree = false)

@@ -22,7 +22,8 @@ public sealed class AccountsTests
         var port = PostgresServer.FreePort();
         using var app = AppProcess.Start(["--urls", $"http://127.0.0.1:{port}"], new Dictionary<string, string> { ["IdentityInit__DataDir"] = dataDir });
         var baseUrl = new Uri($"http://127.0.0.1:{port}");
-        await Wait.UntilAsync(() => Task.FromResult(app.FirstAdminLink() is not null), 60, "the first admin's link on the console");
+        try { await Wait.UntilAsync(() => Task.FromResult(app.FirstAdminLink() is not null), 120, "the first admin's link on the console"); }
+        catch (TimeoutException e) { throw new TimeoutException($"{e.Message}; the app printed:\n{app.Output}"); }
         var link = app.FirstAdminLink()!;
         using var anonymous = new HttpClient { BaseAddress = baseUrl };
         using var browser = SignInClient.Browser(baseUrl);

@@ -14,15 +14,14 @@ public static class Api
     };
 
     /// <summary>A run that trains in a few seconds on 2 cores: ConstNet-7-1 on 512 synthetic images.</summary>
-    public static object TinyRun(int epochs = 2, object? extra = null, string preset = "constnet-nondeterministic") => new
+    public static object TinyRun(int epochs = 2, object? extra = null, string preset = "constnet-nondeterministic") =>
+        new { preset, config = TinyConfig(epochs, extra) };
+
+    public static Dictionary<string, object?> TinyConfig(int epochs = 2, object? extra = null) => Merge(new Dictionary<string, object?>
     {
-        preset,
-        config = Merge(new Dictionary<string, object?>
-        {
-            ["dataset"] = "synthetic", ["trainLimit"] = 512, ["testLimit"] = 64, ["batchSize"] = 32, ["depth"] = 7,
-            ["epochs"] = epochs, ["correlationEvery"] = 8, ["probeSize"] = 16, ["checkpointEvery"] = 16,
-        }, extra),
-    };
+        ["dataset"] = "synthetic", ["trainLimit"] = 512, ["testLimit"] = 64, ["batchSize"] = 32, ["depth"] = 7,
+        ["epochs"] = epochs, ["correlationEvery"] = 8, ["probeSize"] = 16, ["checkpointEvery"] = 16,
+    }, extra);
 
     static Dictionary<string, object?> Merge(Dictionary<string, object?> a, object? b)
     {

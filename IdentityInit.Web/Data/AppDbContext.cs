@@ -19,6 +19,7 @@ public abstract class AppDbContext(DbContextOptions options) : IdentityDbContext
     public DbSet<ShareLink> ShareLinks => Set<ShareLink>();
     public DbSet<LiveBatch> LiveBatches => Set<LiveBatch>();
     public DbSet<ApiToken> ApiTokens => Set<ApiToken>();
+    public DbSet<Study> Studies => Set<Study>();
     public DbSet<Invitation> Invitations => Set<Invitation>();
     public DbSet<DataProtectionKey> DataProtectionKeys => Set<DataProtectionKey>();
 
@@ -57,6 +58,7 @@ public abstract class AppDbContext(DbContextOptions options) : IdentityDbContext
             e.HasIndex(r => r.GroupId);
             e.HasIndex(r => new { r.Archived, r.CreatedAt });
             e.HasIndex(r => new { r.Owner, r.Status });
+            e.HasIndex(r => r.StudyId);
             e.Property(r => r.Notes).HasDefaultValue("");
             e.Ignore(r => r.TagList);
         });
@@ -89,6 +91,12 @@ public abstract class AppDbContext(DbContextOptions options) : IdentityDbContext
             e.HasKey(s => s.Token);
             e.Ignore(s => s.Runs);
             e.HasIndex(s => s.Owner);
+        });
+        model.Entity<Study>(e =>
+        {
+            e.ToTable("studies");
+            e.HasIndex(s => s.CreatedAt);
+            e.Property(s => s.Name).HasMaxLength(200);
         });
         model.Entity<ApiToken>(e =>
         {

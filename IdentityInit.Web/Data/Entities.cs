@@ -36,6 +36,9 @@ public sealed class Run
     public bool Archived { get; set; }
     public Guid? GroupId { get; set; }
     public string? GroupLabel { get; set; }
+    /// <summary>The study this run is one cell of (an arm and a seed), if any.</summary>
+    public Guid? StudyId { get; set; }
+    public string? Arm { get; set; }
     public string? JobId { get; set; }
     public bool CancelRequested { get; set; }
 
@@ -87,18 +90,39 @@ public sealed class RunLog
 public sealed class ShareLink
 {
     public required string Token { get; set; }
+    /// <summary>The runs it shares, comma-separated; empty for a study's link.</summary>
     public required string RunIds { get; set; }
+    public Guid? StudyId { get; set; }
     public string Owner { get; set; } = Ownership.DefaultOwner;
     public DateTime CreatedAt { get; set; }
     public DateTime? RevokedAt { get; set; }
 
-    public IReadOnlyList<Guid> Runs => RunIds.Split(',').Select(Guid.Parse).ToList();
+    public IReadOnlyList<Guid> Runs => RunIds.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(Guid.Parse).ToList();
 }
 
 public static class Ownership
 {
     // Rows stored before accounts existed belong to this name; only admins may change them.
     public const string DefaultOwner = "owner";
+}
+
+/// <summary>
+/// A named grid of runs: arms (each a run preset with overrides) x seeds, at one scale, queued together. The definition
+/// is what was asked (to extend it with more seeds); Frozen is the results table and figures as they stood when the
+/// last run ended (what a share link shows from then on; cleared if the study is extended).
+/// </summary>
+public sealed class Study
+{
+    public Guid Id { get; set; }
+    public required string Name { get; set; }
+    public string? Preset { get; set; }
+    public required string Scale { get; set; }
+    public string Owner { get; set; } = Ownership.DefaultOwner;
+    public required string DefinitionJson { get; set; }
+    public DateTime CreatedAt { get; set; }
+    public DateTime? EndedAt { get; set; }
+    public bool Cancelled { get; set; }
+    public string? FrozenJson { get; set; }
 }
 
 /// <summary>

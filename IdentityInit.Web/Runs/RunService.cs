@@ -119,7 +119,9 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
     };
 
     /// <summary>Stores and queues the planned runs (a sweep shares a group id).</summary>
-    public async Task<List<Run>> CreateAsync(CreateRunRequest request, IReadOnlyList<ExperimentConfig> configs, Viewer by)
+    /// <param name="study">the study these runs are cells of: its id and each config's arm (runs of one arm form one group)</param>
+    public async Task<List<Run>> CreateAsync(CreateRunRequest request, IReadOnlyList<ExperimentConfig> configs, Viewer by,
+        (Guid Id, string Name, IReadOnlyList<string> Arms)? study = null)
     {
         if (!by.CanQueue) throw new ForbiddenException($"{by.Name ?? "a signed-out visitor"} is a {by.Role ?? "guest"}: only researchers and admins queue runs");
         var groupId = configs.Count > 1 ? Guid.NewGuid() : (Guid?)null;
@@ -132,6 +134,15 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
             Status = RunState.Queued, CreatedAt = now, Owner = by.Name!, Tags = string.Join(',', request.Tags ?? []), GroupId = groupId,
             GroupLabel = groupId is null ? null : request.Sweep?.Field is { } f ? $"sweep over {f}" : "seed group",
         }).ToList();
+        if (study is { } placement)
+            for (var i = 0; i < runs.Count; i++)
+            {
+                var arm = placement.Arms[i];
+                (runs[i].StudyId, runs[i].Arm) = (placement.Id, arm);
+                // One group per arm: the compare page draws an arm's seeds as one band.
+                runs[i].GroupId = new Guid(System.Security.Cryptography.MD5.HashData(System.Text.Encoding.UTF8.GetBytes($"{placement.Id}/{arm}")));
+                runs[i].GroupLabel = $"{placement.Name}: {arm}";
+            }
         await using var context = db.Create();
         var waiting = await context.Runs.CountAsync(r => r.Owner == by.Name && r.Status == RunState.Queued);
         if (waiting + runs.Count > options.Value.MaxQueuedRuns)

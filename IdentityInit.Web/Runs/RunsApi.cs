@@ -15,11 +15,11 @@ public static class RunsApi
         Guid Id, string Name, string Owner, string? Preset, string Architecture, string Init, string Breakers, string Dataset, string Queue,
         long Seed, RunState Status, long Step, long TotalSteps, double? BestTestAccuracy, double? FinalTestAccuracy,
         int? LayersBroken, int? LayerCount, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt, IReadOnlyList<string> Tags,
-        string Notes, bool Archived, Guid? GroupId, string? Error, string? Worker, DateTime? WorkerSince, long? CheckpointStep, JsonElement Config, JsonElement? Record)
+        string Notes, bool Archived, Guid? GroupId, Guid? StudyId, string? Arm, string? Error, string? Worker, DateTime? WorkerSince, long? CheckpointStep, JsonElement Config, JsonElement? Record)
     {
         public static RunDto Of(Run r) => new(r.Id, r.Name, r.Owner, r.Preset, r.Architecture, r.Init, r.Breakers, r.Dataset, r.Queue, r.Seed,
             r.Status, r.Step, r.TotalSteps, r.BestTestAccuracy, r.FinalTestAccuracy, r.LayersBroken, r.LayerCount, r.CreatedAt,
-            r.StartedAt, r.FinishedAt, r.TagList, r.Notes, r.Archived, r.GroupId, r.Error, r.Worker, r.WorkerSince, r.CheckpointStep, JsonDocument.Parse(r.ConfigJson).RootElement,
+            r.StartedAt, r.FinishedAt, r.TagList, r.Notes, r.Archived, r.GroupId, r.StudyId, r.Arm, r.Error, r.Worker, r.WorkerSince, r.CheckpointStep, JsonDocument.Parse(r.ConfigJson).RootElement,
             r.RecordJson is null ? null : JsonDocument.Parse(r.RecordJson).RootElement);
     }
 

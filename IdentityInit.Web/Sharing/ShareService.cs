@@ -28,6 +28,20 @@ public sealed class ShareService(AppDb db, RunQueries queries, ShareRevocations 
         return (link, errors);
     }
 
+    /// <summary>A read-only link to a study's result page: its table, claims and figures (frozen once the study ends).</summary>
+    public async Task<(ShareLink? Link, ValidationErrors Errors)> CreateForStudyAsync(Guid studyId, Viewer by)
+    {
+        if (!by.CanQueue) throw new ForbiddenException($"{by.Name} can only read: researchers and admins make share links");
+        var errors = new ValidationErrors();
+        await using var context = db.Create();
+        if (!await context.Studies.AnyAsync(s => s.Id == studyId)) errors.Add("studyId", $"study {studyId} does not exist");
+        if (errors.Count > 0) return (null, errors);
+        var link = new ShareLink { Token = Access.NewToken(), RunIds = "", StudyId = studyId, CreatedAt = DateTime.UtcNow, Owner = by.Name! };
+        context.ShareLinks.Add(link);
+        await context.SaveChangesAsync();
+        return (link, errors);
+    }
+
     public async Task<List<ShareLink>> ListAsync(Viewer by)
     {
         await using var context = db.Create();

@@ -12,9 +12,10 @@ namespace IdentityInit.Web.Sharing;
 /// </summary>
 public static class SharingApi
 {
-    public sealed record CreateShareRequest(IReadOnlyList<Guid>? RunIds);
+    /// <summary>Runs (one, or a comparison), or one study.</summary>
+    public sealed record CreateShareRequest(IReadOnlyList<Guid>? RunIds, Guid? StudyId = null);
 
-    public sealed record ShareDto(string Token, string Url, string Owner, IReadOnlyList<Guid> RunIds, DateTime CreatedAt, DateTime? RevokedAt);
+    public sealed record ShareDto(string Token, string Url, string Owner, IReadOnlyList<Guid> RunIds, Guid? StudyId, DateTime CreatedAt, DateTime? RevokedAt);
 
     public static void MapSharingApi(this IEndpointRouteBuilder app)
     {
@@ -22,7 +23,9 @@ public static class SharingApi
 
         owner.MapPost("", async (CreateShareRequest request, ClaimsPrincipal user, ShareService shares) =>
         {
-            var (link, errors) = await shares.CreateAsync(request.RunIds, Viewer.From(user));
+            var (link, errors) = request.StudyId is { } study && request.RunIds is null
+                ? await shares.CreateForStudyAsync(study, Viewer.From(user))
+                : await shares.CreateAsync(request.RunIds, Viewer.From(user));
             return link is null ? Results.ValidationProblem(errors) : Results.Created($"/share/{link.Token}", Dto(link));
         }).RequireAuthorization(LabRoles.QueuePolicy);
 
@@ -51,5 +54,5 @@ public static class SharingApi
                 : Results.NotFound());
     }
 
-    static ShareDto Dto(ShareLink link) => new(link.Token, $"/share/{link.Token}", link.Owner, link.Runs, link.CreatedAt, link.RevokedAt);
+    static ShareDto Dto(ShareLink link) => new(link.Token, $"/share/{link.Token}", link.Owner, link.Runs, link.StudyId, link.CreatedAt, link.RevokedAt);
 }

@@ -17,6 +17,8 @@ namespace IdentityInit.Tests.Web.Components;
 /// <summary>The real MudBlazor components rendered by bUnit, on the real app's services.</summary>
 public sealed class ComponentTests : IAsyncLifetime
 {
+    static readonly IdentityInit.Web.Accounts.Viewer Admin = new(LabFactory.Admin, IdentityInit.Web.Accounts.LabRoles.Admin);
+
     readonly LabFactory lab = new();
     readonly BunitContext context = new();
 
@@ -43,7 +45,7 @@ public sealed class ComponentTests : IAsyncLifetime
     {
         var navigation = context.Services.GetRequiredService<Microsoft.AspNetCore.Components.NavigationManager>();
         navigation.NavigateTo(navigation.GetUriWithQueryParameter("preset", preset));
-        return context.Render<NewRun>(p => p.AddCascadingValue(new IdentityInit.Web.Accounts.Viewer(LabFactory.Admin, IdentityInit.Web.Accounts.LabRoles.Admin)));
+        return context.Render<NewRun>(p => p.AddCascadingValue(Admin));
     }
 
     static void Type(IRenderedComponent<NewRun> form, string id, string value) =>
@@ -147,7 +149,7 @@ public sealed class ComponentTests : IAsyncLifetime
         await Api.WaitForStatusAsync(http, id, "Completed");
         var run = await lab.Services.GetRequiredService<RunQueries>().GetAsync(id);
 
-        var view = context.Render<RunView>(p => p.Add(v => v.Run, run!));
+        var view = context.Render<RunView>(p => p.AddCascadingValue(Admin).Add(v => v.Run, run!));
 
         view.WaitForAssertion(() => Assert.Contains("Completed", view.Find("#run-status").TextContent));
         var record = view.Find("#record-table").TextContent;
@@ -183,7 +185,7 @@ public sealed class ComponentTests : IAsyncLifetime
     {
         var id = await IdentityInit.Tests.Web.HistoryTests.SeedAsync(lab.Services);
         var queries = lab.Services.GetRequiredService<RunQueries>();
-        var view = context.Render<RunView>(p => p.Add(v => v.Run, queries.GetAsync(id).Result!));
+        var view = context.Render<RunView>(p => p.AddCascadingValue(Admin).Add(v => v.Run, queries.GetAsync(id).Result!));
         view.FindAll(".mud-tab").First(t => t.TextContent.Trim() == "Notes").Click();
 
         view.Find("#run-notes").Change("seed 3 diverged at lr 0.1");
@@ -248,7 +250,7 @@ public sealed class ComponentTests : IAsyncLifetime
             await db.SaveChangesAsync();
         }
 
-        var page = context.Render<RunsPage>(p => p.AddCascadingValue(new IdentityInit.Web.Accounts.Viewer(LabFactory.Admin, IdentityInit.Web.Accounts.LabRoles.Admin)));
+        var page = context.Render<RunsPage>(p => p.AddCascadingValue(Admin));
 
         page.WaitForAssertion(() => Assert.Equal(2, page.FindAll("tr.run-row").Count));
         var rows = page.FindAll("tr.run-row");

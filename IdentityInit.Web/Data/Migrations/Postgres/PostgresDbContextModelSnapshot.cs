@@ -192,6 +192,9 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
                     b.Property<bool>("Archived")
                         .HasColumnType("boolean");
 
+                    b.Property<string>("Arm")
+                        .HasColumnType("text");
+
                     b.Property<double?>("BestTestAccuracy")
                         .HasColumnType("double precision");
 
@@ -282,6 +285,9 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
                     b.Property<long>("Step")
                         .HasColumnType("bigint");
 
+                    b.Property<Guid?>("StudyId")
+                        .HasColumnType("uuid");
+
                     b.Property<string>("SummaryJson")
                         .HasColumnType("text");
 
@@ -305,6 +311,8 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
                     b.HasIndex("GroupId");
 
                     b.HasIndex("Status");
+
+                    b.HasIndex("StudyId");
 
                     b.HasIndex("Archived", "CreatedAt");
 
@@ -360,11 +368,59 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
                         .IsRequired()
                         .HasColumnType("text");
 
+                    b.Property<Guid?>("StudyId")
+                        .HasColumnType("uuid");
+
                     b.HasKey("Token");
 
                     b.HasIndex("Owner");
 
                     b.ToTable("share_links", (string)null);
+                });
+
+            modelBuilder.Entity("IdentityInit.Web.Data.Study", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid");
+
+                    b.Property<bool>("Cancelled")
+                        .HasColumnType("boolean");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("DefinitionJson")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<DateTime?>("EndedAt")
+                        .HasColumnType("timestamp with time zone");
+
+                    b.Property<string>("FrozenJson")
+                        .HasColumnType("text");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)");
+
+                    b.Property<string>("Owner")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.Property<string>("Preset")
+                        .HasColumnType("text");
+
+                    b.Property<string>("Scale")
+                        .IsRequired()
+                        .HasColumnType("text");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("CreatedAt");
+
+                    b.ToTable("studies", (string)null);
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey", b =>

@@ -185,6 +185,9 @@ namespace IdentityInit.Web.Data.Migrations.Sqlite
                     b.Property<bool>("Archived")
                         .HasColumnType("INTEGER");
 
+                    b.Property<string>("Arm")
+                        .HasColumnType("TEXT");
+
                     b.Property<double?>("BestTestAccuracy")
                         .HasColumnType("REAL");
 
@@ -275,6 +278,9 @@ namespace IdentityInit.Web.Data.Migrations.Sqlite
                     b.Property<long>("Step")
                         .HasColumnType("INTEGER");
 
+                    b.Property<Guid?>("StudyId")
+                        .HasColumnType("TEXT");
+
                     b.Property<string>("SummaryJson")
                         .HasColumnType("TEXT");
 
@@ -298,6 +304,8 @@ namespace IdentityInit.Web.Data.Migrations.Sqlite
                     b.HasIndex("GroupId");
 
                     b.HasIndex("Status");
+
+                    b.HasIndex("StudyId");
 
                     b.HasIndex("Archived", "CreatedAt");
 
@@ -351,11 +359,59 @@ namespace IdentityInit.Web.Data.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("TEXT");
 
+                    b.Property<Guid?>("StudyId")
+                        .HasColumnType("TEXT");
+
                     b.HasKey("Token");
 
                     b.HasIndex("Owner");
 
                     b.ToTable("share_links", (string)null);
+                });
+
+            modelBuilder.Entity("IdentityInit.Web.Data.Study", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("TEXT");
+
+                    b.Property<bool>("Cancelled")
+                        .HasColumnType("INTEGER");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("DefinitionJson")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<DateTime?>("EndedAt")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("FrozenJson")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Owner")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Preset")
+                        .HasColumnType("TEXT");
+
+                    b.Property<string>("Scale")
+                        .IsRequired()
+                        .HasColumnType("TEXT");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("CreatedAt");
+
+                    b.ToTable("studies", (string)null);
                 });
 
             modelBuilder.Entity("Microsoft.AspNetCore.DataProtection.EntityFrameworkCore.DataProtectionKey", b =>

@@ -1,0 +1,210 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using IdentityInit.Tests.Infrastructure;
+using IdentityInit.Web.Accounts;
+using IdentityInit.Web.Data;
+using IdentityInit.Web.Studies;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace IdentityInit.Tests.Web;
+
+/// <summary>Studies through the API: the results table against hand computation, and the grid's life (create, extend, cancel).</summary>
+public sealed class StudiesTests
+{
+    // Student's t 0.975 quantile for 2 degrees of freedom in closed form, (2p - 1) / sqrt(2p(1 - p)) = 4.3026527297...; a table's 4.303 is off by 3.5e-4.
+    static readonly double T975For2 = 0.95 / Math.Sqrt(2 * 0.975 * 0.025);
+
+    /// <summary>A constnet-breakers study stored as runs would leave it: two arms of 3 completed seeds, one arm of 2 running.</summary>
+    static async Task<Guid> SeedAsync(IServiceProvider services)
+    {
+        var preset = StudyPresets.Find("constnet-breakers")!;
+        var study = new Study
+        {
+            Id = Guid.NewGuid(), Name = "seeded", Preset = preset.Name, Scale = "cpu", Owner = LabFactory.Admin, CreatedAt = DateTime.UtcNow,
+            DefinitionJson = JsonSerializer.Serialize(new StudyDefinition(preset.Arms, [1, 2, 3], null, null, null), new JsonSerializerOptions(JsonSerializerDefaults.Web)),
+        };
+        await using var context = services.GetRequiredService<AppDb>().Create();
+        context.Studies.Add(study);
+        void Add(string arm, int seed, RunState status, double? final, double? best, int broken, double[] epochAccuracies, long[] breaks, double[] lastCorrelations)
+        {
+            var run = new Run
+            {
+                Id = Guid.NewGuid(), Name = $"{arm} {seed}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "", Dataset = "synthetic",
+                Queue = "cpu", Seed = seed, Status = status, CreatedAt = DateTime.UtcNow, StudyId = study.Id, Arm = arm, FinalTestAccuracy = final,
+                BestTestAccuracy = best, LayersBroken = status == RunState.Completed ? broken : null, LayerCount = status == RunState.Completed ? 10 : null,
+                FinishedAt = status == RunState.Completed ? DateTime.UtcNow : null,
+            };
+            context.Runs.Add(run);
+            for (var e = 0; e < epochAccuracies.Length; e++)
+            {
+                context.Points.Add(new MetricPoint { RunId = run.Id, Series = "epoch/index", Step = 100 * (e + 1), Value = e + 1 });
+                context.Points.Add(new MetricPoint { RunId = run.Id, Series = "epoch/test_acc", Step = 100 * (e + 1), Value = epochAccuracies[e] });
+            }
+            for (var l = 0; l < breaks.Length; l++) context.Points.Add(new MetricPoint { RunId = run.Id, Series = $"break/block{l}", Step = breaks[l], Value = 1e-7 });
+            for (var l = 0; l < lastCorrelations.Length; l++)
+            {
+                context.Points.Add(new MetricPoint { RunId = run.Id, Series = $"wcorr.fwd/block{l}", Step = 100, Value = 0.99 }); // not the last snapshot
+                context.Points.Add(new MetricPoint { RunId = run.Id, Series = $"wcorr.fwd/block{l}", Step = 300, Value = lastCorrelations[l] });
+            }
+        }
+        Add("He (random init)", 1, RunState.Completed, 0.80, 0.81, 10, [0.45, 0.60, 0.80], [5, 7], [0.1, 0.3]);
+        Add("He (random init)", 2, RunState.Completed, 0.82, 0.84, 10, [0.55, 0.70, 0.82], [6], [0.0, 0.2]);
+        Add("He (random init)", 3, RunState.Completed, 0.87, 0.87, 10, [0.40, 0.45, 0.87], [9, 10, 11], [0.3]);
+        Add("deterministic", 1, RunState.Completed, 0.30, 0.31, 0, [0.2, 0.25, 0.30], [], [1.0]);
+        Add("deterministic", 2, RunState.Completed, 0.31, 0.33, 0, [0.2, 0.26, 0.31], [], [1.0]);
+        Add("deterministic", 3, RunState.Completed, 0.35, 0.35, 0, [0.3, 0.33, 0.35], [], [1.0]);
+        Add("GPU non-determinism", 1, RunState.Running, null, null, 0, [0.5, 0.6], [], []);
+        Add("GPU non-determinism", 2, RunState.Running, null, null, 0, [0.4], [], []);
+        await context.SaveChangesAsync();
+        return study.Id;
+    }
+
+    [Fact]
+    public async Task TheResultsTableEqualsAHandComputationFromTheStoredRuns()
+    {
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+        var id = await SeedAsync(lab.Services);
+
+        var study = JsonDocument.Parse(await http.GetStringAsync($"/api/studies/{id}")).RootElement;
+        var arms = study.GetProperty("results").GetProperty("arms").EnumerateArray().ToDictionary(a => a.GetProperty("arm").GetString()!);
+        var claims = study.GetProperty("results").GetProperty("claims").EnumerateArray().ToList();
+        var markdown = await http.GetStringAsync($"/api/studies/{id}/table.md");
+        var latex = await http.GetStringAsync($"/api/studies/{id}/table.tex");
+        var csv = (await http.GetStringAsync($"/api/studies/{id}/table.csv")).Split('\n');
+        var figure = await http.GetStringAsync($"/api/studies/{id}/accuracy.svg");
+
+        var he = arms["He (random init)"];
+        var final = he.GetProperty("finalAccuracy");
+        Assert.Equal(0.83, final.GetProperty("mean").GetDouble(), 12);
+        var sd = Math.Sqrt((0.03 * 0.03 + 0.01 * 0.01 + 0.04 * 0.04) / 2);
+        Assert.Equal(T975For2 * sd / Math.Sqrt(3), final.GetProperty("halfWidth").GetDouble(), 9);
+        Assert.Equal(3, final.GetProperty("n").GetInt32());
+        Assert.Equal(1.0, he.GetProperty("brokenFraction").GetDouble(), 12);
+        Assert.Equal(8.0, he.GetProperty("medianBreakStep").GetDouble(), 12); // breaks 5 6 7 9 10 11
+        Assert.Equal(0.2, he.GetProperty("finalWeightCorrelation").GetDouble(), 12); // last snapshots' layer means 0.2, 0.1, 0.3
+        Assert.Equal(2.0, he.GetProperty("epochsToHalf").GetProperty("mean").GetDouble(), 12); // epochs 2, 1, 3
+        Assert.Equal(T975For2 * 1 / Math.Sqrt(3), he.GetProperty("epochsToHalf").GetProperty("halfWidth").GetDouble(), 9);
+        var deterministic = arms["deterministic"];
+        Assert.Equal(0.0, deterministic.GetProperty("brokenFraction").GetDouble());
+        Assert.Equal(0, deterministic.GetProperty("reachedHalf").GetInt32());
+        var running = arms["GPU non-determinism"];
+        Assert.Equal(JsonValueKind.Null, running.GetProperty("finalAccuracy").ValueKind);
+        Assert.Equal(1, running.GetProperty("latestEpoch").GetInt32()); // the newest epoch both running seeds reached
+        Assert.Equal(0.45, running.GetProperty("latest").GetDouble(), 12);
+        Assert.True(claims[0].GetProperty("holds").GetBoolean()); // no deterministic layer broke
+        Assert.StartsWith("-51.0 ±", claims[1].GetProperty("measured").GetString());
+        Assert.True(claims[1].GetProperty("holds").GetBoolean());
+        Assert.Equal(JsonValueKind.Null, claims[2].GetProperty("holds").ValueKind); // GPU non-determinism: no finished seed yet
+        Assert.Contains($"| He (random init) | 3/3 | 83.0 ± {T975For2 * sd / Math.Sqrt(3) * 100:F1} | 84.0 ± ", markdown);
+        Assert.Contains("| GPU non-determinism | 0/2 | (45.0 at epoch 1) |", markdown);
+        Assert.Contains("83.0 $\\pm$ 9.0", latex);
+        Assert.Contains("never (0/3)", markdown);
+        var heLine = csv.Single(l => l.StartsWith("He (random init),", StringComparison.Ordinal)).Split(',');
+        Assert.Equal(("3", "3"), (heLine[1], heLine[2]));
+        Assert.Equal(0.83, double.Parse(heLine[3], System.Globalization.CultureInfo.InvariantCulture), 12);
+        Assert.Contains("He (random init)", figure);
+        Assert.False(study.GetProperty("results").GetProperty("final").GetBoolean());
+    }
+
+    [Fact]
+    public async Task AnEndedStudysResultsAreFrozenAndItsShareLinkShowsThem()
+    {
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+        var id = await SeedAsync(lab.Services);
+        await SaveAsync(lab, r => r.Status == RunState.Running, r => (r.Status, r.FinishedAt) = (RunState.Cancelled, DateTime.UtcNow));
+        var link = await (await http.PostAsJsonAsync("/api/shares", new { studyId = id })).Content.ReadFromJsonAsync<JsonElement>();
+        var token = link.GetProperty("token").GetString()!;
+
+        var ended = JsonDocument.Parse(await http.GetStringAsync($"/api/studies/{id}")).RootElement.GetProperty("results");
+        await SaveAsync(lab, r => r.Arm == "He (random init)", r => r.FinalTestAccuracy = 0.10); // after the end: must not show
+        var shared = JsonDocument.Parse(await (await lab.CreateDefaultClient().GetAsync($"/api/share/{token}/study")).Content.ReadAsStringAsync()).RootElement;
+        var sharedTable = await lab.CreateDefaultClient().GetStringAsync($"/api/share/{token}/study/table.csv");
+        var page = await lab.CreateDefaultClient().GetStringAsync($"/share/{token}");
+        var otherRun = await lab.CreateDefaultClient().GetAsync($"/api/share/{token}/runs/{Guid.NewGuid()}/metrics");
+
+        Assert.True(ended.GetProperty("final").GetBoolean());
+        var he = shared.GetProperty("results").GetProperty("arms").EnumerateArray().First(a => a.GetProperty("arm").GetString() == "He (random init)");
+        Assert.Equal(0.83, he.GetProperty("finalAccuracy").GetProperty("mean").GetDouble(), 12); // frozen at the end
+        Assert.Contains(",0.83", sharedTable);
+        Assert.Contains("study-table", page);
+        Assert.Equal(HttpStatusCode.NotFound, otherRun.StatusCode); // a study's link grants no run's data by itself
+    }
+
+    static async Task SaveAsync(LabFactory lab, Func<Run, bool> which, Action<Run> change)
+    {
+        await using var context = lab.Services.GetRequiredService<AppDb>().Create();
+        foreach (var run in context.Runs.AsEnumerable().Where(which)) change(run);
+        await context.SaveChangesAsync();
+    }
+
+    static object TinyArm(string label, object? extra = null) => new { label, preset = "constnet-nondeterministic", config = Api.TinyConfig(200, extra) };
+
+    [Fact]
+    public async Task AStudyQueuesEveryArmForEverySeedGrowsBySeedsAndIsCancelledAsAWhole()
+    {
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+        var request = new { name = "grid", seeds = 2, arms = new[] { TinyArm("plain"), TinyArm("dropout", new { dropout = 0.01 }) } };
+
+        var created = await http.PostAsJsonAsync("/api/studies", request);
+        var id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("summary").GetProperty("id").GetGuid();
+        var extended = await http.PostAsJsonAsync($"/api/studies/{id}/extend", new { seeds = 1 });
+        var runs = (await extended.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("runs").EnumerateArray().ToList();
+        var cancelled = await http.PostAsync($"/api/studies/{id}/cancel", null);
+        await Wait.UntilAsync(async () => JsonDocument.Parse(await http.GetStringAsync($"/api/studies/{id}")).RootElement
+            .GetProperty("runs").EnumerateArray().All(r => r.GetProperty("status").GetString() == "Cancelled"), 60, "every run cancelled");
+        var stored = JsonDocument.Parse(await http.GetStringAsync("/api/runs?search=grid")).RootElement.EnumerateArray().ToList();
+
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, extended.StatusCode);
+        Assert.Equal(6, runs.Count);
+        Assert.Equal(["dropout:1", "dropout:2", "dropout:3", "plain:1", "plain:2", "plain:3"],
+            runs.Select(r => $"{r.GetProperty("arm").GetString()}:{r.GetProperty("seed").GetInt64()}").Order());
+        Assert.Equal(HttpStatusCode.Accepted, cancelled.StatusCode);
+        Assert.Equal(6, stored.Count);
+        Assert.All(stored, r => Assert.Equal(r.GetProperty("arm").GetString() == "dropout" ? 0.01 : 0.0, r.GetProperty("config").GetProperty("dropout").GetDouble()));
+        Assert.All(stored, r => Assert.Equal(id, r.GetProperty("studyId").GetGuid()));
+        Assert.Equal(2, stored.Select(r => r.GetProperty("groupId").GetGuid()).Distinct().Count()); // one group per arm: its seeds band together
+    }
+
+    [Theory]
+    [InlineData("""{"preset":"no-such-study"}""", "preset")]
+    [InlineData("""{"preset":"constnet-breakers","scale":"huge"}""", "scale")]
+    [InlineData("""{"preset":"constnet-breakers","seeds":0}""", "seeds")]
+    [InlineData("""{"name":"x"}""", "arms")]
+    [InlineData("""{"name":"x","arms":[{"label":"a","preset":"constnet-he"},{"label":"a","preset":"constnet-he"}]}""", "arms[1].label")]
+    [InlineData("""{"name":"x","arms":[{"label":"a","preset":"constnet-he"},{"label":"b","preset":"constnet-he","config":{"depth":8}}]}""", "arms[1].config.depth")]
+    [InlineData("""{"name":"x","arms":[{"label":"a","preset":"nope"}]}""", "arms[0].preset")]
+    public async Task ABadStudyIsRefusedNamingTheFieldAndNothingIsQueued(string body, string field)
+    {
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+
+        var response = await http.PostAsync("/api/studies", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        var errors = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("errors");
+        Assert.True(errors.TryGetProperty(field, out _), $"no error on {field}: {errors}");
+        Assert.Equal("0", (await http.GetAsync("/api/runs")).Headers.GetValues("X-Total-Count").Single());
+        Assert.Empty(JsonDocument.Parse(await http.GetStringAsync("/api/studies")).RootElement.EnumerateArray());
+    }
+
+    [Fact]
+    public async Task TheStudyPresetsAreThePapersExperimentsAndOnlyResearchersQueueThem()
+    {
+        await using var lab = new LabFactory();
+        var baseUrl = lab.StartKestrel();
+        using var admin = lab.Client(baseUrl);
+        using var viewer = lab.Client(baseUrl, await lab.TokenForAsync("victor", LabRoles.Viewer));
+
+        var presets = JsonDocument.Parse(await admin.GetStringAsync("/api/studies/presets")).RootElement.EnumerateArray()
+            .ToDictionary(p => p.GetProperty("name").GetString()!, p => p.GetProperty("arms").GetArrayLength());
+        var refused = await viewer.PostAsJsonAsync("/api/studies", new { preset = "toy-unique-features" });
+
+        Assert.Equal(new Dictionary<string, int> { ["constnet-breakers"] = 6, ["leakynet-strings"] = 7, ["toy-unique-features"] = 12 }, presets);
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+    }
+}

@@ -1,0 +1,101 @@
+using System.Security.Claims;
+using System.Text;
+using IdentityInit.Web.Accounts;
+using IdentityInit.Web.Data;
+using IdentityInit.Web.Runs;
+using IdentityInit.Web.Sharing;
+
+namespace IdentityInit.Web.Studies;
+
+/// <summary>/api/studies: presets, create, list, one study with its table, extend, cancel, exports; the share side under /api/share/{token}/study.</summary>
+public static class StudiesApi
+{
+    public sealed record StudyDto(StudySummary Summary, StudyDefinition Definition, string? Description, StudyResults Results, IReadOnlyList<StudyRunDto> Runs);
+
+    public sealed record StudyRunDto(Guid Id, string Arm, long Seed, RunState Status, long Step, long TotalSteps, string? Worker, double? FinalTestAccuracy);
+
+    public sealed record ExtendRequest(int? Seeds);
+
+    public static void MapStudiesApi(this IEndpointRouteBuilder app)
+    {
+        var api = app.MapGroup("/api/studies").WithTags("studies").AddEndpointFilter(async (context, next) =>
+        {
+            try { return await next(context); }
+            catch (ForbiddenException e) { return Results.Problem(e.Message, title: "not allowed", statusCode: StatusCodes.Status403Forbidden); }
+            catch (QueueFullException e) { return Results.ValidationProblem(new Dictionary<string, string[]> { ["queue"] = [e.Message] }, statusCode: 429); }
+        });
+
+        api.MapGet("/presets", () => StudyPresets.All.Select(p => new
+        {
+            p.Name, p.Title, p.Claim, p.Seeds, p.SweepAxis, Arms = p.Arms, CpuConfig = p.CpuConfig,
+        }));
+
+        api.MapGet("", async (StudyService studies) => await studies.ListAsync());
+
+        api.MapPost("", async (CreateStudyRequest request, ClaimsPrincipal user, StudyService studies) =>
+        {
+            var (study, errors) = await studies.CreateAsync(request, Viewer.From(user));
+            return study is null ? Results.ValidationProblem(errors, title: "The study is invalid")
+                : Results.Created($"/api/studies/{study.Id}", await DtoAsync(studies, study));
+        }).RequireAuthorization(LabRoles.QueuePolicy);
+
+        api.MapGet("/{id:guid}", async (Guid id, StudyService studies) =>
+            await studies.GetAsync(id) is { } study ? Results.Ok(await DtoAsync(studies, study)) : Results.NotFound());
+
+        api.MapPost("/{id:guid}/extend", async (Guid id, ExtendRequest request, ClaimsPrincipal user, StudyService studies) =>
+        {
+            if (await studies.GetAsync(id) is not { } study) return Results.NotFound();
+            var errors = await studies.ExtendAsync(study, request.Seeds ?? 1, Viewer.From(user));
+            return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The extension is invalid") : Results.Ok(await DtoAsync(studies, (await studies.GetAsync(id))!));
+        }).RequireAuthorization(LabRoles.QueuePolicy);
+
+        api.MapPost("/{id:guid}/cancel", async (Guid id, ClaimsPrincipal user, StudyService studies) =>
+        {
+            if (await studies.GetAsync(id) is not { } study) return Results.NotFound();
+            await studies.CancelAsync(study, Viewer.From(user));
+            return Results.Accepted($"/api/studies/{id}");
+        }).RequireAuthorization(LabRoles.QueuePolicy);
+
+        api.MapGet("/{id:guid}/{file}.{extension}", async (Guid id, string file, string extension, StudyService studies) =>
+            await studies.GetAsync(id) is { } study ? Export(await studies.ResultsAsync(study), study, file, extension) : Results.NotFound());
+
+        var shared = app.MapGroup("/api/share/{token}/study").WithTags("shared");
+        shared.MapGet("", async (string token, Access access, StudyService studies) =>
+            await SharedAsync(token, access, studies) is { } study ? Results.Ok(await DtoAsync(studies, study)) : Results.NotFound());
+        shared.MapGet("/{file}.{extension}", async (string token, string file, string extension, Access access, StudyService studies) =>
+            await SharedAsync(token, access, studies) is { } study ? Export(await studies.ResultsAsync(study), study, file, extension) : Results.NotFound());
+    }
+
+    public static async Task<Study?> SharedAsync(string token, Access access, StudyService studies) =>
+        await access.ShareAsync(token) is { StudyId: { } id } ? await studies.GetAsync(id) : null;
+
+    public static async Task<StudyDto> DtoAsync(StudyService studies, Study study)
+    {
+        var runs = await studies.RunsAsync(study.Id);
+        var results = await studies.ResultsAsync(study);
+        var summary = new StudySummary(study.Id, study.Name, study.Preset, study.Scale, study.Owner, study.CreatedAt, study.EndedAt, study.Cancelled,
+            runs.Count, runs.Count(r => r.IsFinished), runs.Count(r => r.Status == RunState.Running));
+        return new StudyDto(summary, StudyService.DefinitionOf(study), study.Preset is null ? null : StudyPresets.Find(study.Preset)?.Claim, results,
+            [.. runs.Select(r => new StudyRunDto(r.Id, r.Arm ?? "", r.Seed, r.Status, r.Step, r.TotalSteps, r.Worker, r.FinalTestAccuracy))]);
+    }
+
+    /// <summary>table.csv, table.md, table.tex, and each figure as png or svg.</summary>
+    static IResult Export(StudyResults results, Study study, string file, string extension)
+    {
+        var stem = string.Concat(study.Name.Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-'));
+        if (file == "table")
+            return extension switch
+            {
+                "csv" => Results.File(Encoding.UTF8.GetBytes(StudyExports.Csv(results)), "text/csv", $"{stem}.csv"),
+                "md" => Results.File(Encoding.UTF8.GetBytes(StudyExports.Markdown(results)), "text/markdown", $"{stem}.md"),
+                "tex" => Results.File(Encoding.UTF8.GetBytes(StudyExports.Latex(results)), "application/x-tex", $"{stem}.tex"),
+                _ => Results.ValidationProblem(new Dictionary<string, string[]> { ["format"] = [$"'{extension}' is not csv, md or tex"] }),
+            };
+        if (!StudyExports.Figures(results).Contains(file))
+            return Results.ValidationProblem(new Dictionary<string, string[]> { ["figure"] = [$"'{file}' is not table or one of {string.Join(", ", StudyExports.Figures(results))}"] });
+        if (extension is not ("png" or "svg"))
+            return Results.ValidationProblem(new Dictionary<string, string[]> { ["format"] = [$"'{extension}' is not png or svg"] });
+        var bytes = StudyExports.Figure(results, file, extension, out var contentType);
+        return Results.File(bytes, contentType, $"{stem}-{file}.{extension}");
+    }
+}

@@ -1,0 +1,117 @@
+using System.Globalization;
+using System.Text;
+using ScottPlot;
+
+namespace IdentityInit.Web.Studies;
+
+/// <summary>A study's results table as CSV, Markdown and LaTeX, and its figures (PNG, SVG): one table, three spellings.</summary>
+public static class StudyExports
+{
+    /// <summary>The figures of the paper's kind a study has: accuracy and correlation always, the sweep when its arms have an x.</summary>
+    public static IReadOnlyList<string> Figures(StudyResults results) =>
+        results.SweepAxis is null ? ["accuracy", "correlation"] : ["accuracy", "correlation", "sweep"];
+
+    static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
+
+    /// <summary>The table's columns: header, and each arm's cell as text (accuracies in %, ± the 95 % half-width).</summary>
+    public static readonly IReadOnlyList<(string Header, Func<ArmResult, string> Cell)> Columns =
+    [
+        ("arm", a => a.Arm),
+        ("n", a => $"{a.Completed}/{a.Seeds}"),
+        ("final test acc (%)", a => a.FinalAccuracy?.Format(true) ?? (a.Latest is { } l ? $"({l * 100:F1} at epoch {a.LatestEpoch})" : "")),
+        ("best test acc (%)", a => a.BestAccuracy?.Format(true) ?? ""),
+        ("layers broken (%)", a => a.BrokenFraction is { } f ? (f * 100).ToString("F0", Invariant) : ""),
+        ("median first break (step)", a => a.MedianBreakStep is { } m ? m.ToString("0.#", Invariant) : ""),
+        ("final weight corr", a => a.FinalWeightCorrelation is { } c ? c.ToString("F3", Invariant) : ""),
+        ("epochs to 50 %", a => a.EpochsToHalf is { } e ? $"{e.Format(false)} ({a.ReachedHalf}/{a.Completed})" : a.Completed > 0 ? $"never (0/{a.Completed})" : ""),
+    ];
+
+    public static string Csv(StudyResults results)
+    {
+        var csv = new StringBuilder("arm,seeds,completed,final_acc_mean,final_acc_ci95,best_acc_mean,best_acc_ci95,layers_broken_fraction," +
+                                    "median_first_break_step,final_weight_corr,epochs_to_half_mean,epochs_to_half_ci95,reached_half\n");
+        string N(double? v) => v?.ToString("R", Invariant) ?? "";
+        foreach (var a in results.Arms)
+            csv.Append(string.Join(',', Quote(a.Arm), a.Seeds, a.Completed, N(a.FinalAccuracy?.Mean), N(a.FinalAccuracy?.HalfWidth),
+                N(a.BestAccuracy?.Mean), N(a.BestAccuracy?.HalfWidth), N(a.BrokenFraction), N(a.MedianBreakStep), N(a.FinalWeightCorrelation),
+                N(a.EpochsToHalf?.Mean), N(a.EpochsToHalf?.HalfWidth), a.ReachedHalf)).Append('\n');
+        return csv.ToString();
+    }
+
+    static string Quote(string s) => s.Contains(',') || s.Contains('"') ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
+
+    public static string Markdown(StudyResults results)
+    {
+        var md = new StringBuilder("| " + string.Join(" | ", Columns.Select(c => c.Header)) + " |\n");
+        md.Append("| " + string.Join(" | ", Columns.Select(_ => "---")) + " |\n");
+        foreach (var a in results.Arms) md.Append("| " + string.Join(" | ", Columns.Select(c => c.Cell(a).Replace("|", "\\|"))) + " |\n");
+        if (results.Claims.Count > 0)
+        {
+            md.Append("\n| claim (paper) | measured | holds |\n| --- | --- | --- |\n");
+            foreach (var c in results.Claims) md.Append($"| {c.Paper} | {c.Measured} | {Verdict(c)} |\n");
+        }
+        return md.ToString();
+    }
+
+    public static string Verdict(Claim claim) => claim.Holds switch { true => "yes", false => "no", null => "not yet" };
+
+    public static string Latex(StudyResults results)
+    {
+        static string Tex(string s) => s.Replace("\\", "\\textbackslash{}").Replace("&", "\\&").Replace("%", "\\%").Replace("_", "\\_")
+            .Replace("#", "\\#").Replace("±", "$\\pm$");
+        var tex = new StringBuilder("\\begin{tabular}{l" + new string('r', Columns.Count - 1) + "}\n\\hline\n");
+        tex.Append(string.Join(" & ", Columns.Select(c => Tex(c.Header)))).Append(" \\\\\n\\hline\n");
+        foreach (var a in results.Arms) tex.Append(string.Join(" & ", Columns.Select(c => Tex(c.Cell(a))))).Append(" \\\\\n");
+        return tex.Append("\\hline\n\\end{tabular}\n").ToString();
+    }
+
+    public static byte[] Figure(StudyResults results, string figure, string format, out string contentType)
+    {
+        var plot = new Plot();
+        switch (figure)
+        {
+            case "accuracy":
+                plot.Title("Test accuracy per epoch (mean and 95 % band over seeds)");
+                plot.XLabel("epoch");
+                plot.YLabel("test accuracy");
+                foreach (var curve in results.Accuracy) Band(plot, curve);
+                break;
+            case "correlation":
+                plot.Title("Forward weight correlation, mean over layers (mean and 95 % band over seeds)");
+                plot.XLabel("step");
+                plot.YLabel("rho");
+                foreach (var curve in results.Correlation) Band(plot, curve);
+                break;
+            default:
+                var logX = results.SweepAxis?.StartsWith("unique", StringComparison.Ordinal) == true; // K = 1 .. 256
+                plot.Title($"Final test accuracy against {results.SweepAxis} (mean and 95 % interval over seeds)");
+                plot.XLabel(logX ? $"{results.SweepAxis} (log2)" : results.SweepAxis ?? "");
+                plot.YLabel("final test accuracy");
+                foreach (var line in results.Arms.Where(a => a.FinalAccuracy is not null && a.X is not null).GroupBy(a => a.Line ?? ""))
+                {
+                    var points = line.OrderBy(a => a.X).ToList();
+                    var xs = points.Select(a => logX ? Math.Log2(a.X!.Value) : a.X!.Value).ToArray();
+                    var scatter = plot.Add.ScatterLine(xs, points.Select(a => a.FinalAccuracy!.Mean).ToArray());
+                    scatter.LegendText = line.Key;
+                    scatter.MarkerSize = 6;
+                    plot.Add.ErrorBar(xs, points.Select(a => a.FinalAccuracy!.Mean).ToArray(), points.Select(a => a.FinalAccuracy!.HalfWidth ?? 0).ToArray())
+                        .Color = scatter.Color;
+                }
+                break;
+        }
+        plot.ShowLegend(Edge.Right);
+        contentType = format == "png" ? "image/png" : "image/svg+xml";
+        return format == "png" ? plot.GetImageBytes(1100, 600, ImageFormat.Png) : Encoding.UTF8.GetBytes(plot.GetSvgXml(1100, 600));
+    }
+
+    static void Band(Plot plot, Curve curve)
+    {
+        var line = plot.Add.ScatterLine(curve.X, curve.Mean);
+        line.LegendText = curve.Label;
+        line.MarkerSize = curve.X.Length < 30 ? 5 : 0;
+        if (curve.Low.Zip(curve.High).All(p => p.First == p.Second)) return; // one seed: no band
+        var fill = plot.Add.FillY(curve.X, curve.Low, curve.High);
+        fill.FillStyle.Color = line.Color.WithAlpha(0.2);
+        fill.LineStyle.Width = 0;
+    }
+}

@@ -1,0 +1,206 @@
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using IdentityInit.Training;
+using IdentityInit.Web.Accounts;
+using IdentityInit.Web.Data;
+using IdentityInit.Web.Runs;
+using Microsoft.EntityFrameworkCore;
+
+namespace IdentityInit.Web.Studies;
+
+/// <summary>A study to create: a preset's arms, or arms of your own; seeds 1..Seeds; Config overrides every run.</summary>
+public sealed record CreateStudyRequest(
+    string? Name = null, string? Preset = null, string? Scale = null, int? Seeds = null, IReadOnlyList<StudyArm>? Arms = null,
+    JsonObject? Config = null, string? Device = null);
+
+/// <summary>What a study was asked to be (stored as its definition): enough to add seeds later.</summary>
+public sealed record StudyDefinition(IReadOnlyList<StudyArm> Arms, IReadOnlyList<long> Seeds, JsonObject? Config, string? Device, string? SweepAxis);
+
+public sealed record StudySummary(Guid Id, string Name, string? Preset, string Scale, string Owner, DateTime CreatedAt, DateTime? EndedAt,
+    bool Cancelled, int Runs, int Finished, int Running);
+
+/// <summary>
+/// Studies, one place for the API and the pages: create (queues arms x seeds as ordinary runs that carry the study and
+/// arm), extend with more seeds, cancel as a whole, and the results table, computed from the stored runs on each call
+/// and frozen once every run has ended.
+/// </summary>
+public sealed class StudyService(AppDb db, RunService runs)
+{
+    public const int MaxArms = 32;
+    public const int MaxSeeds = 20;
+    static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public async Task<(Study? Study, ValidationErrors Errors)> CreateAsync(CreateStudyRequest request, Viewer by)
+    {
+        var errors = new ValidationErrors();
+        var preset = request.Preset is null ? null : StudyPresets.Find(request.Preset);
+        if (request.Preset is not null && preset is null)
+            errors.Add("preset", $"unknown study preset '{request.Preset}' (one of {string.Join(", ", StudyPresets.All.Select(p => p.Name))})");
+        if (request.Preset is not null && request.Arms is not null) errors.Add("arms", "give a preset or arms, not both");
+        if (request.Preset is null && request.Arms is not { Count: > 0 }) errors.Add("arms", "give a study preset, or at least one arm");
+        var scale = request.Scale ?? "cpu";
+        if (scale is not ("cpu" or "paper")) errors.Add("scale", $"'{scale}' is not cpu or paper");
+        var seedCount = request.Seeds ?? preset?.Seeds ?? 3;
+        if (seedCount is < 1 or > MaxSeeds) errors.Add("seeds", $"from 1 to {MaxSeeds} seeds, got {seedCount}");
+        if (string.IsNullOrWhiteSpace(request.Name) && preset is null) errors.Add("name", "name the study");
+        if (request.Name is { Length: > RunService.MaxName }) errors.Add("name", $"at most {RunService.MaxName} characters");
+        var arms = preset?.Arms ?? request.Arms ?? [];
+        if (arms.Count > MaxArms) errors.Add("arms", $"at most {MaxArms} arms, got {arms.Count}");
+        for (var i = 0; i < arms.Count; i++)
+        {
+            if (string.IsNullOrWhiteSpace(arms[i].Label) || arms[i].Label.Length > 60) errors.Add($"arms[{i}].label", "a label is 1-60 characters");
+            else if (arms.Take(i).Any(a => a.Label == arms[i].Label)) errors.Add($"arms[{i}].label", $"'{arms[i].Label}' names two arms");
+        }
+        if (errors.Count > 0) return (null, errors);
+        var definition = new StudyDefinition(arms, [.. Enumerable.Range(1, seedCount).Select(s => (long)s)], request.Config, request.Device,
+            preset?.SweepAxis);
+        var name = string.IsNullOrWhiteSpace(request.Name) ? $"{preset!.Name} ({scale})" : request.Name.Trim();
+        var study = new Study
+        {
+            Id = Guid.NewGuid(), Name = name, Preset = preset?.Name, Scale = scale, Owner = by.Name ?? Ownership.DefaultOwner,
+            DefinitionJson = JsonSerializer.Serialize(definition, Json), CreatedAt = DateTime.UtcNow,
+        };
+        var (configs, labels) = Plan(study, definition, definition.Seeds, errors);
+        if (errors.Count > 0) return (null, errors);
+        await using (var context = db.Create())
+        {
+            context.Studies.Add(study);
+            await context.SaveChangesAsync();
+        }
+        try
+        {
+            await runs.CreateAsync(new CreateRunRequest(Tags: ["study"]), configs, by, (study.Id, study.Name, labels));
+        }
+        catch
+        {
+            await using var context = db.Create(); // nothing half-written: a refused study leaves no row
+            await context.Studies.Where(s => s.Id == study.Id).ExecuteDeleteAsync();
+            throw;
+        }
+        return (study, errors);
+    }
+
+    /// <summary>Each arm's run for each seed: the arm's run preset at the study's scale, overlaid by the study's config.</summary>
+    (List<ExperimentConfig> Configs, List<string> Arms) Plan(Study study, StudyDefinition definition, IReadOnlyList<long> seeds, ValidationErrors errors)
+    {
+        var preset = study.Preset is null ? null : StudyPresets.Find(study.Preset);
+        var (configs, labels) = (new List<ExperimentConfig>(), new List<string>());
+        for (var i = 0; i < definition.Arms.Count; i++)
+        {
+            var arm = definition.Arms[i];
+            var runPreset = arm.Preset is null ? null : study.Scale == "paper" ? arm.Preset + "-paper" : arm.Preset;
+            var overrides = new JsonObject();
+            void Apply(JsonObject? layer) { foreach (var (key, value) in layer ?? []) overrides[key] = value?.DeepClone(); }
+            if (study.Scale == "cpu") Apply(preset?.CpuConfig);
+            Apply(arm.Config);
+            Apply(definition.Config);
+            if (definition.Device is { } device) overrides["device"] = device;
+            foreach (var seed in seeds)
+            {
+                overrides["seed"] = seed;
+                var (planned, problems) = runs.Plan(new CreateRunRequest($"{study.Name} · {arm.Label} · seed {seed}", runPreset, overrides.DeepClone().AsObject()));
+                foreach (var (field, messages) in problems)
+                    foreach (var message in messages) errors.Add($"arms[{i}].{field}", message);
+                if (problems.Count > 0) break; // the same problem for every seed
+                configs.AddRange(planned);
+                labels.AddRange(planned.Select(_ => arm.Label));
+            }
+        }
+        return (configs, labels);
+    }
+
+    public static StudyDefinition DefinitionOf(Study study) => JsonSerializer.Deserialize<StudyDefinition>(study.DefinitionJson, Json)!;
+
+    /// <summary>Adds <paramref name="more"/> seeds to every arm (the next seed numbers); the frozen results thaw.</summary>
+    public async Task<ValidationErrors> ExtendAsync(Study study, int more, Viewer by)
+    {
+        var errors = new ValidationErrors();
+        if (!by.CanChange(study.Owner)) throw new ForbiddenException($"study {study.Id} belongs to {study.Owner}: only its owner or an admin may extend it");
+        var definition = DefinitionOf(study);
+        if (study.Cancelled) errors.Add("study", "a cancelled study is not extended; create a new one");
+        if (more < 1 || definition.Seeds.Count + more > MaxSeeds) errors.Add("seeds", $"add 1 to {MaxSeeds - definition.Seeds.Count} seeds, got {more}");
+        if (errors.Count > 0) return errors;
+        var added = Enumerable.Range(1, more).Select(i => definition.Seeds.Max() + i).ToList();
+        var (configs, labels) = Plan(study, definition, added, errors);
+        if (errors.Count > 0) return errors;
+        await runs.CreateAsync(new CreateRunRequest(Tags: ["study"]), configs, by, (study.Id, study.Name, labels));
+        await using var context = db.Create();
+        var extended = definition with { Seeds = [.. definition.Seeds, .. added] };
+        await context.Studies.Where(s => s.Id == study.Id).ExecuteUpdateAsync(s => s
+            .SetProperty(x => x.DefinitionJson, JsonSerializer.Serialize(extended, Json))
+            .SetProperty(x => x.EndedAt, (DateTime?)null).SetProperty(x => x.FrozenJson, (string?)null));
+        return errors;
+    }
+
+    /// <summary>Cancels every run of the study that has not ended.</summary>
+    public async Task CancelAsync(Study study, Viewer by)
+    {
+        if (!by.CanChange(study.Owner)) throw new ForbiddenException($"study {study.Id} belongs to {study.Owner}: only its owner or an admin may cancel it");
+        await using (var context = db.Create())
+            await context.Studies.Where(s => s.Id == study.Id).ExecuteUpdateAsync(s => s.SetProperty(x => x.Cancelled, true));
+        foreach (var run in await RunsAsync(study.Id))
+            if (!run.IsFinished) await runs.CancelAsync(run.Id, by);
+    }
+
+    public async Task<Study?> GetAsync(Guid id)
+    {
+        await using var context = db.Create();
+        return await context.Studies.AsNoTracking().FirstOrDefaultAsync(s => s.Id == id);
+    }
+
+    public async Task<List<Run>> RunsAsync(Guid studyId)
+    {
+        await using var context = db.Create();
+        return [.. (await context.Runs.AsNoTracking().Where(r => r.StudyId == studyId).ToListAsync()).OrderBy(r => r.CreatedAt).ThenBy(r => r.Seed)];
+    }
+
+    public async Task<List<StudySummary>> ListAsync()
+    {
+        await using var context = db.Create();
+        var studies = await context.Studies.AsNoTracking().OrderByDescending(s => s.CreatedAt).Take(500).ToListAsync();
+        var ids = studies.Select(s => s.Id).ToList();
+        var counts = await context.Runs.Where(r => r.StudyId != null && ids.Contains(r.StudyId.Value)).GroupBy(r => new { r.StudyId, r.Status })
+            .Select(g => new { g.Key.StudyId, g.Key.Status, Count = g.Count() }).ToListAsync();
+        return [.. studies.Select(s =>
+        {
+            var mine = counts.Where(c => c.StudyId == s.Id).ToList();
+            return new StudySummary(s.Id, s.Name, s.Preset, s.Scale, s.Owner, s.CreatedAt, s.EndedAt, s.Cancelled, mine.Sum(c => c.Count),
+                mine.Where(c => c.Status is not (RunState.Queued or RunState.Running)).Sum(c => c.Count),
+                mine.Where(c => c.Status == RunState.Running).Sum(c => c.Count));
+        })];
+    }
+
+    /// <summary>The results as they stand; once every run has ended they are stored and served frozen from then on.</summary>
+    public async Task<StudyResults> ResultsAsync(Study study)
+    {
+        if (study.FrozenJson is { } frozen) return JsonSerializer.Deserialize<StudyResults>(frozen, Json)!;
+        var definition = DefinitionOf(study);
+        var studyRuns = await RunsAsync(study.Id);
+        var ids = studyRuns.Select(r => r.Id).ToList();
+        await using var context = db.Create();
+        var epochPoints = await context.Points.AsNoTracking()
+            .Where(p => ids.Contains(p.RunId) && (p.Series == "epoch/test_acc" || p.Series == "epoch/index"))
+            .Select(p => new { p.RunId, p.Series, p.Step, p.Value }).ToListAsync();
+        var breaks = await context.Points.AsNoTracking().Where(p => ids.Contains(p.RunId) && p.Series.StartsWith("break/"))
+            .GroupBy(p => new { p.RunId, p.Series }).Select(g => new { g.Key.RunId, Step = g.Min(p => p.Step) }).ToListAsync();
+        // The mean over layers of each snapshot's forward weight correlation, averaged in the database (one row per snapshot).
+        var correlation = await context.Points.AsNoTracking().Where(p => ids.Contains(p.RunId) && p.Series.StartsWith("wcorr.fwd/"))
+            .GroupBy(p => new { p.RunId, p.Step }).Select(g => new { g.Key.RunId, g.Key.Step, Mean = g.Average(p => p.Value) }).ToListAsync();
+        var cells = studyRuns.Select(run =>
+        {
+            var mine = epochPoints.Where(p => p.RunId == run.Id).ToList();
+            var index = mine.Where(p => p.Series == "epoch/index").ToDictionary(p => p.Step, p => (int)(p.Value ?? 0));
+            var epochs = mine.Where(p => p.Series == "epoch/test_acc" && p.Value is not null && index.ContainsKey(p.Step))
+                .OrderBy(p => p.Step).Select(p => (index[p.Step], p.Value!.Value)).ToList();
+            return new RunCell(run, epochs, [.. breaks.Where(b => b.RunId == run.Id).Select(b => b.Step)],
+                [.. correlation.Where(c => c.RunId == run.Id && c.Mean is not null).OrderBy(c => c.Step).Select(c => (c.Step, c.Mean!.Value))]);
+        }).ToList();
+        var preset = study.Preset is null ? null : StudyPresets.Find(study.Preset);
+        var results = StudyTable.Compute(definition.Arms, cells, preset, definition.SweepAxis);
+        if (results.Final)
+            await context.Studies.Where(s => s.Id == study.Id && s.FrozenJson == null).ExecuteUpdateAsync(s => s
+                .SetProperty(x => x.FrozenJson, JsonSerializer.Serialize(results, Json))
+                .SetProperty(x => x.EndedAt, studyRuns.Max(r => r.FinishedAt) ?? DateTime.UtcNow));
+        return results;
+    }
+}
