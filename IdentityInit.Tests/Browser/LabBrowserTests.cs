@@ -423,4 +423,44 @@ public sealed class LabBrowserTests
         await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/login\\?returnUrl=")); // signed out for real
         await admin.PostAsync($"/api/runs/{id}/cancel", null);
     }
+
+    [Fact]
+    public async Task AResearcherQueuesAStudyWatchesItsTableFillInAndSharesTheResultPage()
+    {
+        Assertions.SetDefaultExpectTimeout(15_000);
+        await using var lab = new LabFactory();
+        var baseUrl = lab.StartKestrel();
+        var (playwright, context) = await Chromium.SignedInAsync(lab, baseUrl, "rosalind", global::IdentityInit.Web.Accounts.LabRoles.Researcher);
+        using var _ = playwright;
+        await using var __ = context;
+        var page = await OpenAsync(context, new Uri(baseUrl, "/studies").ToString());
+        var tiny = System.Text.Json.JsonSerializer.Serialize(IdentityInit.Tests.Web.Api.TinyConfig(epochs: 2));
+
+        await Assertions.Expect(page.Locator("#study-preset")).ToHaveValueAsync("constnet-breakers"); // the first study is the default
+        await page.Locator("#study-seeds").FillAsync("1");
+        await page.Locator("#study-seeds").PressAsync("Tab");
+        await Fill(page, "study-config", tiny);
+        await page.ClickAsync("#create-study");
+        await Assertions.Expect(page.Locator("#study-name")).ToHaveTextAsync("constnet-breakers (cpu)");
+        var he = page.Locator("tr.study-row[data-arm='He (random init)'] td[data-column='2']");
+        await Assertions.Expect(he).ToHaveTextAsync("", new() { Timeout = 5_000 }); // queued: nothing measured yet
+        await Assertions.Expect(he).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+\.\d$"), new() { Timeout = 180_000 }); // filled in live
+        await Assertions.Expect(page.Locator("#study-final")).ToBeVisibleAsync(new() { Timeout = 180_000 });
+        var cell = await he.TextContentAsync();
+        await Assertions.Expect(page.Locator("#study-claims")).ToContainTextAsync("A deterministic ConstNet keeps every channel identical");
+        await Assertions.Expect(page.Locator("img.study-figure[data-figure='accuracy']")).ToBeVisibleAsync();
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "study.png"), FullPage = true });
+        await page.ClickAsync("#share-study");
+        var shareUrl = new Uri(baseUrl, await page.Locator("#share-link").TextContentAsync()).ToString();
+
+        var (playwright2, collaborator) = await Chromium.LaunchAsync(); // no account
+        using var ___ = playwright2;
+        await using var ____ = collaborator;
+        var shared = await OpenAsync(collaborator, shareUrl);
+        await Assertions.Expect(shared.Locator("tr.study-row[data-arm='He (random init)'] td[data-column='2']")).ToHaveTextAsync(cell!);
+        await Assertions.Expect(shared.Locator("#study-final")).ToContainTextAsync("frozen");
+        await Assertions.Expect(shared.Locator("#extend-study, #cancel-study, #share-study")).ToHaveCountAsync(0);
+        var figure = await shared.EvaluateAsync<int>("async () => (await fetch(document.querySelector(\"img.study-figure\").src)).status");
+        Assert.Equal(200, figure); // the figures come through the share link too
+    }
 }

@@ -38,7 +38,7 @@ public sealed class StudiesTests
             context.Runs.Add(run);
             for (var e = 0; e < epochAccuracies.Length; e++)
             {
-                context.Points.Add(new MetricPoint { RunId = run.Id, Series = "epoch/index", Step = 100 * (e + 1), Value = e + 1 });
+                context.Points.Add(new MetricPoint { RunId = run.Id, Series = "epoch/index", Step = 100 * (e + 1), Value = e }); // the engine counts from 0
                 context.Points.Add(new MetricPoint { RunId = run.Id, Series = "epoch/test_acc", Step = 100 * (e + 1), Value = epochAccuracies[e] });
             }
             for (var l = 0; l < breaks.Length; l++) context.Points.Add(new MetricPoint { RunId = run.Id, Series = $"break/block{l}", Step = breaks[l], Value = 1e-7 });

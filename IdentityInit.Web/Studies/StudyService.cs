@@ -189,7 +189,8 @@ public sealed class StudyService(AppDb db, RunService runs)
         var cells = studyRuns.Select(run =>
         {
             var mine = epochPoints.Where(p => p.RunId == run.Id).ToList();
-            var index = mine.Where(p => p.Series == "epoch/index").ToDictionary(p => p.Step, p => (int)(p.Value ?? 0));
+            // The engine numbers epochs from 0; the table counts epochs trained (1 after the first).
+            var index = mine.Where(p => p.Series == "epoch/index").ToDictionary(p => p.Step, p => (int)(p.Value ?? 0) + 1);
             var epochs = mine.Where(p => p.Series == "epoch/test_acc" && p.Value is not null && index.ContainsKey(p.Step))
                 .OrderBy(p => p.Step).Select(p => (index[p.Step], p.Value!.Value)).ToList();
             return new RunCell(run, epochs, [.. breaks.Where(b => b.RunId == run.Id).Select(b => b.Step)],
