@@ -167,7 +167,9 @@ public sealed class StudiesTests
         Assert.Equal(6, stored.Count);
         Assert.All(stored, r => Assert.Equal(r.GetProperty("arm").GetString() == "dropout" ? 0.01 : 0.0, r.GetProperty("config").GetProperty("dropout").GetDouble()));
         Assert.All(stored, r => Assert.Equal(id, r.GetProperty("studyId").GetGuid()));
-        Assert.Equal(2, stored.Select(r => r.GetProperty("groupId").GetGuid()).Distinct().Count()); // one group per arm: its seeds band together
+        var groups = stored.GroupBy(r => r.GetProperty("arm").GetString()).ToDictionary(g => g.Key!, g => g.Select(r => r.GetProperty("groupId").GetGuid()).Distinct().ToList());
+        Assert.All(groups.Values, g => Assert.Single(g)); // one group per arm, extension included: its seeds band together
+        Assert.NotEqual(groups["plain"][0], groups["dropout"][0]);
     }
 
     [Theory]
