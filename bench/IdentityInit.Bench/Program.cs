@@ -14,6 +14,7 @@ using IdentityInit.Training.Data;
 //   child --steps S --pairs P                     throughput of a run in a child process vs in this process, interleaved
 //   floor --threads N --steps S --warmup W        img/s of the bare step in TorchSharp (stock SGD, no probes): the library floor
 //   decompose --threads N --steps S --pairs P     where a step's time goes: library floor, engine arms, per-step extras
+//   study --preset NAME [--seeds N]               a CPU-scale study through the API: wall time to the last run's end, and its table
 var command = args.FirstOrDefault() ?? "throughput";
 int Arg(string name, int fallback) => args.SkipWhile(a => a != name).Skip(1).Select(int.Parse).FirstOrDefault(fallback);
 switch (command)
@@ -24,6 +25,10 @@ switch (command)
     case "relay": await WebBenchmarks.RelayAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--steps", 600)); return 0;
     case "webcpu": await WebBenchmarks.WebCpuAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--runs", 10), Arg("--seconds", 30)); return 0;
     case "loading": await LoadingBenchmark.RunAsync(args.SkipWhile(a => a != "--pg").Skip(1).FirstOrDefault()); return 0;
+    case "study":
+        await IdentityInit.Bench.StudyBenchmark.RunAsync(args.SkipWhile(a => a != "--preset").Skip(1).FirstOrDefault() ?? "constnet-breakers",
+            args.Contains("--seeds") ? Arg("--seeds", 3) : null);
+        return 0;
     case "child": await WebBenchmarks.ChildAsync(Arg("--steps", 300), Arg("--pairs", 2)); return 0;
 }
 
