@@ -163,6 +163,7 @@ public sealed class LabBrowserTests
 
         // The owner's list of links: revoke, confirmed, closes the collaborator's open page and live connection at once.
         await page.GotoAsync(new Uri(baseUrl, "/shares").ToString());
+        await ReadyAsync(page); // a prerendered button does nothing until the circuit is live
         var row = page.Locator($"tr.share-row[data-token='{token}']");
         await Assertions.Expect(row).ToContainTextAsync("live");
         await row.Locator(".revoke-link").ClickAsync();
