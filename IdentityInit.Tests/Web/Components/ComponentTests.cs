@@ -29,7 +29,7 @@ public sealed class ComponentTests : IAsyncLifetime
         context.Services.AddMudServices();
         // The app's own singletons, so components read and write the same store the app uses.
         foreach (var type in new[] { typeof(AppDb), typeof(RunQueries), typeof(RunService), typeof(Estimates), typeof(RunStream), typeof(WeightImports),
-                     typeof(IdentityInit.Web.Sharing.ShareService), typeof(IdentityInit.Web.Sharing.Access) })
+                     typeof(IdentityInit.Web.Sharing.ShareService), typeof(IdentityInit.Web.Sharing.Access), typeof(IdentityInit.Web.Accounts.Accounts) })
             context.Services.AddSingleton(type, lab.Services.GetRequiredService(type));
         context.Render<MudPopoverProvider>();
         await Task.CompletedTask;
@@ -256,5 +256,51 @@ public sealed class ComponentTests : IAsyncLifetime
         var rows = page.FindAll("tr.run-row");
         Assert.Contains(reason, rows.Single(r => r.TextContent.Contains("killed")).QuerySelector(".run-error")!.TextContent);
         Assert.Null(rows.Single(r => r.TextContent.Contains("fine")).QuerySelector(".run-error"));
+    }
+
+    [Fact]
+    public async Task TheTokensPageShowsANewTokenOnceListsItAndRevokesIt()
+    {
+        await lab.EnsureUserAsync("ada", IdentityInit.Web.Accounts.LabRoles.Researcher);
+        var page = context.Render<IdentityInit.Web.Components.Account.TokensPage>(p =>
+            p.AddCascadingValue(new IdentityInit.Web.Accounts.Viewer("ada", IdentityInit.Web.Accounts.LabRoles.Researcher)));
+
+        await page.InvokeAsync(() => page.FindComponents<MudTextField<string>>().Single(f => f.Instance.Label == "Name").Instance.ValueChanged.InvokeAsync("sweeps"));
+        page.Find("#create-token").Click();
+        page.WaitForAssertion(() => Assert.StartsWith("ii_", page.Find("#token-link").TextContent));
+        var token = page.Find("#token-link").TextContent;
+        var http = lab.CreateClient();
+        http.DefaultRequestHeaders.Authorization = new("Bearer", token);
+        var before = await http.GetAsync("/api/runs");
+        page.Find(".revoke-token").Click();
+        page.WaitForAssertion(() => Assert.Contains("revoked", page.Find("#tokens-table").TextContent));
+        var after = await http.GetAsync("/api/runs");
+
+        Assert.Contains("sweeps", page.Find("#tokens-table").TextContent);
+        Assert.DoesNotContain(token, page.Find("#tokens-table").TextContent); // only its first characters are listed
+        Assert.Equal(System.Net.HttpStatusCode.OK, before.StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, after.StatusCode);
+    }
+
+    [Fact]
+    public async Task TheUsersPageInvitesChangesRolesAndKeepsTheLastAdmin()
+    {
+        await lab.EnsureUserAsync(LabFactory.Admin, IdentityInit.Web.Accounts.LabRoles.Admin);
+        await lab.EnsureUserAsync("grace", IdentityInit.Web.Accounts.LabRoles.Viewer);
+        var page = context.Render<IdentityInit.Web.Components.Account.UsersPage>(p => p.AddCascadingValue(Admin));
+        var accounts = lab.Services.GetRequiredService<IdentityInit.Web.Accounts.Accounts>();
+
+        page.Find("#create-invitation").Click();
+        page.WaitForAssertion(() => Assert.Contains("/invite/", page.Find("#invitation-link").TextContent));
+        var invitation = page.Find("#invitation-link").TextContent;
+        var roles = page.FindComponents<MudSelect<string>>().Where(s => s.Instance.Class?.Contains("user-role") == true).ToList();
+        await page.InvokeAsync(() => roles[1].Instance.ValueChanged.InvokeAsync("researcher")); // grace (rows are sorted by name)
+        await page.InvokeAsync(() => roles[0].Instance.ValueChanged.InvokeAsync("viewer")); // the only admin
+
+        Assert.Equal("researcher", await accounts.InvitationRoleAsync(invitation[(invitation.LastIndexOf('/') + 1)..]));
+        page.WaitForAssertion(() => Assert.Contains("only admin", page.Find("#role-error").TextContent));
+        var users = (await accounts.UsersAsync()).ToDictionary(u => u.Name, u => u.Role);
+        Assert.Equal("researcher", users["grace"]);
+        Assert.Equal("admin", users[LabFactory.Admin]);
     }
 }
