@@ -85,13 +85,14 @@ public static class SignIn
     /// Signed-out requests reach only what a collaborator without an account needs: sign-in and invitation pages, share
     /// pages and their API, the hub (each join is checked), the Blazor circuit (each page checks its viewer) and assets.
     /// </summary>
+    static readonly string[] Open = ["/login", "/account", "/invite", "/share", "/api/share", "/hubs", "/_blazor", "/_framework", "/_content",
+                                     "/lib", "/js", "/css", "/healthz"];
+
     public static async Task Gate(HttpContext http, Func<Task> next)
     {
         if (http.User.Identity?.IsAuthenticated == true) { await next(); return; }
         var path = http.Request.Path;
-        string[] open = ["/login", "/account", "/invite", "/share", "/api/share", "/hubs", "/_blazor", "/_framework", "/_content",
-                         "/lib", "/js", "/css", "/healthz"];
-        if (open.Any(p => path.StartsWithSegments(p)) || path.Value == "/favicon.ico") { await next(); return; }
+        if (Open.Any(p => path.StartsWithSegments(p)) || path.Value == "/favicon.ico") { await next(); return; }
         if (path.StartsWithSegments("/api") || path.StartsWithSegments("/jobs") || !HttpMethods.IsGet(http.Request.Method))
         {
             var failure = PresentedToken(http.Request) is not null ? "the API token is unknown or revoked" : null;

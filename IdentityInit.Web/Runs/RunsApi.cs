@@ -27,11 +27,7 @@ public static class RunsApi
 
     public static void MapRunsApi(this IEndpointRouteBuilder app)
     {
-        var api = app.MapGroup("/api").WithTags("runs").AddEndpointFilter(async (context, next) =>
-        {
-            try { return await next(context); }
-            catch (ForbiddenException e) { return Results.Problem(e.Message, title: "not allowed", statusCode: StatusCodes.Status403Forbidden); }
-        });
+        var api = app.MapGroup("/api").WithTags("runs").AddEndpointFilter(Refusals);
 
         api.MapGet("/presets", () => Presets.All.Select(p => new { p.Name, p.Description, p.Scale, p.Config }));
 
@@ -41,15 +37,8 @@ public static class RunsApi
             if (request is null) return Results.ValidationProblem(bodyErrors, title: "The request body is not a run request");
             var (configs, errors) = service.Plan(request);
             if (errors.Count > 0) return Results.ValidationProblem(errors, title: "The run configuration is invalid");
-            try
-            {
-                var runs = await service.CreateAsync(request, configs, Viewer.From(http.HttpContext.User));
-                return Results.Created($"/api/runs/{runs[0].Id}", runs.Select(RunDto.Of));
-            }
-            catch (QueueFullException e)
-            {
-                return QueueFull(e);
-            }
+            var runs = await service.CreateAsync(request, configs, Viewer.From(http.HttpContext.User));
+            return Results.Created($"/api/runs/{runs[0].Id}", runs.Select(RunDto.Of));
         }).RequireAuthorization(LabRoles.QueuePolicy);
 
         // One page of runs (newest first unless sorted otherwise); X-Total-Count and a Link rel="next" say what else there is.
@@ -162,15 +151,8 @@ public static class RunsApi
             var request = RunService.CloneRequest(run);
             var (configs, errors) = service.Plan(request);
             if (errors.Count > 0) return Results.ValidationProblem(errors);
-            try
-            {
-                var runs = await service.CreateAsync(request, configs, Viewer.From(user));
-                return Results.Created($"/api/runs/{runs[0].Id}", RunDto.Of(runs[0]));
-            }
-            catch (QueueFullException e)
-            {
-                return QueueFull(e);
-            }
+            var runs = await service.CreateAsync(request, configs, Viewer.From(user));
+            return Results.Created($"/api/runs/{runs[0].Id}", RunDto.Of(runs[0]));
         }).RequireAuthorization(LabRoles.QueuePolicy);
 
         api.MapGet("/workers", async (Workers workers, CancellationToken cancellationToken) => await workers.OverviewAsync(cancellationToken))
@@ -180,8 +162,20 @@ public static class RunsApi
             await FirstDifferenceAsync(queries, a, b) is { } result ? Results.Ok(result) : Results.NotFound());
     }
 
-    static IResult QueueFull(QueueFullException e) => Results.ValidationProblem(
-        new Dictionary<string, string[]> { ["queue"] = [e.Message] }, title: "Too many queued runs", statusCode: StatusCodes.Status429TooManyRequests);
+    /// <summary>
+    /// What the services refuse, as problems, for every endpoint that creates or changes runs (runs, studies): a role that
+    /// may not (403, naming whose run it is) and a full queue (429 on the field "queue"; nothing was stored).
+    /// </summary>
+    public static async ValueTask<object?> Refusals(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
+    {
+        try { return await next(context); }
+        catch (ForbiddenException e) { return Results.Problem(e.Message, title: "not allowed", statusCode: StatusCodes.Status403Forbidden); }
+        catch (QueueFullException e)
+        {
+            return Results.ValidationProblem(new Dictionary<string, string[]> { ["queue"] = [e.Message] }, title: "Too many queued runs",
+                statusCode: StatusCodes.Status429TooManyRequests);
+        }
+    }
 
     /// <summary>Reads the runs list's query string; every problem is named by its parameter.</summary>
     /// <param name="me">the signed-in user, for owner=me</param>

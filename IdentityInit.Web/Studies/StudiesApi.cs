@@ -18,12 +18,7 @@ public static class StudiesApi
 
     public static void MapStudiesApi(this IEndpointRouteBuilder app)
     {
-        var api = app.MapGroup("/api/studies").WithTags("studies").AddEndpointFilter(async (context, next) =>
-        {
-            try { return await next(context); }
-            catch (ForbiddenException e) { return Results.Problem(e.Message, title: "not allowed", statusCode: StatusCodes.Status403Forbidden); }
-            catch (QueueFullException e) { return Results.ValidationProblem(new Dictionary<string, string[]> { ["queue"] = [e.Message] }, statusCode: 429); }
-        });
+        var api = app.MapGroup("/api/studies").WithTags("studies").AddEndpointFilter(RunsApi.Refusals);
 
         api.MapGet("/presets", () => StudyPresets.All.Select(p => new
         {
@@ -72,7 +67,7 @@ public static class StudiesApi
     public static async Task<StudyDto> DtoAsync(StudyService studies, Study study)
     {
         var runs = await studies.RunsAsync(study.Id);
-        var results = await studies.ResultsAsync(study);
+        var results = await studies.ResultsAsync(study, runs);
         var summary = new StudySummary(study.Id, study.Name, study.Preset, study.Scale, study.Owner, study.CreatedAt, study.EndedAt, study.Cancelled,
             runs.Count, runs.Count(r => r.IsFinished), runs.Count(r => r.Status == RunState.Running));
         return new StudyDto(summary, StudyService.DefinitionOf(study), study.Preset is null ? null : StudyPresets.Find(study.Preset)?.Claim, results,

@@ -170,12 +170,15 @@ public sealed class StudyService(AppDb db, RunService runs)
         })];
     }
 
-    /// <summary>The results as they stand; once every run has ended they are stored and served frozen from then on.</summary>
-    public async Task<StudyResults> ResultsAsync(Study study)
+    /// <summary>
+    /// The results as they stand; once every run has ended they are stored and served frozen from then on.
+    /// <paramref name="runs"/>: the study's runs when the caller has just read them (the page refreshes every 2 s).
+    /// </summary>
+    public async Task<StudyResults> ResultsAsync(Study study, IReadOnlyList<Run>? runs = null)
     {
         if (study.FrozenJson is { } frozen) return JsonSerializer.Deserialize<StudyResults>(frozen, Json)!;
         var definition = DefinitionOf(study);
-        var studyRuns = await RunsAsync(study.Id);
+        var studyRuns = runs ?? await RunsAsync(study.Id);
         var ids = studyRuns.Select(r => r.Id).ToList();
         await using var context = db.Create();
         var epochPoints = await context.Points.AsNoTracking()
