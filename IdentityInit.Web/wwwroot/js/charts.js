@@ -26,10 +26,29 @@
     return [ox, oy];
   }
 
-  function formatTick(v) {
-    if (v == null) return "";
-    const a = Math.abs(v);
-    return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(0) : String(+v.toPrecision(4));
+  // Tick labels: as many significant digits as neighbouring ticks need to differ (0.9999998 vs 0.9999999), at least 4.
+  function formatTicks(vals) {
+    const finite = vals.filter(v => v != null && Number.isFinite(v));
+    const step = finite.length > 1 ? Math.abs(finite[1] - finite[0]) : 0;
+    const mag = Math.max(...finite.map(Math.abs), 0);
+    const digits = step > 0 && mag > 0 ? Math.min(15, Math.max(4, Math.ceil(Math.log10(mag / step)) + 1)) : 4;
+    return vals.map(v => {
+      if (v == null) return "";
+      const a = Math.abs(v);
+      return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(Math.max(0, digits - 4)) : String(+v.toPrecision(digits));
+    });
+  }
+
+  // uPlot 1.6.32 collapses a y range narrower than ~1e-6 of its magnitude to one value and then loops forever laying out
+  // ticks 1e-16 apart (RangeError: Invalid array length after ~50 s with the main thread blocked): [1, 0.9999999999, 1]
+  // is a correlation leaving 1, the moment symmetry breaks. So a linear y range is never narrower than that.
+  const minRelativeSpan = 1e-5;
+  function yRange(u, min, max) {
+    if (min == null || max == null || !Number.isFinite(min) || !Number.isFinite(max)) return [0, 1];
+    const minSpan = Math.max(Math.abs(min), Math.abs(max)) * minRelativeSpan || 1; // all zeros: [-0.5, 0.5] and padding
+    if (max - min < minSpan) { const mid = (min + max) / 2; min = mid - minSpan / 2; max = mid + minSpan / 2; }
+    const [lo, hi] = uPlot.rangeNum(min, max, 0.1, true);
+    return hi - lo >= minSpan ? [lo, hi] : [min - minSpan * 0.1, max + minSpan * 0.1];
   }
 
   // Hover values: 4 significant digits, scientific when small or large (a spread of 1e-9 must not read 0).
@@ -128,10 +147,10 @@
           for (const m of chart.markers || []) for (const x of m.xs) { if (x < min || min == null) min = x; if (x > max || max == null) max = x; }
           return min === max ? [min - 1, max + 1] : [min, max];
         } },
-        y: chart.logY ? { distr: 3 } : {},
+        y: chart.logY ? { distr: 3 } : { range: yRange },
       },
-      axes: [chart.timeX ? { label: chart.xLabel } : { label: chart.xLabel, values: (u, vals) => vals.map(formatTick) },
-             { label: chart.yLabel, size: 64, values: (u, vals) => vals.map(formatTick) }]
+      axes: [chart.timeX ? { label: chart.xLabel } : { label: chart.xLabel, values: (u, vals) => formatTicks(vals) },
+             { label: chart.yLabel, size: 64, values: (u, vals) => formatTicks(vals) }]
         .map(a => dark ? { ...a, stroke: "#ccc", grid: { stroke: "#ffffff1f" }, ticks: { stroke: "#ffffff1f" } } : a),
       legend: { live: true },
       cursor: { drag: { x: true, y: false } },

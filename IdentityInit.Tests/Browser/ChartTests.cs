@@ -1,0 +1,105 @@
+using System.Collections.Concurrent;
+using IdentityInit.Tests.Infrastructure;
+using IdentityInit.Tests.Web;
+using IdentityInit.Web.Components.Runs;
+using Microsoft.Playwright;
+
+namespace IdentityInit.Tests.Browser;
+
+/// <summary>The live charts at the moment symmetry breaks: a correlation leaving 1 by 1e-10 must draw, not hang the page.</summary>
+public sealed class ChartTests
+{
+    static string WebRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (!File.Exists(Path.Combine(dir!.FullName, "IdentityInit.sln"))) dir = dir.Parent;
+        return Path.Combine(dir.FullName, "IdentityInit.Web", "wwwroot");
+    }
+
+    [Fact]
+    public async Task ACorrelationLeavingOneByTinyAmountsDrawsAtOnceOnLinearAndLogAxes()
+    {
+        var (playwright, context) = await Chromium.LaunchAsync();
+        using var _ = playwright;
+        await using var __ = context;
+        var page = await context.NewPageAsync();
+        var errors = new ConcurrentQueue<string>();
+        page.PageError += (_, e) => errors.Enqueue(e);
+        await page.SetContentAsync("<div id='chart' style='width: 600px'></div>");
+        await page.AddScriptTagAsync(new() { Path = Path.Combine(WebRoot(), "lib", "uplot", "uPlot.iife.min.js") });
+        await page.AddScriptTagAsync(new() { Path = Path.Combine(WebRoot(), "js", "charts.js") });
+
+        // The values that hung the app's uPlot for ~50 s first; then spans from 1e-17 to 1e-2 of the value, at magnitudes
+        // from 1e-30 to 1e30 of both signs, on linear and log axes: each must be drawn within a frame or two.
+        var draw = page.EvaluateAsync<string[]>("""
+            async () => {
+              const cases = [[1, 1e-10]];
+              for (const m of [1e-30, 1e-12, 1e-3, 1, 7, 1e6, 1e30]) for (const sign of [1, -1])
+                for (const d of [0, 1e-17, 1e-15, 1e-12, 1e-10, 1e-8, 5e-7, 1e-6, 3e-6, 1e-5, 1e-4, 1e-2]) cases.push([sign * m, d]);
+              const failed = [];
+              for (const logY of [false, true]) for (const [m, d] of cases) {
+                iiCharts.create("chart", { title: "rho", logY });
+                iiCharts.add("chart", [["rho", [0, 10, 20], [m, m * (1 - d), m]]]);
+                const start = performance.now();
+                await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+                const drawn = iiCharts.drawn("chart", "rho");
+                const ticks = [...document.querySelectorAll("#chart .u-axis")].map(a => a.textContent).join("|");
+                if (!drawn || performance.now() - start > 1000 || !ticks) failed.push(`${m} x (1 - ${d}) ${logY ? "log" : "lin"}`);
+              }
+              return failed;
+            }
+            """);
+        var finished = await Task.WhenAny(draw, Task.Delay(TimeSpan.FromSeconds(60)));
+
+        Assert.True(finished == draw, "the charts hung: " + string.Join("; ", errors));
+        Assert.Empty(await draw);
+        Assert.Empty(errors);
+    }
+
+    [Fact]
+    public async Task ARunPageOpenedMidRunDrawsEverySeriesToTheLastStepWhileSymmetryBreaks()
+    {
+        await using var lab = new LabFactory();
+        var baseUrl = lab.StartKestrel();
+        using var http = lab.Client(baseUrl);
+        // CPU rounding jitter: correlations leave 1 by ~1e-9 in the first steps, the values that once froze this page.
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 24, extra: new { correlationEvery = 4 }))).GetProperty("id").GetGuid();
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 24, 120, "the run to pass step 24");
+        var (playwright, context) = await Chromium.SignedInAsync(lab, baseUrl);
+        using var _ = playwright;
+        await using var __ = context;
+        var page = await context.NewPageAsync();
+        var errors = new ConcurrentQueue<string>();
+        page.PageError += (_, e) => errors.Enqueue(e);
+        page.Console += (_, m) => { if (m.Type == "error") errors.Enqueue(m.Text); };
+
+        await page.GotoAsync(new Uri(baseUrl, $"/runs/{id}").ToString());
+        var opened = (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64();
+        await Api.WaitForStatusAsync(http, id, "Completed", 180);
+        var points = await Api.PointsAsync(http, $"/api/runs/{id}/metrics");
+        var last = points.Max(p => p.Step);
+        const string loss = "document.querySelector(\"[data-chart='loss']\").id";
+        await page.WaitForFunctionAsync($"() => iiCharts.lastX({loss}) === {last}", null, new() { Timeout = 30_000 });
+        await page.WaitForTimeoutAsync(500); // the last batch reaches every chart in the same frame
+
+        Assert.True(opened < last, $"the page opened at step {opened}, after the run ended at {last}");
+        Assert.Contains(points, p => p.Series.StartsWith("acorr/", StringComparison.Ordinal) && p.Value is < 1 and > 1 - 1e-6);
+        var missing = new List<string>();
+        foreach (var spec in ChartSpec.All)
+        {
+            var chart = $"document.querySelector(\"[data-chart='{spec.Key}']\").id";
+            foreach (var series in points.GroupBy(p => p.Series).Where(g => spec.Label(g.Key) is not null))
+            {
+                var label = spec.Label(series.Key)!;
+                var drawn = await page.EvaluateAsync<double[][]?>($"() => iiCharts.values({chart}, {System.Text.Json.JsonSerializer.Serialize(label)})");
+                var expected = series.Select(p => (double)p.Step).Order().ToArray();
+                if (drawn is null || !drawn[0].SequenceEqual(expected))
+                    missing.Add($"{spec.Key}/{label}: {drawn?[0].Length ?? 0} of {expected.Length} steps, last {drawn?[0].LastOrDefault()} of {expected[^1]}");
+            }
+            var plotted = await page.EvaluateAsync<bool>($"() => {{ const id = {chart}; return iiCharts.seriesNames(id).length === 0 || iiCharts.xRange(id) !== null; }}");
+            if (!plotted) missing.Add($"{spec.Key}: has series but no plot");
+        }
+        Assert.Empty(missing);
+        Assert.Empty(errors);
+    }
+}
