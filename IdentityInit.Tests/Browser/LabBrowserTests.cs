@@ -449,6 +449,10 @@ public sealed class LabBrowserTests
         await Assertions.Expect(page.Locator("#study-final")).ToBeVisibleAsync(new() { Timeout = 180_000 });
         var cell = await he.TextContentAsync();
         await Assertions.Expect(page.Locator("#study-claims")).ToContainTextAsync("A deterministic ConstNet keeps every channel identical");
+        var single = page.Locator("#study-claims tr.claim-row", new() { HasTextString = "With GPU non-determinism it trains to within 2 points of He" });
+        await Assertions.Expect(single).ToHaveAttributeAsync("data-verdict", "inconclusive"); // one seed per arm: no interval, no verdict
+        await Assertions.Expect(single.Locator(".mud-chip")).ToHaveTextAsync("inconclusive");
+        await Assertions.Expect(single.Locator(".claim-reason")).ToHaveTextAsync("one seed in an arm (n = 1 and 1): no interval to judge by");
         await Assertions.Expect(page.Locator("img.study-figure[data-figure='accuracy']")).ToBeVisibleAsync();
         await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "study.png"), FullPage = true });
         await page.ClickAsync("#share-study");

@@ -93,10 +93,11 @@ public sealed class StudiesTests
         Assert.Equal(JsonValueKind.Null, running.GetProperty("finalAccuracy").ValueKind);
         Assert.Equal(1, running.GetProperty("latestEpoch").GetInt32()); // the newest epoch both running seeds reached
         Assert.Equal(0.45, running.GetProperty("latest").GetDouble(), 12);
-        Assert.True(claims[0].GetProperty("holds").GetBoolean()); // no deterministic layer broke
+        Assert.Equal("Holds", claims[0].GetProperty("verdict").GetString()); // no deterministic layer broke
         Assert.StartsWith("-51.0 ±", claims[1].GetProperty("measured").GetString());
-        Assert.True(claims[1].GetProperty("holds").GetBoolean());
-        Assert.Equal(JsonValueKind.Null, claims[2].GetProperty("holds").ValueKind); // GPU non-determinism: no finished seed yet
+        Assert.Equal("Holds", claims[1].GetProperty("verdict").GetString());
+        Assert.Equal("Inconclusive", claims[2].GetProperty("verdict").GetString()); // GPU non-determinism: no finished seed yet
+        Assert.Equal("needs finished seeds of both arms", claims[2].GetProperty("reason").GetString());
         Assert.Contains($"| He (random init) | 3/3 | 83.0 ± {T975For2 * sd / Math.Sqrt(3) * 100:F1} | 84.0 ± ", markdown);
         Assert.Contains("| GPU non-determinism | 0/2 | (45.0 at epoch 1) |", markdown);
         Assert.Contains("83.0 $\\pm$ 9.0", latex);
@@ -106,6 +107,66 @@ public sealed class StudiesTests
         Assert.Equal(0.83, double.Parse(heLine[3], System.Globalization.CultureInfo.InvariantCulture), 12);
         Assert.Contains("He (random init)", figure);
         Assert.False(study.GetProperty("results").GetProperty("final").GetBoolean());
+    }
+
+    /// <summary>A constnet-breakers study whose arms have completed with these final test accuracies (no layer broke).</summary>
+    static async Task<Guid> SeedFinalsAsync(IServiceProvider services, Dictionary<string, double[]> finals)
+    {
+        var preset = StudyPresets.Find("constnet-breakers")!;
+        var study = new Study
+        {
+            Id = Guid.NewGuid(), Name = "judged", Preset = preset.Name, Scale = "cpu", Owner = LabFactory.Admin, CreatedAt = DateTime.UtcNow,
+            DefinitionJson = JsonSerializer.Serialize(new StudyDefinition(preset.Arms, [1, 2, 3], null, null, null), new JsonSerializerOptions(JsonSerializerDefaults.Web)),
+        };
+        await using var context = services.GetRequiredService<AppDb>().Create();
+        context.Studies.Add(study);
+        foreach (var (arm, values) in finals)
+            foreach (var (value, seed) in values.Select((v, i) => (v, i + 1)))
+                context.Runs.Add(new Run
+                {
+                    Id = Guid.NewGuid(), Name = $"{arm} {seed}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "",
+                    Dataset = "synthetic", Queue = "cpu", Seed = seed, Status = RunState.Completed, CreatedAt = DateTime.UtcNow, FinishedAt = DateTime.UtcNow,
+                    StudyId = study.Id, Arm = arm, FinalTestAccuracy = value, BestTestAccuracy = value, LayersBroken = 0, LayerCount = 10,
+                });
+        await context.SaveChangesAsync();
+        return study.Id;
+    }
+
+    [Fact]
+    public async Task ClaimsAreJudgedByTheirIntervalsAndEveryExportCarriesTheVerdictAndWhy()
+    {
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+        var id = await SeedFinalsAsync(lab.Services, new()
+        {
+            ["He (random init)"] = [0.818, 0.820, 0.822],
+            ["deterministic"] = [0.30, 0.31, 0.32],
+            ["dropout 0.01, deterministic"] = [0.819, 0.820, 0.821], // inside ±2 as a whole: holds
+            ["init noise 1e-6"] = [0.70, 0.80, 0.90], // mean -2, interval about ±25: inconclusive
+            ["GPU non-determinism"] = [0.50, 0.51, 0.52], // wholly below -2: fails
+            ["dropout 0.01, non-deterministic"] = [0.82], // one seed: no interval
+        });
+
+        var claims = JsonDocument.Parse(await http.GetStringAsync($"/api/studies/{id}")).RootElement.GetProperty("results").GetProperty("claims")
+            .EnumerateArray().ToDictionary(c => c.GetProperty("paper").GetString()!, c => (Verdict: c.GetProperty("verdict").GetString(), Reason: c.GetProperty("reason").GetString()!));
+        var csv = await http.GetStringAsync($"/api/studies/{id}/claims.csv");
+        var markdown = await http.GetStringAsync($"/api/studies/{id}/table.md");
+        var latex = await http.GetStringAsync($"/api/studies/{id}/table.tex");
+
+        Assert.Equal("Holds", claims["A deterministic ConstNet keeps every channel identical: no layer's symmetry breaks"].Verdict);
+        Assert.Equal("Holds", claims["Without a breaker it trains far below He (more than 2 points)"].Verdict);
+        Assert.Equal("Holds", claims["With dropout 0.01, deterministic it trains to within 2 points of He"].Verdict);
+        Assert.Equal("Inconclusive", claims["With init noise 1e-6 it trains to within 2 points of He"].Verdict);
+        Assert.Equal("Fails", claims["With GPU non-determinism it trains to within 2 points of He"].Verdict);
+        var single = claims["With dropout 0.01, non-deterministic it trains to within 2 points of He"];
+        Assert.Equal(("Inconclusive", "one seed in an arm (n = 1 and 3): no interval to judge by"), single);
+        Assert.StartsWith("claim,measured,verdict,reason\n", csv);
+        Assert.Contains("\nWith init noise 1e-6 it trains to within 2 points of He,", csv);
+        Assert.Contains(",inconclusive,\"the 95 % interval [", csv);
+        Assert.Contains("| With init noise 1e-6 it trains to within 2 points of He | -2.0 ± ", markdown);
+        Assert.Contains("| inconclusive | the 95 % interval [", markdown);
+        Assert.Contains("| fails | the whole 95 % interval [", markdown);
+        Assert.Contains("inconclusive & one seed in an arm (n = 1 and 3)", latex);
     }
 
     [Fact]

@@ -74,7 +74,7 @@ public static class StudiesApi
             [.. runs.Select(r => new StudyRunDto(r.Id, r.Arm ?? "", r.Seed, r.Status, r.Step, r.TotalSteps, r.Worker, r.FinalTestAccuracy))]);
     }
 
-    /// <summary>table.csv, table.md, table.tex, and each figure as png or svg.</summary>
+    /// <summary>table.csv, table.md, table.tex (the last two with the claims), claims.csv, and each figure as png or svg.</summary>
     static IResult Export(StudyResults results, Study study, string file, string extension)
     {
         var stem = string.Concat(study.Name.Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-'));
@@ -86,8 +86,11 @@ public static class StudiesApi
                 "tex" => Results.File(Encoding.UTF8.GetBytes(StudyExports.Latex(results)), "application/x-tex", $"{stem}.tex"),
                 _ => Results.ValidationProblem(new Dictionary<string, string[]> { ["format"] = [$"'{extension}' is not csv, md or tex"] }),
             };
+        if (file == "claims")
+            return extension == "csv" ? Results.File(Encoding.UTF8.GetBytes(StudyExports.ClaimsCsv(results)), "text/csv", $"{stem}-claims.csv")
+                : Results.ValidationProblem(new Dictionary<string, string[]> { ["format"] = [$"'{extension}' is not csv"] });
         if (!StudyExports.Figures(results).Contains(file))
-            return Results.ValidationProblem(new Dictionary<string, string[]> { ["figure"] = [$"'{file}' is not table or one of {string.Join(", ", StudyExports.Figures(results))}"] });
+            return Results.ValidationProblem(new Dictionary<string, string[]> { ["figure"] = [$"'{file}' is not table, claims or one of {string.Join(", ", StudyExports.Figures(results))}"] });
         if (extension is not ("png" or "svg"))
             return Results.ValidationProblem(new Dictionary<string, string[]> { ["format"] = [$"'{extension}' is not png or svg"] });
         var bytes = StudyExports.Figure(results, file, extension, out var contentType);

@@ -47,21 +47,36 @@ public static class StudyExports
         foreach (var a in results.Arms) md.Append("| " + string.Join(" | ", Columns.Select(c => c.Cell(a).Replace("|", "\\|"))) + " |\n");
         if (results.Claims.Count > 0)
         {
-            md.Append("\n| claim (paper) | measured | holds |\n| --- | --- | --- |\n");
-            foreach (var c in results.Claims) md.Append($"| {c.Paper} | {c.Measured} | {Verdict(c)} |\n");
+            md.Append("\n| claim (paper) | measured | verdict | why |\n| --- | --- | --- | --- |\n");
+            foreach (var c in results.Claims) md.Append($"| {c.Paper} | {c.Measured} | {Verdict(c)} | {c.Reason} |\n");
         }
         return md.ToString();
     }
 
-    public static string Verdict(Claim claim) => claim.Holds switch { true => "yes", false => "no", null => "not yet" };
+    public static string Verdict(Claim claim) => claim.Verdict switch
+    {
+        Studies.Verdict.Holds => "holds", Studies.Verdict.Fails => "fails", _ => "inconclusive",
+    };
+
+    /// <summary>The claims as CSV: the paper's wording, the measurement, the verdict and its reason (interval, threshold, n).</summary>
+    public static string ClaimsCsv(StudyResults results)
+    {
+        var csv = new StringBuilder("claim,measured,verdict,reason\n");
+        foreach (var c in results.Claims) csv.Append(string.Join(',', Quote(c.Paper), Quote(c.Measured), Verdict(c), Quote(c.Reason))).Append('\n');
+        return csv.ToString();
+    }
 
     public static string Latex(StudyResults results)
     {
         static string Tex(string s) => s.Replace("\\", "\\textbackslash{}").Replace("&", "\\&").Replace("%", "\\%").Replace("_", "\\_")
-            .Replace("#", "\\#").Replace("±", "$\\pm$");
+            .Replace("#", "\\#").Replace("±", "$\\pm$").Replace("≥", "$\\geq$");
         var tex = new StringBuilder("\\begin{tabular}{l" + new string('r', Columns.Count - 1) + "}\n\\hline\n");
         tex.Append(string.Join(" & ", Columns.Select(c => Tex(c.Header)))).Append(" \\\\\n\\hline\n");
         foreach (var a in results.Arms) tex.Append(string.Join(" & ", Columns.Select(c => Tex(c.Cell(a))))).Append(" \\\\\n");
+        tex.Append("\\hline\n\\end{tabular}\n");
+        if (results.Claims.Count == 0) return tex.ToString();
+        tex.Append("\n\\begin{tabular}{p{5cm}p{4cm}lp{5cm}}\n\\hline\nclaim (paper) & measured & verdict & why \\\\\n\\hline\n");
+        foreach (var c in results.Claims) tex.Append($"{Tex(c.Paper)} & {Tex(c.Measured)} & {Verdict(c)} & {Tex(c.Reason)} \\\\\n");
         return tex.Append("\\hline\n\\end{tabular}\n").ToString();
     }
 

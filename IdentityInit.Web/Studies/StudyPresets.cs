@@ -14,9 +14,6 @@ public sealed record StudyPreset(
     string Name, string Title, string Claim, IReadOnlyList<StudyArm> Arms, JsonObject CpuConfig, int Seeds, string? SweepAxis,
     Func<IReadOnlyList<ArmResult>, IReadOnlyList<Claim>> Judge);
 
-/// <summary>A claim of the paper beside what a study measured; Holds is null until the arms it needs have finished seeds.</summary>
-public sealed record Claim(string Paper, string Measured, bool? Holds);
-
 public static class StudyPresets
 {
     /// <summary>"Within k points of He": the margin the ConstNet claim is judged by (accuracy points).</summary>
@@ -63,84 +60,72 @@ public static class StudyPresets
     static IReadOnlyList<Claim> JudgeConstNet(IReadOnlyList<ArmResult> arms)
     {
         var claims = new List<Claim>();
+        const string identical = "A deterministic ConstNet keeps every channel identical: no layer's symmetry breaks";
         var deterministic = Arm(arms, "deterministic");
-        claims.Add(new Claim("A deterministic ConstNet keeps every channel identical: no layer's symmetry breaks",
-            deterministic?.BrokenFraction is { } f ? $"{f * 100:F0} % of layers broke (n={deterministic.FinalAccuracy?.N ?? 0})" : "no finished seed yet",
-            deterministic?.BrokenFraction is { } g ? g == 0 : null));
+        // An exact count on every seed, not an estimate: one broken layer in one seed refutes it, so one seed decides.
+        claims.Add(deterministic?.BrokenFraction is { } f
+            ? new Claim(identical, $"{f * 100:F0} % of layers broke (n = {deterministic.Completed})", f == 0 ? Verdict.Holds : Verdict.Fails,
+                f == 0 ? $"exact: every layer's channel spread stayed 0 in every seed (n = {deterministic.Completed})" : "exact: a layer's channels parted")
+            : Claim.Pending(identical, "needs a finished seed"));
         var he = Arm(arms, "He (random init)");
         if (deterministic is not null && he is not null)
-        {
-            var gap = Difference.Of(deterministic.Finals, he.Finals);
-            claims.Add(new Claim($"Without a breaker it trains far below He (more than {K:F0} points)",
-                gap is null ? "needs finished seeds of both arms" : $"{gap.Format()} points vs He", gap is null ? null : gap.Mean < -K));
-        }
+            claims.Add(Versus($"Without a breaker it trains far below He (more than {K:F0} points)", deterministic, he, gap => Verdicts.Below(gap, -K)));
         foreach (var arm in arms.Where(a => a.Arm is not ("deterministic" or "He (random init)")))
-        {
-            var gap = he is null ? null : Difference.Of(arm.Finals, he.Finals);
-            claims.Add(new Claim($"With {arm.Arm} it trains to within {K:F0} points of He",
-                gap is null ? "needs finished seeds of both arms" : $"{gap.Format()} points vs He", gap is null ? null : gap.Mean >= -K));
-        }
+            claims.Add(Versus($"With {arm.Arm} it trains to within {K:F0} points of He", arm, he, gap => Verdicts.Within(gap, K)));
         return claims;
     }
 
+    /// <summary>A claim on the difference of two arms' final test accuracies (points).</summary>
+    static Claim Versus(string paper, ArmResult arm, ArmResult? baseline, Func<Difference, (Verdict, string)> judge)
+    {
+        if ((baseline is null ? null : Difference.Of(arm.Finals, baseline.Finals)) is not { } gap)
+            return Claim.Pending(paper, "needs finished seeds of both arms");
+        var (verdict, reason) = judge(gap);
+        return new Claim(paper, $"{gap.Format()} points vs {baseline!.Arm} ({gap.Seeds})", verdict, reason);
+    }
+
+    /// <summary>Every finished seed of the arms as a point (the arm's setting, its final test accuracy).</summary>
+    static List<(double X, double Y)> Seeds(IEnumerable<ArmResult> arms) =>
+        [.. arms.Where(a => a.X is not null).SelectMany(a => a.Finals.Select(f => (a.X!.Value, f)))];
+
     static IReadOnlyList<Claim> JudgeLeakyNet(IReadOnlyList<ArmResult> arms)
     {
-        var structured = arms.Where(a => a.Line == "structured" && a.FinalAccuracy is not null).ToList();
-        var rho = Spearman(structured.Select(a => a.X ?? 0).ToList(), structured.Select(a => a.FinalAccuracy!.Mean).ToList());
+        var structured = arms.Where(a => a.Line == "structured").ToList();
+        var rho = RankCorrelation.Of(Seeds(structured));
+        var (trend, trendWhy) = Verdicts.Sign(rho, negative: true);
         var he = arms.FirstOrDefault(a => a.Line == "He");
-        var best = structured.MaxBy(a => a.FinalAccuracy!.Mean);
+        var gaps = he is null ? [] : structured.Select(a => (a.Arm, Gap: Difference.Of(he.Finals, a.Finals))).Where(g => g.Gap is not null)
+            .Select(g => (g.Arm, Gap: g.Gap!)).ToList();
+        var (best, bestWhy) = Verdicts.AboveAll(gaps);
+        (string Arm, Difference Gap)? closest = gaps.Count == 0 ? null : gaps.MinBy(g => g.Gap.Mean);
         return
         [
             new("More averaging ('1') layers, lower accuracy",
-                rho is null ? "needs 3 structured strings with finished seeds" : $"Spearman rho(averaging layers, final accuracy) = {rho:F2} over {structured.Count} strings",
-                rho is null ? null : rho < 0),
+                rho is null ? "needs 4 or more finished seeds over 3 or more strings" : $"Spearman rho(averaging layers, final accuracy) = {rho.Format()} over {rho.N} seeds",
+                trend, trendWhy),
             new("The random (He) string trains best",
-                he?.FinalAccuracy is null || best is null ? "needs finished seeds" : $"He {he.FinalAccuracy.Format(true)} % vs best structured ({best.Arm}) {best.FinalAccuracy!.Format(true)} %",
-                he?.FinalAccuracy is null || best is null ? null : he.FinalAccuracy.Mean > best.FinalAccuracy!.Mean),
+                closest is null ? "needs finished seeds" : $"He minus the closest structured string ({closest.Value.Arm}): {closest.Value.Gap.Format()} points",
+                best, bestWhy),
         ];
     }
 
     static IReadOnlyList<Claim> JudgeToy(IReadOnlyList<ArmResult> arms)
     {
-        var quiet = arms.Where(a => a.Line == "no noise" && a.FinalAccuracy is not null).ToList();
-        var rho = Spearman(quiet.Select(a => a.X ?? 0).ToList(), quiet.Select(a => a.FinalAccuracy!.Mean).ToList());
+        var quiet = arms.Where(a => a.Line == "no noise").ToList();
+        var rho = RankCorrelation.Of(Seeds(quiet));
+        var (trend, trendWhy) = Verdicts.Sign(rho, negative: false);
         var noisy = arms.Where(a => a.Line == "noise" && a.FinalAccuracy is not null).ToList();
         var two = noisy.FirstOrDefault(a => a.X == 2);
         var widest = noisy.MaxBy(a => a.X);
-        var gap = two is null || widest is null || widest == two ? null : Difference.Of(two.Finals, widest.Finals);
+        var paper = $"With noise, K = 2 trains to within {K:F0} points of the widest K";
         return
         [
             new("Without noise, accuracy grows with the number of unique features",
-                rho is null ? "needs 3 no-noise arms with finished seeds" : $"Spearman rho(K, final accuracy) = {rho:F2} over {quiet.Count} arms",
-                rho is null ? null : rho > 0),
-            new($"With noise, K = 2 trains to within {K:F0} points of the widest K",
-                gap is null ? "needs finished seeds of K = 2 and the widest K with noise" : $"{gap.Format()} points vs K={widest!.X}",
-                gap is null ? null : gap.Mean >= -K),
+                rho is null ? "needs 4 or more finished seeds over 3 or more K" : $"Spearman rho(K, final accuracy) = {rho.Format()} over {rho.N} seeds",
+                trend, trendWhy),
+            two is null || widest is null || widest == two
+                ? Claim.Pending(paper, "needs finished seeds of K = 2 and the widest K with noise")
+                : Versus(paper, two, widest, gap => Verdicts.Within(gap, K)),
         ];
     }
-
-    /// <summary>Spearman's rank correlation (average ranks for ties); null below 3 points.</summary>
-    public static double? Spearman(IReadOnlyList<double> x, IReadOnlyList<double> y) =>
-        x.Count < 3 ? null : MathNet.Numerics.Statistics.Correlation.Spearman(x, y);
-}
-
-/// <summary>
-/// The difference of two arms' means in accuracy points with Welch's 95 % interval (each arm's own variance; degrees
-/// of freedom by Welch-Satterthwaite, Student's exact quantile); no interval when either arm has one seed.
-/// </summary>
-public sealed record Difference(double Mean, double? HalfWidth)
-{
-    public static Difference? Of(IReadOnlyList<double> a, IReadOnlyList<double> b)
-    {
-        if (a.Count == 0 || b.Count == 0) return null;
-        var mean = (a.Average() - b.Average()) * 100;
-        if (a.Count < 2 || b.Count < 2) return new Difference(mean, null);
-        double Var(IReadOnlyList<double> v) { var m = v.Average(); return v.Sum(x => (x - m) * (x - m)) / (v.Count - 1); }
-        var (va, vb) = (Var(a) / a.Count, Var(b) / b.Count);
-        if (va + vb == 0) return new Difference(mean, 0);
-        var dof = (va + vb) * (va + vb) / (va * va / (a.Count - 1) + vb * vb / (b.Count - 1));
-        return new Difference(mean, Estimate.T975Real(dof) * Math.Sqrt(va + vb) * 100);
-    }
-
-    public string Format() => $"{Mean:+0.0;-0.0;0.0}{(HalfWidth is { } h ? $" ± {h:F1}" : "")}";
 }
