@@ -69,7 +69,7 @@ public sealed record ExperimentConfig
     public int PreciseBatchNorm { get; init; }
 
     public static IReadOnlyList<string> Architectures { get; } = ["constnet", "leakynet", "toy"];
-    public static IReadOnlyList<string> Schedules { get; } = ["reference", "constant", "cosine"];
+    public static IReadOnlyList<string> Schedules { get; } = ["reference", "constant", "cosine", "cosine-step"];
 
     [JsonIgnore]
     public bool AugmentEffective => Augment ?? Dataset is "cifar10" or "cifar100" or "imagenet32";

@@ -40,12 +40,14 @@ public static class LearningRate
 {
     /// <summary>
     /// reference: lr x 0.2 each time epoch+1 reaches E-140, E-80, E-40 (the paper's code; meant for E >= 200);
-    /// cosine: lr/2 (1 + cos(pi e/E)) per epoch; constant: lr.
+    /// cosine: lr/2 (1 + cos(pi e/E)) per epoch; cosine-step: lr/2 (1 + cos(pi t/T)) per optimizer step t of T, so that
+    /// short runs end at ~0 (and BatchNorm's running average then describes the final weights); constant: lr.
     /// </summary>
-    public static double At(ExperimentConfig c, int epoch) => c.Schedule switch
+    public static double At(ExperimentConfig c, int epoch, long step = 0, long totalSteps = 1) => c.Schedule switch
     {
         "reference" => c.LearningRate * Math.Pow(0.2, new[] { c.Epochs - 140, c.Epochs - 80, c.Epochs - 40 }.Count(m => epoch + 1 >= m)),
         "cosine" => c.LearningRate * 0.5 * (1 + Math.Cos(Math.PI * epoch / c.Epochs)),
+        "cosine-step" => c.LearningRate * 0.5 * (1 + Math.Cos(Math.PI * step / Math.Max(totalSteps, 1))),
         _ => c.LearningRate,
     };
 }

@@ -197,7 +197,7 @@ public static class Trainer
             var epoch = (int)(step / stepsPerEpoch);
             var batchIndex = (int)(step % stepsPerEpoch);
             using var order = config.Shuffle ? EpochOrder(config.Seed, epoch, data.TrainCount, device) : arange(data.TrainCount, device: device);
-            var learningRate = LearningRate.At(config, epoch);
+            var learningRate = LearningRate.At(config, epoch, step, totalSteps);
             model.train();
             for (; batchIndex < stepsPerEpoch && step < totalSteps; batchIndex++)
             {
@@ -207,6 +207,7 @@ public static class Trainer
                     break;
                 }
                 var stepClock = Stopwatch.StartNew();
+                learningRate = LearningRate.At(config, epoch, step, totalSteps);
                 using (var scope = NewDisposeScope())
                 {
                     manual_seed((long)Mix(config.Seed, step, 1)); // dropout draws from the global generator

@@ -165,6 +165,29 @@ public sealed class TrainerTests
     }
 
     [Theory]
+    [InlineData(0, 1.0)]
+    [InlineData(250, 0.85355339059327373)]
+    [InlineData(500, 0.5)]
+    [InlineData(999, 2.467399070893439e-6)]
+    public void CosineStepDecaysEveryStepToNearZeroAtTheLastOne(long step, double fraction)
+    {
+        var config = new ExperimentConfig { Schedule = "cosine-step", Epochs = 2 };
+
+        Assert.Equal(0.03 * fraction, LearningRate.At(config, epoch: 1, step, totalSteps: 1000), 12);
+    }
+
+    [Fact]
+    public void TheTrainerStepsTheLearningRateWithinAnEpoch()
+    {
+        var config = Tiny.Config with { Schedule = "cosine-step", MaxSteps = 8, MetricsEvery = 1 }; // one epoch is 32 steps
+
+        var rates = Tiny.Events(config).OfType<StepMetrics>().Select(s => s.LearningRate).ToList();
+
+        Assert.Equal(8, rates.Count);
+        Assert.All(rates.Select((r, t) => (r, t)), p => Assert.Equal(0.03 * 0.5 * (1 + Math.Cos(Math.PI * p.t / 8)), p.r, 12));
+    }
+
+    [Theory]
     [InlineData(158, 0.03)]
     [InlineData(159, 0.006)]
     [InlineData(219, 0.0012)]
