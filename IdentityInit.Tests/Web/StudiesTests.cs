@@ -107,6 +107,11 @@ public sealed class StudiesTests
         Assert.Equal(0.83, double.Parse(heLine[3], System.Globalization.CultureInfo.InvariantCulture), 12);
         Assert.Contains("He (random init)", figure);
         Assert.False(study.GetProperty("results").GetProperty("final").GetBoolean());
+        var band = study.GetProperty("results").GetProperty("accuracy").EnumerateArray().Single(c => c.GetProperty("label").GetString() == "GPU non-determinism (n=2)");
+        Assert.Equal((0.0, 1.0), (band.GetProperty("low")[0].GetDouble(), band.GetProperty("high")[0].GetDouble())); // 0.45 ± 0.89, clipped to [0, 1]
+        Assert.Equal(["deterministic 1", "deterministic 2", "deterministic 3", "GPU non-determinism 1", "GPU non-determinism 2",
+                      "He (random init) 1", "He (random init) 2", "He (random init) 3"],
+            study.GetProperty("runs").EnumerateArray().Select(r => $"{r.GetProperty("arm").GetString()} {r.GetProperty("seed").GetInt64()}"));
     }
 
     /// <summary>A constnet-breakers study whose arms have completed with these final test accuracies (no layer broke).</summary>

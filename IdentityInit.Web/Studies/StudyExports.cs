@@ -88,6 +88,7 @@ public static class StudyExports
             case "accuracy":
                 plot.Title("Test accuracy per epoch (mean and 95 % band over seeds)");
                 plot.XLabel("epoch");
+                plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { IntegerTicksOnly = true };
                 plot.YLabel("test accuracy");
                 foreach (var curve in results.Accuracy) Band(plot, curve);
                 break;

@@ -31,10 +31,11 @@ public static class StudyTable
     public static StudyResults Compute(IReadOnlyList<StudyArm> arms, IReadOnlyList<RunCell> cells, StudyPreset? preset, string? sweepAxis)
     {
         var rows = arms.Select(arm => Row(arm, cells.Where(c => c.Run.Arm == arm.Label).ToList())).ToList();
+        // Bands are clipped at the quantity's bounds (a 2-seed t-interval on accuracy reaches -0.4 .. 1.15); n is in the label.
         var accuracy = arms.Select(arm => Band(arm.Label, cells.Where(c => c.Run.Arm == arm.Label)
-            .Select(c => c.Epochs.Select(e => ((double)e.Epoch, e.Accuracy)).ToList()).ToList())).Where(c => c.X.Length > 0).ToList();
+            .Select(c => c.Epochs.Select(e => ((double)e.Epoch, e.Accuracy)).ToList()).ToList(), 0, 1)).Where(c => c.X.Length > 0).ToList();
         var correlation = arms.Select(arm => Band(arm.Label, cells.Where(c => c.Run.Arm == arm.Label)
-            .Select(c => c.Correlation.Select(p => ((double)p.Step, p.Correlation)).ToList()).ToList())).Where(c => c.X.Length > 0).ToList();
+            .Select(c => c.Correlation.Select(p => ((double)p.Step, p.Correlation)).ToList()).ToList(), -1, 1)).Where(c => c.X.Length > 0).ToList();
         var final = cells.Count > 0 && cells.All(c => c.Run.IsFinished);
         return new StudyResults(rows, preset?.Judge(rows) ?? [], accuracy, correlation, sweepAxis, final, DateTime.UtcNow);
     }
@@ -66,12 +67,14 @@ public static class StudyTable
         return sorted.Count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
     }
 
-    /// <summary>Mean and 95 % band at each x any seed has, over the seeds that have it.</summary>
-    static Curve Band(string label, List<List<(double X, double Y)>> perSeed)
+    /// <summary>Mean and 95 % band (clipped to [min, max]) at each x any seed has, over the seeds that have it; n in the label.</summary>
+    static Curve Band(string label, List<List<(double X, double Y)>> perSeed, double min, double max)
     {
         var xs = perSeed.SelectMany(s => s.Select(p => p.X)).Distinct().Order().ToArray();
         var estimates = xs.Select(x => Estimate.Of(perSeed.SelectMany(s => s.Where(p => p.X == x).Select(p => p.Y)).ToList())).ToArray();
         var keep = estimates.Select((e, i) => (e, i)).Where(t => t.e is not null).ToList();
-        return new Curve(label, [.. keep.Select(t => xs[t.i])], [.. keep.Select(t => t.e!.Mean)], [.. keep.Select(t => t.e!.Low)], [.. keep.Select(t => t.e!.High)]);
+        var n = perSeed.Count(s => s.Count > 0);
+        return new Curve($"{label} (n={n})", [.. keep.Select(t => xs[t.i])], [.. keep.Select(t => t.e!.Mean)],
+            [.. keep.Select(t => Math.Clamp(t.e!.Low, min, max))], [.. keep.Select(t => Math.Clamp(t.e!.High, min, max))]);
     }
 }

@@ -151,7 +151,11 @@ public sealed class StudyService(AppDb db, RunService runs)
     public async Task<List<Run>> RunsAsync(Guid studyId)
     {
         await using var context = db.Create();
-        return [.. (await context.Runs.AsNoTracking().Where(r => r.StudyId == studyId).ToListAsync()).OrderBy(r => r.CreatedAt).ThenBy(r => r.Seed)];
+        var runs = await context.Runs.AsNoTracking().Where(r => r.StudyId == studyId).ToListAsync();
+        var study = await context.Studies.AsNoTracking().FirstOrDefaultAsync(s => s.Id == studyId);
+        var arms = study is null ? [] : DefinitionOf(study).Arms.Select(a => a.Label).ToList();
+        // Arm by arm in the definition's order, seed by seed: the order of the results table.
+        return [.. runs.OrderBy(r => arms.IndexOf(r.Arm ?? "") is var i and >= 0 ? i : int.MaxValue).ThenBy(r => r.Seed).ThenBy(r => r.CreatedAt)];
     }
 
     public async Task<List<StudySummary>> ListAsync()
