@@ -22,12 +22,9 @@ public sealed class ChartTests
         var (playwright, context) = await Chromium.LaunchAsync();
         using var _ = playwright;
         await using var __ = context;
-        var page = await context.NewPageAsync();
+        var page = await BarePageAsync(context);
         var errors = new ConcurrentQueue<string>();
         page.PageError += (_, e) => errors.Enqueue(e);
-        await page.SetContentAsync("<div id='chart' style='width: 600px'></div>");
-        await page.AddScriptTagAsync(new() { Path = Path.Combine(WebRoot(), "lib", "uplot", "uPlot.iife.min.js") });
-        await page.AddScriptTagAsync(new() { Path = Path.Combine(WebRoot(), "js", "charts.js") });
 
         // The values that hung the app's uPlot for ~50 s first; then spans from 1e-17 to 1e-2 of the value, at magnitudes
         // from 1e-30 to 1e30 of both signs, on linear and log axes: each must be drawn within a frame or two.
@@ -54,6 +51,57 @@ public sealed class ChartTests
         Assert.True(finished == draw, "the charts hung: " + string.Join("; ", errors));
         Assert.Empty(await draw);
         Assert.Empty(errors);
+    }
+
+    static async Task<IPage> BarePageAsync(IBrowserContext context)
+    {
+        var page = await context.NewPageAsync();
+        await page.SetContentAsync("<div id='chart' style='width: 600px'></div>");
+        await page.AddScriptTagAsync(new() { Path = Path.Combine(WebRoot(), "lib", "uplot", "uPlot.iife.min.js") });
+        await page.AddScriptTagAsync(new() { Path = Path.Combine(WebRoot(), "js", "charts.js") });
+        return page;
+    }
+
+    [Fact]
+    public async Task EveryLineOfAManyLayerChartHasItsOwnColourAndStudyRunsAreToldApartByRun()
+    {
+        var (playwright, context) = await Chromium.LaunchAsync();
+        using var _ = playwright;
+        await using var __ = context;
+        var page = await BarePageAsync(context);
+
+        // Twelve layers (names whose hashes once shared a colour among them), then two runs of one study whose names share
+        // everything before their last " · ".
+        var colours = await page.EvaluateAsync<string[]>("""
+            async () => {
+              const layers = ["conv1", "fc", "block1.layer.0.conv", "block1.layer.1.conv", "block1.layer.2.conv", "block2.layer.0.conv",
+                              "block2.layer.0.conv_res", "block2.layer.1.conv", "block2.layer.2.conv", "block3.layer.0.conv",
+                              "block3.layer.0.conv_res", "block3.layer.1.conv"];
+              iiCharts.create("chart", { title: "spread" });
+              iiCharts.add("chart", layers.map((l, i) => [l, [0, 1], [i, i + 1]]));
+              await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+              return layers.map(l => iiCharts.seriesColor("chart", l));
+            }
+            """);
+        var runs = await page.EvaluateAsync<string[]>("""
+            async () => {
+              const a = "breakers · dropout 0.01 · seed 1", b = "breakers · dropout 0.01 · seed 2";
+              iiCharts.create("chart", { title: "loss", runs: [a, b] });
+              iiCharts.add("chart", [[a + " · train loss", [0, 1], [2, 1]], [a + " · epoch test loss", [1], [1.5]],
+                                     [b + " · train loss", [0, 1], [2, 1]], [b + " · epoch test loss", [1], [1.5]]]);
+              await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+              const style = n => iiCharts.seriesColor("chart", n) + " " + JSON.stringify(iiCharts.seriesDash("chart", n));
+              return [style(a + " · train loss"), style(a + " · epoch test loss"), style(b + " · train loss"), style(b + " · epoch test loss")];
+            }
+            """);
+
+        Assert.Equal(12, colours.Distinct().Count());
+        var colour = runs.Select(r => r.Split(' ')[0]).ToArray();
+        Assert.Equal(colour[0], colour[1]); // one run, one colour
+        Assert.Equal(colour[2], colour[3]);
+        Assert.NotEqual(colour[0], colour[2]); // two runs of one study: two colours
+        Assert.NotEqual(runs[0], runs[1]); // train and test of one run differ by dash
+        Assert.NotEqual(runs[0].Split(' ')[1], runs[2].Split(' ')[1]); // identical runs on top of each other: both show
     }
 
     [Fact]

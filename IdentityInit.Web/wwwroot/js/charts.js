@@ -52,13 +52,16 @@
   }
 
   // Hover values: 4 significant digits, scientific when small or large (a spread of 1e-9 must not read 0).
-  // A series' colour follows its name (FNV-1a), not its arrival order: the same on live view, reload and compare.
-  // A symmetry-break marker ("\u25B2 layer", "\u25B2 run \u00B7 layer") and a band ("name lo"/"name hi") take their line's colour.
-  function colorOf(name) {
-    const key = name.replace(/^\u25B2 /, "").replace(/ (lo|hi)$/, "");
-    let h = 0x811c9dc5;
-    for (let i = 0; i < key.length; i++) { h ^= key.charCodeAt(i); h = Math.imul(h, 0x01000193) >>> 0; }
-    return palette[h % palette.length];
+  // Colours come from the palette by index, never from a hash of the name (hashes collided: conv1, fc and a block shared one).
+  // One run: a line's colour is its name's rank among the chart's names (sorted, so reload and arrival order agree). Several
+  // runs (compare): the run's index in the page's run list, the same on every chart. A symmetry-break marker
+  // ("\u25B2 layer", "\u25B2 run \u00B7 layer") and a band ("name lo"/"name hi") take their line's colour.
+  function baseOf(name) { return name.replace(/^\u25B2 /, "").replace(/ \(raw\)$/, "").replace(/ (lo|hi)$/, ""); }
+  function colorOf(chart, name) {
+    const key = baseOf(name);
+    const run = runOf(chart, key);
+    const index = run !== null ? chart.runs.indexOf(run) : (chart.colorKeys || []).indexOf(key);
+    return palette[Math.max(0, index) % palette.length];
   }
 
   function formatValue(v) {
@@ -88,7 +91,13 @@
 
   // The layer of a per-layer series label ("run · layer", "layer", "▲ layer", "layer lo"), for the layer picker.
   function layerOf(name) { return name.replace(/^.* · /, "").replace(/^▲ /, "").replace(/ (lo|hi)$/, ""); }
-  function runOf(name) { const k = name.indexOf(" · "); return k < 0 ? null : name.slice(0, k); }
+  // The run of a series label "run · series": the longest of the page's run labels it starts with (a run's name may itself
+  // contain " · ", as study and sweep runs' names do); null on a single-run page.
+  function runOf(chart, name) {
+    let best = null;
+    for (const r of chart.runs || []) if (name.startsWith(r + " \u00B7 ") && (best === null || r.length > best.length)) best = r;
+    return best;
+  }
 
   function build(chart) {
     const el = document.getElementById(chart.id);
@@ -98,7 +107,7 @@
     // would float off a line drawn only every MetricsEvery steps, and would double the legend).
     chart.markers = picked.filter(n => n.startsWith("\u25B2 ")).map(n => ({ line: n.slice(2), xs: chart.series.get(n).xs }));
     const shownNames = picked.filter(n => !n.startsWith("\u25B2 "));
-    const runs = [...new Set(shownNames.map(runOf).filter(r => r !== null))];
+    chart.colorKeys = [...new Set([...chart.series.keys()].map(baseOf))].sort();
     const width = Math.max(320, el.clientWidth || 600);
     const buckets = Math.max(100, Math.floor(width));
     const tables = [];
@@ -158,15 +167,17 @@
         const band = / (lo|hi)$/.test(n);
         const raw = n.endsWith(" (raw)");
         const base = raw ? n.slice(0, -6) : n;
-        // Comparing runs: a run keeps one colour on every chart (its name picks it) and its own dash, so identical runs
-        // drawn on top of each other still show both; one run: each series by its name.
-        const color = colorOf(runOf(base) ?? base);
+        // Comparing runs: a run keeps one colour on every chart; within it, its series (train, test) differ by dash, and
+        // the dash also shifts by run so that identical runs drawn on top of each other still show both.
+        const color = colorOf(chart, base);
         const s = { label: n, show: !hidden.has(base), stroke: raw ? color + "40" : color, width: band || raw ? 1 : 1.5, spanGaps: true,
                     value: (u, v) => formatValue(v) };
         const dashes = [null, [8, 4], [2, 3], [10, 3, 2, 3]];
-        const runIndex = runOf(base) === null ? 0 : runs.indexOf(runOf(base));
+        const run = runOf(chart, base);
+        const dash = run === null ? 0 : chart.runs.indexOf(run)
+          + [...new Set(chart.colorKeys.filter(k => runOf(chart, k) === run))].indexOf(base);
         if (band) s.dash = [4, 4];
-        else if (runIndex > 0) s.dash = dashes[runIndex % dashes.length];
+        else if (dash % dashes.length > 0) s.dash = dashes[dash % dashes.length];
         if (chart.series.get(base).xs.length < 3) s.points = { show: true, size: 5 };
         return s;
       })),
@@ -196,7 +207,7 @@
     for (const m of chart.markers || []) {
       const k = chart.plotNames.indexOf(m.line);
       if (k >= 0 && !u.series[k + 1].show) continue; // its line is hidden from the legend
-      const color = colorOf(runOf(m.line) ?? m.line);
+      const color = colorOf(chart, m.line);
       ctx.strokeStyle = color; ctx.fillStyle = color;
       ctx.setLineDash([4 * dpr, 3 * dpr]);
       for (const x of m.xs) {
@@ -230,7 +241,7 @@
         transform: spec.transform || "none", height: spec.height || 260, series: new Map(), plot: null, plotNames: [], zoomed: false,
         info: spec.infoId ? document.getElementById(spec.infoId) : null, key: spec.key, dotnet: spec.dotnet || null,
         smoothing: spec.smoothing || 0, layers: spec.layers || null, overview: false, detailRange: null, markers: [],
-        emptyText: spec.emptyText || "waiting for the first points",
+        emptyText: spec.emptyText || "waiting for the first points", runs: spec.runs || [],
       };
       if (chart.info) chart.info.textContent = chart.emptyText; // not a blank box while a run starts
       charts.set(id, chart);
@@ -285,7 +296,7 @@
     yLabel(id) { const c = charts.get(id); return c && c.plot ? c.plot.axes[1].label : null; },
     formatValue,
     setEmptyText(id, text) { const c = charts.get(id); if (c) { c.emptyText = text; if (c.info && c.series.size === 0) c.info.textContent = text; } },
-    markers(id) { const c = charts.get(id); return c ? (c.markers || []).map(m => ({ line: m.line, xs: m.xs, color: colorOf(runOf(m.line) ?? m.line) })) : []; },
+    markers(id) { const c = charts.get(id); return c ? (c.markers || []).map(m => ({ line: m.line, xs: m.xs, color: colorOf(c, m.line) })) : []; },
     xRange(id) { const c = charts.get(id); return c && c.plot ? [c.plot.scales.x.min, c.plot.scales.x.max] : null; },
     seriesDash(id, name) { const c = charts.get(id); const k = c && c.plot ? c.plotNames.indexOf(name) : -1; return k < 0 ? null : (c.plot.series[k + 1].dash || []); },
     seriesColor(id, name) { const c = charts.get(id); const k = c && c.plot ? c.plotNames.indexOf(name) : -1; return k < 0 ? null : c.plot.series[k + 1].stroke(); },
