@@ -66,12 +66,26 @@ public sealed class VerdictTests
     [InlineData(new[] { 0.81, 0.82, 0.83 }, "Inconclusive", "reaches past ±2")] // mean 0: the mean alone said "holds"
     public void WithinTwoPointsOfHeIsJudgedAsEquivalence(double[] breaker, string verdict, string reason)
     {
-        var claim = ConstNet([0.30, 0.31, 0.32], breaker)[2];
+        var claim = ConstNet([0.30, 0.31, 0.32], breaker)[3];
 
         Assert.Equal("With dropout 0.01, deterministic it trains to within 2 points of He", claim.Paper);
         Assert.Equal(Enum.Parse<Verdict>(verdict), claim.Verdict);
         Assert.Contains(reason, claim.Reason);
         Assert.Contains("n = 3 and 3", claim.Measured);
+    }
+
+    [Theory]
+    [InlineData(new[] { 0.819, 0.820, 0.821 }, "Holds", "lies above 2")]
+    [InlineData(new[] { 0.29, 0.30, 0.31 }, "Fails", "at or below 2")] // a point below the unbroken arm, interval up to +1.3
+    [InlineData(new[] { 0.25, 0.33, 0.41 }, "Inconclusive", "straddles 2")]
+    public void ABreakerLiftsConstNetAboveItsUnbrokenSelfOnlyByAWholeInterval(double[] breaker, string verdict, string reason)
+    {
+        var claim = ConstNet([0.30, 0.31, 0.32], breaker)[2];
+
+        Assert.Equal("With dropout 0.01, deterministic it trains far above the unbroken ConstNet (more than 2 points)", claim.Paper);
+        Assert.Equal(Enum.Parse<Verdict>(verdict), claim.Verdict);
+        Assert.Contains(reason, claim.Reason);
+        Assert.Contains("vs deterministic", claim.Measured);
     }
 
     static IReadOnlyList<Claim> LeakyNet(double[] he, params (double Ones, double[] Finals)[] strings) =>

@@ -71,7 +71,12 @@ public static class StudyPresets
         if (deterministic is not null && he is not null)
             claims.Add(Versus($"Without a breaker it trains far below He (more than {K:F0} points)", deterministic, he, gap => Verdicts.Below(gap, -K)));
         foreach (var arm in arms.Where(a => a.Arm is not ("deterministic" or "He (random init)")))
+        {
+            // The paper's mechanism at any scale: a breaker lifts ConstNet above its unbroken self.
+            claims.Add(Versus($"With {arm.Arm} it trains far above the unbroken ConstNet (more than {K:F0} points)", arm, deterministic,
+                gap => Verdicts.Above(gap, K)));
             claims.Add(Versus($"With {arm.Arm} it trains to within {K:F0} points of He", arm, he, gap => Verdicts.Within(gap, K)));
+        }
         return claims;
     }
 

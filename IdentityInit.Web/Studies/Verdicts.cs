@@ -33,6 +33,17 @@ public static class Verdicts
             : (Verdict.Inconclusive, $"the 95 % interval {Interval(low, high)} straddles {t} ({gap.Seeds}): more seeds would decide");
     }
 
+    /// <summary>The claim "the difference is above <paramref name="threshold"/>" (points).</summary>
+    public static (Verdict, string) Above(Difference gap, double threshold)
+    {
+        var t = threshold.ToString("0.##", Invariant);
+        if (gap.HalfWidth is null) return (Verdict.Inconclusive, $"one seed in an arm ({gap.Seeds}): no interval to judge by");
+        var (low, high) = (gap.Low, gap.High);
+        return low > threshold ? (Verdict.Holds, $"the whole 95 % interval {Interval(low, high)} lies above {t} ({gap.Seeds})")
+            : high <= threshold ? (Verdict.Fails, $"the whole 95 % interval {Interval(low, high)} lies at or below {t} ({gap.Seeds})")
+            : (Verdict.Inconclusive, $"the 95 % interval {Interval(low, high)} straddles {t} ({gap.Seeds}): more seeds would decide");
+    }
+
     /// <summary>The claim "the difference lies within ±<paramref name="margin"/>" (points), judged as equivalence.</summary>
     public static (Verdict, string) Within(Difference gap, double margin)
     {
