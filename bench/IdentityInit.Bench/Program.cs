@@ -14,7 +14,8 @@ using IdentityInit.Training.Data;
 //   child --steps S --pairs P                     throughput of a run in a child process vs in this process, interleaved
 //   floor --threads N --steps S --warmup W        img/s of the bare step in TorchSharp (stock SGD, no probes): the library floor
 //   decompose --threads N --steps S --pairs P     where a step's time goes: library floor, engine arms, per-step extras
-//   study --preset NAME [--seeds N]               a CPU-scale study through the API: wall time to the last run's end, and its table
+//   study --preset NAME [--seeds N] [--workers W] a CPU-scale study through the API: wall time to the last run's end, and its table;
+//                                                 W > 1 trains W runs at once, each on one thread
 var command = args.FirstOrDefault() ?? "throughput";
 int Arg(string name, int fallback) => args.SkipWhile(a => a != name).Skip(1).Select(int.Parse).FirstOrDefault(fallback);
 switch (command)
@@ -27,7 +28,7 @@ switch (command)
     case "loading": await LoadingBenchmark.RunAsync(args.SkipWhile(a => a != "--pg").Skip(1).FirstOrDefault()); return 0;
     case "study":
         await IdentityInit.Bench.StudyBenchmark.RunAsync(args.SkipWhile(a => a != "--preset").Skip(1).FirstOrDefault() ?? "constnet-breakers",
-            args.Contains("--seeds") ? Arg("--seeds", 3) : null);
+            args.Contains("--seeds") ? Arg("--seeds", 3) : null, Arg("--workers", 1));
         return 0;
     case "child": await WebBenchmarks.ChildAsync(Arg("--steps", 300), Arg("--pairs", 2)); return 0;
 }

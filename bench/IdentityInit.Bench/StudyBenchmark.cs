@@ -5,17 +5,18 @@ using System.Text.Json;
 namespace IdentityInit.Bench;
 
 /// <summary>
-/// A study preset at CPU scale through the app's API (POST /api/studies, one worker as configured by default): wall
-/// time from queueing to the last run's end, and the table and claims it produced (GET /api/studies/{id}/table.md).
+/// A study preset at CPU scale through the app's API (POST /api/studies): wall time from queueing to the last run's end,
+/// and the table and claims it produced (GET /api/studies/{id}/table.md). With several workers, each run trains on one
+/// thread (several one-thread processes outrun one two-thread process on small convs: measured in bench/studies.md).
 /// </summary>
 public static class StudyBenchmark
 {
-    public static async Task RunAsync(string preset, int? seeds)
+    public static async Task RunAsync(string preset, int? seeds, int workers)
     {
-        await using var app = await WebBenchmarks.StartAppAsync();
+        await using var app = await WebBenchmarks.StartAppAsync(cpuWorkers: workers);
         using var http = WebBenchmarks.Client(app.Urls.First());
         var clock = Stopwatch.StartNew();
-        var created = await http.PostAsJsonAsync("/api/studies", new { preset, scale = "cpu", seeds });
+        var created = await http.PostAsJsonAsync("/api/studies", new { preset, scale = "cpu", seeds, config = workers > 1 ? new { threads = 1 } : null });
         var body = await created.Content.ReadAsStringAsync();
         if (!created.IsSuccessStatusCode) throw new InvalidOperationException(body);
         var id = JsonDocument.Parse(body).RootElement.GetProperty("summary").GetProperty("id").GetGuid();
@@ -27,7 +28,7 @@ public static class StudyBenchmark
             Console.WriteLine($"  {clock.Elapsed:hh\\:mm\\:ss}: {summary.GetProperty("finished").GetInt32()} of {summary.GetProperty("runs").GetInt32()} runs ended");
         } while (summary.GetProperty("finished").GetInt32() < summary.GetProperty("runs").GetInt32());
         var runs = summary.GetProperty("runs").GetInt32();
-        Console.WriteLine($"study {preset} (cpu scale, {runs} runs, one training job at a time, {Environment.ProcessorCount} cores): " +
+        Console.WriteLine($"study {preset} (cpu scale, {runs} runs, {workers} training job(s) at a time{(workers > 1 ? " on one thread each" : "")}, {Environment.ProcessorCount} cores): " +
                           $"{clock.Elapsed.TotalMinutes:F1} min from queueing to the last run's end, {clock.Elapsed.TotalSeconds / runs:F0} s per run");
         Console.WriteLine(await http.GetStringAsync($"/api/studies/{id}/table.md"));
     }

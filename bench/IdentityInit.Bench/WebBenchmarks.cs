@@ -21,13 +21,14 @@ static class WebBenchmarks
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, Converters = { new JsonStringEnumConverter() },
     };
 
-    public static async Task<WebApplication> StartAppAsync(string? postgres = null, string queues = "cpu")
+    public static async Task<WebApplication> StartAppAsync(string? postgres = null, string queues = "cpu", int cpuWorkers = 1)
     {
         var dataDir = Path.Combine(Path.GetTempPath(), "identityinit-bench-" + Guid.NewGuid().ToString("N")[..8]);
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions
         {
             Args = ["--urls", "http://127.0.0.1:0", "--IdentityInit:DataDir", dataDir, "--Logging:LogLevel:Default", "Warning",
-                    "--ConnectionStrings:Postgres", postgres ?? "", "--IdentityInit:Queues", queues],
+                    "--ConnectionStrings:Postgres", postgres ?? "", "--IdentityInit:Queues", queues,
+                    "--IdentityInit:Workers:cpu", cpuWorkers.ToString(System.Globalization.CultureInfo.InvariantCulture)],
             ContentRootPath = AppContext.BaseDirectory,
         });
         builder.AddIdentityInit();
