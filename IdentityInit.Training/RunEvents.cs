@@ -59,7 +59,8 @@ public sealed record LayerCorrelation(string Layer, double Forward, double Backw
 }
 
 /// <summary>One layer's activations on the probe batch: mean inter-channel correlation, spread, and the (downsampled) matrix.</summary>
-public sealed record LayerActivation(string Layer, double Correlation, double Spread, int Size, float[] Matrix);
+/// <summary>A layer's activations on the probe batch: channel correlation and spread, dead channels (0 everywhere), heatmap.</summary>
+public sealed record LayerActivation(string Layer, double Correlation, double Spread, int Size, float[] Matrix, int Dead = 0);
 
 public sealed record CorrelationSnapshot(
     long Step, IReadOnlyList<LayerCorrelation> Weights, IReadOnlyList<LayerActivation> Activations, double Diversity) : RunEvent;

@@ -365,7 +365,7 @@ public static class Trainer
                 var a = output.dim() == 2 ? output.unsqueeze(-1) : output;
                 var correlation = ActivationCorrelation.Of(a);
                 activations.Add(new LayerActivation(layer, correlation.Mean, ChannelSpread.OfActivation(a).to(float64).item<double>(),
-                    correlation.Size, correlation.Matrix));
+                    correlation.Size, correlation.Matrix, ChannelSpread.DeadChannels(a)));
             }
         }
         if (wasTraining) model.train();

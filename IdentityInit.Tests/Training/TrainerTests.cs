@@ -152,6 +152,39 @@ public sealed class TrainerTests
         Assert.Contains(snapshots[^1].Activations, a => a.Correlation < 1);
     }
 
+    [Fact]
+    public void DeadChannelsAreThoseZeroForEveryProbeInputAndPosition()
+    {
+        using var a = TorchSharp.torch.tensor(new float[] { 1, 0, 0, 0, 0, 2, /* example 2 */ 0, 0, 0, 0, 0, 0 }).reshape(2, 3, 2);
+
+        Assert.Equal(1, IdentityInit.Training.Symmetry.ChannelSpread.DeadChannels(a)); // channel 1; channel 0 lives in one example
+    }
+
+    [Fact]
+    public void AToyNetWithOneFeatureCopiedToEveryUnitReportsTheUnitsDyingTogether()
+    {
+        // K = 1: the 256 copies move as one unit with 256 times the step; the first overshoot leaves its ReLU below 0 on
+        // every input, and a dead unit passes no gradient, so no breaker can revive it (issue 20's "K = 1 stays at chance").
+        var config = Tiny.Config with
+        {
+            Architecture = "toy", Dataset = "fashion-mnist", ToyHidden = 256, ToyUnique = 1, BatchSize = 128, TrainLimit = 4096, MaxSteps = 30,
+            CorrelationEvery = 10, ProbeSize = 64,
+        };
+        List<int> DeadPerSnapshot(ExperimentConfig c)
+        {
+            var dead = new List<int>();
+            Trainer.Run(c, new Progress(e => { if (e is CorrelationSnapshot s) dead.Add(s.Activations.Single(a => a.Layer == "fc1").Dead); }),
+                CancellationToken.None, new RunOptions());
+            return dead;
+        }
+
+        var one = DeadPerSnapshot(config);
+        var two = DeadPerSnapshot(config with { ToyUnique = 2 });
+
+        Assert.Equal([0, 0, 256, 256], one); // alive at init and at step 10 (the loss overshoots to 6), all dead by step 20
+        Assert.All(two, d => Assert.Equal(0, d));
+    }
+
     [Theory]
     [InlineData("reference", 0, 0.03 * 0.2 * 0.2 * 0.2)]
     [InlineData("reference", 299, 0.03 * 0.008)]
@@ -195,5 +228,10 @@ public sealed class TrainerTests
     public void ReferenceScheduleDropsByFifthWhenEpochPlusOneReachesEMinus140And80And40(int epoch, double expected)
     {
         Assert.Equal(expected, LearningRate.At(new ExperimentConfig { Epochs = 300 }, epoch), 12);
+    }
+
+    sealed class Progress(Action<RunEvent> onEvent) : IProgress<RunEvent>
+    {
+        public void Report(RunEvent value) => onEvent(value);
     }
 }

@@ -47,8 +47,8 @@ public sealed class RunFiles(string directory)
         Csv("weight_correlation.csv", "step,layer,forward,backward,kernel,forward_neglog,backward_neglog,kernel_neglog,spread",
             snapshots.SelectMany(c => c.Weights.Select(w => Row(c.Step, w.Layer, w.Forward, w.Backward, w.Kernel,
                 w.ForwardNegLog, w.BackwardNegLog, w.KernelNegLog, w.Spread))));
-        Csv("activation_correlation.csv", "step,layer,correlation,spread",
-            snapshots.SelectMany(c => c.Activations.Select(a => Row(c.Step, a.Layer, a.Correlation, a.Spread))));
+        Csv("activation_correlation.csv", "step,layer,correlation,spread,dead_channels",
+            snapshots.SelectMany(c => c.Activations.Select(a => Row(c.Step, a.Layer, a.Correlation, a.Spread, a.Dead))));
         Csv("diversity.csv", "step,diversity", snapshots.Select(c => Row(c.Step, c.Diversity)));
         Csv("symmetry.csv", "layer,broke_at_step,final_spread",
             summary.Symmetry.Select(l => Row(l.Layer, l.BrokeAtStep?.ToString(CultureInfo.InvariantCulture) ?? "", l.Spread)));

@@ -35,6 +35,16 @@ public static class ChannelSpread
         return (max - min).max();
     }
 
+    /// <summary>
+    /// Channels of A[N, C, ...] that are exactly 0 for every probe example and position: dead units (a ReLU below 0 on all
+    /// inputs passes no gradient, so no symmetry breaker that scales gradients can revive it).
+    /// </summary>
+    public static int DeadChannels(Tensor a)
+    {
+        using var scope = NewDisposeScope();
+        return (int)a.transpose(0, 1).reshape(a.shape[1], -1).ne(0).any(1).logical_not().sum().item<long>();
+    }
+
     /// <summary>Spreads of all layers as one float64 tensor on their device (no host transfer).</summary>
     public static Tensor Stacked(IReadOnlyList<WeightLayer> layers)
     {

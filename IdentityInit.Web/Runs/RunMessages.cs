@@ -37,7 +37,7 @@ public sealed record RunHistory(
 /// <summary>
 /// Series names, one place: "train/loss" (every MetricsEvery steps), "epoch/test_acc" (at epoch ends),
 /// "wcorr.fwd/&lt;layer&gt;" (rho; charts derive -log|rho|), "spread/&lt;layer&gt;" (with the step metrics), "break/&lt;layer&gt;" (the step a layer's
-/// spread left 0, valued at that spread), "acorr/&lt;layer&gt;" and "aspread/&lt;layer&gt;" (probe batch), "diversity", and
+/// spread left 0, valued at that spread), "acorr/&lt;layer&gt;", "aspread/&lt;layer&gt;" and "dead/&lt;layer&gt;" (probe batch), "diversity", and
 /// "time" (Unix seconds when the host received a step's metrics: the wall-clock x axis).
 /// </summary>
 public static class Series
@@ -66,7 +66,10 @@ public static class Series
                 new("wcorr.fwd/" + w.Layer, c.Step, w.Forward), new("wcorr.bwd/" + w.Layer, c.Step, w.Backward),
                 new("wcorr.kernel/" + w.Layer, c.Step, w.Kernel),
             }),
-            .. c.Activations.SelectMany(a => new PointDto[] { new("acorr/" + a.Layer, c.Step, a.Correlation), new("aspread/" + a.Layer, c.Step, a.Spread) }),
+            .. c.Activations.SelectMany(a => new PointDto[]
+            {
+                new("acorr/" + a.Layer, c.Step, a.Correlation), new("aspread/" + a.Layer, c.Step, a.Spread), new("dead/" + a.Layer, c.Step, a.Dead),
+            }),
             new("diversity", c.Step, c.Diversity),
         ],
         SymmetryBroken b => [new("break/" + b.Layer, b.Step, b.Spread)],

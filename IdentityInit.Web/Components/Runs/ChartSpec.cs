@@ -18,6 +18,7 @@ public sealed record ChartSpec(string Key, string Title, string YLabel, string[]
         new("spread", "Channel spread per layer (markers: symmetry broke)", "max |w_a - w_b|", ["spread/"], LogY: true, MarkerPrefixes: ["break/"]),
         new("acorr", "Activation inter-channel correlation (probe batch)", "rho", ["acorr/"], Correlation: true),
         new("aspread", "Activation spread (probe batch)", "max |a_c - a_d|", ["aspread/"], LogY: true),
+        new("dead", "Dead channels (0 on every probe input: no gradient revives them)", "channels", ["dead/"]),
         new("diversity", "Diversity", "sum log sqrt(1 - rho_b^2) over layers with 2+ input channels (a 1-channel stem has no pair: left out)", ["diversity"]),
         new("lr", "Learning rate", "lr", ["lr"]),
         new("throughput", "Throughput", "img/s", ["throughput"]),
