@@ -317,6 +317,20 @@ public sealed class LabBrowserTests
                 await context.SaveChangesAsync();
                 await db.WritePointsAsync([new IdentityInit.Web.Data.MetricPoint { RunId = id, Series = "epoch/test_acc", Step = 391, Value = values[i] }]);
             }
+        var pair = Guid.NewGuid(); // two seeds far apart: the t-interval (12.7 s / sqrt 2) reaches -4.6 .. 5.6
+        await using (var context = db.Create())
+            foreach (var (value, i) in new[] { 0.1, 0.9 }.Select((v, i) => (v, i)))
+            {
+                var id = Guid.NewGuid();
+                ids.Add(id);
+                context.Runs.Add(new IdentityInit.Web.Data.Run
+                {
+                    Id = id, Name = $"pair seed {i}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "cifar10",
+                    Queue = "cpu", Status = IdentityInit.Web.Data.RunState.Completed, CreatedAt = DateTime.UtcNow, GroupId = pair,
+                });
+                await context.SaveChangesAsync();
+                await db.WritePointsAsync([new IdentityInit.Web.Data.MetricPoint { RunId = id, Series = "epoch/test_acc", Step = 391, Value = value }]);
+            }
         var (playwright, context2) = await Chromium.SignedInAsync(lab, baseUrl);
         using var _ = playwright;
         await using var __ = context2;
@@ -330,6 +344,14 @@ public sealed class LabBrowserTests
         const double t11 = 2.200985160082949; // Student t, 0.975 quantile, 11 degrees of freedom
         var expected = mean + t11 * sd / Math.Sqrt(12);
         Assert.True(Math.Abs(hi - expected) < 1e-6, $"hi {hi} vs {expected}"); // float32 on the wire: ~3e-8; a rounded t (2.2) is off by 1e-5
+        await page.WaitForFunctionAsync($"() => iiCharts.values({accuracy}, 'pair (n=2) · epoch test acc hi') !== null");
+        var clipped = await page.EvaluateAsync<double[]>($"() => [iiCharts.values({accuracy}, 'pair (n=2) · epoch test acc lo')[1][0], iiCharts.values({accuracy}, 'pair (n=2) · epoch test acc hi')[1][0]]");
+        Assert.Equal([0.0, 1.0], clipped); // accuracy cannot leave [0, 1]
+        await page.WaitForFunctionAsync($"() => iiCharts.bandFills({accuracy}).length === 2");
+        var fills = await page.EvaluateAsync<string[]>($"() => iiCharts.bandFills({accuracy})");
+        Assert.NotEqual(fills[0], fills[1]); // one shaded band per arm, in the arm's colour
+        Assert.Equal(2, await page.EvaluateAsync<int>($"() => iiCharts.legendCount({accuracy})")); // the means, not lo/hi lines
+        Assert.Equal(0, await page.EvaluateAsync<double>($"() => iiCharts.seriesWidth({accuracy}, 'arm (n=12) · epoch test acc lo')"));
     }
 
     [Fact]

@@ -7,22 +7,27 @@ namespace IdentityInit.Web.Components.Runs;
 /// series by its layer; "break/" series are drawn as markers (the step a layer's spread first left 0).
 /// </summary>
 public sealed record ChartSpec(string Key, string Title, string YLabel, string[] Prefixes, bool LogY = false, string Transform = "none",
-    bool Correlation = false, string[]? MarkerPrefixes = null)
+    bool Correlation = false, string[]? MarkerPrefixes = null, double Min = double.NegativeInfinity, double Max = double.PositiveInfinity)
 {
+    // Min and Max bound what the quantity can be: a seed band (a t-interval over few seeds) is clipped to them.
     public static readonly IReadOnlyList<ChartSpec> All =
     [
-        new("loss", "Loss", "cross-entropy", ["train/loss", "epoch/train_loss", "epoch/test_loss"]),
-        new("accuracy", "Accuracy", "accuracy", ["train/acc", "epoch/train_acc", "epoch/test_acc"]),
-        new("wcorr-fwd", "Forward weight correlation per layer", "-log|rho|", ["wcorr.fwd/"], Transform: "neglog", Correlation: true),
-        new("wcorr-bwd", "Backward weight correlation per layer", "-log|rho|", ["wcorr.bwd/"], Transform: "neglog", Correlation: true),
-        new("spread", "Channel spread per layer (markers: symmetry broke)", "max |w_a - w_b|", ["spread/"], LogY: true, MarkerPrefixes: ["break/"]),
-        new("acorr", "Activation inter-channel correlation (probe batch)", "rho", ["acorr/"], Correlation: true),
-        new("aspread", "Activation spread (probe batch)", "max |a_c - a_d|", ["aspread/"], LogY: true),
-        new("dead", "Dead channels (0 on every probe input: no gradient revives them)", "channels", ["dead/"]),
-        new("diversity", "Diversity", "sum log sqrt(1 - rho_b^2) over layers with 2+ input channels (a 1-channel stem has no pair: left out)", ["diversity"]),
-        new("lr", "Learning rate", "lr", ["lr"]),
-        new("throughput", "Throughput", "img/s", ["throughput"]),
+        new("loss", "Loss", "cross-entropy", ["train/loss", "epoch/train_loss", "epoch/test_loss"], Min: 0),
+        new("accuracy", "Accuracy", "accuracy", ["train/acc", "epoch/train_acc", "epoch/test_acc"], Min: 0, Max: 1),
+        new("wcorr-fwd", "Forward weight correlation per layer", "-log|rho|", ["wcorr.fwd/"], Transform: "neglog", Correlation: true, Min: -1, Max: 1),
+        new("wcorr-bwd", "Backward weight correlation per layer", "-log|rho|", ["wcorr.bwd/"], Transform: "neglog", Correlation: true, Min: -1, Max: 1),
+        new("spread", "Channel spread per layer (markers: symmetry broke)", "max |w_a - w_b|", ["spread/"], LogY: true, MarkerPrefixes: ["break/"], Min: 0),
+        new("acorr", "Activation inter-channel correlation (probe batch)", "rho", ["acorr/"], Correlation: true, Min: -1, Max: 1),
+        new("aspread", "Activation spread (probe batch)", "max |a_c - a_d|", ["aspread/"], LogY: true, Min: 0),
+        new("dead", "Dead channels (0 on every probe input: no gradient revives them)", "channels", ["dead/"], Min: 0),
+        new("diversity", "Diversity", "sum log sqrt(1 - rho_b^2) over layers with 2+ input channels (a 1-channel stem has no pair: left out)", ["diversity"], Max: 0),
+        new("lr", "Learning rate", "lr", ["lr"], Min: 0),
+        new("throughput", "Throughput", "img/s", ["throughput"], Min: 0),
     ];
+
+    /// <summary>The bounds of a stored series' quantity (its chart's), for clipping seed bands.</summary>
+    public static (double Min, double Max) BoundsOf(string series) =>
+        All.FirstOrDefault(s => s.Label(series) is not null) is { } spec ? (spec.Min, spec.Max) : (double.NegativeInfinity, double.PositiveInfinity);
 
     /// <summary>The y axis label under a transform: a correlation chart toggled to raw values plots rho.</summary>
     public string YLabelFor(string transform) => Correlation && transform == "none" ? "rho" : Correlation && transform == "neglog" ? "-log|rho|" : YLabel;

@@ -176,9 +176,10 @@
         const run = runOf(chart, base);
         const dash = run === null ? 0 : chart.runs.indexOf(run)
           + [...new Set(chart.colorKeys.filter(k => runOf(chart, k) === run))].indexOf(base);
-        if (band) s.dash = [4, 4];
+        // A seed band is a shaded area in its arm's colour (uPlot's bands below), not two more lines: lo/hi draw nothing.
+        if (band) { s.width = 0; s.points = { show: false }; }
         else if (dash % dashes.length > 0) s.dash = dashes[dash % dashes.length];
-        if (chart.series.get(base).xs.length < 3) s.points = { show: true, size: 5 };
+        if (!band && chart.series.get(base).xs.length < 3) s.points = { show: true, size: 5 };
         return s;
       })),
       hooks: {
@@ -189,13 +190,14 @@
       },
     };
     const bands = [];
-    names.forEach((n, k) => { if (n.endsWith(" hi")) { const lo = names.indexOf(n.slice(0, -3) + " lo"); if (lo >= 0) bands.push({ series: [k + 1, lo + 1], fill: "rgba(31,119,180,0.15)" }); } });
+    names.forEach((n, k) => { if (n.endsWith(" hi")) { const lo = names.indexOf(n.slice(0, -3) + " lo"); if (lo >= 0) bands.push({ series: [k + 1, lo + 1], fill: colorOf(chart, n) + "33" }); } });
     if (bands.length) opts.bands = bands;
+    chart.bandFills = bands.map(b => b.fill);
     chart.plotNames = names;
     chart.plotSmoothing = chart.smoothing;
     chart.plot = new uPlot(opts, data, el);
     // The raw companions of smoothed lines stay out of the legend: one entry per line.
-    el.querySelectorAll(".u-legend tr.u-series").forEach((row, k) => { if (k > 0 && names[k - 1].endsWith(" (raw)")) row.style.display = "none"; });
+    el.querySelectorAll(".u-legend tr.u-series").forEach((row, k) => { if (k > 0 && /( \(raw\)| lo| hi)$/.test(names[k - 1])) row.style.display = "none"; });
     el.ondblclick = () => { chart.zoomed = false; chart.detailRange = null; schedule(chart); };
     if (scale) chart.plot.setScale("x", { min: scale[0], max: scale[1] });
   }
@@ -299,6 +301,8 @@
     markers(id) { const c = charts.get(id); return c ? (c.markers || []).map(m => ({ line: m.line, xs: m.xs, color: colorOf(c, m.line) })) : []; },
     xRange(id) { const c = charts.get(id); return c && c.plot ? [c.plot.scales.x.min, c.plot.scales.x.max] : null; },
     seriesDash(id, name) { const c = charts.get(id); const k = c && c.plot ? c.plotNames.indexOf(name) : -1; return k < 0 ? null : (c.plot.series[k + 1].dash || []); },
+    bandFills(id) { const c = charts.get(id); return c && c.plot ? c.bandFills || [] : []; },
+    seriesWidth(id, name) { const c = charts.get(id); const k = c && c.plot ? c.plotNames.indexOf(name) : -1; return k < 0 ? null : c.plot.series[k + 1].width; },
     seriesColor(id, name) { const c = charts.get(id); const k = c && c.plot ? c.plotNames.indexOf(name) : -1; return k < 0 ? null : c.plot.series[k + 1].stroke(); },
     setLogY(id, logY) { const c = charts.get(id); if (c) { c.logY = logY; c.plotNames = []; schedule(c); } },
     logY(id) { const c = charts.get(id); return c ? c.logY : null; },
