@@ -65,7 +65,7 @@ public static class ConfigOverlay
         {
             if (!Fields.TryGetValue(key, out var property))
             {
-                errors.Add(new ConfigError(key, $"unknown field '{key}'; fields: {string.Join(", ", FieldNames)}"));
+                errors.Add(new ConfigError(ConfigValidation.Shown(key), $"unknown field '{ConfigValidation.Shown(key)}'; fields: {string.Join(", ", FieldNames)}"));
                 continue;
             }
             var name = JsonNamingPolicy.CamelCase.ConvertName(property.Name);
@@ -83,7 +83,7 @@ public static class ConfigOverlay
                 {
                     "Int32" or "Int64" => "a whole number", "Double" => "a finite number", "Boolean" => "true or false", _ => "a string",
                 };
-                errors.Add(new ConfigError(name, $"expected {expected}, got {value?.ToJsonString() ?? "null"}"));
+                errors.Add(new ConfigError(name, $"expected {expected}, got {ConfigValidation.Shown(value?.ToJsonString())}"));
             }
         }
         return errors.Count > before ? null : node.Deserialize<ExperimentConfig>(Json);
@@ -97,7 +97,7 @@ public static class ConfigOverlay
         foreach (var assignment in assignments)
         {
             var eq = assignment.IndexOf('=', StringComparison.Ordinal);
-            if (eq <= 0) errors.Add(new ConfigError("--set", $"'{assignment}': expected key=value"));
+            if (eq <= 0) errors.Add(new ConfigError("--set", $"'{ConfigValidation.Shown(assignment)}': expected key=value"));
             else pairs.Add(KeyValuePair.Create(assignment[..eq].Trim(), FromText(assignment[..eq].Trim(), assignment[(eq + 1)..].Trim())));
         }
         var result = Apply(config, pairs, errors);

@@ -21,6 +21,12 @@ public sealed class InvalidConfigException(IReadOnlyList<ConfigError> errors)
 
 public static class ConfigValidation
 {
+    public const int MaxName = 200, MaxPath = 4096;
+
+    /// <summary>A user's value quoted in a message: at most 80 characters, the rest counted (a 1 MB value makes no 1 MB error).</summary>
+    public static string Shown(string? value) =>
+        value is null ? "null" : value.Length <= 80 ? value : $"{value[..77]}... ({value.Length:N0} characters)";
+
     public static IReadOnlyList<ConfigError> Validate(ExperimentConfig c)
     {
         var errors = new List<ConfigError>();
@@ -28,16 +34,28 @@ public static class ConfigValidation
         {
             if (!ok) errors.Add(new ConfigError(field, message));
         }
+        var defaults = new ExperimentConfig();
 
         Check(!string.IsNullOrWhiteSpace(c.Name), nameof(c.Name), "must not be empty");
+        Check(c.Name is not { Length: > MaxName }, nameof(c.Name), $"at most {MaxName} characters, got {c.Name?.Length:N0}");
+        Check(c.Preset is null || Presets.Find(c.Preset) is not null, nameof(c.Preset),
+            $"'{Shown(c.Preset)}' is not a preset (list-presets, or GET /api/presets, shows them)");
+        // Fields of another architecture are refused, not silently carried (a 3 MB leakyInit on a ConstNet run).
+        Check(c.Architecture == "leakynet" || c.LeakyInit == defaults.LeakyInit, nameof(c.LeakyInit), "the init string is a LeakyNet option");
+        Check(c.Architecture == "leakynet" || c.LeakyAlpha == defaults.LeakyAlpha, nameof(c.LeakyAlpha), "the LeakyReLU slope is a LeakyNet option");
+        Check(c.Architecture == "toy" || c.ToyHidden == defaults.ToyHidden, nameof(c.ToyHidden), "hidden units are a toy-model option");
+        Check(c.Architecture == "toy" || c.ToyUnique == defaults.ToyUnique, nameof(c.ToyUnique), "unique features are a toy-model option");
+        Check(c.InitFile is not { Length: > MaxPath } && c.DataDir is not { Length: > MaxPath }, c.InitFile is { Length: > MaxPath } ? nameof(c.InitFile) : nameof(c.DataDir),
+            $"a path is at most {MaxPath} characters");
         Check(ExperimentConfig.Architectures.Contains(c.Architecture), nameof(c.Architecture),
-            $"'{c.Architecture}' is not one of {string.Join(", ", ExperimentConfig.Architectures)}");
+            $"'{Shown(c.Architecture)}' is not one of {string.Join(", ", ExperimentConfig.Architectures)}");
         if (c.Architecture is "constnet" or "leakynet" && ConstNet.DepthError(c.Depth) is { } depthError)
             errors.Add(new ConfigError(nameof(c.Depth), depthError));
         Check(c.Widen is >= 1 and <= 64, nameof(c.Widen), $"widen factor must be an integer from 1 to 64, got {c.Widen}");
         if (c.Architecture == "leakynet")
         {
-            if (ConstNet.DepthError(c.Depth) is null && LeakyNet.InitStringError(c.LeakyInit, c.Depth) is { } initError)
+            if (c.LeakyInit.Length > 64) errors.Add(new ConfigError(nameof(c.LeakyInit), $"at most 64 characters, got {c.LeakyInit.Length:N0}"));
+            else if (ConstNet.DepthError(c.Depth) is null && LeakyNet.InitStringError(c.LeakyInit, c.Depth) is { } initError)
                 errors.Add(new ConfigError(nameof(c.LeakyInit), initError));
             Check(c.LeakyAlpha is > 0 and < 1, nameof(c.LeakyAlpha), $"must be in (0, 1), got {c.LeakyAlpha}");
         }
@@ -48,12 +66,12 @@ public static class ConfigValidation
                 $"must be from 1 to ToyHidden ({c.ToyHidden}), got {c.ToyUnique}");
         }
         Check(Initializer.Schemes.Contains(c.Init), nameof(c.Init),
-            $"'{c.Init}' is not one of {string.Join(", ", Initializer.Schemes)}");
+            $"'{Shown(c.Init)}' is not one of {string.Join(", ", Initializer.Schemes)}");
         Check(c.Architecture == "constnet" || c.Init is "const" or "file", nameof(c.Init),
-            $"{c.Architecture} is initialised by its own options (LeakyInit, ToyUnique); leave Init as 'const' (or 'file')");
+            $"{Shown(c.Architecture)} is initialised by its own options (LeakyInit, ToyUnique); leave Init as 'const' (or 'file')");
         if (c.Init == "file")
             Check(!string.IsNullOrWhiteSpace(c.InitFile) && File.Exists(c.InitFile), nameof(c.InitFile),
-                string.IsNullOrWhiteSpace(c.InitFile) ? "Init 'file' needs the path of a .safetensors file" : $"'{c.InitFile}' does not exist");
+                string.IsNullOrWhiteSpace(c.InitFile) ? "Init 'file' needs the path of a .safetensors file" : $"'{Shown(c.InitFile)}' does not exist");
         Check(c.InitNoise is >= 0 and <= 100, nameof(c.InitNoise), $"must be from 0 to 100, got {c.InitNoise}");
         Check(c.Dropout is >= 0 and < 1, nameof(c.Dropout), $"must be in [0, 1), got {c.Dropout}");
         Check(c.StemDropout is >= 0 and < 1, nameof(c.StemDropout), $"must be in [0, 1), got {c.StemDropout}");
@@ -64,9 +82,9 @@ public static class ConfigValidation
         Check(c.ClassifierNoise is >= 0 and <= 100, nameof(c.ClassifierNoise), $"must be from 0 to 100, got {c.ClassifierNoise}");
         Check(c.Architecture == "leakynet" || c.ClassifierNoise == 0, nameof(c.ClassifierNoise), "classifier noise is a LeakyNet option");
         Check(c.Architecture == "constnet" || c.InitNoise == 0, nameof(c.InitNoise),
-            $"init noise is added to ConstNet's block convs; {c.Architecture} has none (LeakyNet: the letters k and a; or RoundingJitter)");
+            $"init noise is added to ConstNet's block convs; {Shown(c.Architecture)} has none (LeakyNet: the letters k and a; or RoundingJitter)");
         Check(DatasetCatalog.Names.Contains(c.Dataset), nameof(c.Dataset),
-            $"'{c.Dataset}' is not one of {string.Join(", ", DatasetCatalog.Names)}");
+            $"'{Shown(c.Dataset)}' is not one of {string.Join(", ", DatasetCatalog.Names)}");
         Check(c.TrainLimit >= 0, nameof(c.TrainLimit), "must be 0 (all) or positive");
         Check(c.TestLimit >= 0, nameof(c.TestLimit), "must be 0 (all) or positive");
         Check(c.LearningRate is > 0 and <= 10, nameof(c.LearningRate), $"must be in (0, 10], got {c.LearningRate}");
@@ -76,7 +94,7 @@ public static class ConfigValidation
         Check(c.BatchSize is >= 1 and <= 65536, nameof(c.BatchSize), $"must be from 1 to 65536, got {c.BatchSize}");
         Check(c.Epochs is >= 1 and <= 100000, nameof(c.Epochs), $"must be from 1 to 100000, got {c.Epochs}");
         Check(ExperimentConfig.Schedules.Contains(c.Schedule), nameof(c.Schedule),
-            $"'{c.Schedule}' is not one of {string.Join(", ", ExperimentConfig.Schedules)}");
+            $"'{Shown(c.Schedule)}' is not one of {string.Join(", ", ExperimentConfig.Schedules)}");
         Check(c.MaxSteps >= 0, nameof(c.MaxSteps), "must be 0 (no limit) or positive");
         Check(c.Seed >= 0, nameof(c.Seed), "must not be negative");
         if (TorchRuntime.DeviceError(c.Device) is { } deviceError)

@@ -37,7 +37,7 @@ public static partial class TorchRuntime
         if (device == "cpu" || device == "cuda") return null;
         if (device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(device[5..], out var index) && index >= 0)
             return null;
-        return $"'{device}' is not a device: use cpu, cuda or cuda:N";
+        return $"'{ConfigValidation.Shown(device)}' is not a device: use cpu, cuda or cuda:N";
     }
 
     /// <summary>Resolves a device name at run time, with a clear error when CUDA is asked for and absent.</summary>

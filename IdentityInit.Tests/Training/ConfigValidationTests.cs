@@ -48,7 +48,26 @@ public sealed class ConfigValidationTests
         { "CorrelationEvery=-1", "correlationEvery", "must be 0 (start and end only) or positive" },
         { "ProbeSize=1", "probeSize", "must be from 2 to 4096 images" },
         { "CheckpointEvery=-1", "checkpointEvery", "must be 0 (end only) or positive" },
+        { "Name=" + new string('n', 201), "name", "at most 200 characters, got 201" },
+        { "Preset=" + new string('p', 1_000_000), "preset", "(1,000,000 characters)' is not a preset" },
+        { "LeakyInit=i_iiii_iiii_iiii", "leakyInit", "the init string is a LeakyNet option" },
+        { "Architecture=leakynet|LeakyInit=" + new string('h', 3_000_000), "leakyInit", "at most 64 characters, got 3,000,000" },
+        { "LeakyAlpha=0.2", "leakyAlpha", "the LeakyReLU slope is a LeakyNet option" },
+        { "ToyUnique=2", "toyUnique", "unique features are a toy-model option" },
+        { "Architecture=" + new string('a', 100_000), "architecture", "(100,000 characters)' is not one of constnet" },
     };
+
+    [Fact]
+    public void AMegabyteUnknownFieldOrValueComesBackAsAShortError()
+    {
+        var key = new string('k', 1_000_000);
+
+        var error = Assert.Throws<InvalidConfigException>(() => ConfigOverlay.ApplyAssignments(new ExperimentConfig(), [key + "=1", "depth=" + key]));
+
+        Assert.All(error.Errors, e => Assert.True(e.Field.Length + e.Message.Length < 1000, $"{e.Field.Length} + {e.Message.Length} characters"));
+        Assert.Contains(error.Errors, e => e.Message.StartsWith("unknown field 'kkkk", StringComparison.Ordinal) && e.Message.Contains("(1,000,000 characters)"));
+        Assert.Contains(error.Errors, e => e.Field == "depth" && e.Message.Contains("expected a whole number"));
+    }
 
     [Theory]
     [MemberData(nameof(InvalidConfigs))]

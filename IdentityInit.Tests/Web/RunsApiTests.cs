@@ -81,7 +81,25 @@ public sealed class RunsApiTests : IAsyncLifetime
         { """{"preset":"toy-k4","config":{"toyHidden":1000000000}}""", "config.toyHidden", "parameters; the 'cpu' queue takes at most" },
         { """{"preset":"constnet-he","config":{"dataset":"cifar10","depth":16,"widen":10,"batchSize":65536}}""", "config.batchSize", "MiB (weights, gradients, momentum and activations at batch 65536)" },
         { $$"""{"preset":"constnet-he","tags":[{{TwentyOneTags}}]}""", "tags", "at most 20 tags, got 21" },
+        { $$$"""{"preset":"constnet-he","config":{"name":"{{{new string('n', 1_000_000)}}}"}}""", "config.name", "at most 200 characters, got 1,000,000" },
+        { $$$"""{"preset":"constnet-he","config":{"preset":"{{{new string('p', 1_000_000)}}}"}}""", "config.preset", "is not a preset" },
+        { $$$"""{"preset":"constnet-he","config":{"leakyInit":"{{{new string('h', 3_000_000)}}}"}}""", "config.leakyInit", "the init string is a LeakyNet option" },
     };
+
+    [Fact]
+    public async Task AMegabyteOfBadInputComesBackAsAShortProblemAndQueuesNothing()
+    {
+        var huge = new string('x', 1_000_000);
+        var body = $$$"""{"preset":"constnet-he","config":{"{{{huge}}}":1,"architecture":"{{{huge}}}"},"tags":["{{{huge}}}"]}""";
+
+        var response = await http.PostAsync("/api/runs", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+        var text = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.True(text.Length < 4000, $"a {text.Length:N0}-character answer to 2 MB of bad input");
+        Assert.Contains("(1,000,000 characters)", text);
+        Assert.Empty(JsonDocument.Parse(await http.GetStringAsync("/api/runs")).RootElement.EnumerateArray());
+    }
 
     [Theory]
     [MemberData(nameof(InvalidRequests))]

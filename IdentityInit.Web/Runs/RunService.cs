@@ -47,7 +47,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         if (request.Preset is { } presetName)
         {
             if (Presets.Find(presetName) is { } preset) baseConfig = preset.Config;
-            else errors.Add("preset", $"unknown preset '{presetName}'");
+            else errors.Add("preset", $"unknown preset '{IdentityInit.Training.ConfigValidation.Shown(presetName)}'");
         }
         var config = Overlay(baseConfig, request.Config, "config", errors);
         // The defaults are a paper-scale CIFAR-10 run: an empty request must not queue 300 epochs and a download.
@@ -206,7 +206,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         if (tags.Count > MaxTags) errors.Add("tags", $"at most {MaxTags} tags, got {tags.Count}");
         foreach (var tag in tags)
             if (string.IsNullOrWhiteSpace(tag) || tag.Contains(',') || tag.Length > 40)
-                errors.Add("tags", $"'{tag}': a tag is 1-40 characters without commas");
+                errors.Add("tags", $"'{IdentityInit.Training.ConfigValidation.Shown(tag)}': a tag is 1-40 characters without commas");
     }
 
     /// <summary>Renames, retags, annotates or (un)archives a run; null leaves a field as it is. Errors name the field.</summary>
