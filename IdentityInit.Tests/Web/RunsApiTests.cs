@@ -30,6 +30,7 @@ public sealed class RunsApiTests : IAsyncLifetime
         var csv = await http.GetStringAsync($"/api/runs/{id}/metrics?format=csv&series=train/loss");
         var png = await http.GetByteArrayAsync($"/api/runs/{id}/figures/spread.png");
         var svg = await http.GetStringAsync($"/api/runs/{id}/figures/wcorr-forward.svg");
+        var named = (await http.GetAsync($"/api/runs/{id}/figures/spread.svg")).Content.Headers.ContentDisposition;
 
         Assert.Equal("Queued", created.GetProperty("status").GetString());
         Assert.Equal(32, run.GetProperty("step").GetInt64());
@@ -43,6 +44,7 @@ public sealed class RunsApiTests : IAsyncLifetime
         Assert.StartsWith("series,step,value\ntrain/loss,10,", csv);
         Assert.Equal(4, csv.Trim().Split('\n').Length);
         Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], png[..4]);
+        Assert.Equal("constnet-nondeterministic-spread.svg", named?.FileNameStar ?? named?.FileName?.Trim('"')); // the run's name, not spread.svg
         Assert.Contains("<svg", svg);
     }
 
@@ -218,10 +220,16 @@ public sealed class RunsApiTests : IAsyncLifetime
         var det = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { metricsEvery = 1 }, preset: "constnet-deterministic"))).GetProperty("id").GetGuid();
         var twin = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { metricsEvery = 1 }, preset: "constnet-deterministic"))).GetProperty("id").GetGuid();
         var noisy = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { metricsEvery = 1, roundingJitter = 1.0 }, preset: "constnet-deterministic"))).GetProperty("id").GetGuid();
-        foreach (var id in new[] { det, twin, noisy }) await Api.WaitForStatusAsync(http, id, "Completed");
+        var sparse = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { metricsEvery = 8 }, preset: "constnet-deterministic"))).GetProperty("id").GetGuid();
+        var sparseNoisy = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { metricsEvery = 8, roundingJitter = 1.0 }, preset: "constnet-deterministic"))).GetProperty("id").GetGuid();
+        foreach (var id in new[] { det, twin, noisy, sparse, sparseNoisy }) await Api.WaitForStatusAsync(http, id, "Completed");
 
         var same = JsonDocument.Parse(await http.GetStringAsync($"/api/compare/first-difference?a={det}&b={twin}")).RootElement;
         var differ = JsonDocument.Parse(await http.GetStringAsync($"/api/compare/first-difference?a={det}&b={noisy}")).RootElement;
+        var unseen = JsonDocument.Parse(await http.GetStringAsync($"/api/compare/first-difference?a={sparse}&b={sparseNoisy}")).RootElement;
+        // Fingerprints every 8 steps: a difference found at step 8 may have begun at step 1, so the banner may not say "from step 8 on".
+        Assert.Equal(8, unseen.GetProperty("step").GetInt64());
+        Assert.StartsWith("weights differ at or before step 8", unseen.GetProperty("message").GetString());
 
         Assert.Equal(JsonValueKind.Null, same.GetProperty("step").ValueKind);
         Assert.Equal(16, same.GetProperty("comparedThrough").GetInt64());

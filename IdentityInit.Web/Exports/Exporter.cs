@@ -64,10 +64,17 @@ public static class Exporter
         }
         if (spec.LogY) plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { LabelFormatter = y => $"1e{y:0}" };
         plot.ShowLegend(Edge.Right);
-        var name = $"{chart}.{extension}";
+        var name = $"{FileStem(string.Join("-vs-", runs.Select(r => r.Name)))}-{chart}.{extension}"; // not a dozen files called loss.png
         return extension == "png"
             ? Results.File(plot.GetImageBytes(1200, 700, ImageFormat.Png), "image/png", name)
             : Results.File(Encoding.UTF8.GetBytes(plot.GetSvgXml(1200, 700)), "image/svg+xml", name);
+    }
+
+    /// <summary>A download's file name stem from a run's or study's name: ASCII letters and digits, the rest '-', at most 100.</summary>
+    public static string FileStem(string name)
+    {
+        var stem = string.Concat(name.Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-'));
+        return stem.Length <= 100 ? stem : stem[..100];
     }
 
     /// <summary>Correlation charts plot -log|rho| as the paper's code logs it.</summary>

@@ -320,9 +320,13 @@ public static class RunsApi
         foreach (var step in common)
         {
             if (!fa[step].Equals(fb[step]))
-                return new FirstDifference(a, b, step, step, lastEqual is { } equal && equal < step - 1
-                    ? $"weights differ at step {step}; identical at step {equal}, the last step compared before it (fingerprints are recorded every MetricsEvery steps)"
-                    : $"weights differ from step {step} on");
+                return new FirstDifference(a, b, step, step, lastEqual switch
+                {
+                    null => $"weights differ at or before step {step}, the first step compared (fingerprints are recorded every MetricsEvery steps)",
+                    { } equal when equal < step - 1 =>
+                        $"weights differ at step {step}; identical at step {equal}, the last step compared before it (fingerprints are recorded every MetricsEvery steps)",
+                    _ => $"weights differ from step {step} on",
+                });
             lastEqual = step;
         }
         return new FirstDifference(a, b, null, common[^1], $"weights identical through step {common[^1]}");

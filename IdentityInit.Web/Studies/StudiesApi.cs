@@ -77,7 +77,7 @@ public static class StudiesApi
     /// <summary>table.csv, table.md, table.tex (the last two with the claims), claims.csv, and each figure as png or svg.</summary>
     static IResult Export(StudyResults results, Study study, string file, string extension)
     {
-        var stem = string.Concat(study.Name.Select(c => char.IsAsciiLetterOrDigit(c) ? c : '-'));
+        var stem = Exports.Exporter.FileStem(study.Name);
         if (file == "table")
             return extension switch
             {
