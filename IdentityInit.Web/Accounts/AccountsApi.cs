@@ -104,7 +104,8 @@ public sealed class FirstAdmin(Accounts accounts, IServer server, IHostApplicati
         var address = server.Features.Get<IServerAddressesFeature>()?.Addresses.FirstOrDefault()?.Replace("://[::]", "://localhost")
             .Replace("://0.0.0.0", "://localhost").Replace("://+", "://localhost").Replace("://*", "://localhost") ?? "";
         // The console, not the log: it must show whatever the log level, and only to whoever started the server.
-        Console.WriteLine($"IdentityInit has no accounts yet. Create the first admin with this one-time link (valid 7 days): {address}/invite/{token}");
+        // Set apart by blank lines: on a first start it is the one line that matters.
+        Console.WriteLine($"\nIdentityInit has no accounts yet. Create the first admin with this one-time link (valid 7 days): {address}/invite/{token}\n");
         logger.LogWarning("no accounts yet: the first admin's one-time link is on the console");
     }
 }
