@@ -34,7 +34,8 @@ public sealed class ValidationErrors : Dictionary<string, string[]>
 }
 
 /// <summary>Creating, queueing, cancelling and cloning runs: one place for the API and the pages.</summary>
-public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellation cancellation, Workers workers, IOptions<LabOptions> options)
+public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellation cancellation, Workers workers, IOptions<LabOptions> options,
+    WeightImports imports)
 {
     public const int MaxSweep = 64;
     public const int MaxName = 200;
@@ -84,7 +85,12 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         }
         foreach (var c in configs)
         {
-            foreach (var error in ConfigValidation.Validate(c)) errors.Add("config." + error.Field, error.Message);
+            var foreignFile = c.InitFile is { } file && !imports.IsStaged(file);
+            if (foreignFile)
+                errors.Add("config.initFile", "must be weights staged by POST /api/weights (an upload) or POST /api/runs/{id}/weights/stage " +
+                                              "(a run's checkpoint), as their answer's initFile; no other server file is read");
+            foreach (var error in ConfigValidation.Validate(c))
+                if (!(foreignFile && error.Field == "initFile")) errors.Add("config." + error.Field, error.Message); // no existence oracle
             var catalog = new DatasetCatalog(options.Value.DatasetRoot);
             if (c.Dataset != "synthetic" && !DatasetCatalog.Downloadable(c.Dataset) && catalog.Find(c.Dataset) is null)
                 errors.Add("config.dataset", catalog.Missing(c.Dataset, null));

@@ -19,6 +19,14 @@ public sealed class WeightImports(IOptions<LabOptions> options)
 
     string Folder => Path.Combine(options.Value.CheckpointRoot, "imports");
 
+    /// <summary>
+    /// Whether <paramref name="path"/> names weights staged here (imports/&lt;sha256&gt;.safetensors): the only files a request
+    /// may name as initFile, so a request can neither read nor probe any other file on the server.
+    /// </summary>
+    public bool IsStaged(string path) =>
+        Path.GetDirectoryName(Path.GetFullPath(path)) == Path.GetFullPath(Folder)
+        && System.Text.RegularExpressions.Regex.IsMatch(Path.GetFileName(path), "^[0-9a-f]{64}\\.safetensors$") && File.Exists(path);
+
     /// <summary>Writes a run's checkpoint at <paramref name="step"/> (null: the last) to <paramref name="file"/>; returns its step.</summary>
     public long Export(Data.Run run, long? step, string file) =>
         ModelWeights.ExportCheckpoint(ConfigOverlay.FromJson(run.ConfigJson, "run config"),
