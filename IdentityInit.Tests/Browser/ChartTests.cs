@@ -129,6 +129,7 @@ public sealed class ChartTests
         const string loss = "document.querySelector(\"[data-chart='loss']\").id";
         await page.WaitForFunctionAsync($"() => iiCharts.lastX({loss}) === {last}", null, new() { Timeout = 30_000 });
         await page.WaitForTimeoutAsync(500); // the last batch reaches every chart in the same frame
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "run-broken-symmetry.png"), FullPage = true });
 
         Assert.True(opened < last, $"the page opened at step {opened}, after the run ended at {last}");
         Assert.Contains(points, p => p.Series.StartsWith("acorr/", StringComparison.Ordinal) && p.Value is < 1 and > 1 - 1e-6);

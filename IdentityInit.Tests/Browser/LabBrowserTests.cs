@@ -301,36 +301,27 @@ public sealed class LabBrowserTests
         await using var lab = new LabFactory();
         var baseUrl = lab.StartKestrel();
         var db = lab.Services.GetRequiredService<IdentityInit.Web.Data.AppDb>();
-        var group = Guid.NewGuid();
         var ids = new List<Guid>();
-        var values = Enumerable.Range(0, 12).Select(i => 0.5 + 0.01 * i * i % 0.13).ToArray(); // 12 seeds: 11 degrees of freedom
-        await using (var context = db.Create())
-            for (var i = 0; i < values.Length; i++)
+        async Task SeedGroupAsync(string arm, double[] finals) // one completed run per seed, its test accuracy at step 391
+        {
+            var group = Guid.NewGuid();
+            await using var context = db.Create();
+            for (var i = 0; i < finals.Length; i++)
             {
                 var id = Guid.NewGuid();
                 ids.Add(id);
                 context.Runs.Add(new IdentityInit.Web.Data.Run
                 {
-                    Id = id, Name = $"arm seed {i}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "cifar10",
+                    Id = id, Name = $"{arm} seed {i}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "cifar10",
                     Queue = "cpu", Status = IdentityInit.Web.Data.RunState.Completed, CreatedAt = DateTime.UtcNow, GroupId = group,
                 });
                 await context.SaveChangesAsync();
-                await db.WritePointsAsync([new IdentityInit.Web.Data.MetricPoint { RunId = id, Series = "epoch/test_acc", Step = 391, Value = values[i] }]);
+                await db.WritePointsAsync([new IdentityInit.Web.Data.MetricPoint { RunId = id, Series = "epoch/test_acc", Step = 391, Value = finals[i] }]);
             }
-        var pair = Guid.NewGuid(); // two seeds far apart: the t-interval (12.7 s / sqrt 2) reaches -4.6 .. 5.6
-        await using (var context = db.Create())
-            foreach (var (value, i) in new[] { 0.1, 0.9 }.Select((v, i) => (v, i)))
-            {
-                var id = Guid.NewGuid();
-                ids.Add(id);
-                context.Runs.Add(new IdentityInit.Web.Data.Run
-                {
-                    Id = id, Name = $"pair seed {i}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "cifar10",
-                    Queue = "cpu", Status = IdentityInit.Web.Data.RunState.Completed, CreatedAt = DateTime.UtcNow, GroupId = pair,
-                });
-                await context.SaveChangesAsync();
-                await db.WritePointsAsync([new IdentityInit.Web.Data.MetricPoint { RunId = id, Series = "epoch/test_acc", Step = 391, Value = value }]);
-            }
+        }
+        var values = Enumerable.Range(0, 12).Select(i => 0.5 + 0.01 * i * i % 0.13).ToArray(); // 12 seeds: 11 degrees of freedom
+        await SeedGroupAsync("arm", values);
+        await SeedGroupAsync("pair", [0.1, 0.9]); // two seeds far apart: the t-interval (12.7 s / sqrt 2) reaches -4.6 .. 5.6
         var (playwright, context2) = await Chromium.SignedInAsync(lab, baseUrl);
         using var _ = playwright;
         await using var __ = context2;
