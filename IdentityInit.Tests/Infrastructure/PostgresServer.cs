@@ -25,8 +25,16 @@ public sealed class PostgresServer : IAsyncLifetime
         var asRoot = Environment.UserName == "root";
         if (asRoot) Run("chown", $"postgres:postgres {root}");
         await RunAsPostgres("initdb", $"-D {root}/data -U postgres -A trust --no-sync -E UTF8", asRoot);
-        await RunAsPostgres("pg_ctl", $"-D {root}/data -l {root}/log -w -t 60 -o \"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200\" start", asRoot);
+        await StartAsync();
     }
+
+    /// <summary>Starts the server (again, after <see cref="StopAsync"/>) on its port.</summary>
+    public Task StartAsync() => RunAsPostgres("pg_ctl",
+        $"-D {root}/data -l {root}/log -w -t 60 -o \"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200\" start",
+        Environment.UserName == "root");
+
+    /// <summary>Stops the server as an operator would (pg_ctl -m fast): the database outage a user meets.</summary>
+    public Task StopAsync() => RunAsPostgres("pg_ctl", $"-D {root}/data -m fast -w stop", Environment.UserName == "root");
 
     public string ConnectionString(string database) =>
         $"Host=127.0.0.1;Port={port};Username=postgres;Database={database};Pooling=true;Maximum Pool Size=50";

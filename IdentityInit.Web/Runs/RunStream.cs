@@ -37,6 +37,7 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
         public long Sequence;
         public DateTime WindowStart = DateTime.UtcNow;
         public long WindowStartStep;
+        public bool Failing;                   // the last flush was refused: log once per outage, not every 150 ms
     }
 
     sealed record ImmutableSubscribers(IReadOnlyList<Func<RunBatch, Task>> Handlers);
@@ -120,35 +121,99 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
         }
     }
 
-    /// <summary>Persists and pushes whatever is pending for a run, now. Flushes of one run never overlap.</summary>
-    public async Task FlushAsync(Guid runId, CancellationToken cancellationToken = default)
+    /// <summary>
+    /// Persists and pushes whatever is pending for a run, now; false when the database refused it. Flushes of one run never
+    /// overlap. A refused batch is not dropped: what was not stored goes back ahead of what arrived since, its sequence
+    /// number is reused, and the next flush retries it in order, so a database that blinks loses no point and a viewer
+    /// still gets every sequence once.
+    /// </summary>
+    public async Task<bool> FlushAsync(Guid runId, CancellationToken cancellationToken = default)
     {
-        if (!pending.TryGetValue(runId, out var p)) return;
+        if (!pending.TryGetValue(runId, out var p)) return true;
         await p.Flushing.WaitAsync(cancellationToken);
         try
         {
-            RunBatch batch;
-            string? record;
-            long? checkpoint;
-            lock (p.Gate)
-            {
-                if (p.Points.Count == 0 && p.Heatmaps.Count == 0 && p.Logs.Count == 0 && !p.ProgressChanged) return;
-                batch = new RunBatch(runId, ++p.Sequence, p.Points, p.Heatmaps, p.Logs, p.ProgressChanged ? p.Progress : null);
-                (p.Points, p.Heatmaps, p.Logs, p.ProgressChanged, record, checkpoint) = ([], [], [], false, p.RecordJson, p.CheckpointStep);
-                (p.RecordJson, p.CheckpointStep) = (null, null);
-            }
-            await PersistAsync(batch, record, checkpoint, cancellationToken);
-            if (db.IsPostgres) await LiveRelay.PublishAsync(db, batch, cancellationToken);
-            else await DeliverAsync(batch);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            logger.LogError(e, "flushing run {RunId} failed", runId);
+            return await FlushLockedAsync(runId, p, cancellationToken);
         }
         finally
         {
             p.Flushing.Release();
         }
+    }
+
+    async Task<bool> FlushLockedAsync(Guid runId, Pending p, CancellationToken cancellationToken)
+    {
+        RunBatch batch;
+        string? record;
+        long? checkpoint;
+        lock (p.Gate)
+        {
+            if (p.Points.Count == 0 && p.Heatmaps.Count == 0 && p.Logs.Count == 0 && !p.ProgressChanged) return true;
+            batch = new RunBatch(runId, ++p.Sequence, p.Points, p.Heatmaps, p.Logs, p.ProgressChanged ? p.Progress : null);
+            (p.Points, p.Heatmaps, p.Logs, p.ProgressChanged, record, checkpoint) = ([], [], [], false, p.RecordJson, p.CheckpointStep);
+            (p.RecordJson, p.CheckpointStep) = (null, null);
+        }
+        var stored = new Stored();
+        try
+        {
+            await PersistAsync(batch, record, checkpoint, stored, cancellationToken);
+        }
+        catch (Exception e)
+        {
+            lock (p.Gate)
+            {
+                if (!stored.Points) p.Points = [.. batch.Points, .. p.Points];
+                if (!stored.Rows) (p.Heatmaps, p.Logs) = ([.. batch.Heatmaps, .. p.Heatmaps], [.. batch.Logs, .. p.Logs]);
+                p.ProgressChanged |= batch.Progress is not null; // p.Progress is the newest state either way
+                p.RecordJson ??= record;
+                p.CheckpointStep ??= checkpoint; // a newer checkpoint, should one have come meanwhile, is stored after this batch anyway
+                p.Sequence--;
+            }
+            if (e is OperationCanceledException) throw;
+            if (!p.Failing) logger.LogError(e, "run {RunId}: the database refused a batch; keeping it and retrying every flush", runId);
+            p.Failing = true;
+            return false;
+        }
+        if (p.Failing) logger.LogWarning("run {RunId}: the database is back; the points kept meanwhile are stored", runId);
+        p.Failing = false;
+        try
+        {
+            if (db.IsPostgres) await LiveRelay.PublishAsync(db, batch, cancellationToken);
+            else await DeliverAsync(batch);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogWarning(e, "run {RunId}: batch {Sequence} is stored but could not be pushed live", runId, batch.Sequence);
+        }
+        return true;
+    }
+
+    /// <summary>
+    /// Flushes until everything pending is stored, retrying while the database is away, for at most <paramref name="patience"/>;
+    /// false when points are still unstored then (the caller must not report the run as complete).
+    /// </summary>
+    public async Task<bool> FlushAllAsync(Guid runId, TimeSpan patience)
+    {
+        var deadline = DateTime.UtcNow + patience;
+        while (!await FlushAsync(runId))
+        {
+            if (DateTime.UtcNow > deadline) return false;
+            await Task.Delay(TimeSpan.FromSeconds(1));
+        }
+        return true;
+    }
+
+    /// <summary>Unstored points of a run (kept through a database outage), for the run's final status.</summary>
+    public int Unstored(Guid runId)
+    {
+        if (!pending.TryGetValue(runId, out var p)) return 0;
+        lock (p.Gate) return p.Points.Count;
+    }
+
+    /// <summary>Which parts of a batch reached the database before it failed (each part is written at most once).</summary>
+    sealed class Stored
+    {
+        public bool Points, Rows;
     }
 
     /// <summary>Pushes a stored batch to this node's viewers: the run's SignalR group, then in-process subscribers.</summary>
@@ -168,12 +233,13 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
 
     static readonly JsonSerializerOptions RecordJson = new() { Converters = { new JsonStringEnumConverter() }, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
-    async Task PersistAsync(RunBatch batch, string? record, long? checkpoint, CancellationToken cancellationToken)
+    async Task PersistAsync(RunBatch batch, string? record, long? checkpoint, Stored stored, CancellationToken cancellationToken)
     {
         // (series, step) is the key: should an event repeat a point, the later value wins rather than failing the batch.
         var points = batch.Points.GroupBy(p => (p.Series, p.Step)).Select(g => g.Last())
             .Select(p => new MetricPoint { RunId = batch.RunId, Series = p.Series, Step = p.Step, Value = MetricPoint.Store(p.Value) }).ToList();
-        await db.WritePointsAsync(points, cancellationToken);
+        await db.WritePointsAsync(points, cancellationToken); // one COPY or one SaveChanges: all or nothing
+        stored.Points = true;
         if (batch.Heatmaps.Count == 0 && batch.Logs.Count == 0 && batch.Progress is null && record is null && checkpoint is null) return;
         await using var context = db.Create();
         context.Heatmaps.AddRange(batch.Heatmaps.Select(h => new Heatmap
@@ -182,6 +248,7 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
         }));
         context.Logs.AddRange(batch.Logs.Select(l => new RunLog { RunId = batch.RunId, Step = l.Step, Time = l.Time, Message = l.Message }));
         await context.SaveChangesAsync(cancellationToken);
+        stored.Rows = true; // the updates below are idempotent: a retry may repeat them
         if (batch.Progress is { } progress)
             await context.Runs.Where(r => r.Id == batch.RunId).ExecuteUpdateAsync(s => s
                 .SetProperty(r => r.Step, progress.Step).SetProperty(r => r.TotalSteps, progress.TotalSteps), cancellationToken);

@@ -69,7 +69,7 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
         var userCancelled = Flag(runId);
         if (summary.Status == RunStatus.Cancelled && !userCancelled)
         {
-            stream.FlushAsync(runId).GetAwaiter().GetResult();
+            stream.FlushAllAsync(runId, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
             logger.LogInformation("run {RunId} interrupted by shutdown at step {Step}; it resumes on restart", runId, summary.Steps);
             jobToken.ThrowIfCancellationRequested(); // lets Hangfire requeue it
             return;
@@ -135,6 +135,9 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
         }
     }
 
+    /// <summary>How long a finished run waits for an absent database to store its last points before it fails.</summary>
+    static readonly TimeSpan EndPatience = TimeSpan.FromMinutes(5);
+
     void Finish(Guid runId, RunSummary summary)
     {
         var state = summary.Status switch
@@ -149,8 +152,17 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
             logger.LogWarning("run {RunId} ended {State}: {Error}", runId, state, raw); // the whole text stays in the server's log
             summary = summary with { Error = ErrorText.ForDisplay(raw) };
         }
-        // Order matters: every point is stored before the run reads as ended, and viewers hear of the end last.
-        stream.FlushAsync(runId).GetAwaiter().GetResult();
+        // Order matters: every point is stored before the run reads as ended, and viewers hear of the end last. A database
+        // that is away keeps the points in the stream; the run waits for it rather than ending over a hole.
+        if (!stream.FlushAllAsync(runId, EndPatience).GetAwaiter().GetResult())
+        {
+            var lost = stream.Unstored(runId);
+            logger.LogError("run {RunId}: {Points} points still unstored after {Minutes} min without the database", runId, lost, EndPatience.TotalMinutes);
+            (state, summary) = (RunState.Failed, summary with
+            {
+                Error = $"the database was unavailable for {EndPatience.TotalMinutes:0} minutes at the end of the run: {lost} points were not stored",
+            });
+        }
         long totalSteps; // what the run was to train, not where it stopped: a cancelled run reads "step 63 of 3200"
         using (var context = db.Create())
         {
