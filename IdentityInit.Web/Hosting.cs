@@ -111,6 +111,7 @@ public static class Hosting
     {
         if (!app.Environment.IsDevelopment()) app.UseExceptionHandler("/error", createScopeForErrors: true);
         app.UseStatusCodePages();
+        app.Use(DatabaseOutage);
         app.Use(SecurityHeaders);
         app.Use(SameOriginWrites);
         app.UseAuthentication();
@@ -134,6 +135,34 @@ public static class Hosting
         app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
         return app;
     }
+
+    /// <summary>
+    /// A request that meets a database outage (a transient connection failure, before anything was sent) answers 503 with
+    /// Retry-After and a problem body, not 500, and not a sign-in redirect because a token or share could not be looked up.
+    /// </summary>
+    static async Task DatabaseOutage(HttpContext context, RequestDelegate next)
+    {
+        try
+        {
+            await next(context);
+        }
+        catch (Exception e) when (IsOutage(e) && !context.Response.HasStarted)
+        {
+            context.Response.Clear();
+            context.Response.Headers.RetryAfter = "5";
+            await Results.Problem(title: "The database is unavailable", statusCode: StatusCodes.Status503ServiceUnavailable,
+                detail: "The lab's database did not answer; nothing was changed. Retry in a few seconds.").ExecuteAsync(context);
+        }
+    }
+
+    static bool IsOutage(Exception? e) => e switch
+    {
+        null => false,
+        System.Data.Common.DbException db => db.IsTransient || db.InnerException is System.Net.Sockets.SocketException or IOException,
+        System.Net.Sockets.SocketException => true,
+        AggregateException all => all.InnerExceptions.Any(IsOutage),
+        _ => IsOutage(e.InnerException),
+    };
 
     /// <summary>
     /// What a web app ships with: no MIME sniffing, no referrer (share tokens live in URLs), no framing, and a content
