@@ -75,6 +75,53 @@ public sealed class WeightsTests
         Assert.Equal(0, Checkpoint.Completed(Path.Combine(first, "checkpoints"))[0].Step);
     }
 
+    /// <summary>A file of a crafted header and 16 data bytes.</summary>
+    static string Crafted(string header, int dataBytes = 16)
+    {
+        var json = System.Text.Encoding.UTF8.GetBytes(header);
+        var bytes = new byte[8 + json.Length + dataBytes];
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, (ulong)json.Length);
+        json.CopyTo(bytes, 8);
+        var path = Path.Combine(Tiny.TempDir(), "crafted.safetensors");
+        File.WriteAllBytes(path, bytes);
+        return path;
+    }
+
+    [Theory]
+    [InlineData("""[1, 2]""", "not a JSON object")]
+    [InlineData("""{"w": 3}""", "is not an object of dtype, shape and data_offsets")]
+    [InlineData("""{"w": {"dtype": 4, "shape": [4], "data_offsets": [0, 16]}}""", "unsupported dtype 4")]
+    [InlineData("""{"w": {"dtype": "F32", "shape": "4", "data_offsets": [0, 16]}}""", "no shape of non-negative integers")]
+    [InlineData("""{"w": {"dtype": "F32", "data_offsets": [0, 16]}}""", "no shape of non-negative integers")]
+    [InlineData("""{"w": {"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}}""", "no shape of non-negative integers")]
+    [InlineData("""{"w": {"dtype": "F32", "shape": [1099511627776, 1099511627776], "data_offsets": [0, 16]}}""", "byte size overflows")]
+    [InlineData("""{"w": {"dtype": "F32", "shape": [4], "data_offsets": [-8, 8]}}""", "no data_offsets [begin, end]")]
+    [InlineData("""{"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}, "w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}""", "names a tensor twice")]
+    [InlineData("""{"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 12]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}""", "tensors overlap or leave a hole")]
+    [InlineData("""{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}""", "cover 8 of the file's 16 data bytes")]
+    [InlineData("""{"a": {"dtype": "F32", "shape": [8], "data_offsets": [0, 32]}}""", "do not fit its shape (32 bytes) or the file's 16 data bytes")]
+    public void ACraftedHeaderIsRefusedNamingWhatIsWrongBeforeAnythingIsAllocated(string header, string message)
+    {
+        var path = Crafted(header);
+
+        var error = Assert.Throws<InvalidDataException>(() => IdentityInit.Training.Weights.Safetensors.Read(path));
+
+        Assert.Contains(message, error.Message);
+    }
+
+    [Fact]
+    public void AHeaderOverTheReferenceLimitIsRefusedUnread()
+    {
+        var path = Path.Combine(Tiny.TempDir(), "huge.safetensors");
+        var bytes = new byte[16];
+        BinaryPrimitives.WriteUInt64LittleEndian(bytes, 200_000_000);
+        File.WriteAllBytes(path, bytes);
+
+        var error = Assert.Throws<InvalidDataException>(() => IdentityInit.Training.Weights.Safetensors.Read(path));
+
+        Assert.Contains("a 200,000,000-byte header; at most 100,000,000", error.Message);
+    }
+
     [Theory]
     [InlineData("--step|7", "--step: no checkpoint at step 7")]
     [InlineData("--step|x", "'x'")]

@@ -62,6 +62,27 @@ public sealed class WeightImportTests
         Assert.True(!Directory.Exists(imports) || Directory.GetFiles(imports).Length == 0);
     }
 
+    [Theory]
+    [InlineData("""[1, 2]""", "not a JSON object")]
+    [InlineData("""{"w": {"dtype": "F32", "shape": [1099511627776, 1099511627776], "data_offsets": [0, 16]}}""", "byte size overflows")]
+    [InlineData("""{"w": {"dtype": "F32", "shape": "4", "data_offsets": [0, 16]}}""", "no shape of non-negative integers")]
+    public async Task ACraftedHeaderIsABadRequestNamingTheProblemNotAServerError(string header, string message)
+    {
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+        var json = System.Text.Encoding.UTF8.GetBytes(header);
+        var bytes = new byte[8 + json.Length + 16];
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(bytes, (ulong)json.Length);
+        json.CopyTo(bytes, 8);
+        using var form = new MultipartFormDataContent { { new ByteArrayContent(bytes), "file", "crafted.safetensors" } };
+
+        var response = await http.PostAsync("/api/weights", form);
+        var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode); // 500 before
+        Assert.Contains(message, body.GetProperty("errors").GetProperty("file")[0].GetString());
+    }
+
     [Fact]
     public async Task StagingAStepARunDidNotKeepNamesTheStepsItKept()
     {

@@ -63,41 +63,86 @@ public static class Safetensors
         }
     }
 
-    /// <summary>Every tensor of the file, on the CPU, in the file's order; errors name the file and what is wrong.</summary>
+    /// <summary>The reference reader's limit on the header (100 MB): a larger one is refused before it is parsed.</summary>
+    public const long MaxHeaderBytes = 100_000_000;
+
+    /// <summary>
+    /// Every tensor of the file, on the CPU, in the file's order; errors name the file and what is wrong. Everything in the
+    /// header is checked before anything is allocated: an object of entries, each a known dtype, a shape of non-negative
+    /// integers whose byte size does not overflow, offsets that match it, and together the offsets cover the data exactly
+    /// once (no overlap, no hole), as the format requires.
+    /// </summary>
     public static List<(string Name, Tensor Value)> Read(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such weights file", path);
         var bytes = File.ReadAllBytes(path);
-        if (bytes.Length < 8) throw new InvalidDataException($"{path}: not a safetensors file (shorter than its 8-byte header length)");
+        InvalidDataException Bad(string what) => new($"{path}: {what}");
+        if (bytes.Length < 8) throw Bad("not a safetensors file (shorter than its 8-byte header length)");
         var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
-        if (headerLength > (ulong)(bytes.Length - 8)) throw new InvalidDataException($"{path}: not a safetensors file (header length {headerLength} exceeds the file)");
+        if (headerLength > MaxHeaderBytes) throw Bad($"not a safetensors file (a {headerLength:N0}-byte header; at most {MaxHeaderBytes:N0})");
+        if (headerLength > (ulong)(bytes.Length - 8)) throw Bad($"not a safetensors file (header length {headerLength:N0} exceeds the file)");
         JsonObject header;
         try
         {
-            header = JsonNode.Parse(bytes.AsSpan(8, (int)headerLength))?.AsObject() ?? throw new InvalidDataException($"{path}: empty header");
+            header = JsonNode.Parse(bytes.AsSpan(8, (int)headerLength)) as JsonObject ?? throw Bad("the safetensors header is not a JSON object");
+            _ = header.Count; // duplicate names surface here
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or ArgumentException or InvalidOperationException)
         {
-            throw new InvalidDataException($"{path}: the safetensors header is not JSON ({e.Message})");
+            throw Bad($"the safetensors header is not valid JSON or names a tensor twice ({e.Message})");
         }
         var dataStart = 8 + (long)headerLength;
-        var result = new List<(string, Tensor)>();
+        var dataLength = bytes.Length - dataStart;
+        var entries = new List<(string Name, ScalarType Dtype, long[] Shape, long Begin, long End)>();
         foreach (var (name, node) in header)
         {
             if (name == "__metadata__") continue;
-            var code = (string?)node?["dtype"];
-            var dtype = Codes.FirstOrDefault(kv => kv.Value == code).Key;
-            if (code is null || !Codes.ContainsValue(code)) throw new InvalidDataException($"{path}: tensor '{name}' has unsupported dtype '{code}'");
-            var shape = node!["shape"]!.AsArray().Select(d => (long)d!).ToArray();
-            var offsets = node["data_offsets"]!.AsArray().Select(d => (long)d!).ToArray();
-            using var probe = empty(shape, dtype);
-            var expected = probe.numel() * probe.ElementSize;
-            if (offsets.Length != 2 || offsets[1] - offsets[0] != expected || dataStart + offsets[1] > bytes.Length)
-                throw new InvalidDataException($"{path}: tensor '{name}' has data offsets [{string.Join(", ", offsets)}] that do not fit its shape or the file");
+            if (node is not JsonObject entry) throw Bad($"tensor '{name}' is not an object of dtype, shape and data_offsets");
+            var code = entry["dtype"] is JsonValue v && v.TryGetValue<string>(out var c) ? c : null;
+            if (code is null || !Codes.ContainsValue(code)) throw Bad($"tensor '{name}' has unsupported dtype {entry["dtype"]?.ToJsonString() ?? "(none)"}");
+            var dtype = Codes.First(kv => kv.Value == code).Key;
+            var shape = Integers(entry["shape"]) ?? throw Bad($"tensor '{name}' has no shape of non-negative integers");
+            var offsets = Integers(entry["data_offsets"]);
+            if (offsets is not [var begin, var end] || begin > end) throw Bad($"tensor '{name}' has no data_offsets [begin, end] of non-negative integers");
+            long size;
+            try
+            {
+                size = checked(shape.Aggregate(ElementSize(dtype), (n, d) => n * d));
+            }
+            catch (OverflowException)
+            {
+                throw Bad($"tensor '{name}' has shape [{string.Join(", ", shape)}]: its byte size overflows");
+            }
+            if (end - begin != size || end > dataLength)
+                throw Bad($"tensor '{name}' has data offsets [{begin}, {end}] that do not fit its shape ({size:N0} bytes) or the file's {dataLength:N0} data bytes");
+            entries.Add((name, dtype, shape, begin, end));
+        }
+        var covered = 0L;
+        foreach (var e in entries.OrderBy(e => e.Begin).ThenBy(e => e.End))
+        {
+            if (e.Begin != covered) throw Bad($"tensor '{e.Name}' starts at byte {e.Begin} of the data, not at {covered}: tensors overlap or leave a hole");
+            covered = e.End;
+        }
+        if (covered != dataLength) throw Bad($"the tensors cover {covered:N0} of the file's {dataLength:N0} data bytes");
+        var result = new List<(string, Tensor)>();
+        foreach (var (name, dtype, shape, begin, end) in entries)
+        {
             var tensor = empty(shape, dtype);
-            tensor.bytes = bytes.AsSpan((int)(dataStart + offsets[0]), (int)expected);
+            tensor.bytes = bytes.AsSpan((int)(dataStart + begin), (int)(end - begin));
             result.Add((name, tensor));
         }
         return result;
     }
+
+    static long[]? Integers(JsonNode? node) =>
+        node is JsonArray array && array.All(x => x is JsonValue v && v.TryGetValue<long>(out var n) && n >= 0)
+            ? [.. array.Select(x => x!.GetValue<long>())] : null;
+
+    static long ElementSize(ScalarType dtype) => dtype switch
+    {
+        ScalarType.Float64 or ScalarType.Int64 => 8,
+        ScalarType.Float32 or ScalarType.Int32 => 4,
+        ScalarType.Float16 or ScalarType.BFloat16 or ScalarType.Int16 => 2,
+        _ => 1,
+    };
 }
