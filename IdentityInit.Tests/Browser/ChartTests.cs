@@ -57,6 +57,7 @@ public sealed class ChartTests
     {
         var page = await context.NewPageAsync();
         await page.SetContentAsync("<div id='chart' style='width: 600px'></div>");
+        await page.AddStyleTagAsync(new() { Path = Path.Combine(WebRoot(), "lib", "uplot", "uPlot.min.css") });
         await page.AddScriptTagAsync(new() { Path = Path.Combine(WebRoot(), "lib", "uplot", "uPlot.iife.min.js") });
         await page.AddScriptTagAsync(new() { Path = Path.Combine(WebRoot(), "js", "charts.js") });
         return page;
@@ -102,6 +103,32 @@ public sealed class ChartTests
         Assert.NotEqual(colour[0], colour[2]); // two runs of one study: two colours
         Assert.NotEqual(runs[0], runs[1]); // train and test of one run differ by dash
         Assert.NotEqual(runs[0].Split(' ')[1], runs[2].Split(' ')[1]); // identical runs on top of each other: both show
+    }
+
+    [Fact]
+    public async Task HoveringOneChartShowsTheSameStepOnTheOthers()
+    {
+        var (playwright, context) = await Chromium.LaunchAsync();
+        using var _ = playwright;
+        await using var __ = context;
+        var page = await BarePageAsync(context);
+        await page.EvaluateAsync("""
+            async () => {
+              const other = document.createElement("div"); other.id = "other"; other.style.width = "600px"; document.body.appendChild(other);
+              const xs = [...Array(101).keys()].map(i => i * 10);
+              iiCharts.create("chart", { title: "loss" }); iiCharts.add("chart", [["train loss", xs, xs.map(x => 2 - x / 1000)]]);
+              iiCharts.create("other", { title: "spread" }); iiCharts.add("other", [["conv1", xs, xs.map(x => x * 1e-9)]]);
+              await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+            }
+            """);
+        var box = (await page.Locator("#chart .u-over").BoundingBoxAsync())!;
+
+        await page.Mouse.MoveAsync(box.X + box.Width * 0.7f, box.Y + box.Height / 2);
+        await page.WaitForFunctionAsync("() => iiCharts.cursorX('chart') !== null");
+
+        var hovered = await page.EvaluateAsync<double?>("() => iiCharts.cursorX('chart')");
+        Assert.NotNull(hovered);
+        Assert.Equal(hovered, await page.EvaluateAsync<double?>("() => iiCharts.cursorX('other')"));
     }
 
     [Fact]

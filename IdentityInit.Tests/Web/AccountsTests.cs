@@ -137,6 +137,7 @@ public sealed class AccountsTests
         var stored = await store.ApiTokens.AsNoTracking().ToListAsync();
 
         Assert.Equal(HttpStatusCode.Forbidden, readerQueues.StatusCode); // a read token acts as a viewer
+        Assert.Contains("your role does not allow this", await readerQueues.Content.ReadAsStringAsync()); // a problem body, not a bare 403
         Assert.Equal(HttpStatusCode.OK, readerReads.StatusCode);
         Assert.Equal(HttpStatusCode.Forbidden, readerMints.StatusCode);
         Assert.Equal("alice", (await Api.GetRunAsync(writer, id)).GetProperty("owner").GetString());

@@ -122,5 +122,9 @@ public static class SignIn
                 ? AuthenticateResult.Success(new AuthenticationTicket(principal, TokenScheme))
                 : AuthenticateResult.Fail("unknown or revoked API token");
         }
+
+        // A token that may not do this (a read token writing, a viewer's token queueing) gets the same problem body as a
+        // signed-in session, not a bare 403.
+        protected override Task HandleForbiddenAsync(AuthenticationProperties properties) => Refuse(Context, StatusCodes.Status403Forbidden, null);
     }
 }

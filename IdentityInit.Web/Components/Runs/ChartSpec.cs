@@ -20,7 +20,7 @@ public sealed record ChartSpec(string Key, string Title, string YLabel, string[]
         new("acorr", "Activation inter-channel correlation (probe batch)", "rho", ["acorr/"], Correlation: true, Min: -1, Max: 1),
         new("aspread", "Activation spread (probe batch)", "max |a_c - a_d|", ["aspread/"], LogY: true, Min: 0),
         new("dead", "Dead channels (0 on every probe input: no gradient revives them)", "channels", ["dead/"], Min: 0),
-        new("diversity", "Diversity", "sum log sqrt(1 - rho_b^2) over layers with 2+ input channels (a 1-channel stem has no pair: left out)", ["diversity"], Max: 0),
+        new("diversity", "Diversity: sum over layers of log sqrt(1 - rho_b^2) (layers with 2+ input channels)", "diversity", ["diversity"], Max: 0),
         new("lr", "Learning rate", "lr", ["lr"], Min: 0),
         new("throughput", "Throughput", "img/s", ["throughput"], Min: 0),
     ];

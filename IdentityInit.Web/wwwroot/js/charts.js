@@ -162,7 +162,8 @@
              { label: chart.yLabel, size: 64, values: (u, vals) => formatTicks(vals) }]
         .map(a => dark ? { ...a, stroke: "#ccc", grid: { stroke: "#ffffff1f" }, ticks: { stroke: "#ffffff1f" } } : a),
       legend: { live: true },
-      cursor: { drag: { x: true, y: false } },
+      // Hovering one chart shows the same x on every chart of the page (all share the x axis the page chose).
+      cursor: { drag: { x: true, y: false }, sync: { key: "iiCharts" } },
       series: [{ label: chart.xLabel }].concat(names.map((n, k) => {
         const band = / (lo|hi)$/.test(n);
         const raw = n.endsWith(" (raw)");
@@ -301,6 +302,7 @@
     markers(id) { const c = charts.get(id); return c ? (c.markers || []).map(m => ({ line: m.line, xs: m.xs, color: colorOf(c, m.line) })) : []; },
     xRange(id) { const c = charts.get(id); return c && c.plot ? [c.plot.scales.x.min, c.plot.scales.x.max] : null; },
     seriesDash(id, name) { const c = charts.get(id); const k = c && c.plot ? c.plotNames.indexOf(name) : -1; return k < 0 ? null : (c.plot.series[k + 1].dash || []); },
+    cursorX(id) { const c = charts.get(id); return c && c.plot && c.plot.cursor.idx != null ? c.plot.data[0][c.plot.cursor.idx] : null; },
     bandFills(id) { const c = charts.get(id); return c && c.plot ? c.bandFills || [] : []; },
     seriesWidth(id, name) { const c = charts.get(id); const k = c && c.plot ? c.plotNames.indexOf(name) : -1; return k < 0 ? null : c.plot.series[k + 1].width; },
     seriesColor(id, name) { const c = charts.get(id); const k = c && c.plot ? c.plotNames.indexOf(name) : -1; return k < 0 ? null : c.plot.series[k + 1].stroke(); },
