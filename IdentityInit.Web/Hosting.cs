@@ -47,7 +47,6 @@ public static class Hosting
         services.AddSingleton<ShareRevocations>();
         services.AddSingleton<Estimates>();
         services.AddSingleton<IdentityInit.Web.Studies.StudyService>();
-        services.AddSingleton<WeightImports>();
         services.AddHttpContextAccessor();
         services.AddProblemDetails();
         services.AddOpenApi();
@@ -102,6 +101,7 @@ public static class Hosting
         services.AddHostedService(sp => sp.GetRequiredService<RunStream>());
         services.AddSingleton<RunCancellation>();
         services.AddSingleton<Workers>();
+        services.AddSingleton<WeightImports>(); // RunService checks a run's initFile against the staged weights
         services.AddSingleton<RunService>();
         services.AddHostedService<RunRecovery>();
         return options;

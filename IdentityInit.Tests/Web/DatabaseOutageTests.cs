@@ -1,0 +1,45 @@
+using IdentityInit.Tests.Infrastructure;
+
+namespace IdentityInit.Tests.Web;
+
+/// <summary>
+/// PostgreSQL stopped mid-run and started again, on a server of this class's own: stopping the collection's shared server
+/// would leave the other classes' pooled connections dead.
+/// </summary>
+public sealed class DatabaseOutageTests : IAsyncLifetime
+{
+    readonly PostgresServer postgres = new();
+
+    public Task InitializeAsync() => postgres.InitializeAsync();
+
+    public Task DisposeAsync() => postgres.DisposeAsync();
+
+    [Fact]
+    public async Task ADatabaseOutageMidRunLosesNoPointAndTheRunEndsCompletedWithItsWholeHistory()
+    {
+        var connection = await postgres.CreateDatabaseAsync();
+        await using var lab = new LabFactory(connection);
+        var http = lab.CreateClient();
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 30, extra: new { checkpointEvery = 50, correlationEvery = 40 })))
+            .GetProperty("id").GetGuid();
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 60, 120, "training past step 60");
+
+        await postgres.StopAsync(); // the run trains on; its points wait in the stream
+        var during = await http.GetAsync($"/api/runs/{id}");
+        var shared = await lab.CreateDefaultClient().GetAsync("/share/" + new string('a', 43));
+        await Task.Delay(TimeSpan.FromSeconds(8));
+        await postgres.StartAsync();
+        var run = await Api.WaitForStatusAsync(http, id, "Completed", 240);
+        var points = await Api.PointsAsync(http, $"/api/runs/{id}/metrics");
+        var logs = await http.GetStringAsync($"/api/runs/{id}/logs");
+
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, during.StatusCode); // not 500
+        Assert.Equal(TimeSpan.FromSeconds(5), during.Headers.RetryAfter?.Delta);
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, shared.StatusCode); // not a redirect to the sign-in page
+        Assert.Equal(480, run.GetProperty("step").GetInt64());
+        Assert.Equal(Enumerable.Range(1, 48).Select(i => i * 10L), points.Where(p => p.Series == "train/loss").Select(p => p.Step));
+        Assert.Equal(Enumerable.Range(0, 13).Select(i => i * 40L), points.Where(p => p.Series == "wcorr.fwd/block2.layer.0.conv").Select(p => p.Step));
+        Assert.Equal(Enumerable.Range(0, 30).Select(i => (double)i), points.Where(p => p.Series == "epoch/index").Select(p => p.Value));
+        foreach (var step in new[] { 100, 150, 200, 250 }) Assert.Contains($"checkpoint at step {step}", logs);
+    }
+}
