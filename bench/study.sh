@@ -17,7 +17,8 @@ out=bench/studies.md
   echo "cosine-step schedule (lr decayed to 0 by the last step) leaves describing the final weights."
   for preset in constnet-breakers leakynet-strings toy-unique-features; do
     echo; echo "## $preset"; echo
-    "$bench" study --preset "$preset" --seeds 3 --workers 2 | grep -v '^  [0-9][0-9]:'
+    # progress lines and the bench app's own start-up log stay out of the file
+    "$bench" study --preset "$preset" --seeds 3 --workers 2 2>/dev/null | grep -v -e '^  [0-9][0-9]:' -e '^warn: ' -e '^info: ' -e '^      ' -e '^IdentityInit has no accounts'
   done
 } > "$out.tmp"
 mv "$out.tmp" "$out"

@@ -29,7 +29,7 @@ public static class StudyBenchmark
         } while (summary.GetProperty("finished").GetInt32() < summary.GetProperty("runs").GetInt32());
         var runs = summary.GetProperty("runs").GetInt32();
         Console.WriteLine($"study {preset} (cpu scale, {runs} runs, {workers} training job(s) at a time{(workers > 1 ? " on one thread each" : "")}, {Environment.ProcessorCount} cores): " +
-                          $"{clock.Elapsed.TotalMinutes:F1} min from queueing to the last run's end, {clock.Elapsed.TotalSeconds / runs:F0} s per run");
+                          $"{clock.Elapsed.TotalMinutes:F1} min from queueing to the last run's end, {clock.Elapsed.TotalSeconds / runs:F0} s per run\n");
         Console.WriteLine(await http.GetStringAsync($"/api/studies/{id}/table.md"));
     }
 }
