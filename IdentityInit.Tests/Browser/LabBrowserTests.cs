@@ -471,6 +471,8 @@ public sealed class LabBrowserTests
         await page.ClickAsync("#share-study");
         var shareUrl = (await page.Locator("#share-link").TextContentAsync())!;
         Assert.StartsWith(baseUrl.ToString(), shareUrl); // "Copy" puts a link a collaborator can open, not a relative path
+        var shares = await OpenAsync(context, new Uri(baseUrl, "/shares").ToString());
+        await Assertions.Expect(shares.Locator(".share-study")).ToHaveTextAsync("study constnet-breakers (cpu)"); // which study, not just "study"
 
         var (playwright2, collaborator) = await Chromium.LaunchAsync(); // no account
         using var ___ = playwright2;
