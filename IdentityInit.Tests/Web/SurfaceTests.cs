@@ -45,6 +45,54 @@ public sealed class SurfaceTests
     }
 
     [Fact]
+    public async Task EveryStylesheetAndScriptOfAPageComesCompressedAsTheReadmeStartsTheApp()
+    {
+        // `dotnet run` serves the build's manifest in Development: the setup in which MudBlazor's 627 KB stylesheet
+        // went out uncompressed (its fingerprinted route has no compressed variant) and the rest recompressed at level 0.
+        var data = Directory.CreateTempSubdirectory("identityinit-assets-");
+        var port = PostgresServer.FreePort();
+        using var app = AppProcess.Start(["--urls", $"http://127.0.0.1:{port}"], new Dictionary<string, string>
+        {
+            ["IdentityInit__DataDir"] = data.FullName, ["ASPNETCORE_ENVIRONMENT"] = "Development",
+        });
+        using var http = new HttpClient(new HttpClientHandler { AutomaticDecompression = DecompressionMethods.None })
+        {
+            BaseAddress = new Uri($"http://127.0.0.1:{port}"),
+        };
+        await Wait.UntilAsync(async () =>
+        {
+            try { return (await http.GetAsync("/healthz")).IsSuccessStatusCode; }
+            catch (HttpRequestException) { return false; }
+        }, 60, "the app to start");
+
+        var page = await http.GetStringAsync("/login");
+        var assets = System.Text.RegularExpressions.Regex.Matches(page, "(?:href|src)=\"([^\":]+\\.(?:css|js))\"")
+            .Select(m => m.Groups[1].Value).ToList();
+        long total = 0;
+        var uncompressed = new List<string>();
+        foreach (var asset in assets)
+        {
+            var request = new HttpRequestMessage(HttpMethod.Get, "/" + asset.TrimStart('/')) { Headers = { { "Accept-Encoding", "gzip, br" } } };
+            using var response = await http.SendAsync(request);
+            var body = await response.Content.ReadAsByteArrayAsync();
+            total += body.Length;
+            if (!response.IsSuccessStatusCode || response.Content.Headers.ContentEncoding.Count == 0
+                || response.Content.Headers.ContentEncoding.Contains("gzip") && IsStored(body))
+                uncompressed.Add($"{asset}: {(int)response.StatusCode}, {body.Length:N0} bytes");
+        }
+
+        Assert.Contains(assets, a => a.Contains("MudBlazor", StringComparison.Ordinal) && a.EndsWith(".css", StringComparison.Ordinal));
+        Assert.Empty(uncompressed);
+        Assert.InRange(total, 1, 300_000); // 891 KB before, most of it MudBlazor's stylesheet
+        app.Dispose();
+        try { data.Delete(recursive: true); } catch (IOException) { }
+    }
+
+    /// <summary>Whether a gzip body is stored rather than deflated: its size is near the size it declares for its content.</summary>
+    static bool IsStored(byte[] gzip) =>
+        gzip.Length > 18 && gzip.Length >= 0.9 * BitConverter.ToUInt32(gzip, gzip.Length - 4);
+
+    [Fact]
     public async Task ARequestForAnotherHostNameIsRefused()
     {
         await using var lab = new LabFactory();
