@@ -59,6 +59,8 @@ public sealed record ExperimentConfig
     public int SpreadEvery { get; init; } = 1;
     public int CorrelationEvery { get; init; } = 200;
     public int ProbeSize { get; init; } = 64;
+    /// <summary>With each correlation snapshot, signal propagation on the probe (forward, backward, Jacobian gain per layer).</summary>
+    public bool Signals { get; init; } = true;
     public int CheckpointEvery { get; init; } = 500;
 
     // Evaluation.

@@ -62,8 +62,12 @@ public sealed record LayerCorrelation(string Layer, double Forward, double Backw
 /// <summary>A layer's activations on the probe batch: channel correlation and spread, dead channels (0 everywhere), heatmap.</summary>
 public sealed record LayerActivation(string Layer, double Correlation, double Spread, int Size, float[] Matrix, int Dead = 0);
 
+/// <param name="Signals">signal propagation per tapped layer on the probe (empty when the config's signals are off)</param>
+/// <param name="Gradients">each weight's mean squared gradient of the probe's loss</param>
+/// <param name="InputSignal">the probe's own mean squared value, the reference for the forward signal</param>
 public sealed record CorrelationSnapshot(
-    long Step, IReadOnlyList<LayerCorrelation> Weights, IReadOnlyList<LayerActivation> Activations, double Diversity) : RunEvent;
+    long Step, IReadOnlyList<LayerCorrelation> Weights, IReadOnlyList<LayerActivation> Activations, double Diversity,
+    IReadOnlyList<LayerSignal>? Signals = null, IReadOnlyList<WeightSignal>? Gradients = null, double InputSignal = double.NaN) : RunEvent;
 
 /// <summary>A layer's weight spread left exactly 0 at <paramref name="Step"/> (0 = already at init).</summary>
 public sealed record SymmetryBroken(long Step, string Layer, double Spread) : RunEvent;

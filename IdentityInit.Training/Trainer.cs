@@ -44,6 +44,28 @@ public static class Trainer
         }
     }
 
+    /// <summary>
+    /// The network the config describes, as initialized and before any step: its step-0 snapshot on the probe batch
+    /// (weight and activation correlation, spread, and signal propagation), the same as a run's first snapshot.
+    /// </summary>
+    public static CorrelationSnapshot AtInit(ExperimentConfig config, RunOptions? options = null)
+    {
+        options ??= new RunOptions();
+        ConfigValidation.ThrowIfInvalid(config);
+        TorchRuntime.Initialize();
+        var device = TorchRuntime.ResolveDevice(config.Device);
+        if (config.Threads > 0) set_num_threads(config.Threads);
+        var data = (options.Dataset ?? LoadDataset(config, options.Catalog, null)).Limit(config.TrainLimit, config.TestLimit);
+        manual_seed(config.Seed);
+        using var model = ModelFactory.Create(config, data.Channels, data.Height, data.Width, data.Classes);
+        Initializer.Apply(model, config);
+        model.to(device);
+        using var scope = NewDisposeScope();
+        var probeSize = (int)Math.Min(config.ProbeSize, data.TestCount);
+        var probe = Normalized(data.TestImages[..probeSize], data, device);
+        return Snapshot(model, model.WeightLayers(), probe, data.TestLabels[..probeSize].to(device), 0);
+    }
+
     static ImageDataset LoadDataset(ExperimentConfig config, DatasetCatalog? catalog, IProgress<RunEvent>? progress)
     {
         catalog ??= new DatasetCatalog(config.DataDir);
@@ -112,6 +134,7 @@ public static class Trainer
         var trainImages = data.TrainImages.to(device);
         var trainLabels = data.TrainLabels.to(device);
         var probe = Normalized(data.TestImages[..(int)Math.Min(config.ProbeSize, data.TestCount)], data, device);
+        var probeLabels = data.TestLabels[..(int)Math.Min(config.ProbeSize, data.TestCount)].to(device);
         var brokeAt = state.BrokeAt;
         var step = state.Step;
         var best = state.BestTestAccuracy;
@@ -181,7 +204,7 @@ public static class Trainer
         {
             if (lastSnapshot == step) return;
             lastSnapshot = step;
-            progress?.Report(Snapshot(model, layers, probe, step));
+            progress?.Report(Snapshot(model, layers, probe, config.Signals ? probeLabels : null, step));
         }
 
         if (step == 0)
@@ -341,7 +364,7 @@ public static class Trainer
     }
 
     /// <summary>Weight correlations of every layer plus activation correlation and spread on the probe batch (eval mode).</summary>
-    static CorrelationSnapshot Snapshot(ImageModel model, IReadOnlyList<WeightLayer> layers, Tensor probe, long step)
+    static CorrelationSnapshot Snapshot(ImageModel model, IReadOnlyList<WeightLayer> layers, Tensor probe, Tensor? probeLabels, long step)
     {
         var sampler = new Generator(Mix(0, step, 4)); // row sampling above 5000 rows; never touches training randomness
         var weights = layers.Select(l =>
@@ -369,7 +392,9 @@ public static class Trainer
             }
         }
         if (wasTraining) model.train();
-        return new CorrelationSnapshot(step, weights, activations, diversity);
+        if (probeLabels is null) return new CorrelationSnapshot(step, weights, activations, diversity);
+        var signal = SignalPropagation.Of(model, layers, probe, probeLabels, new Generator(Mix(0, step, 5)));
+        return new CorrelationSnapshot(step, weights, activations, diversity, signal.Layers, signal.Weights, signal.Input);
     }
 
     /// <summary>The first tapped layer whose output on <paramref name="x"/> holds a NaN or infinity.</summary>

@@ -47,11 +47,13 @@ public static class Hosting
         services.AddSingleton<ShareRevocations>();
         services.AddSingleton<Estimates>();
         services.AddSingleton<IdentityInit.Web.Studies.StudyService>();
+        services.AddSingleton<IdentityInit.Web.Signal.SignalService>();
         services.AddHttpContextAccessor();
         services.AddProblemDetails();
         services.AddOpenApi();
         services.AddRazorComponents().AddInteractiveServerComponents();
-        services.AddMudServices();
+        // Messages at the bottom left: at the top right they covered a run's action buttons.
+        services.AddMudServices(c => c.SnackbarConfiguration.PositionClass = MudBlazor.Defaults.Classes.Position.BottomLeft);
         return builder;
     }
 
@@ -126,6 +128,7 @@ public static class Hosting
         app.MapExportsApi();
         app.MapAccountsApi();
         IdentityInit.Web.Studies.StudiesApi.MapStudiesApi(app);
+        IdentityInit.Web.Signal.SignalApi.MapSignalApi(app);
         var options = app.Services.GetRequiredService<IOptions<LabOptions>>().Value;
         app.UseHangfireDashboard("/jobs", new DashboardOptions
         {

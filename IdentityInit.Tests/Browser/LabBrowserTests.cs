@@ -111,7 +111,7 @@ public sealed class LabBrowserTests
               chart.id = "empty-chart"; info.id = "empty-chart-info";
               document.body.append(chart, info);
               iiCharts.create("empty-chart", { title: "empty", infoId: "empty-chart-info" });
-              return info.textContent;
+              return chart.querySelector(".u-title").textContent === "empty" ? info.textContent : "no title before data";
             }
             """));
         Assert.Equal(colours[0], colours[1]);
@@ -126,11 +126,53 @@ public sealed class LabBrowserTests
         var hover = await page.Locator("[data-chart='spread'] .u-legend .u-value").AllInnerTextsAsync();
         Assert.Contains(hover, v => System.Text.RegularExpressions.Regex.IsMatch(v, @"^\d\.\d{3}e-\d+$"));
 
+        // The activation heatmap: the matrix with channel axes and a colour bar from +1 (red) to -1 (blue).
+        await page.GetByRole(AriaRole.Tab, new() { Name = "Activation heatmap" }).ClickAsync();
+        await Assertions.Expect(page.Locator("#heatmap-caption")).ToContainTextAsync(" at step ");
+        var heat = await page.EvaluateAsync<int[][]>("""
+            () => {
+              const canvas = document.querySelector("canvas.heatmap"), ctx = canvas.getContext("2d");
+              const { matrix: [mx, my, mw, mh], bar: [bx, by, bw, bh] } = iiCharts.heatLayout(canvas.id);
+              const at = (x, y) => [...ctx.getImageData(Math.round(x), Math.round(y), 1, 1).data.slice(0, 3)];
+              return [at(bx + bw / 2, by + 1), at(bx + bw / 2, by + (bh - 1) / 2), at(bx + bw / 2, by + bh - 2), at(mx + mw / 2, my + mh / 2),
+                      [Number(canvas.dataset.size)]];
+            }
+            """);
+        Assert.True(heat[0] is [> 240, < 20, < 20], $"bar top {string.Join(",", heat[0])}");      // +1 red
+        Assert.True(heat[1] is [> 240, > 240, > 240], $"bar middle {string.Join(",", heat[1])}"); // 0 white
+        Assert.True(heat[2] is [< 20, < 20, > 240], $"bar bottom {string.Join(",", heat[2])}");   // -1 blue
+        Assert.True(heat[3] is [> 240, < 20, < 20], $"matrix {string.Join(",", heat[3])}");       // a deterministic ConstNet: identical channels
+        Assert.InRange(heat[4][0], 2, 64);
+        await page.Locator("canvas.heatmap").ScreenshotAsync(new() { Path = Shot("heatmap") });
+
+        // The Signal tab: signal propagation against depth beside diversity. ConstNet at init propagates (every hidden
+        // layer carries signal) with identical channels (activation correlation 1 in every layer).
+        await page.GetByRole(AriaRole.Tab, new() { Name = "Signal" }).ClickAsync();
+        const string forwardId = "document.querySelector(\"[data-signal-chart='forward']\").id";
+        const string acorrId = "document.querySelector(\"[data-signal-chart='acorr']\").id";
+        await page.WaitForFunctionAsync($"() => iiCharts.drawn({forwardId}, 'step 0') !== null");
+        var forward = await page.EvaluateAsync<double?[]>($"() => iiCharts.values({forwardId}, 'step 0')[1]");
+        var correlation = await page.EvaluateAsync<double?[]>($"() => iiCharts.values({acorrId}, 'step 0')[1]");
+        var layerNames = await page.EvaluateAsync<string[]>($"() => iiCharts.xNames({forwardId})");
+        Assert.Equal("conv1", layerNames[0]); // in depth order, not alphabetical
+        Assert.Equal("fc", layerNames[^1]);
+        Assert.All(forward[..^1], v => Assert.True(v is > 0 and < 1e6, $"forward signal {v}"));
+        Assert.All(correlation, v => Assert.Equal(1.0, v!.Value, 6));
+        await page.ScreenshotAsync(new() { Path = Shot("signal-constnet"), FullPage = true });
+        await page.GetByRole(AriaRole.Tab, new() { Name = "Charts" }).ClickAsync();
+
         await page.Locator("#share-run").ClickAsync();
         var shareUrl = await page.Locator("#share-link").InnerTextAsync();
         await context.GrantPermissionsAsync(["clipboard-read", "clipboard-write"], new() { Origin = baseUrl.GetLeftPart(UriPartial.Authority) });
         await page.Locator("#copy-share").ClickAsync();
         await page.WaitForFunctionAsync("url => navigator.clipboard.readText().then(t => t === url)", shareUrl);
+        var snack = (await page.Locator(".mud-snackbar", new() { HasTextString = "Copied." }).BoundingBoxAsync())!;
+        foreach (var button in new[] { "#cancel-run", "#clone-run", "#pair-run", "#share-run" })
+        {
+            var b = (await page.Locator(button).BoundingBoxAsync())!;
+            var overlaps = snack.X < b.X + b.Width && b.X < snack.X + snack.Width && snack.Y < b.Y + b.Height && b.Y < snack.Y + snack.Height;
+            Assert.False(overlaps, $"the snackbar covers {button}");
+        }
         Assert.Contains("/share/", shareUrl);
         Assert.True(shareUrl.Split("/share/")[1].Length >= 43); // 256 random bits, base64url
 
@@ -188,7 +230,10 @@ public sealed class LabBrowserTests
         var (playwright, context) = await Chromium.SignedInAsync(lab, baseUrl);
         using var _ = playwright;
         await using var __ = context;
-        var page = await OpenAsync(context, new Uri(baseUrl, $"/runs/{id}").ToString());
+        var page = await context.NewPageAsync();
+        var circuitSocket = page.WaitForWebSocketAsync();
+        await page.GotoAsync(new Uri(baseUrl, $"/runs/{id}").ToString());
+        await ReadyAsync(page);
         const string loss = "document.querySelector(\"[data-chart='loss']\").id";
         var info = page.Locator("[id$='-loss-info']");
         await Assertions.Expect(info).ToContainTextAsync("zoom in for full resolution");
@@ -203,9 +248,21 @@ public sealed class LabBrowserTests
         Assert.Equal(1000, window[1][77]); // the spike at step 7777, exact
 
         // Smoothing draws an EMA over a faint raw line, with one legend entry per line.
+        // It runs in the browser: sliding sends the circuit no event.
         var legend = await page.EvaluateAsync<int>($"() => iiCharts.legendCount({loss})");
+        var events = 0;
+        void Count(object? _, IWebSocketFrame f)
+        {
+            if (f.Binary is { } b && System.Text.Encoding.UTF8.GetString(b).Contains("DispatchBrowserEvent", StringComparison.Ordinal)) Interlocked.Increment(ref events);
+        }
+        var circuit = await circuitSocket;
+        circuit.FrameSent += Count;
         await page.Locator("#smoothing input").FillAsync("0.9"); // a range input: Fill sets its value
         await page.WaitForFunctionAsync($"() => iiCharts.drawn({loss}, 'train loss (raw)') !== null");
+        await Assertions.Expect(page.Locator("#smoothing output")).ToHaveTextAsync("0.90");
+        await Task.Delay(300);
+        circuit.FrameSent -= Count;
+        Assert.Equal(0, events);
         Assert.Equal(legend, await page.EvaluateAsync<int>($"() => iiCharts.legendCount({loss})"));
         var smoothed = await page.EvaluateAsync<double[]>($"() => iiCharts.drawn({loss}, 'train loss')[1].slice(0, 3)");
         var raw = await page.EvaluateAsync<double[]>($"() => iiCharts.drawn({loss}, 'train loss (raw)')[1].slice(0, 3)");
@@ -221,6 +278,7 @@ public sealed class LabBrowserTests
         await page.WaitForFunctionAsync($"() => {{ const v = iiCharts.values({accuracy}, 'epoch test acc'); return v && Math.abs(v[0][0] - 1000 / 391) < 1e-6; }}");
         await page.Locator("#x-axis").GetByText("relative time (min)", new() { Exact = true }).ClickAsync();
         await page.WaitForFunctionAsync($"() => {{ const v = iiCharts.values({accuracy}, 'epoch test acc'); return v && Math.abs(v[0][0] - 10) < 1e-6; }}"); // step 1000 at 600 s
+        Assert.NotNull(await page.EvaluateAsync<double[][]?>($"() => iiCharts.drawn({loss}, 'train loss (raw)')")); // smoothing kept by the new charts
         await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "paper-scale-run.png"), FullPage = true });
 
         // A series with no finite value (the diversity of identical channels is -inf) says so instead of drawing nothing.
@@ -260,6 +318,7 @@ public sealed class LabBrowserTests
                 .. new[] { "conv", "fc", "stem" }.SelectMany(layer => new[] { 10L, 20, 30 }.Select(s =>
                     new IdentityInit.Web.Data.MetricPoint { RunId = id, Series = "spread/" + layer, Step = s, Value = s * 1e-9 })),
                 new IdentityInit.Web.Data.MetricPoint { RunId = id, Series = "break/conv", Step = 5, Value = 1e-9 },
+                new IdentityInit.Web.Data.MetricPoint { RunId = id, Series = "acorr/block1", Step = 10, Value = 1 },
             ]);
         var (playwright, context) = await Chromium.SignedInAsync(lab, baseUrl);
         using var _ = playwright;
@@ -286,6 +345,9 @@ public sealed class LabBrowserTests
 
         // Picking one layer leaves one entry per run in the per-layer charts' legends.
         await page.Locator(".mud-select:has(#layer-picker)").Last.ClickAsync();
+        // Weight layers and activations listed apart, each under its heading (which cannot be picked).
+        var headings = page.Locator(".mud-popover-open .layer-group");
+        await Assertions.Expect(headings).ToHaveTextAsync(["Weight layers (conv, linear)", "Activations (probe batch)"]);
         await page.GetByRole(AriaRole.Option, new() { Name = "conv", Exact = true }).ClickAsync();
         await page.Keyboard.PressAsync("Escape");
         await page.WaitForFunctionAsync($"() => iiCharts.legendCount({spread}) === 2");
@@ -346,6 +408,36 @@ public sealed class LabBrowserTests
     }
 
     [Fact]
+    public async Task TheSignalAtInitPageComparesInitsAgainstDepthWithoutTraining()
+    {
+        Assertions.SetDefaultExpectTimeout(60_000); // four networks built and measured in a process of their own
+        await using var lab = new LabFactory();
+        var baseUrl = lab.StartKestrel();
+        var (playwright, context) = await Chromium.SignedInAsync(lab, baseUrl);
+        using var _ = playwright;
+        await using var __ = context;
+        var page = await OpenAsync(context, new Uri(baseUrl, "/signal").ToString());
+
+        await Choose(page, "signal-dataset", "synthetic");
+        await Fill(page, "signal-depth", "10");
+        await page.ClickAsync("#measure-signal");
+        await Assertions.Expect(page.Locator("#signal-measured")).ToContainTextAsync("const, he-fanin, xavier, orthogonal: measured in");
+        const string forward = "document.querySelector(\"[data-signal-chart='forward']\").id";
+        const string acorr = "document.querySelector(\"[data-signal-chart='acorr']\").id";
+        await page.WaitForFunctionAsync($"() => iiCharts.legendCount({forward}) === 4");
+        var constNet = await page.EvaluateAsync<double?[]>($"() => iiCharts.values({acorr}, 'const')[1]");
+        var he = await page.EvaluateAsync<double?[]>($"() => iiCharts.values({acorr}, 'he-fanin')[1]");
+        Assert.All(constNet, v => Assert.Equal(1.0, v!.Value, 6)); // identical channels at every depth
+        Assert.All(he, v => Assert.True(v < 0.99, $"He correlation {v}"));
+        Assert.Equal("conv1", (await page.EvaluateAsync<string[]>($"() => iiCharts.xNames({forward})"))[0]);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "signal-at-init.png"), FullPage = true });
+
+        await Fill(page, "signal-depth", "8"); // not 6n + 4: refused, naming the field
+        await page.ClickAsync("#measure-signal");
+        await Assertions.Expect(page.Locator(".form-error[data-field='config.depth']")).ToBeVisibleAsync();
+    }
+
+    [Fact]
     public async Task TheRunsTableSortsPagesRemembersItsColumnsAndDeletesAfterConfirmation()
     {
         Assertions.SetDefaultExpectTimeout(15_000);
@@ -360,17 +452,35 @@ public sealed class LabBrowserTests
         await Assertions.Expect(rows).ToHaveCountAsync(50);
         await Assertions.Expect(page.Locator(".mud-table-pagination-caption").Last).ToContainTextAsync("of 250");
         await Assertions.Expect(rows.First.Locator("td").Nth(1)).ToContainTextAsync("run 249");
+        var fits = await page.EvaluateAsync<int[]>("() => { const c = document.querySelector('#runs-table .mud-table-container'); return [c.scrollWidth, c.clientWidth]; }");
+        Assert.True(fits[0] <= fits[1], $"the default columns need {fits[0]} px of {fits[1]}"); // 13 columns overflowed 1,440 px
 
         // Sorted in the database: the lowest accuracy of all 250 comes first, not the lowest of the page.
         await page.Locator("th").GetByText("Best test acc.").ClickAsync();
         await Assertions.Expect(rows.First.Locator("td[data-column='bestTestAccuracy']")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^0\.00 ?%$"));
+
+        // The view is in the URL: sort and page survive a bookmark, opened in a fresh tab.
+        await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex(@"sort=bestTestAccuracy&desc=false"));
+        await page.GetByRole(AriaRole.Button, new() { Name = "Next page" }).ClickAsync();
+        await Assertions.Expect(page.Locator(".mud-table-pagination-caption").Last).ToContainTextAsync("51-100 of 250");
+        await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex(@"[?&]page=2"));
+        var secondPage = await rows.First.Locator("td").Nth(1).InnerTextAsync();
+        var bookmark = await OpenAsync(context, page.Url);
+        await Assertions.Expect(bookmark.Locator(".mud-table-pagination-caption").Last).ToContainTextAsync("51-100 of 250");
+        await Assertions.Expect(bookmark.Locator("tr.run-row").First.Locator("td").Nth(1)).ToHaveTextAsync(secondPage);
+        var searched = await OpenAsync(context, new Uri(baseUrl, "/runs?q=run%20249").ToString());
+        await Assertions.Expect(searched.Locator("#run-search")).ToHaveValueAsync("run 249");
+        await Assertions.Expect(searched.Locator("tr.run-row")).ToHaveCountAsync(1);
+        await searched.CloseAsync();
+        await bookmark.CloseAsync();
+        await page.GetByRole(AriaRole.Button, new() { Name = "Previous page" }).ClickAsync();
 
         // A config column, chosen once, is there after a reload.
         await page.Locator(".mud-select:has(#column-picker)").Last.ClickAsync();
         await page.GetByRole(AriaRole.Option, new() { Name = "depth", Exact = true }).ClickAsync();
         await page.Keyboard.PressAsync("Escape");
         await Assertions.Expect(page.Locator("th", new() { HasTextString = "depth" })).ToHaveCountAsync(1);
-        await page.ReloadAsync();
+        await page.GotoAsync(baseUrl.ToString()); // the table's default view (the sort is in the URL), columns from this browser
         await ReadyAsync(page);
         await Assertions.Expect(page.Locator("th", new() { HasTextString = "depth" })).ToHaveCountAsync(1);
         await Assertions.Expect(rows.First.Locator("td[data-column='config.depth']")).ToHaveTextAsync("16"); // run 249: depths cycle 7, 16, 28, 100

@@ -90,6 +90,28 @@ public sealed class CliTests
     }
 
     [Fact]
+    public async Task SignalMeasuresInitsAtInitializationAsTablesOrJsonAndRefusesAnUnknownInit()
+    {
+        string[] network = ["--preset", "constnet-deterministic", "--set", "dataset=synthetic", "--set", "depth=7", "--set", "probeSize=16"];
+        var (code, output, _) = await Cli(["signal", .. network, "--inits", "const,he-fanin"]);
+        var (jsonCode, json, _) = await Cli(["signal", .. network, "--inits", "const", "--json"]);
+        var (badCode, _, errors) = await Cli(["signal", .. network, "--inits", "const,file"]);
+
+        Assert.Equal(0, code);
+        Assert.Contains("init const", output);
+        Assert.Contains("init he-fanin", output);
+        Assert.Contains("E[a^2] / E[x^2]", output);
+        Assert.Contains("block3.layer.0", output);
+        Assert.Equal(0, jsonCode);
+        var line = System.Text.Json.JsonSerializer.Deserialize<Commands.SignalAtInit>(json.Trim(), Commands.SignalJson)!;
+        Assert.Equal("const", line.Init);
+        Assert.Equal(0, line.Snapshot.Step);
+        Assert.All(line.Snapshot.Activations, a => Assert.Equal(1.0, a.Correlation, 6)); // ConstNet at init: identical channels
+        Assert.Equal(2, badCode);
+        Assert.Contains("--inits: 'file' is not one of", errors);
+    }
+
+    [Fact]
     public async Task DatasetsListsTheCatalogAndWhereEachWasFound()
     {
         var dataDir = Tiny.TempDir();

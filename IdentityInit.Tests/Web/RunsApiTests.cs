@@ -31,6 +31,7 @@ public sealed class RunsApiTests : IAsyncLifetime
         var png = await http.GetByteArrayAsync($"/api/runs/{id}/figures/spread.png");
         var svg = await http.GetStringAsync($"/api/runs/{id}/figures/wcorr-forward.svg");
         var named = (await http.GetAsync($"/api/runs/{id}/figures/spread.svg")).Content.Headers.ContentDisposition;
+        var spread = await http.GetStringAsync($"/api/runs/{id}/figures/spread.svg");
 
         Assert.Equal("Queued", created.GetProperty("status").GetString());
         Assert.Equal(32, run.GetProperty("step").GetInt64());
@@ -46,6 +47,12 @@ public sealed class RunsApiTests : IAsyncLifetime
         Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], png[..4]);
         Assert.Equal("constnet-nondeterministic-spread.svg", named?.FileNameStar ?? named?.FileName?.Trim('"')); // the run's name, not spread.svg
         Assert.Contains("<svg", svg);
+        // Spreads of exactly 0 (before the break) are left out of the log axis, not drawn at a floor 20 decades down;
+        // the break is a dashed rule.
+        var decades = System.Text.RegularExpressions.Regex.Matches(spread, @">\s*1e(-?\d+)\s*<").Select(m => int.Parse(m.Groups[1].Value)).ToList();
+        Assert.NotEmpty(decades);
+        Assert.True(decades.Min() > -20, $"the spread axis reaches 1e{decades.Min()}");
+        Assert.Matches(@"<path fill=""#[0-9A-Fa-f]{6}"" d=""(M[^M""]+){5,}""", spread); // ScottPlot's SVG writes a dashed rule as its dashes
     }
 
     static readonly string TwentyOneTags = string.Join(",", Enumerable.Range(0, 21).Select(i => $"'t{i}'".Replace('\'', '"')));

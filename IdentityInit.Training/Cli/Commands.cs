@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using IdentityInit.Training.Data;
+using IdentityInit.Training.Initialization;
 using Spectre.Console;
 
 namespace IdentityInit.Training.Cli;
@@ -45,6 +46,13 @@ public static class Commands
             return 0;
         });
 
+        var inits = new Option<string?>("--inits") { Description = "compare several inits, comma-separated (" + string.Join(", ", Initializer.Schemes.Where(i => i != "file")) + "); default: the config's" };
+        var json = new Option<bool>("--json") { Description = "one JSON object per init on stdout, for scripts (the web app reads it)" };
+        var signal = new Command("signal", "signal propagation and feature diversity at initialization, per layer, without training: " +
+                                           "forward and backward signal, block Jacobian gain, activation correlation, weight spread")
+            { PresetOption, ConfigOption, SetOption, DataDirOption, inits, json };
+        signal.SetAction(r => Signal(BuildConfig(r), r.GetValue(inits), r.GetValue(json), output));
+
         var checkpoints = new Option<string>("--checkpoints") { Description = "the run's checkpoint folder", Required = true };
         var resumeAtMost = new Option<long?>("--resume-at-most") { Description = "resume from the newest checkpoint at or before this step" };
         var child = new Command("run-child", "train one run for a worker host: the config as the first stdin line, events as JSON lines " +
@@ -54,7 +62,7 @@ public static class Commands
         child.SetAction(r => RunChild(r.GetValue(checkpoints)!, r.GetValue(resumeAtMost), r.GetValue(DataDirOption), Console.In, output));
 
         return new RootCommand("IdentityInit's training engine: the paper's networks, inits and symmetry breakers, headless")
-            { train, export, listPresets, datasets, config, child };
+            { train, export, listPresets, datasets, config, signal, child };
     }
 
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter errors, CancellationToken cancellationToken = default)
@@ -266,6 +274,43 @@ public static class Commands
         }
         console.WriteLine($"metrics: {Path.GetFullPath(outDir)}");
     }
+
+    /// <summary>The step-0 snapshot of the config's network under each init: a table per init, or JSON lines.</summary>
+    static int Signal(ExperimentConfig config, string? initList, bool json, TextWriter output)
+    {
+        var schemes = initList is null ? [config.Init] : initList.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        foreach (var scheme in schemes)
+            if (scheme == "file" || !Initializer.Schemes.Contains(scheme))
+                throw new ArgumentException($"--inits: '{scheme}' is not one of {string.Join(", ", Initializer.Schemes.Where(i => i != "file"))}");
+        var console = Terminal(output);
+        foreach (var scheme in schemes)
+        {
+            var snapshot = Trainer.AtInit(config with { Init = scheme });
+            if (json)
+            {
+                output.WriteLine(System.Text.Json.JsonSerializer.Serialize(new SignalAtInit(scheme, snapshot), SignalJson));
+                continue;
+            }
+            var correlation = snapshot.Activations.ToDictionary(a => a.Layer, a => a.Correlation);
+            var table = new Table().Border(TableBorder.Simple)
+                .Title(Markup.Escape($"{config.Architecture} depth {config.Depth} width x{config.Widen}, init {scheme}: probe of {config.ProbeSize}, E[x^2] = {snapshot.InputSignal:G3}"))
+                .AddColumns(new[] { "layer", "E[a^2] / E[x^2]", "E[(dL/da)^2]", "Jacobian gain", "activation rho" }.Select(Markup.Escape).ToArray());
+            foreach (var l in snapshot.Signals ?? [])
+                table.AddRow(l.Layer, (l.Forward / snapshot.InputSignal).ToString("G3", CultureInfo.InvariantCulture), l.Backward.ToString("G3", CultureInfo.InvariantCulture),
+                    $"{l.Gain.ToString("G3", CultureInfo.InvariantCulture)} ± {l.GainSpread.ToString("G2", CultureInfo.InvariantCulture)}",
+                    correlation.TryGetValue(l.Layer, out var rho) ? rho.ToString("F6", CultureInfo.InvariantCulture) : "");
+            console.Write(table);
+        }
+        return 0;
+    }
+
+    /// <summary>What `signal --json` prints per init.</summary>
+    public sealed record SignalAtInit(string Init, CorrelationSnapshot Snapshot);
+
+    public static readonly System.Text.Json.JsonSerializerOptions SignalJson = new(System.Text.Json.JsonSerializerDefaults.Web)
+    {
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
 
     static int ListPresets(TextWriter output)
     {

@@ -51,15 +51,27 @@ public static class Exporter
         foreach (var run in runs)
         {
             var points = await queries.PointsAsync(run.Id, seriesPrefix: spec.Prefix);
+            // The step each layer's symmetry broke (its spread left exactly 0), marked on the spread figure as on the live chart.
+            var breaks = chart == "spread"
+                ? (await queries.PointsAsync(run.Id, seriesPrefix: "break/")).GroupBy(p => p.Series["break/".Length..]).ToDictionary(g => g.Key, g => g.Min(p => p.Step))
+                : [];
             foreach (var series in points.GroupBy(p => p.Series))
             {
-                var ordered = series.Where(p => double.IsFinite(Transform(chart, p.Value))).ToList();
+                // A log axis cannot show 0 (identical channels): those points are left out, not drawn at a floor decades below.
+                var ordered = series.Where(p => double.IsFinite(Transform(chart, p.Value)) && (!spec.LogY || Transform(chart, p.Value) > 0)).ToList();
                 if (ordered.Count == 0) continue;
                 var ys = ordered.Select(p => Transform(chart, p.Value)).ToArray();
-                if (spec.LogY) ys = ys.Select(y => Math.Log10(Math.Max(y, 1e-30))).ToArray();
+                if (spec.LogY) ys = ys.Select(Math.Log10).ToArray();
                 var line = plot.Add.ScatterLine(ordered.Select(p => (double)p.Step).ToArray(), ys);
                 line.LegendText = runs.Count > 1 ? $"{run.Name}: {series.Key}" : series.Key;
                 line.MarkerSize = ordered.Count < 50 ? 4 : 0;
+                if (breaks.TryGetValue(series.Key[spec.Prefix.Length..], out var broke))
+                {
+                    var marker = plot.Add.VerticalLine(broke);
+                    marker.Color = line.Color;
+                    marker.LinePattern = LinePattern.Dashed;
+                    marker.LineWidth = 1;
+                }
             }
         }
         if (spec.LogY) plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic { LabelFormatter = y => $"1e{y:0}" };

@@ -8,6 +8,9 @@ public sealed record PointDto(string Series, long Step, double Value);
 /// <summary>One series over a window of steps; Downsampled when buckets' min/max stand for the points (NaN: a gap).</summary>
 public sealed record SeriesData(string Series, long[] Steps, double[] Values, bool Downsampled = false);
 
+/// <summary>One series of a run in a window of steps: how many points it holds there, its first and last step.</summary>
+public sealed record SeriesSpan(string Series, int Count, long First, long Last);
+
 /// <summary>A layer's symmetry as stored so far: the step it broke (null: channels still identical) and its latest spread, at which step.</summary>
 public sealed record LayerSymmetryNow(string Layer, long? BrokeAtStep, double? Spread, long? SpreadStep);
 
@@ -37,13 +40,16 @@ public sealed record RunHistory(
 /// <summary>
 /// Series names, one place: "train/loss" (every MetricsEvery steps), "epoch/test_acc" (at epoch ends),
 /// "wcorr.fwd/&lt;layer&gt;" (rho; charts derive -log|rho|), "spread/&lt;layer&gt;" (with the step metrics), "break/&lt;layer&gt;" (the step a layer's
-/// spread left 0, valued at that spread), "acorr/&lt;layer&gt;", "aspread/&lt;layer&gt;" and "dead/&lt;layer&gt;" (probe batch), "diversity", and
+/// spread left 0, valued at that spread), "acorr/&lt;layer&gt;", "aspread/&lt;layer&gt;" and "dead/&lt;layer&gt;" (probe batch), "diversity",
+/// signal propagation on the probe ("signal.fwd/", "signal.bwd/", "signal.gain/" per tapped layer, "signal.wgrad/" per weight,
+/// "signal.input" the probe's own mean square), and
 /// "time" (Unix seconds when the host received a step's metrics: the wall-clock x axis).
 /// </summary>
 public static class Series
 {
     public const string Time = "time";
     public const string Throughput = "throughput";
+    public const string EpochTestAccuracy = "epoch/test_acc";
 
     public static IEnumerable<PointDto> Of(RunEvent e, IReadOnlyList<string> layers) => e switch
     {
@@ -56,7 +62,7 @@ public static class Series
         EpochMetrics m =>
         [
             new("epoch/index", m.Step, m.Epoch), new("epoch/train_loss", m.Step, m.TrainLoss), new("epoch/train_acc", m.Step, m.TrainAccuracy),
-            new("epoch/test_loss", m.Step, m.TestLoss), new("epoch/test_acc", m.Step, m.TestAccuracy),
+            new("epoch/test_loss", m.Step, m.TestLoss), new(EpochTestAccuracy, m.Step, m.TestAccuracy),
             new("epoch/best_test_acc", m.Step, m.BestTestAccuracy),
         ],
         CorrelationSnapshot c =>
@@ -71,6 +77,13 @@ public static class Series
                 new("acorr/" + a.Layer, c.Step, a.Correlation), new("aspread/" + a.Layer, c.Step, a.Spread), new("dead/" + a.Layer, c.Step, a.Dead),
             }),
             new("diversity", c.Step, c.Diversity),
+            .. (c.Signals ?? []).SelectMany(l => new PointDto[]
+            {
+                new("signal.fwd/" + l.Layer, c.Step, l.Forward), new("signal.bwd/" + l.Layer, c.Step, l.Backward),
+                new("signal.gain/" + l.Layer, c.Step, l.Gain),
+            }),
+            .. (c.Gradients ?? []).Select(g => new PointDto("signal.wgrad/" + g.Layer, c.Step, g.Gradient)),
+            .. (c.Signals is { Count: > 0 } ? new[] { new PointDto("signal.input", c.Step, c.InputSignal) } : []),
         ],
         SymmetryBroken b => [new("break/" + b.Layer, b.Step, b.Spread)],
         _ => [],

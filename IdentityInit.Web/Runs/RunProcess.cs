@@ -122,22 +122,24 @@ public static class RunProcess
         try { return process.HasExited; } catch (InvalidOperationException) { return true; }
     }
 
-    /// <summary>The engine's own executable next to this app (apphost, else the dll through the dotnet host running us).</summary>
     static ProcessStartInfo StartInfo(ChildOptions options)
+    {
+        // Full paths: the child works in the app's folder, not in the host's working directory.
+        List<string> arguments = ["run-child", "--checkpoints", Path.GetFullPath(options.CheckpointDir), "--data-dir", Path.GetFullPath(options.DataDir)];
+        if (options.ResumeAtMost is { } step) arguments.AddRange(["--resume-at-most", step.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        return Engine(arguments);
+    }
+
+    /// <summary>The engine's own executable next to this app (apphost, else the dll through the dotnet host running us), with its
+    /// standard streams redirected.</summary>
+    public static ProcessStartInfo Engine(IEnumerable<string> arguments)
     {
         var directory = AppContext.BaseDirectory;
         var apphost = Path.Combine(directory, OperatingSystem.IsWindows() ? "IdentityInit.Training.exe" : "IdentityInit.Training");
         var info = File.Exists(apphost)
             ? new ProcessStartInfo(apphost)
             : new ProcessStartInfo(DotnetHost()) { ArgumentList = { "exec", Path.Combine(directory, "IdentityInit.Training.dll") } };
-        // Full paths: the child works in the app's folder, not in the host's working directory.
-        foreach (var argument in new[] { "run-child", "--checkpoints", Path.GetFullPath(options.CheckpointDir), "--data-dir", Path.GetFullPath(options.DataDir) })
-            info.ArgumentList.Add(argument);
-        if (options.ResumeAtMost is { } step)
-        {
-            info.ArgumentList.Add("--resume-at-most");
-            info.ArgumentList.Add(step.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        }
+        foreach (var argument in arguments) info.ArgumentList.Add(argument);
         info.RedirectStandardInput = info.RedirectStandardOutput = info.RedirectStandardError = true;
         // cuda:N means the same card on every host and in every child: nvidia-smi's order, not CUDA's fastest-first.
         info.Environment["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID";

@@ -108,17 +108,15 @@ public sealed class RunQueries(AppDb db)
     /// step) and maximum (at its last step), so spikes and the envelope survive; a bucket of only NaN stays a gap.
     /// The reduction runs in the database: a paper-scale run's hundreds of thousands of points are never read out whole.
     /// </summary>
+    /// <param name="spans">the run's <see cref="SpansAsync"/> over the same window, when the caller reads it chart by chart</param>
     public async Task<List<SeriesData>> SeriesAsync(Guid runId, Func<string, bool>? include = null, long? from = null, long? to = null,
-        int maxPoints = DefaultMaxPoints)
+        int maxPoints = DefaultMaxPoints, IReadOnlyList<SeriesSpan>? spans = null)
     {
         maxPoints = Math.Max(2, maxPoints);
         await using var context = db.Create();
-        var window = context.Points.AsNoTracking().Where(p => p.RunId == runId);
-        if (from is { } f) window = window.Where(p => p.Step >= f);
-        if (to is { } t) window = window.Where(p => p.Step <= t);
-        var stats = (await window.GroupBy(p => p.Series)
-                .Select(g => new { Series = g.Key, Count = g.Count(), First = g.Min(p => p.Step), Last = g.Max(p => p.Step) }).ToListAsync())
-            .Where(s => include?.Invoke(s.Series) ?? true).ToList();
+        var window = Window(context, runId, from, to);
+        var stats = (spans ?? await SpansAsync(runId, from, to)).Where(s => include?.Invoke(s.Series) ?? true).ToList();
+        if (stats.Count == 0) return [];
         var result = new Dictionary<string, SeriesData>();
 
         var whole = stats.Where(s => s.Count <= maxPoints).Select(s => s.Series).ToList();
@@ -156,6 +154,22 @@ public sealed class RunQueries(AppDb db)
             }
         }
         return [.. result.Values.OrderBy(s => s.Series, StringComparer.Ordinal)];
+    }
+
+    /// <summary>Each series of a run between two steps: how many points, first and last step.</summary>
+    public async Task<List<SeriesSpan>> SpansAsync(Guid runId, long? from = null, long? to = null)
+    {
+        await using var context = db.Create();
+        return await Window(context, runId, from, to).GroupBy(p => p.Series)
+            .Select(g => new SeriesSpan(g.Key, g.Count(), g.Min(p => p.Step), g.Max(p => p.Step))).ToListAsync();
+    }
+
+    static IQueryable<MetricPoint> Window(AppDbContext context, Guid runId, long? from, long? to)
+    {
+        var window = context.Points.AsNoTracking().Where(p => p.RunId == runId);
+        if (from is { } f) window = window.Where(p => p.Step >= f);
+        if (to is { } t) window = window.Where(p => p.Step <= t);
+        return window;
     }
 
     /// <summary>

@@ -8,6 +8,7 @@ using IdentityInit.Web.Components.Pages;
 using IdentityInit.Web.Components.Runs;
 using IdentityInit.Web.Data;
 using IdentityInit.Web.Runs;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using MudBlazor;
 using MudBlazor.Services;
@@ -29,7 +30,8 @@ public sealed class ComponentTests : IAsyncLifetime
         context.Services.AddMudServices();
         // The app's own singletons, so components read and write the same store the app uses.
         foreach (var type in new[] { typeof(AppDb), typeof(RunQueries), typeof(RunService), typeof(Estimates), typeof(RunStream), typeof(WeightImports),
-                     typeof(IdentityInit.Web.Sharing.ShareService), typeof(IdentityInit.Web.Sharing.Access), typeof(IdentityInit.Web.Accounts.Accounts) })
+                     typeof(IdentityInit.Web.Sharing.ShareService), typeof(IdentityInit.Web.Sharing.Access), typeof(IdentityInit.Web.Accounts.Accounts),
+                     typeof(IdentityInit.Web.Studies.StudyService) })
             context.Services.AddSingleton(type, lab.Services.GetRequiredService(type));
         context.Render<MudPopoverProvider>();
         await Task.CompletedTask;
@@ -259,6 +261,37 @@ public sealed class ComponentTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AStudyPageFillsInFromItsRunsLiveFeedsNotByPolling()
+    {
+        // One worker slot, held by a long run: the study's run stays queued, so nothing but this test writes its points.
+        var http = lab.CreateClient();
+        var blocker = (await IdentityInit.Tests.Web.Api.CreateAsync(http, IdentityInit.Tests.Web.Api.TinyRun(epochs: 400))).GetProperty("id").GetGuid();
+        var studies = lab.Services.GetRequiredService<IdentityInit.Web.Studies.StudyService>();
+        var (study, errors) = await studies.CreateAsync(new IdentityInit.Web.Studies.CreateStudyRequest(Name: "live", Seeds: 1,
+            Arms: [new("He", Config: System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(IdentityInit.Tests.Web.Api.TinyConfig(epochs: 3)))!.AsObject())]), Admin);
+        Assert.Empty(errors);
+        var run = (await studies.RunsAsync(study!.Id)).Single();
+        var db = lab.Services.GetRequiredService<AppDb>();
+        await using (var store = db.Create()) // as the worker marks it when it starts (the table shows a running arm's newest epoch)
+            await store.Runs.Where(r => r.Id == run.Id).ExecuteUpdateAsync(u => u.SetProperty(r => r.Status, RunState.Running));
+        var page = context.Render<IdentityInit.Web.Components.Studies.StudyView>(p => p.Add(v => v.Study, study).AddCascadingValue(Admin));
+        page.WaitForAssertion(() => Assert.Contains("1 running", page.Find("#study-progress").TextContent));
+
+        // Three epochs arrive at uneven moments; each shows within 1 s of its batch (a 2-s poll misses ~7 in 8).
+        var stream = lab.Services.GetRequiredService<RunStream>();
+        foreach (var (epoch, accuracy, pause) in new[] { (0, 0.4321, 300), (1, 0.5612, 1100), (2, 0.6789, 500) })
+        {
+            await Task.Delay(pause);
+            PointDto[] points = [new("epoch/index", 16 * (epoch + 1), epoch), new(Series.EpochTestAccuracy, 16 * (epoch + 1), accuracy)];
+            await db.WritePointsAsync([.. points.Select(p => new MetricPoint { RunId = run.Id, Series = p.Series, Step = p.Step, Value = p.Value })]);
+            await stream.DeliverAsync(new RunBatch(run.Id, epoch + 1, points, [], [], null));
+            var shown = (100 * accuracy).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture);
+            page.WaitForAssertion(() => Assert.Contains(shown, page.Find("tr.study-row").TextContent), TimeSpan.FromMilliseconds(1000));
+        }
+        await http.PostAsync($"/api/runs/{blocker}/cancel", null);
+    }
+
+    [Fact]
     public async Task TheTokensPageShowsANewTokenOnceListsItAndRevokesIt()
     {
         await lab.EnsureUserAsync("ada", IdentityInit.Web.Accounts.LabRoles.Researcher);
@@ -277,6 +310,8 @@ public sealed class ComponentTests : IAsyncLifetime
         var after = await http.GetAsync("/api/runs");
 
         Assert.Contains("sweeps", page.Find("#tokens-table").TextContent);
+        Assert.Matches(@"\d{4}-\d{2}-\d{2} \d{2}:\d{2}", page.Find("#tokens-table").TextContent); // dates read alike on every page
+        Assert.DoesNotMatch(@"\d{1,2}/\d{1,2}/\d{4}", page.Find("#tokens-table").TextContent);
         Assert.DoesNotContain(token, page.Find("#tokens-table").TextContent); // only its first characters are listed
         Assert.Equal(System.Net.HttpStatusCode.OK, before.StatusCode);
         Assert.Equal(System.Net.HttpStatusCode.Unauthorized, after.StatusCode);

@@ -115,7 +115,8 @@
     let shown = 0, total = 0;
     for (const name of shownNames) {
       const s = chart.series.get(name);
-      const ys = s.ys.map(v => v == null ? null : transformValue(chart, v));
+      // A log axis cannot show 0 or less (identical channels have spread 0): a gap, not a line to -infinity.
+      const ys = s.ys.map(v => v == null ? null : transformValue(chart, v)).map(v => chart.logY && !(v > 0) ? null : v);
       const [dx, dy] = downsample(s.xs, ys, buckets);
       shown += dx.length; total += s.xs.length;
       const smoothed = chart.smoothing > 0 && !name.startsWith("\u25B2 ") && !/ (lo|hi)$/.test(name);
@@ -126,6 +127,7 @@
     if (names.length === 0) { // nothing to draw (or every series filtered out): no empty axes, just the caption
       if (chart.plot) { chart.plot.destroy(); chart.plot = null; chart.plotNames = []; }
       if (chart.info) chart.info.textContent = chart.series.size === 0 ? chart.emptyText : "no series of the picked layers";
+      showTitle(chart);
       return;
     }
     const data = uPlot.join(tables);
@@ -153,12 +155,17 @@
         // The x range takes in the break markers too (a layer may break before its first plotted step), unless zoomed.
         x: { time: chart.timeX, range: (u, min, max) => {
           if (chart.zoomed) return [min, max];
+          if (chart.xNames) return [-0.5, Math.max(0.5, chart.xNames.length - 0.5)];
           for (const m of chart.markers || []) for (const x of m.xs) { if (x < min || min == null) min = x; if (x > max || max == null) max = x; }
           return min === max ? [min - 1, max + 1] : [min, max];
         } },
         y: chart.logY ? { distr: 3 } : { range: yRange },
       },
-      axes: [chart.timeX ? { label: chart.xLabel } : { label: chart.xLabel, values: (u, vals) => formatTicks(vals) },
+      axes: [chart.timeX ? { label: chart.xLabel }
+             // Categories (layers against depth): one tick per name, the name as its label.
+             : chart.xNames ? { label: chart.xLabel, size: 70, splits: () => chart.xNames.map((_, i) => i),
+                                values: (u, vals) => vals.map(v => chart.xNames[Math.round(v)] ?? ""), rotate: -25 }
+             : { label: chart.xLabel, values: (u, vals) => formatTicks(vals) },
              { label: chart.yLabel, size: 64, values: (u, vals) => formatTicks(vals) }]
         .map(a => dark ? { ...a, stroke: "#ccc", grid: { stroke: "#ffffff1f" }, ticks: { stroke: "#ffffff1f" } } : a),
       legend: { live: true },
@@ -196,11 +203,34 @@
     chart.bandFills = bands.map(b => b.fill);
     chart.plotNames = names;
     chart.plotSmoothing = chart.smoothing;
+    el.querySelector(":scope > .chart-pending")?.remove();
     chart.plot = new uPlot(opts, data, el);
     // The raw companions of smoothed lines stay out of the legend: one entry per line.
     el.querySelectorAll(".u-legend tr.u-series").forEach((row, k) => { if (k > 0 && /( \(raw\)| lo| hi)$/.test(names[k - 1])) row.style.display = "none"; });
     el.ondblclick = () => { chart.zoomed = false; chart.detailRange = null; schedule(chart); };
     if (scale) chart.plot.setScale("x", { min: scale[0], max: scale[1] });
+  }
+
+  // blue (-1) - white (0) - red (+1) as [r, g, b, a]; grey where the correlation is undefined
+  function heatColor(value) {
+    if (!Number.isFinite(value)) return [150, 150, 150, 255]; // undefined: a constant channel
+    const v = Math.max(-1, Math.min(1, value));
+    return [v > 0 ? 255 : Math.round(255 * (1 + v)), Math.round(255 * (1 - Math.abs(v))), v < 0 ? 255 : Math.round(255 * (1 - v)), 255];
+  }
+
+  function heatLayout(canvas) {
+    const side = Math.min(canvas.width - 110, canvas.height - 46);
+    return { matrix: [40, 10, side, side], bar: [40 + side + 16, 10, 14, side] };
+  }
+
+  // A chart without a plot (no points yet, or none of the picked layers) still shows its title, where uPlot puts it.
+  function showTitle(chart) {
+    const el = document.getElementById(chart.id);
+    if (!el || chart.plot || el.querySelector(":scope > .chart-pending")) return;
+    const title = document.createElement("div");
+    title.className = "u-title chart-pending";
+    title.textContent = chart.title;
+    el.replaceChildren(title);
   }
 
   function drawMarkers(chart, u) {
@@ -235,6 +265,19 @@
     requestAnimationFrame(() => { chart.pending = false; build(chart); });
   }
 
+  // The smoothing slider of a set of charts (input[data-smoothing=prefix], chart ids "prefix-key") lives in the browser:
+  // a chart created later (another x axis) starts from its value, and sliding redraws without asking the server.
+  const sliderFor = id => document.querySelector(`input[data-smoothing="${id.split("-")[0]}"]`);
+  const smoothingFor = id => { const slider = sliderFor(id); return slider ? Number(slider.value) : 0; };
+  document.addEventListener("input", e => {
+    const slider = e.target instanceof Element ? e.target.closest("input[data-smoothing]") : null;
+    if (!slider) return;
+    const alpha = Number(slider.value);
+    const shown = slider.parentElement.querySelector("output");
+    if (shown) shown.textContent = alpha.toFixed(2);
+    charts.forEach(c => { if (c.id.startsWith(slider.dataset.smoothing + "-")) { c.smoothing = alpha; schedule(c); } });
+  });
+
   window.iiCharts = {
     create(id, spec) {
       const old = charts.get(id);
@@ -243,11 +286,12 @@
         id, title: spec.title, yLabel: spec.yLabel || "", xLabel: spec.xLabel || "step", logY: !!spec.logY, timeX: !!spec.timeX,
         transform: spec.transform || "none", height: spec.height || 260, series: new Map(), plot: null, plotNames: [], zoomed: false,
         info: spec.infoId ? document.getElementById(spec.infoId) : null, key: spec.key, dotnet: spec.dotnet || null,
-        smoothing: spec.smoothing || 0, layers: spec.layers || null, overview: false, detailRange: null, markers: [],
-        emptyText: spec.emptyText || "waiting for the first points", runs: spec.runs || [],
+        smoothing: smoothingFor(id), layers: spec.layers || null, overview: false, detailRange: null, markers: [],
+        emptyText: spec.emptyText || "waiting for the first points", runs: spec.runs || [], xNames: spec.xNames || null,
       };
       if (chart.info) chart.info.textContent = chart.emptyText; // not a blank box while a run starts
       charts.set(id, chart);
+      showTitle(chart);
     },
     // columns: [[seriesName, xs, ys], ...], each series' xs increasing; points at or before a series' last x are dropped.
     // overview: these columns are the server's min/max per bucket; a drag-zoom then fetches the window (LoadWindow).
@@ -283,7 +327,6 @@
     },
     setDark(on) { dark = !!on; document.documentElement.dataset.theme = dark ? "dark" : "light"; charts.forEach(c => { c.plotNames = []; schedule(c); }); },
     isDark() { return dark; },
-    setSmoothing(id, alpha) { const c = charts.get(id); if (c) { c.smoothing = alpha; schedule(c); } },
     setLayers(id, layers) { const c = charts.get(id); if (c) { c.layers = layers && layers.length ? layers : null; schedule(c); } },
     layers(id) { const c = charts.get(id); return c ? [...new Set([...c.series.keys()].map(layerOf))].sort() : []; },
     legendCount(id) { const c = charts.get(id); return c && c.plot ? [...document.getElementById(id).querySelectorAll(".u-legend tr.u-series")].filter((r, k) => k > 0 && r.style.display !== "none").length : 0; },
@@ -309,27 +352,52 @@
     setLogY(id, logY) { const c = charts.get(id); if (c) { c.logY = logY; c.plotNames = []; schedule(c); } },
     logY(id) { const c = charts.get(id); return c ? c.logY : null; },
     pointCount(id) { const c = charts.get(id); return c ? [...c.series.values()].reduce((n, s) => n + s.xs.length, 0) : 0; },
+    xNames(id) { const c = charts.get(id); return c ? c.xNames : null; },
     seriesNames(id) { const c = charts.get(id); return c ? [...c.series.keys()] : []; },
     lastX(id) { const c = charts.get(id); return c ? Math.max(-1, ...[...c.series.values()].map(s => s.xs[s.xs.length - 1] ?? -1)) : -1; },
     destroy(id) { const c = charts.get(id); if (c && c.plot) c.plot.destroy(); charts.delete(id); },
 
-    // A size x size matrix of correlations in [-1, 1]: blue (-1) - white (0) - red (+1).
+    // A size x size matrix of correlations in [-1, 1]: blue (-1) - white (0) - red (+1), with its channel axes
+    // (block indices when the matrix was block-averaged) and a colour bar.
     heatmap(canvasId, size, data) {
       const canvas = document.getElementById(canvasId);
       if (!canvas) return;
       const ctx = canvas.getContext("2d");
       const image = ctx.createImageData(size, size);
-      for (let i = 0; i < size * size; i++) {
-        const v = Math.max(-1, Math.min(1, data[i]));
-        const r = v > 0 ? 255 : Math.round(255 * (1 + v)), b = v < 0 ? 255 : Math.round(255 * (1 - v)), g = Math.round(255 * (1 - Math.abs(v)));
-        image.data.set([r, g, b, 255], i * 4);
-      }
+      for (let i = 0; i < size * size; i++) image.data.set(heatColor(data[i]), i * 4);
       const off = document.createElement("canvas");
       off.width = size; off.height = size;
       off.getContext("2d").putImageData(image, 0, 0);
-      ctx.imageSmoothingEnabled = false;
+      const L = heatLayout(canvas);
+      const ink = dark ? "#ccc" : "#333";
       ctx.clearRect(0, 0, canvas.width, canvas.height);
-      ctx.drawImage(off, 0, 0, canvas.width, canvas.height);
+      ctx.imageSmoothingEnabled = false;
+      ctx.drawImage(off, L.matrix[0], L.matrix[1], L.matrix[2], L.matrix[3]);
+      ctx.strokeStyle = ink; ctx.lineWidth = 1;
+      ctx.strokeRect(L.matrix[0] - 0.5, L.matrix[1] - 0.5, L.matrix[2] + 1, L.matrix[3] + 1);
+      // Colour bar: +1 at the top, -1 at the bottom.
+      const [bx, by, bw, bh] = L.bar;
+      for (let y = 0; y < bh; y++) {
+        const [r, g, b] = heatColor(1 - 2 * y / (bh - 1));
+        ctx.fillStyle = `rgb(${r},${g},${b})`; ctx.fillRect(bx, by + y, bw, 1);
+      }
+      ctx.strokeRect(bx - 0.5, by - 0.5, bw + 1, bh + 1);
+      ctx.fillStyle = ink; ctx.font = "12px system-ui, sans-serif";
+      ctx.textAlign = "left"; ctx.textBaseline = "middle";
+      for (const [v, text] of [[1, "+1"], [0, "0"], [-1, "\u22121"]]) ctx.fillText(text, bx + bw + 4, by + (1 - v) / 2 * (bh - 1));
+      // Channel ticks: first, middle, last row/column.
+      const [mx, my, mw, mh] = L.matrix;
+      const ticks = [...new Set([0, Math.floor((size - 1) / 2), size - 1])];
+      ctx.textAlign = "center"; ctx.textBaseline = "top";
+      for (const t of ticks) ctx.fillText(String(t), mx + (t + 0.5) * mw / size, my + mh + 4);
+      ctx.textAlign = "right"; ctx.textBaseline = "middle";
+      for (const t of ticks) ctx.fillText(String(t), mx - 4, my + (t + 0.5) * mh / size);
+      ctx.textAlign = "center"; ctx.textBaseline = "bottom";
+      ctx.fillText("channel", mx + mw / 2, canvas.height - 2);
+      ctx.save(); ctx.translate(12, my + mh / 2); ctx.rotate(-Math.PI / 2); ctx.textBaseline = "middle"; ctx.fillText("channel", 0, 0); ctx.restore();
+      canvas.dataset.size = String(size);
     },
+    // Where heatmap() draws on a canvas: matrix and colour bar as [x, y, width, height], for scripts and tests.
+    heatLayout(canvasId) { const canvas = document.getElementById(canvasId); return canvas ? heatLayout(canvas) : null; },
   };
 })();

@@ -1,0 +1,76 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text.Json;
+using IdentityInit.Tests.Infrastructure;
+
+namespace IdentityInit.Tests.Web;
+
+/// <summary>Signal propagation and diversity at initialization, without training, through POST /api/signal.</summary>
+public sealed class SignalApiTests : IAsyncLifetime
+{
+    readonly LabFactory lab = new();
+    HttpClient http = null!;
+
+    public Task InitializeAsync()
+    {
+        http = lab.CreateClient();
+        return Task.CompletedTask;
+    }
+
+    public async Task DisposeAsync() => await lab.DisposeAsync();
+
+    static object Request(object? config = null, params string[] inits) => new
+    {
+        preset = "constnet-deterministic", config = config ?? new { dataset = "synthetic", depth = 10, probeSize = 16 }, inits,
+    };
+
+    [Fact]
+    public async Task ThreeInitsAreMeasuredAtInitConstNetPropagatesWithIdenticalChannelsHeWithDiverseOnes()
+    {
+        var response = await http.PostAsJsonAsync("/api/signal", Request(null, "const", "he-fanin", "xavier"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var results = (await response.Content.ReadFromJsonAsync<JsonElement>(Api.Json)).EnumerateArray().ToList();
+        Assert.Equal(["const", "he-fanin", "xavier"], results.Select(r => r.GetProperty("init").GetString()));
+        JsonElement Snapshot(string init) => results.Single(r => r.GetProperty("init").GetString() == init).GetProperty("snapshot");
+        var constNet = Snapshot("const");
+        var he = Snapshot("he-fanin");
+        var input = constNet.GetProperty("inputSignal").GetDouble();
+        foreach (var snapshot in new[] { constNet, he })
+        {
+            var hidden = snapshot.GetProperty("signals").EnumerateArray().Where(l => l.GetProperty("layer").GetString() != "fc").ToList();
+            Assert.Equal(7, hidden.Count); // conv1 and 3 groups of 2 blocks (depth 10 = 3 x 2 + 4)
+            Assert.All(hidden, l => Assert.InRange(l.GetProperty("forward").GetDouble() / input, 1e-3, 1e3)); // propagates: neither vanishes nor explodes
+        }
+        // ConstNet: every channel identical in every layer; He: not.
+        Assert.All(constNet.GetProperty("activations").EnumerateArray(), a => Assert.Equal(1.0, a.GetProperty("correlation").GetDouble(), 6));
+        Assert.All(he.GetProperty("activations").EnumerateArray(), a => Assert.True(a.GetProperty("correlation").GetDouble() < 0.99));
+        Assert.All(constNet.GetProperty("weights").EnumerateArray().Where(w => w.GetProperty("layer").GetString() != "fc"),
+            w => Assert.Equal(0, w.GetProperty("spread").GetDouble()));
+    }
+
+    [Fact]
+    public async Task BadRequestsAreRefusedNamingTheFieldAndAViewerMayNotMeasure()
+    {
+        var unknown = await http.PostAsJsonAsync("/api/signal", Request(null, "const", "bogus"));
+        var depth = await http.PostAsJsonAsync("/api/signal", Request(new { dataset = "synthetic", depth = 8 }, "const"));
+        var none = await http.PostAsJsonAsync("/api/signal", Request(null));
+        var huge = await http.PostAsJsonAsync("/api/signal", Request(new { dataset = "synthetic", depth = 100, widen = 64 }, "const"));
+        var viewer = lab.CreateClient();
+        viewer.DefaultRequestHeaders.Authorization = new("Bearer", await lab.TokenForAsync("grace", IdentityInit.Web.Accounts.LabRoles.Viewer));
+        var refused = await viewer.PostAsJsonAsync("/api/signal", Request(null, "const"));
+
+        async Task<string> Errors(HttpResponseMessage r) => (await r.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("errors").ToString();
+        Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
+        var unknownErrors = await Errors(unknown);
+        Assert.Contains("inits[1]", unknownErrors);
+        Assert.Contains("'bogus' is not one of", unknownErrors);
+        Assert.Equal(HttpStatusCode.BadRequest, depth.StatusCode);
+        Assert.Contains("config.depth", await Errors(depth));
+        Assert.Equal(HttpStatusCode.BadRequest, none.StatusCode);
+        Assert.Contains("give 1 to 8 inits", await Errors(none));
+        Assert.Equal(HttpStatusCode.BadRequest, huge.StatusCode); // refused before anything is built, with the estimate
+        Assert.Contains("parameters", await Errors(huge));
+        Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
+    }
+}
