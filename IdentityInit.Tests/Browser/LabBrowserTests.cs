@@ -408,6 +408,41 @@ public sealed class LabBrowserTests
     }
 
     [Fact]
+    public async Task ABreakerSizeSweepRunsFromTheStudiesPageToItsFiguresAgainstTheField()
+    {
+        Assertions.SetDefaultExpectTimeout(15_000);
+        await using var lab = new LabFactory();
+        var baseUrl = lab.StartKestrel();
+        var (playwright, context) = await Chromium.SignedInAsync(lab, baseUrl);
+        using var _ = playwright;
+        await using var __ = context;
+        var page = await OpenAsync(context, new Uri(baseUrl, "/studies").ToString());
+
+        await page.Locator("#study-seeds").FillAsync("1");
+        await page.Locator("#study-seeds").PressAsync("Tab");
+        await Fill(page, "study-name-field", "how small a dropout");
+        await Fill(page, "study-config", System.Text.Json.JsonSerializer.Serialize(IdentityInit.Tests.Web.Api.TinyConfig(epochs: 2)));
+        await Fill(page, "vary-field", "dropout");
+        await Fill(page, "vary-values", "0, 0.001, 0.1");
+        await page.ClickAsync("#create-vary");
+        await Assertions.Expect(page.Locator("#study-name")).ToHaveTextAsync("how small a dropout");
+        await Assertions.Expect(page.Locator("tr.study-row")).ToHaveCountAsync(4); // He, then one arm per value
+        await Assertions.Expect(page.Locator("#study-final")).ToBeVisibleAsync(new() { Timeout = 240_000 });
+        foreach (var figure in new[] { "sweep", "sweep-break", "sweep-correlation" })
+        {
+            var image = page.Locator($"img.study-figure[data-figure='{figure}']");
+            await Assertions.Expect(image).ToBeVisibleAsync();
+            Assert.Equal(200, await page.EvaluateAsync<int>("async src => (await fetch(src)).status", await image.GetAttributeAsync("src")));
+        }
+        var svg = await page.EvaluateAsync<string>("async src => (await fetch(src)).text()",
+            await page.Locator("img.study-figure[data-figure='sweep']").GetAttributeAsync("src"));
+        Assert.Contains("dropout (log scale)", svg); // 0.001 .. 0.1 spans two decades; 0 and He are drawn as bands
+        Assert.Matches(@">\s*1e-2\s*<", svg);
+        Assert.Contains("He (random init) (n=1)", svg);
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "study-breaker-size.png"), FullPage = true });
+    }
+
+    [Fact]
     public async Task TheSignalAtInitPageComparesInitsAgainstDepthWithoutTraining()
     {
         Assertions.SetDefaultExpectTimeout(60_000); // four networks built and measured in a process of their own

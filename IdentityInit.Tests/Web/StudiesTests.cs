@@ -238,6 +238,35 @@ public sealed class StudiesTests
         Assert.NotEqual(groups["plain"][0], groups["dropout"][0]);
     }
 
+    [Fact]
+    public async Task AStudyVariesOneFieldOverValuesBesideABaselineArm()
+    {
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+        var request = new
+        {
+            name = "how small", seeds = 1, arms = new[] { new { label = "He", preset = "constnet-he" } }, config = Api.TinyConfig(200),
+            vary = new { field = "Dropout", values = new object[] { 0, 1e-3, 0.1 }, preset = "constnet-deterministic" },
+        };
+
+        var created = await http.PostAsJsonAsync("/api/studies", request);
+        var body = await created.Content.ReadFromJsonAsync<JsonElement>();
+        var id = body.GetProperty("summary").GetProperty("id").GetGuid();
+        await http.PostAsync($"/api/studies/{id}/cancel", null);
+        var stored = JsonDocument.Parse(await http.GetStringAsync("/api/runs?search=how%20small")).RootElement.EnumerateArray()
+            .ToDictionary(r => r.GetProperty("arm").GetString()!, r => r.GetProperty("config"));
+
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        Assert.Equal(["He", "dropout = 0", "dropout = 0.001", "dropout = 0.1"], stored.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(0.001, stored["dropout = 0.001"].GetProperty("dropout").GetDouble());
+        Assert.Equal("const", stored["dropout = 0.1"].GetProperty("init").GetString()); // the varied preset's, not He's
+        Assert.Equal("he-fanout", stored["He"].GetProperty("init").GetString());
+        var results = body.GetProperty("results");
+        Assert.Equal("dropout", results.GetProperty("sweepAxis").GetString());
+        Assert.Equal([null, 0.0, 0.001, 0.1], results.GetProperty("arms").EnumerateArray()
+            .Select(a => a.GetProperty("x").ValueKind == JsonValueKind.Null ? (double?)null : a.GetProperty("x").GetDouble()));
+    }
+
     [Theory]
     [InlineData("""{"preset":"no-such-study"}""", "preset")]
     [InlineData("""{"preset":"constnet-breakers","scale":"huge"}""", "scale")]
@@ -246,6 +275,13 @@ public sealed class StudiesTests
     [InlineData("""{"name":"x","arms":[{"label":"a","preset":"constnet-he"},{"label":"a","preset":"constnet-he"}]}""", "arms[1].label")]
     [InlineData("""{"name":"x","arms":[{"label":"a","preset":"constnet-he"},{"label":"b","preset":"constnet-he","config":{"depth":8}}]}""", "arms[1].config.depth")]
     [InlineData("""{"name":"x","arms":[{"label":"a","preset":"nope"}]}""", "arms[0].preset")]
+    [InlineData("""{"name":"x","vary":{"field":"bogus","values":[1],"preset":"constnet-deterministic"}}""", "vary.field")]
+    [InlineData("""{"name":"x","vary":{"field":"dropout","values":[0.1,"a"],"preset":"constnet-deterministic"}}""", "vary.values[1]")]
+    [InlineData("""{"name":"x","vary":{"field":"dropout","values":[0.1,0.1],"preset":"constnet-deterministic"}}""", "vary.values")]
+    [InlineData("""{"name":"x","vary":{"field":"dropout","values":[0.1]}}""", "vary.preset")]
+    [InlineData("""{"name":"x","config":{"dropout":0.2},"vary":{"field":"dropout","values":[0.1],"preset":"constnet-deterministic"}}""", "config.dropout")]
+    [InlineData("""{"preset":"constnet-breakers","vary":{"field":"dropout","values":[0.1],"preset":"constnet-deterministic"}}""", "vary")]
+    [InlineData("""{"name":"x","vary":{"field":"dropout","values":[2],"preset":"constnet-deterministic"}}""", "arms[0].config.dropout")]
     public async Task ABadStudyIsRefusedNamingTheFieldAndNothingIsQueued(string body, string field)
     {
         await using var lab = new LabFactory();
@@ -272,7 +308,11 @@ public sealed class StudiesTests
             .ToDictionary(p => p.GetProperty("name").GetString()!, p => p.GetProperty("arms").GetArrayLength());
         var refused = await viewer.PostAsJsonAsync("/api/studies", new { preset = "toy-unique-features" });
 
-        Assert.Equal(new Dictionary<string, int> { ["constnet-breakers"] = 6, ["leakynet-strings"] = 7, ["toy-unique-features"] = 12 }, presets);
+        Assert.Equal(new Dictionary<string, int>
+        {
+            ["constnet-breakers"] = 6, ["leakynet-strings"] = 7, ["toy-unique-features"] = 12,
+            ["smallest-dropout"] = 7, ["smallest-init-noise"] = 7, ["smallest-rounding-jitter"] = 7, // 0, five decades, He
+        }, presets);
         Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
     }
 }

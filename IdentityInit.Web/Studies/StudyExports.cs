@@ -9,7 +9,7 @@ public static class StudyExports
 {
     /// <summary>The figures of the paper's kind a study has: accuracy and correlation always, the sweep when its arms have an x.</summary>
     public static IReadOnlyList<string> Figures(StudyResults results) =>
-        results.SweepAxis is null ? ["accuracy", "correlation"] : ["accuracy", "correlation", "sweep"];
+        results.SweepAxis is null ? ["accuracy", "correlation"] : ["accuracy", "correlation", "sweep", "sweep-break", "sweep-correlation"];
 
     static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
@@ -98,26 +98,64 @@ public static class StudyExports
                 plot.YLabel("rho");
                 foreach (var curve in results.Correlation) Band(plot, curve);
                 break;
+            case "sweep":
+                Sweep(plot, results, "Final test accuracy", "final test accuracy", a => a.FinalAccuracy);
+                break;
+            case "sweep-break":
+                Sweep(plot, results, "Step symmetry broke (per seed: median over layers)", "step", a => a.BreakStep);
+                break;
             default:
-                var logX = results.SweepAxis?.StartsWith("unique", StringComparison.Ordinal) == true; // K = 1 .. 256
-                plot.Title($"Final test accuracy against {results.SweepAxis} (mean and 95 % interval over seeds)");
-                plot.XLabel(logX ? $"{results.SweepAxis} (log2)" : results.SweepAxis ?? "");
-                plot.YLabel("final test accuracy");
-                foreach (var line in results.Arms.Where(a => a.FinalAccuracy is not null && a.X is not null).GroupBy(a => a.Line ?? ""))
-                {
-                    var points = line.OrderBy(a => a.X).ToList();
-                    var xs = points.Select(a => logX ? Math.Log2(a.X!.Value) : a.X!.Value).ToArray();
-                    var scatter = plot.Add.ScatterLine(xs, points.Select(a => a.FinalAccuracy!.Mean).ToArray());
-                    scatter.LegendText = line.Key;
-                    scatter.MarkerSize = 6;
-                    plot.Add.ErrorBar(xs, points.Select(a => a.FinalAccuracy!.Mean).ToArray(), points.Select(a => a.FinalAccuracy!.HalfWidth ?? 0).ToArray())
-                        .Color = scatter.Color;
-                }
+                Sweep(plot, results, "Final weight correlation (mean over layers)", "rho", a => a.Correlation);
                 break;
         }
         plot.ShowLegend(Edge.Right);
         contentType = format == "png" ? "image/png" : "image/svg+xml";
         return format == "png" ? plot.GetImageBytes(1100, 600, ImageFormat.Png) : Encoding.UTF8.GetBytes(plot.GetSvgXml(1100, 600));
+    }
+
+    /// <summary>
+    /// A quantity against the swept field, mean and 95 % interval per value. Log x when the values are positive and span
+    /// two decades or more (log2 for the toy's unique features); a value of 0 on a log axis, and every arm without a
+    /// value (a baseline such as He), is drawn as a horizontal band across the plot.
+    /// </summary>
+    static void Sweep(Plot plot, StudyResults results, string title, string yLabel, Func<ArmResult, Estimate?> of)
+    {
+        var swept = results.Arms.Where(a => a.X is not null).ToList();
+        var positive = swept.Where(a => a.X > 0).Select(a => a.X!.Value).ToList();
+        var log2 = results.SweepAxis?.StartsWith("unique", StringComparison.Ordinal) == true; // K = 1 .. 256
+        var logX = positive.Count > 1 && (log2 || positive.Max() / positive.Min() >= 100);
+        double Xof(double x) => !logX ? x : log2 ? Math.Log2(x) : Math.Log10(x);
+        plot.Title($"{title} against {results.SweepAxis} (mean and 95 % interval over seeds)");
+        plot.XLabel(logX ? $"{results.SweepAxis} (log scale)" : results.SweepAxis ?? "");
+        if (logX) plot.Axes.Bottom.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
+        {
+            IntegerTicksOnly = true, // whole decades (powers of 2 for K)
+            LabelFormatter = x => log2 ? Math.Pow(2, x).ToString("0.##", Invariant) : $"1e{x.ToString("0.#", Invariant)}",
+        };
+        plot.YLabel(yLabel);
+        foreach (var line in swept.Where(a => of(a) is not null && (!logX || a.X > 0)).GroupBy(a => a.Line ?? ""))
+        {
+            var points = line.OrderBy(a => a.X).ToList();
+            var xs = points.Select(a => Xof(a.X!.Value)).ToArray();
+            var scatter = plot.Add.ScatterLine(xs, points.Select(a => of(a)!.Mean).ToArray());
+            scatter.LegendText = line.Key;
+            scatter.MarkerSize = 6;
+            plot.Add.ErrorBar(xs, points.Select(a => of(a)!.Mean).ToArray(), points.Select(a => of(a)!.HalfWidth ?? 0).ToArray()).Color = scatter.Color;
+        }
+        if (positive.Count == 0) return;
+        var (left, right) = (Xof(positive.Min()), Xof(positive.Max()));
+        foreach (var baseline in results.Arms.Where(a => (a.X is null || logX && a.X <= 0) && of(a) is not null))
+        {
+            var e = of(baseline)!;
+            var mean = plot.Add.ScatterLine(new[] { left, right }, new[] { e.Mean, e.Mean });
+            mean.LegendText = $"{baseline.Arm} (n={e.N})";
+            mean.LinePattern = LinePattern.Dashed;
+            mean.MarkerSize = 0;
+            if (e.HalfWidth is not { } half) continue;
+            var fill = plot.Add.FillY(new[] { left, right }, new[] { e.Mean - half, e.Mean - half }, new[] { e.Mean + half, e.Mean + half });
+            fill.FillStyle.Color = mean.Color.WithAlpha(0.15);
+            fill.LineStyle.Width = 0;
+        }
     }
 
     static void Band(Plot plot, Curve curve)

@@ -10,7 +10,8 @@ namespace IdentityInit.Web.Studies;
 public sealed record ArmResult(
     string Arm, double? X, string? Line, int Seeds, int Completed, int Running, int Queued, int Failed,
     Estimate? FinalAccuracy, Estimate? BestAccuracy, double? BrokenFraction, double? MedianBreakStep, double? FinalWeightCorrelation,
-    Estimate? EpochsToHalf, int ReachedHalf, double? Latest, int? LatestEpoch, IReadOnlyList<double> Finals);
+    Estimate? EpochsToHalf, int ReachedHalf, double? Latest, int? LatestEpoch, IReadOnlyList<double> Finals,
+    Estimate? BreakStep = null, Estimate? Correlation = null);
 
 /// <summary>A mean curve with its 95 % band over seeds (the band collapses where one seed has the point).</summary>
 public sealed record Curve(string Label, double[] X, double[] Mean, double[] Low, double[] High);
@@ -56,7 +57,10 @@ public static class StudyTable
             cells.Count(c => c.Run.Status == RunState.Running), cells.Count(c => c.Run.Status == RunState.Queued),
             cells.Count(c => c.Run.Status is RunState.Failed or RunState.Diverged),
             Estimate.Of(finals), Estimate.Of(best), broken.Count > 0 ? broken.Average() : null, Median(breaks),
-            correlations.Count > 0 ? correlations.Average() : null, Estimate.Of(toHalf), toHalf.Count, latest, latestEpoch, finals);
+            correlations.Count > 0 ? correlations.Average() : null, Estimate.Of(toHalf), toHalf.Count, latest, latestEpoch, finals,
+            // Over seeds: each seed's median break step over its broken layers, and its final mean weight correlation.
+            Estimate.Of([.. done.Where(c => c.Breaks.Count > 0).Select(c => Median(c.Breaks.Select(b => (double)b).ToList())!.Value)]),
+            Estimate.Of(correlations));
     }
 
     public static double? Median(IReadOnlyList<double> values)

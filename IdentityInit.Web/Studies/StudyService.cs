@@ -8,10 +8,14 @@ using Microsoft.EntityFrameworkCore;
 
 namespace IdentityInit.Web.Studies;
 
-/// <summary>A study to create: a preset's arms, or arms of your own; seeds 1..Seeds; Config overrides every run.</summary>
+/// <summary>A study to create: a preset's arms, or arms of your own; seeds 1..Seeds; Config overrides every run. Vary adds
+/// one arm per value of one config field (on the run preset it names), beside any arms given (baselines, e.g. He).</summary>
 public sealed record CreateStudyRequest(
     string? Name = null, string? Preset = null, string? Scale = null, int? Seeds = null, IReadOnlyList<StudyArm>? Arms = null,
-    JsonObject? Config = null, string? Device = null);
+    JsonObject? Config = null, string? Device = null, VaryRequest? Vary = null);
+
+/// <summary>One config field over numeric values, each an arm "field = value" on <paramref name="Preset"/> (a run preset).</summary>
+public sealed record VaryRequest(string Field, IReadOnlyList<JsonNode?> Values, string? Preset = null);
 
 /// <summary>What a study was asked to be (stored as its definition): enough to add seeds later.</summary>
 public sealed record StudyDefinition(IReadOnlyList<StudyArm> Arms, IReadOnlyList<long> Seeds, JsonObject? Config, string? Device, string? SweepAxis);
@@ -37,7 +41,8 @@ public sealed class StudyService(AppDb db, RunService runs)
         if (request.Preset is not null && preset is null)
             errors.Add("preset", $"unknown study preset '{request.Preset}' (one of {string.Join(", ", StudyPresets.All.Select(p => p.Name))})");
         if (request.Preset is not null && request.Arms is not null) errors.Add("arms", "give a preset or arms, not both");
-        if (request.Preset is null && request.Arms is not { Count: > 0 }) errors.Add("arms", "give a study preset, or at least one arm");
+        if (request.Preset is null && request.Arms is not { Count: > 0 } && request.Vary is null)
+            errors.Add("arms", "give a study preset, at least one arm, or a field to vary");
         var scale = request.Scale ?? "cpu";
         if (scale is not ("cpu" or "paper")) errors.Add("scale", $"'{scale}' is not cpu or paper");
         var seedCount = request.Seeds ?? preset?.Seeds ?? 3;
@@ -45,6 +50,16 @@ public sealed class StudyService(AppDb db, RunService runs)
         if (string.IsNullOrWhiteSpace(request.Name) && preset is null) errors.Add("name", "name the study");
         if (request.Name is { Length: > RunService.MaxName }) errors.Add("name", $"at most {RunService.MaxName} characters");
         var arms = preset?.Arms ?? request.Arms ?? [];
+        var sweepAxis = preset?.SweepAxis;
+        if (request.Vary is { } vary)
+        {
+            if (preset is not null) errors.Add("vary", "vary one field of your own arms, not of a study preset's");
+            else if (Varied(vary, request.Config, errors) is { } varied)
+            {
+                arms = [.. arms, .. varied];
+                sweepAxis = ConfigOverlay.FieldName(vary.Field);
+            }
+        }
         if (arms.Count > MaxArms) errors.Add("arms", $"at most {MaxArms} arms, got {arms.Count}");
         for (var i = 0; i < arms.Count; i++)
         {
@@ -53,7 +68,7 @@ public sealed class StudyService(AppDb db, RunService runs)
         }
         if (errors.Count > 0) return (null, errors);
         var definition = new StudyDefinition(arms, [.. Enumerable.Range(1, seedCount).Select(s => (long)s)], request.Config, request.Device,
-            preset?.SweepAxis);
+            sweepAxis);
         var name = string.IsNullOrWhiteSpace(request.Name) ? $"{preset!.Name} ({scale})" : request.Name.Trim();
         var study = new Study
         {
@@ -78,6 +93,28 @@ public sealed class StudyService(AppDb db, RunService runs)
             throw;
         }
         return (study, errors);
+    }
+
+    /// <summary>The arms of a vary request, or null with its problems named by field.</summary>
+    static List<StudyArm>? Varied(VaryRequest vary, JsonObject? config, ValidationErrors errors)
+    {
+        var count = errors.Count;
+        var field = ConfigOverlay.FieldName(vary.Field ?? "");
+        if (field is null) errors.Add("vary.field", $"unknown config field '{ConfigValidation.Shown(vary.Field ?? "")}'");
+        else if (config?.Any(kv => string.Equals(kv.Key, field, StringComparison.OrdinalIgnoreCase)) == true)
+            errors.Add("config." + field, $"the study's config sets {field} for every run, which would undo the variation");
+        if (vary.Values is not { Count: > 0 and <= MaxArms }) errors.Add("vary.values", $"give 1 to {MaxArms} values, got {vary.Values?.Count ?? 0}");
+        if (vary.Preset is null) errors.Add("vary.preset", "name the run preset whose field is varied (e.g. constnet-deterministic)");
+        var xs = new List<double>();
+        for (var i = 0; i < (vary.Values?.Count ?? 0); i++)
+        {
+            if (vary.Values![i] is JsonValue v && v.TryGetValue<double>(out var x) && double.IsFinite(x)) xs.Add(x);
+            else errors.Add($"vary.values[{i}]", $"a number, got {ConfigValidation.Shown(vary.Values[i]?.ToJsonString() ?? "null")}");
+        }
+        if (xs.Distinct().Count() != xs.Count) errors.Add("vary.values", "each value once");
+        if (errors.Count > count) return null;
+        return [.. xs.Select(x => new StudyArm($"{field} = {x.ToString("G6", System.Globalization.CultureInfo.InvariantCulture)}", vary.Preset,
+            new JsonObject { [field!] = x }, X: x, Line: field))];
     }
 
     /// <summary>Each arm's run for each seed: the arm's run preset at the study's scale, overlaid by the study's config.</summary>
