@@ -130,3 +130,30 @@ public sealed class SignalTests
         Assert.All(without.OfType<CorrelationSnapshot>(), s => Assert.Null(s.Signals));
     }
 }
+
+/// <summary>The web's depth charts rebuild forward order from layer names (points come back from the database by name).</summary>
+public sealed class DepthOrderTests
+{
+    [Theory]
+    [InlineData("constnet", 10)]
+    [InlineData("constnet", 28)]
+    [InlineData("leakynet", 16)]
+    [InlineData("toy", 0)]
+    public void SortingLayerNamesByDepthKeyGivesEveryArchitecturesForwardOrder(string architecture, int depth)
+    {
+        using var scope = NewDisposeScope();
+        var config = new ExperimentConfig { Architecture = architecture, Depth = depth > 0 ? depth : 16, Widen = 1 };
+        var model = ModelFactory.Create(config, 1, 28, 28, 10);
+        model.eval();
+        var taps = new List<(string Layer, Tensor Output)>();
+        using (no_grad()) model.Forward(zeros(2, 1, 28, 28), taps);
+        var weights = model.WeightLayers().Select(w => w.Name).ToList();
+
+        foreach (var forward in new[] { taps.Select(t => t.Layer).ToList(), weights })
+        {
+            Assert.True(forward.Count >= 2);
+            var shuffled = forward.OrderByDescending(n => n, StringComparer.Ordinal).ToList();
+            Assert.Equal(forward, shuffled.OrderBy(IdentityInit.Web.Components.Runs.DepthCharts.DepthKey, StringComparer.Ordinal));
+        }
+    }
+}

@@ -246,7 +246,7 @@ public sealed class StudiesTests
         var request = new
         {
             name = "how small", seeds = 1, arms = new[] { new { label = "He", preset = "constnet-he" } }, config = Api.TinyConfig(200),
-            vary = new { field = "Dropout", values = new object[] { 0, 1e-3, 0.1 }, preset = "constnet-deterministic" },
+            vary = new { field = "Dropout", values = new object[] { 0, 1e-5, 0.1 }, preset = "constnet-deterministic" },
         };
 
         var created = await http.PostAsJsonAsync("/api/studies", request);
@@ -257,13 +257,13 @@ public sealed class StudiesTests
             .ToDictionary(r => r.GetProperty("arm").GetString()!, r => r.GetProperty("config"));
 
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
-        Assert.Equal(["He", "dropout = 0", "dropout = 0.001", "dropout = 0.1"], stored.Keys.Order(StringComparer.Ordinal));
-        Assert.Equal(0.001, stored["dropout = 0.001"].GetProperty("dropout").GetDouble());
+        Assert.Equal(["He", "dropout = 0", "dropout = 0.1", "dropout = 1e-5"], stored.Keys.Order(StringComparer.Ordinal)); // 1e-5, not 1E-05
+        Assert.Equal(1e-5, stored["dropout = 1e-5"].GetProperty("dropout").GetDouble());
         Assert.Equal("const", stored["dropout = 0.1"].GetProperty("init").GetString()); // the varied preset's, not He's
         Assert.Equal("he-fanout", stored["He"].GetProperty("init").GetString());
         var results = body.GetProperty("results");
         Assert.Equal("dropout", results.GetProperty("sweepAxis").GetString());
-        Assert.Equal([null, 0.0, 0.001, 0.1], results.GetProperty("arms").EnumerateArray()
+        Assert.Equal([null, 0.0, 1e-5, 0.1], results.GetProperty("arms").EnumerateArray()
             .Select(a => a.GetProperty("x").ValueKind == JsonValueKind.Null ? (double?)null : a.GetProperty("x").GetDouble()));
     }
 

@@ -7,7 +7,16 @@ namespace IdentityInit.Web.Studies;
 /// One arm of a study: a run preset (its CPU or paper version by the study's scale) with config overrides. X and Line
 /// place it on a sweep figure (LeakyNet: averaging layers; toy: unique features), when the study has one.
 /// </summary>
-public sealed record StudyArm(string Label, string? Preset = null, JsonObject? Config = null, double? X = null, string? Line = null);
+public sealed record StudyArm(string Label, string? Preset = null, JsonObject? Config = null, double? X = null, string? Line = null)
+{
+    /// <summary>An arm's label for one value of a varied field, as a researcher writes it: "dropout = 1e-5", "widen = 2".</summary>
+    public static string Of(string field, double value)
+    {
+        var text = value.ToString("G6", System.Globalization.CultureInfo.InvariantCulture);
+        var e = text.IndexOf('E');
+        return e < 0 ? $"{field} = {text}" : $"{field} = {text[..e]}e{int.Parse(text[(e + 1)..], System.Globalization.CultureInfo.InvariantCulture)}";
+    }
+}
 
 /// <summary>The paper's experiments as one click each: which claim each tests, its arms, and how the claim is judged.</summary>
 public sealed record StudyPreset(
@@ -72,7 +81,7 @@ public static class StudyPresets
         "ConstNet (nothing else breaks it) beside the unbroken ConstNet and He, and shows what each size does.",
         [
             new($"{field} = 0 (unbroken)", "constnet-deterministic", new JsonObject { [field] = 0 }, 0, field),
-            .. values.Select(v => new StudyArm($"{field} = {v.ToString("G3", System.Globalization.CultureInfo.InvariantCulture)}",
+            .. values.Select(v => new StudyArm(StudyArm.Of(field, v),
                 "constnet-deterministic", new JsonObject { [field] = v }, v, field)),
             new("He (random init)", "constnet-he"),
         ],

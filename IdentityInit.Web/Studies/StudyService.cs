@@ -113,7 +113,7 @@ public sealed class StudyService(AppDb db, RunService runs)
         }
         if (xs.Distinct().Count() != xs.Count) errors.Add("vary.values", "each value once");
         if (errors.Count > count) return null;
-        return [.. xs.Select(x => new StudyArm($"{field} = {x.ToString("G6", System.Globalization.CultureInfo.InvariantCulture)}", vary.Preset,
+        return [.. xs.Select(x => new StudyArm(StudyArm.Of(field!, x), vary.Preset,
             new JsonObject { [field!] = x }, X: x, Line: field))];
     }
 

@@ -164,6 +164,24 @@ public sealed class ComponentTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheSignalTabAddsALiveSnapshotFromItsBatchWithoutReadingTheHistoryAgain()
+    {
+        var id = await IdentityInit.Tests.Web.HistoryTests.SeedAsync(lab.Services);
+        var db = lab.Services.GetRequiredService<AppDb>();
+        PointDto[] Snapshot(long step) => [new("signal.input", step, 2), new("signal.fwd/conv1", step, 4), new("acorr/conv1", step, 1)];
+        await db.WritePointsAsync([.. Snapshot(0).Select(p => new MetricPoint { RunId = id, Series = p.Series, Step = p.Step, Value = p.Value })]);
+        var view = context.Render<SignalView>(p => p.Add(v => v.RunId, id));
+        bool Drawn(string line) => context.JSInterop.Invocations.Any(i => i.Identifier == "iiCharts.add"
+            && System.Text.Json.JsonSerializer.Serialize(i.Arguments).Contains($"\"{line}\""));
+        view.WaitForAssertion(() => Assert.True(Drawn("step 0")));
+
+        // Step 40's snapshot arrives live; the database does not have it (yet), so only the batch can show it.
+        await view.InvokeAsync(() => view.Instance.NoteAsync(new RunBatch(id, 2, Snapshot(40), [], [], null)));
+
+        view.WaitForAssertion(() => Assert.True(Drawn("step 40"), "the live snapshot's step was not drawn"));
+    }
+
+    [Fact]
     public async Task TheSymmetryTabShowsPerLayerWhereSymmetryBrokeAndTheLatestSpreadReadably()
     {
         var id = await IdentityInit.Tests.Web.HistoryTests.SeedAsync(lab.Services);
