@@ -20,6 +20,8 @@ runuser -u postgres -- psql -h 127.0.0.1 -p "$PORT" -U postgres -c "CREATE DATAB
 "$BENCH" ingest --pg "Host=127.0.0.1;Port=$PORT;Username=postgres;Database=bench" --rows 100000
 runuser -u postgres -- psql -h 127.0.0.1 -p "$PORT" -U postgres -c "CREATE DATABASE relay" >/dev/null
 "$BENCH" relay --pg "Host=127.0.0.1;Port=$PORT;Username=postgres;Database=relay" --steps 600
+runuser -u postgres -- psql -h 127.0.0.1 -p "$PORT" -U postgres -c "CREATE DATABASE relay20" >/dev/null
+"$BENCH" relay --pg "Host=127.0.0.1;Port=$PORT;Username=postgres;Database=relay20" --steps 600 --runs 20
 runuser -u postgres -- psql -h 127.0.0.1 -p "$PORT" -U postgres -c "CREATE DATABASE webcpu" >/dev/null
 "$BENCH" webcpu --pg "Host=127.0.0.1;Port=$PORT;Username=postgres;Database=webcpu" --runs 10 --seconds 30
 "$BENCH" child --steps 300 --pairs 2

@@ -9,7 +9,8 @@ using IdentityInit.Training.Data;
 //   latency --steps S                             engine -> SignalR client latency of a metric point, p50/p95
 //   viewers --viewers N --pairs P                 throughput with 0 vs N SignalR viewers, interleaved
 //   ingest --pg CONNECTION --rows R               PostgreSQL ingest rows/s, binary COPY vs EF SaveChanges
-//   relay --pg CONNECTION --steps S               child process -> worker node -> PostgreSQL -> web node -> SignalR, p50/p95
+//   relay --pg CONNECTION --steps S [--runs N]    child process -> worker node -> PostgreSQL -> web node -> SignalR, p50/p95
+//                                                 (N - 1 synthetic runs stream beside the real one)
 //   webcpu --pg CONNECTION --runs N --seconds T  CPU of a web node relaying N live runs a worker host trains
 //   child --steps S --pairs P                     throughput of a run in a child process vs in this process, interleaved
 //   floor --threads N --steps S --warmup W        img/s of the bare step in TorchSharp (stock SGD, no probes): the library floor
@@ -23,7 +24,7 @@ switch (command)
     case "latency": await WebBenchmarks.LatencyAsync(Arg("--steps", 600)); return 0;
     case "viewers": await WebBenchmarks.ViewersAsync(Arg("--viewers", 100), Arg("--pairs", 2)); return 0;
     case "ingest": await WebBenchmarks.IngestAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--rows", 100_000)); return 0;
-    case "relay": await WebBenchmarks.RelayAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--steps", 600)); return 0;
+    case "relay": await WebBenchmarks.RelayAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--steps", 600), Arg("--runs", 1)); return 0;
     case "webcpu": await WebBenchmarks.WebCpuAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--runs", 10), Arg("--seconds", 30)); return 0;
     case "loading": await LoadingBenchmark.RunAsync(args.SkipWhile(a => a != "--pg").Skip(1).FirstOrDefault()); return 0;
     case "study":
