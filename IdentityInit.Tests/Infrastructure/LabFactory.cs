@@ -22,6 +22,9 @@ public sealed class LabFactory(string? postgres = null, IReadOnlyDictionary<stri
         builder.UseSetting("IdentityInit:DatasetDir", Path.Combine(DataDir, "datasets"));
         builder.UseSetting("ConnectionStrings:Postgres", postgres ?? "");
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
+        // The suite prints a line per test; the lab's start-up chatter (host lifetime, unencrypted key ring) would bury them.
+        builder.UseSetting("Logging:LogLevel:Microsoft.Hosting.Lifetime", "Warning");
+        builder.UseSetting("Logging:LogLevel:Microsoft.AspNetCore.DataProtection", "Error");
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>()) builder.UseSetting(key, value);
     }
 
