@@ -18,18 +18,33 @@ public static class Checkpoint
     public static string Save(string directory, ImageModel model, Sgd optimizer, TrainerState state)
     {
         Directory.CreateDirectory(directory);
+        Tidy(directory);
         var final = Path.Combine(directory, $"step-{state.Step:D9}");
         var temporary = final + ".tmp";
-        if (Directory.Exists(temporary)) Directory.Delete(temporary, recursive: true);
         Directory.CreateDirectory(temporary);
-        WriteTensors(Path.Combine(temporary, "model.bin"), model.state_dict().Select(kv => (kv.Key, kv.Value)));
-        WriteTensors(Path.Combine(temporary, "optimizer.bin"), optimizer.Buffers.Select((b, i) => ($"momentum.{i}", b)));
-        File.WriteAllText(Path.Combine(temporary, "state.json"), JsonSerializer.Serialize(state));
+        try
+        {
+            WriteTensors(Path.Combine(temporary, "model.bin"), model.state_dict().Select(kv => (kv.Key, kv.Value)));
+            WriteTensors(Path.Combine(temporary, "optimizer.bin"), optimizer.Buffers.Select((b, i) => ($"momentum.{i}", b)));
+            File.WriteAllText(Path.Combine(temporary, "state.json"), JsonSerializer.Serialize(state));
+        }
+        catch
+        {
+            Directory.Delete(temporary, recursive: true); // a full disk leaves no half checkpoint behind
+            throw;
+        }
         if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
         Directory.Move(temporary, final);
         foreach (var old in Completed(directory).Where(d => d.Step > 0).SkipLast(2)) // the initialization (step 0) is always kept
             Directory.Delete(old.Path, recursive: true);
         return final;
+    }
+
+    /// <summary>Removes half-written checkpoint folders (step-N.tmp) that a process killed while saving left behind.</summary>
+    public static void Tidy(string directory)
+    {
+        if (!Directory.Exists(directory)) return;
+        foreach (var stale in Directory.GetDirectories(directory, "step-*.tmp")) Directory.Delete(stale, recursive: true);
     }
 
     /// <summary>The newest complete checkpoint folder under <paramref name="directory"/>, or null.</summary>

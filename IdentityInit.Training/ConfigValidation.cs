@@ -27,6 +27,9 @@ public static class ConfigValidation
     public static string Shown(string? value) =>
         value is null ? "null" : value.Length <= 80 ? value : $"{value[..77]}... ({value.Length:N0} characters)";
 
+    /// <summary>Names, labels and tags are one line of text: a control character (a newline splitting a CSV row, a tab) is refused.</summary>
+    public static bool HasControl(string? value) => value?.Any(char.IsControl) == true;
+
     public static IReadOnlyList<ConfigError> Validate(ExperimentConfig c)
     {
         var errors = new List<ConfigError>();
@@ -38,6 +41,7 @@ public static class ConfigValidation
 
         Check(!string.IsNullOrWhiteSpace(c.Name), nameof(c.Name), "must not be empty");
         Check(c.Name is not { Length: > MaxName }, nameof(c.Name), $"at most {MaxName} characters, got {c.Name?.Length:N0}");
+        Check(!HasControl(c.Name), nameof(c.Name), "must not contain control characters (newlines, tabs)");
         Check(c.Preset is null || Presets.Find(c.Preset) is not null, nameof(c.Preset),
             $"'{Shown(c.Preset)}' is not a preset (list-presets, or GET /api/presets, shows them)");
         // Fields of another architecture are refused, not silently carried (a 3 MB leakyInit on a ConstNet run).

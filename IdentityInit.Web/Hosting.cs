@@ -44,7 +44,7 @@ public static class Hosting
         services.AddDataProtection().SetApplicationName("IdentityInit").PersistKeysToDbContext<AppDbContext>();
         services.AddSingleton<Access>();
         services.AddSingleton<ShareService>();
-        services.AddSingleton<ShareRevocations>();
+        services.AddSingleton<Revocations>();
         services.AddSingleton<Estimates>();
         services.AddSingleton<IdentityInit.Web.Studies.StudyService>();
         services.AddSingleton<IdentityInit.Web.Signal.SignalService>();
@@ -111,7 +111,16 @@ public static class Hosting
 
     public static WebApplication MapIdentityInit(this WebApplication app)
     {
-        if (!app.Environment.IsDevelopment()) app.UseExceptionHandler("/error", createScopeForErrors: true);
+        if (!app.Environment.IsDevelopment())
+        {
+            app.UseExceptionHandler("/error", createScopeForErrors: true);
+            // An API caller gets a problem body it can read, not the error page's HTML.
+            app.UseWhen(http => http.Request.Path.StartsWithSegments("/api"), api => api.UseExceptionHandler(new ExceptionHandlerOptions
+            {
+                ExceptionHandler = http => Results.Problem(title: "The lab failed on this request", statusCode: StatusCodes.Status500InternalServerError,
+                    detail: "An unexpected error; the server's log has the details.").ExecuteAsync(http),
+            }));
+        }
         app.UseStatusCodePages();
         app.Use(DatabaseOutage);
         app.Use(SecurityHeaders);
@@ -187,18 +196,25 @@ public static class Hosting
     }
 
     /// <summary>
-    /// A write to the API from another site's page is refused: a browser sends the lab's cookie along with a cross-site
-    /// form post, and its Origin header says where the page came from. Scripts and the CLI send no Origin and pass.
+    /// A write to the API, and any connection to the live hub, from another site's page is refused: a browser sends the
+    /// lab's cookie along with a cross-site form post or WebSocket, and its Origin header says where the page came from.
+    /// Scripts and the CLI send no Origin and pass; an Origin given twice, empty or "null" is refused, not skipped.
     /// </summary>
     static async Task SameOriginWrites(HttpContext http, Func<Task> next)
     {
         var request = http.Request;
         var write = !(HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method) || HttpMethods.IsOptions(request.Method));
-        if (write && request.Path.StartsWithSegments("/api") && request.Headers.Origin is [{ Length: > 0 } origin]
-            && !(Uri.TryCreate(origin, UriKind.Absolute, out var from) && string.Equals(from.Authority, request.Host.Value, StringComparison.OrdinalIgnoreCase)))
+        var guarded = request.Path.StartsWithSegments("/hubs") || (write && request.Path.StartsWithSegments("/api"));
+        var origins = request.Headers.Origin;
+        if (guarded && origins.Count > 0 && !(origins is [{ Length: > 0 } origin] && Uri.TryCreate(origin, UriKind.Absolute, out var from)
+                                             && string.Equals(from.Authority, request.Host.Value, StringComparison.OrdinalIgnoreCase)))
         {
             http.Response.StatusCode = StatusCodes.Status403Forbidden;
-            await http.Response.WriteAsJsonAsync(new { title = "cross-origin write refused", detail = $"a page from {origin} may not change this lab" });
+            await http.Response.WriteAsJsonAsync(new
+            {
+                title = "cross-origin request refused",
+                detail = $"a page from {IdentityInit.Training.ConfigValidation.Shown(string.Join(", ", origins.ToArray()))} may not change or stream this lab",
+            });
             return;
         }
         await next();

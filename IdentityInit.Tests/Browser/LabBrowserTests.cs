@@ -596,9 +596,14 @@ public sealed class LabBrowserTests
         var tiny = System.Text.Json.JsonSerializer.Serialize(IdentityInit.Tests.Web.Api.TinyConfig(epochs: 2));
 
         await Assertions.Expect(page.Locator("#study-preset")).ToHaveValueAsync("constnet-breakers"); // the first study is the default
+        await Fill(page, "study-config", tiny);
+        await page.Locator("#study-seeds").FillAsync("0"); // once silently raised to 1 and queued
+        await page.Locator("#study-seeds").PressAsync("Tab");
+        await page.ClickAsync("#create-study");
+        await Assertions.Expect(page.Locator("#study-seeds").Locator("xpath=ancestor::div[contains(@class,'mud-input-control')]").First).ToContainTextAsync("from 1 to 20 seeds, got 0");
+        Assert.Equal("0", (await lab.CreateClient().GetAsync("/api/runs")).Headers.GetValues("X-Total-Count").Single());
         await page.Locator("#study-seeds").FillAsync("1");
         await page.Locator("#study-seeds").PressAsync("Tab");
-        await Fill(page, "study-config", tiny);
         await page.ClickAsync("#create-study");
         await Assertions.Expect(page.Locator("#study-name")).ToHaveTextAsync("constnet-breakers (cpu)");
         var he = page.Locator("tr.study-row[data-arm='He (random init)'] td[data-column='2']");

@@ -125,10 +125,14 @@ public sealed class AccountsTests
             .AddJsonProtocol(o => o.PayloadSerializerOptions = Api.Json).Build();
         await hub.StartAsync();
         var joined = await hub.InvokeAsync<RunHistory>("Join", id, null);
+        var closed = new TaskCompletionSource();
+        hub.Closed += _ => { closed.TrySetResult(); return Task.CompletedTask; };
         var tokens = JsonDocument.Parse(await session.GetStringAsync("/api/tokens")).RootElement;
         var readId = tokens.EnumerateArray().First(t => t.GetProperty("scope").GetString() == "read").GetProperty("id").GetGuid();
         var revoked = await session.DeleteAsync($"/api/tokens/{readId}");
         var afterRevoke = await reader.GetAsync("/api/runs");
+        // The connection the token opened closes at once (it streamed on, and joined other runs, before).
+        var closedInTime = await Task.WhenAny(closed.Task, Task.Delay(TimeSpan.FromSeconds(5))) == closed.Task;
         await using var again = new HubConnectionBuilder()
             .WithUrl(new Uri(baseUrl, "/hubs/runs"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(readToken))
             .AddJsonProtocol(o => o.PayloadSerializerOptions = Api.Json).Build();
@@ -143,6 +147,7 @@ public sealed class AccountsTests
         Assert.Equal("alice", (await Api.GetRunAsync(writer, id)).GetProperty("owner").GetString());
         Assert.Equal(id, joined.RunId);
         Assert.Equal(HttpStatusCode.NoContent, revoked.StatusCode);
+        Assert.True(closedInTime, "the revoked token's open hub connection stayed open");
         Assert.Equal(HttpStatusCode.Unauthorized, afterRevoke.StatusCode);
         Assert.Contains("unknown or revoked", await afterRevoke.Content.ReadAsStringAsync());
         await Assert.ThrowsAsync<HubException>(() => again.InvokeAsync<RunHistory>("Join", id, null));

@@ -24,8 +24,12 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
             .GetProperty("id").GetGuid();
         await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 60, 120, "training past step 60");
 
+        var probe = lab.Server.CreateClient(); // as a load balancer asks: no token to look up (CreateDefaultClient adds one)
+        var readyBefore = await probe.GetAsync("/healthz/ready");
         await postgres.StopAsync(); // the run trains on; its points wait in the stream
         var during = await http.GetAsync($"/api/runs/{id}");
+        var alive = await probe.GetAsync("/healthz");
+        var ready = await probe.GetAsync("/healthz/ready");
         var shared = await lab.CreateDefaultClient().GetAsync("/share/" + new string('a', 43));
         await Task.Delay(TimeSpan.FromSeconds(8));
         await postgres.StartAsync();
@@ -33,6 +37,10 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
         var points = await Api.PointsAsync(http, $"/api/runs/{id}/metrics");
         var logs = await http.GetStringAsync($"/api/runs/{id}/logs");
 
+        Assert.Equal(System.Net.HttpStatusCode.OK, readyBefore.StatusCode);
+        Assert.Equal(System.Net.HttpStatusCode.OK, alive.StatusCode); // the process lives ...
+        Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, ready.StatusCode); // ... but is not ready (200 before)
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await probe.GetAsync("/healthz/ready")).StatusCode);
         Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, during.StatusCode); // not 500
         Assert.Equal(TimeSpan.FromSeconds(5), during.Headers.RetryAfter?.Delta);
         Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, shared.StatusCode); // not a redirect to the sign-in page

@@ -78,6 +78,9 @@ public sealed class RunsApiTests : IAsyncLifetime
         { """{"preset":"constnet-he","sweep":{"field":"Dropout","values":[0.1,"x"]}}""", "sweep.values[1].dropout", "expected a finite number" },
         { """{"preset":"constnet-he","sweep":{"seeds":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65]}}""", "sweep", "at most 64 runs" },
         { """{"preset":"constnet-he","tags":["a,b"]}""", "tags", "without commas" },
+        { """{"preset":"constnet-he","tags":["a\tb"]}""", "tags", "without commas or control characters" },
+        { """{"preset":"constnet-he","name":"one\ntwo"}""", "name", "must not contain control characters" }, // a newline splits a CSV row
+        { """{"preset":"constnet-he","config":{"name":"one\r\ntwo"}}""", "config.name", "must not contain control characters" },
         { """{}""", "preset", "give a preset, or a config with at least dataset and epochs" },
         { """{"config":{"dataset":"synthetic"}}""", "preset", "give a preset, or a config with at least dataset and epochs" },
         { $$"""{"preset":"constnet-he","name":"{{new string('n', 201)}}"}""", "name", "at most 200 characters, got 201" },
@@ -96,6 +99,25 @@ public sealed class RunsApiTests : IAsyncLifetime
         { $$$"""{"preset":"constnet-he","config":{"preset":"{{{new string('p', 1_000_000)}}}"}}""", "config.preset", "is not a preset" },
         { $$$"""{"preset":"constnet-he","config":{"leakyInit":"{{{new string('h', 3_000_000)}}}"}}""", "config.leakyInit", "the init string is a LeakyNet option" },
     };
+
+    [Fact]
+    public async Task EveryJsonEndpointRefusesABodyThatIsNotJsonWith415AndQueuesNothing()
+    {
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
+        const string body = """{"preset":"constnet-he"}""";
+
+        foreach (var (method, path) in new[] { ("POST", "/api/runs"), ("POST", "/api/studies"), ("POST", "/api/signal"), ("POST", "/api/shares"),
+                                               ("PATCH", $"/api/runs/{id}"), ("POST", "/api/tokens"), ("POST", "/api/invitations") })
+        {
+            // text/plain is what a cross-site form may send without a preflight: it must not be read as JSON.
+            var response = await http.SendAsync(new HttpRequestMessage(new HttpMethod(method), path) { Content = new StringContent(body, System.Text.Encoding.UTF8, "text/plain") });
+            Assert.True(response.StatusCode == HttpStatusCode.UnsupportedMediaType, $"{method} {path}: {(int)response.StatusCode}");
+            Assert.Contains("application/json", await response.Content.ReadAsStringAsync());
+        }
+        Assert.Equal("1", (await http.GetAsync("/api/runs")).Headers.GetValues("X-Total-Count").Single());
+    }
 
     [Fact]
     public async Task AMegabyteOfBadInputComesBackAsAShortProblemAndQueuesNothing()

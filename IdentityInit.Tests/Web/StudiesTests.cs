@@ -199,6 +199,44 @@ public sealed class StudiesTests
         Assert.Equal(HttpStatusCode.NotFound, otherRun.StatusCode); // a study's link grants no run's data by itself
     }
 
+    [Fact]
+    public async Task ExportsNeutraliseFormulasQuoteLineBreaksAndEscapeMarkupAndTex()
+    {
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+        // Labels as a study stored before they were checked at input could carry them.
+        string[] labels = ["=HYPERLINK(\"http://evil.example\")", "two\nlines", "<img src=x onerror=alert(1)>", "$x^2~{y}$ 50% a_b #1 \\"];
+        var study = new Study
+        {
+            Id = Guid.NewGuid(), Name = "hostile", Scale = "cpu", Owner = LabFactory.Admin, CreatedAt = DateTime.UtcNow,
+            DefinitionJson = JsonSerializer.Serialize(new StudyDefinition([.. labels.Select(l => new StudyArm(l, "constnet-he"))], [1], null, null, null),
+                new JsonSerializerOptions(JsonSerializerDefaults.Web)),
+        };
+        await using (var context = lab.Services.GetRequiredService<AppDb>().Create())
+        {
+            context.Studies.Add(study);
+            foreach (var label in labels)
+                context.Runs.Add(new Run
+                {
+                    Id = Guid.NewGuid(), Name = "r", ConfigJson = "{}", Architecture = "constnet", Init = "he-fanout", Breakers = "", Dataset = "synthetic", Queue = "cpu",
+                    Seed = 1, Status = RunState.Completed, CreatedAt = DateTime.UtcNow, FinishedAt = DateTime.UtcNow, StudyId = study.Id, Arm = label,
+                    FinalTestAccuracy = 0.5, BestTestAccuracy = 0.5, LayersBroken = 10, LayerCount = 10,
+                });
+            await context.SaveChangesAsync();
+        }
+
+        var csv = await http.GetStringAsync($"/api/studies/{study.Id}/table.csv");
+        var markdown = await http.GetStringAsync($"/api/studies/{study.Id}/table.md");
+        var latex = await http.GetStringAsync($"/api/studies/{study.Id}/table.tex");
+
+        Assert.Contains("\n\"'=HYPERLINK(\"\"http://evil.example\"\")\",", csv); // a text cell, never a formula
+        Assert.Contains("\n\"two\nlines\",", csv); // quoted: one row, not two
+        Assert.DoesNotContain("<img", markdown);
+        Assert.Contains("&lt;img src=x onerror=alert(1)&gt;", markdown);
+        Assert.Contains("| two lines |", markdown);
+        Assert.Contains("\\$x\\textasciicircum{}2\\textasciitilde{}\\{y\\}\\$ 50\\% a\\_b \\#1 \\textbackslash{}", latex);
+    }
+
     static async Task SaveAsync(LabFactory lab, Func<Run, bool> which, Action<Run> change)
     {
         await using var context = lab.Services.GetRequiredService<AppDb>().Create();
@@ -275,6 +313,11 @@ public sealed class StudiesTests
     [InlineData("""{"name":"x","arms":[{"label":"a","preset":"constnet-he"},{"label":"a","preset":"constnet-he"}]}""", "arms[1].label")]
     [InlineData("""{"name":"x","arms":[{"label":"a","preset":"constnet-he"},{"label":"b","preset":"constnet-he","config":{"depth":8}}]}""", "arms[1].config.depth")]
     [InlineData("""{"name":"x","arms":[{"label":"a","preset":"nope"}]}""", "arms[0].preset")]
+    [InlineData("""{"name":"x","arms":[{"label":"a","preset":"constnet-he","config":{"depth":10,"depth":16}}]}""", "arms[0].config")] // 500 before
+    [InlineData("""{"name":"x","config":{"epochs":1,"Epochs":2},"arms":[{"label":"a","preset":"constnet-he"}]}""", "config")]
+    [InlineData("""{"name":"x","name":"y","arms":[{"label":"a","preset":"constnet-he"}]}""", "name")] // the last one won before
+    [InlineData("""{"name":"x","arms":[{"label":"a\nb","preset":"constnet-he"}]}""", "arms[0].label")]
+    [InlineData("""{"name":"x\ty","arms":[{"label":"a","preset":"constnet-he"}]}""", "name")]
     [InlineData("""{"name":"x","vary":{"field":"bogus","values":[1],"preset":"constnet-deterministic"}}""", "vary.field")]
     [InlineData("""{"name":"x","vary":{"field":"dropout","values":[0.1,"a"],"preset":"constnet-deterministic"}}""", "vary.values[1]")]
     [InlineData("""{"name":"x","vary":{"field":"dropout","values":[0.1,0.1],"preset":"constnet-deterministic"}}""", "vary.values")]

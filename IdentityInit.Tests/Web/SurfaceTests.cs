@@ -1,5 +1,6 @@
 using System.Net;
 using IdentityInit.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace IdentityInit.Tests.Web;
 
@@ -34,14 +35,42 @@ public sealed class SurfaceTests
         var evil = new HttpRequestMessage(HttpMethod.Post, $"/api/runs/{id}/cancel") { Headers = { { "Origin", "http://evil.example" } } };
         var refused = await http.SendAsync(evil);
         var stillGoing = (await Api.GetRunAsync(http, id)).GetProperty("status").GetString();
-        var own = new HttpRequestMessage(HttpMethod.Post, $"/api/runs/{id}/cancel") { Headers = { { "Origin", http.BaseAddress!.GetLeftPart(UriPartial.Authority) } } };
+        var site = http.BaseAddress!.GetLeftPart(UriPartial.Authority);
+        // Two Origin headers, the lab's first, once skipped the check; so may a hub connection from another site's page.
+        var twice = new HttpRequestMessage(HttpMethod.Post, $"/api/runs/{id}/cancel");
+        twice.Headers.TryAddWithoutValidation("Origin", [site, "http://evil.example"]);
+        var twiceRefused = await http.SendAsync(twice);
+        var foreignHub = await http.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/hubs/runs/negotiate?negotiateVersion=1") { Headers = { { "Origin", "http://evil.example" } } });
+        var ownHub = await http.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/hubs/runs/negotiate?negotiateVersion=1") { Headers = { { "Origin", site } } });
+        var stillGoingAfterAll = (await Api.GetRunAsync(http, id)).GetProperty("status").GetString();
+        var own = new HttpRequestMessage(HttpMethod.Post, $"/api/runs/{id}/cancel") { Headers = { { "Origin", site } } };
         var accepted = await http.SendAsync(own);
 
         Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
-        Assert.Contains("a page from http://evil.example may not change this lab", await refused.Content.ReadAsStringAsync());
+        Assert.Contains("a page from http://evil.example may not change or stream this lab", await refused.Content.ReadAsStringAsync());
         Assert.NotEqual("Cancelled", stillGoing);
+        Assert.Equal(HttpStatusCode.Forbidden, twiceRefused.StatusCode);
+        Assert.NotEqual("Cancelled", stillGoingAfterAll);
+        Assert.Equal(HttpStatusCode.Forbidden, foreignHub.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, ownHub.StatusCode);
         Assert.Equal(HttpStatusCode.Accepted, accepted.StatusCode);
         await Api.WaitForStatusAsync(http, id, "Cancelled", 60);
+    }
+
+    [Fact]
+    public async Task InProductionAnApiFailureAnswersAProblemBodyNotTheErrorPage()
+    {
+        await using var lab = new LabFactory(settings: new Dictionary<string, string?> { ["environment"] = "Production" });
+        var http = lab.CreateClient();
+        await using (var context = lab.Services.GetRequiredService<IdentityInit.Web.Data.AppDb>().Create())
+            await Microsoft.EntityFrameworkCore.RelationalDatabaseFacadeExtensions.ExecuteSqlRawAsync(context.Database, "DROP TABLE studies"); // a broken store: no outage, a fault
+
+        var response = await http.GetAsync("/api/studies");
+
+        Assert.Equal(HttpStatusCode.InternalServerError, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType); // the error page's HTML before
+        Assert.Contains("the server's log has the details", await response.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.OK, (await http.GetAsync("/api/runs")).StatusCode); // and the app carries on
     }
 
     [Fact]

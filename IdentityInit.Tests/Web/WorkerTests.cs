@@ -60,14 +60,20 @@ public sealed class ChildProcessTests
         await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 10, 60, "training to be under way");
         var logs = await http.GetStringAsync($"/api/runs/{id}/logs");
         var pid = int.Parse(Regex.Match(logs, @"training in process (\d+) on ").Groups[1].Value);
+        var checkpoints = Path.Combine(lab.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<IdentityInit.Web.LabOptions>>().Value.CheckpointRoot,
+            id.ToString("N"));
+        Directory.CreateDirectory(Path.Combine(checkpoints, "step-000000999.tmp")); // as a kill in the middle of a save leaves it
 
         Process.GetProcessById(pid).Kill(); // SIGKILL, as the kernel's OOM killer would
         var run = await Api.WaitForStatusAsync(http, id, "Failed", 30);
+        var stored = (await Api.PointsAsync(http, $"/api/runs/{id}/metrics?series=train/loss")).Max(p => p.Step);
 
         var error = run.GetProperty("error").GetString()!;
         Assert.Contains("the training process ended without finishing the run", error);
         Assert.Contains("SIGKILL", error);
         Assert.Contains("its last output", error);
+        Assert.True(run.GetProperty("step").GetInt64() >= Math.Max(10, stored), $"a failed run says step {run.GetProperty("step")} with step {stored} stored");
+        Assert.Empty(Directory.GetDirectories(checkpoints, "*.tmp"));
         Assert.NotEqual(Environment.ProcessId, pid);
         var next = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
         await Api.WaitForStatusAsync(http, next, "Completed"); // the app, its queue and its stream carry on

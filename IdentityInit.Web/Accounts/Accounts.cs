@@ -19,7 +19,7 @@ public sealed record NewToken(string Token, TokenRow Row);
 /// role; the first admin's is printed to the console), roles, and personal API tokens (stored as SHA-256, shown once).
 /// Identity's managers are scoped; each call takes its own scope because Blazor circuits outlive requests.
 /// </summary>
-public sealed class Accounts(IServiceScopeFactory scopes, AppDb db)
+public sealed class Accounts(IServiceScopeFactory scopes, AppDb db, Revocations revocations)
 {
     public const string TokenPrefix = "ii_";
     public const string ReadScope = "read";
@@ -153,6 +153,7 @@ public sealed class Accounts(IServiceScopeFactory scopes, AppDb db)
         await users.RemoveFromRolesAsync(user, current);
         await users.AddToRoleAsync(user, role);
         await users.UpdateSecurityStampAsync(user); // signed-in sessions are re-checked against the stamp
+        await revocations.RevokeEverywhereAsync(Revocations.User(userName)); // open live connections reconnect under the new role
         return errors;
     }
 
@@ -194,6 +195,7 @@ public sealed class Accounts(IServiceScopeFactory scopes, AppDb db)
         if (token is null) return false;
         token.RevokedAt = DateTime.UtcNow;
         await context.SaveChangesAsync();
+        await revocations.RevokeEverywhereAsync(Revocations.Token(token.Id)); // its open live connections close at once
         return true;
     }
 
@@ -201,6 +203,9 @@ public sealed class Accounts(IServiceScopeFactory scopes, AppDb db)
     /// The principal a live token stands for: its user with the user's current role (write scope), or as a viewer (read
     /// scope). Looked up on every request, so a revoked token or a changed role counts at once.
     /// </summary>
+    /// <summary>The claim naming the personal token a principal came from.</summary>
+    public const string TokenIdClaim = "token_id";
+
     public async Task<ClaimsPrincipal?> PrincipalForTokenAsync(string secret, string authenticationType)
     {
         if (!secret.StartsWith(TokenPrefix, StringComparison.Ordinal) || secret.Length > 100) return null;
@@ -217,7 +222,8 @@ public sealed class Accounts(IServiceScopeFactory scopes, AppDb db)
             await context.SaveChangesAsync();
         }
         var identity = new ClaimsIdentity(
-            [new(ClaimTypes.NameIdentifier, user.Id), new(ClaimTypes.Name, user.UserName!), new(ClaimTypes.Role, role), new("token_scope", token.Scope)],
+            [new(ClaimTypes.NameIdentifier, user.Id), new(ClaimTypes.Name, user.UserName!), new(ClaimTypes.Role, role), new("token_scope", token.Scope),
+             new(TokenIdClaim, token.Id.ToString("N"))],
             authenticationType);
         return new ClaimsPrincipal(identity);
     }

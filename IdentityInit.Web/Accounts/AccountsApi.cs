@@ -1,4 +1,5 @@
 using System.Security.Claims;
+using IdentityInit.Web.Data;
 using Microsoft.AspNetCore.Antiforgery;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
@@ -20,7 +21,11 @@ public static class AccountsApi
 
     public static void MapAccountsApi(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/healthz", () => Results.Text("ok"));
+        app.MapGet("/healthz", () => Results.Text("ok")); // liveness: the process answers
+        // Readiness: the database answers too (what a load balancer or Kubernetes routes by).
+        app.MapGet("/healthz/ready", async (AppDb db, CancellationToken cancellationToken) =>
+            await db.AnswersAsync(cancellationToken) ? Results.Text("ready")
+                : Results.Problem("The lab's database does not answer.", title: "Not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
 
         var forms = app.MapGroup("/account").ExcludeFromDescription();
         forms.MapPost("/login", async ([FromForm] string? userName, [FromForm] string? password, [FromForm] string? returnUrl,
@@ -58,8 +63,10 @@ public static class AccountsApi
 
         var tokens = app.MapGroup("/api/tokens").WithTags("accounts");
         tokens.MapGet("", async (ClaimsPrincipal user, Accounts accounts) => await accounts.TokensAsync(user.Identity!.Name!));
-        tokens.MapPost("", async (CreateTokenRequest request, ClaimsPrincipal user, Accounts accounts) =>
+        tokens.MapPost("", async (JsonBody<CreateTokenRequest> body, ClaimsPrincipal user, Accounts accounts) =>
         {
+            if (body.Refusal is { } refusal) return refusal;
+            var request = body.Value!;
             // A token cannot mint tokens: a leaked read token must not become a write token.
             if (user.Identity?.AuthenticationType == SignIn.TokenScheme)
                 return Results.Problem("API tokens are made from a signed-in session (the Tokens page), not with another token", statusCode: 403);
@@ -71,15 +78,18 @@ public static class AccountsApi
 
         var admin = app.MapGroup("/api").WithTags("accounts").RequireAuthorization(LabRoles.AdminPolicy);
         admin.MapGet("/users", async (Accounts accounts) => await accounts.UsersAsync());
-        admin.MapMethods("/users/{name}", ["PATCH"], async (string name, RoleRequest request, Accounts accounts) =>
+        admin.MapMethods("/users/{name}", ["PATCH"], async (string name, JsonBody<RoleRequest> body, Accounts accounts) =>
         {
-            var errors = await accounts.SetRoleAsync(name, request.Role ?? "");
+            if (body.Refusal is { } refusal) return refusal;
+            var errors = await accounts.SetRoleAsync(name, body.Value!.Role ?? "");
             if (errors.ContainsKey("userName")) return Results.NotFound();
             return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The role change is invalid")
                 : Results.Ok((await accounts.UsersAsync()).First(u => u.Name == name));
         });
-        admin.MapPost("/invitations", async (InvitationRequest request, ClaimsPrincipal user, Accounts accounts) =>
+        admin.MapPost("/invitations", async (JsonBody<InvitationRequest> body, ClaimsPrincipal user, Accounts accounts) =>
         {
+            if (body.Refusal is { } refusal) return refusal;
+            var request = body.Value!;
             if (!LabRoles.All.Contains(request.Role))
                 return Results.ValidationProblem(new Dictionary<string, string[]> { ["role"] = [$"role must be one of {string.Join(", ", LabRoles.All)}"] });
             var token = await accounts.InviteAsync(request.Role!, user.Identity!.Name);

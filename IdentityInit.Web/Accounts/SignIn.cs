@@ -108,9 +108,13 @@ public static class SignIn
         http.Response.Redirect("/login?returnUrl=" + Uri.EscapeDataString(http.Request.Path + http.Request.QueryString));
     }
 
-    /// <summary>Only a path of this site: "//evil.example/" and "/\evil.example" are hosts to a browser.</summary>
+    /// <summary>
+    /// Only a path of this site: "//evil.example/" and "/\evil.example" are hosts to a browser, and so is "/\t/evil.example"
+    /// (browsers drop tabs and newlines from URLs); any control character sends the user to the start page.
+    /// </summary>
     public static string LocalOrRoot(string? url) =>
-        url is { Length: > 0 } && url[0] == '/' && !url.StartsWith("//", StringComparison.Ordinal) && !url.StartsWith("/\\", StringComparison.Ordinal) ? url : "/";
+        url is { Length: > 0 } && url[0] == '/' && !url.StartsWith("//", StringComparison.Ordinal) && !url.StartsWith("/\\", StringComparison.Ordinal)
+        && !url.Any(char.IsControl) ? url : "/";
 
     sealed class TokenHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, Accounts accounts)
         : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)

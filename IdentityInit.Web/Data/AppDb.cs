@@ -28,6 +28,32 @@ public sealed class AppDb
 
     public AppDbContext Create() => contexts.CreateDbContext();
 
+    /// <summary>
+    /// Whether the database answers now (the readiness probe). On PostgreSQL through a connection of its own, outside the
+    /// pool: after an outage the pool still holds connections the restart broke, and one of those says nothing of now.
+    /// </summary>
+    public async Task<bool> AnswersAsync(CancellationToken cancellationToken = default)
+    {
+        if (!IsPostgres)
+        {
+            await using var context = Create();
+            return await context.Database.CanConnectAsync(cancellationToken);
+        }
+        try
+        {
+            var fresh = new NpgsqlConnectionStringBuilder(Postgres) { Pooling = false, Timeout = 5 };
+            await using var connection = new NpgsqlConnection(fresh.ConnectionString);
+            await connection.OpenAsync(cancellationToken);
+            await using var probe = new NpgsqlCommand("SELECT 1", connection);
+            await probe.ExecuteScalarAsync(cancellationToken);
+            return true;
+        }
+        catch (Exception e) when (e is NpgsqlException or TimeoutException)
+        {
+            return false;
+        }
+    }
+
     public async Task MigrateAsync(CancellationToken cancellationToken = default)
     {
         await using var db = Create();

@@ -14,7 +14,7 @@ namespace IdentityInit.Web.Runs;
 /// node delivers each batch once and in order; after a lost connection or a restart it reads what it missed by id.
 /// Batches older than <see cref="Keep"/> are deleted.
 /// </summary>
-public sealed class LiveRelay(AppDb db, RunStream stream, IdentityInit.Web.Sharing.ShareRevocations revocations, ILogger<LiveRelay> logger) : BackgroundService
+public sealed class LiveRelay(AppDb db, RunStream stream, IdentityInit.Web.Accounts.Revocations revocations, ILogger<LiveRelay> logger) : BackgroundService
 {
     public const string Channel = "identityinit_live";
     public static readonly TimeSpan Keep = TimeSpan.FromHours(1);
@@ -60,10 +60,10 @@ public sealed class LiveRelay(AppDb db, RunStream stream, IdentityInit.Web.Shari
                 await connection.OpenAsync(stoppingToken);
                 connection.Notification += (_, e) =>
                 {
-                    if (e.Channel == IdentityInit.Web.Sharing.ShareRevocations.Channel) revocations.Revoked(e.Payload);
+                    if (e.Channel == IdentityInit.Web.Accounts.Revocations.Channel) revocations.Revoked(e.Payload);
                     else if (Guid.TryParse(e.Payload, out var runId)) notified.Writer.TryWrite(runId);
                 };
-                await using (var listen = new NpgsqlCommand($"LISTEN {Channel}; LISTEN {IdentityInit.Web.Sharing.ShareRevocations.Channel}", connection))
+                await using (var listen = new NpgsqlCommand($"LISTEN {Channel}; LISTEN {IdentityInit.Web.Accounts.Revocations.Channel}", connection))
                     await listen.ExecuteNonQueryAsync(stoppingToken);
                 // Whatever arrived while this node was not listening: every run with a batch past what it delivered.
                 foreach (var runId in await RunsWithBatchesSinceAsync(connection, Math.Min(startMark, delivered.Values.DefaultIfEmpty(startMark).Min()), stoppingToken))

@@ -56,6 +56,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         if (request.Preset is null && !(Given("dataset") && Given("epochs")))
             errors.Add("preset", "give a preset, or a config with at least dataset and epochs");
         if (request.Name is { Length: > MaxName }) errors.Add("name", $"at most {MaxName} characters, got {request.Name.Length}");
+        if (ConfigValidation.HasControl(request.Name)) errors.Add("name", NoControl);
         if (config is null || errors.Count > 0) return ([], errors);
         if (!string.IsNullOrWhiteSpace(request.Name)) config = config with { Name = request.Name.Trim() };
 
@@ -211,9 +212,12 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
     {
         if (tags.Count > MaxTags) errors.Add("tags", $"at most {MaxTags} tags, got {tags.Count}");
         foreach (var tag in tags)
-            if (string.IsNullOrWhiteSpace(tag) || tag.Contains(',') || tag.Length > 40)
-                errors.Add("tags", $"'{IdentityInit.Training.ConfigValidation.Shown(tag)}': a tag is 1-40 characters without commas");
+            if (string.IsNullOrWhiteSpace(tag) || tag.Contains(',') || tag.Length > 40 || ConfigValidation.HasControl(tag))
+                errors.Add("tags", $"'{ConfigValidation.Shown(tag)}': a tag is 1-40 characters without commas or control characters");
     }
+
+    /// <summary>The message for a name or label with a newline, tab or other control character.</summary>
+    public const string NoControl = "must not contain control characters (newlines, tabs)";
 
     /// <summary>Renames, retags, annotates or (un)archives a run; null leaves a field as it is. Errors name the field.</summary>
     public async Task<ValidationErrors> UpdateAsync(Guid runId, RunEdit edit, Viewer by)
@@ -221,6 +225,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         var errors = new ValidationErrors();
         if (edit.Name is { } name && (string.IsNullOrWhiteSpace(name) || name.Length > MaxName))
             errors.Add("name", $"a name is 1-{MaxName} characters, got {name.Length}");
+        else if (ConfigValidation.HasControl(edit.Name)) errors.Add("name", NoControl);
         if (edit.Notes is { Length: > MaxNotes } notes) errors.Add("notes", $"at most {MaxNotes} characters, got {notes.Length}");
         if (edit.Tags is { } tags) CheckTags(tags, errors);
         if (errors.Count > 0) return errors;

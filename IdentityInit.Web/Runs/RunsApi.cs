@@ -1,6 +1,7 @@
 using Microsoft.AspNetCore.Mvc;
 using System.Security.Claims;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using IdentityInit.Training;
 using IdentityInit.Web.Accounts;
 using IdentityInit.Web.Data;
@@ -11,12 +12,27 @@ namespace IdentityInit.Web.Runs;
 /// <summary>The owner's API: presets, runs (create, list, get, metrics, cancel, clone), the det-vs-nondet comparison.</summary>
 public static class RunsApi
 {
+    /// <summary>A run as the API gives it; through a share link, <see cref="ForShare"/> leaves out who and where.</summary>
     public sealed record RunDto(
-        Guid Id, string Name, string Owner, string? Preset, string Architecture, string Init, string Breakers, string Dataset, string Queue,
+        Guid Id, string Name, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Owner, string? Preset, string Architecture,
+        string Init, string Breakers, string Dataset, string Queue,
         long Seed, RunState Status, long Step, long TotalSteps, double? BestTestAccuracy, double? FinalTestAccuracy,
         int? LayersBroken, int? LayerCount, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt, IReadOnlyList<string> Tags,
-        string Notes, bool Archived, Guid? GroupId, Guid? StudyId, string? Arm, string? Error, string? Worker, DateTime? WorkerSince, long? CheckpointStep, JsonElement Config, JsonElement? Record)
+        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Notes, bool Archived, Guid? GroupId, Guid? StudyId, string? Arm,
+        string? Error, string? Worker, DateTime? WorkerSince, long? CheckpointStep, JsonElement Config, JsonElement? Record)
     {
+        /// <summary>
+        /// What a collaborator reading a shared result needs: the run, its config and its reproducibility record, but not
+        /// the owner's name, their notes, or the worker host and process that trained it (nor the record's machine name).
+        /// </summary>
+        public RunDto ForShare() => this with
+        {
+            Owner = null, Notes = null, Worker = null, WorkerSince = null,
+            Record = Record is { ValueKind: JsonValueKind.Object } record
+                ? JsonSerializer.SerializeToElement(record.EnumerateObject().Where(p => !p.NameEquals("machine")).ToDictionary(p => p.Name, p => p.Value))
+                : Record,
+        };
+
         public static RunDto Of(Run r) => new(r.Id, r.Name, r.Owner, r.Preset, r.Architecture, r.Init, r.Breakers, r.Dataset, r.Queue, r.Seed,
             r.Status, r.Step, r.TotalSteps, r.BestTestAccuracy, r.FinalTestAccuracy, r.LayersBroken, r.LayerCount, r.CreatedAt,
             r.StartedAt, r.FinishedAt, r.TagList, r.Notes, r.Archived, r.GroupId, r.StudyId, r.Arm, r.Error, r.Worker, r.WorkerSince, r.CheckpointStep, JsonDocument.Parse(r.ConfigJson).RootElement,
@@ -31,13 +47,13 @@ public static class RunsApi
 
         api.MapGet("/presets", () => Presets.All.Select(p => new { p.Name, p.Description, p.Scale, p.Config }));
 
-        api.MapPost("/runs", async (HttpRequest http, RunService service) =>
+        api.MapPost("/runs", async (JsonBody<CreateRunRequest> body, ClaimsPrincipal user, RunService service) =>
         {
-            var (request, bodyErrors) = await ReadRequestAsync(http);
-            if (request is null) return Results.ValidationProblem(bodyErrors, title: "The request body is not a run request");
+            if (body.Refusal is { } refusal) return refusal;
+            var request = body.Value!;
             var (configs, errors) = service.Plan(request);
             if (errors.Count > 0) return Results.ValidationProblem(errors, title: "The run configuration is invalid");
-            var runs = await service.CreateAsync(request, configs, Viewer.From(http.HttpContext.User));
+            var runs = await service.CreateAsync(request, configs, Viewer.From(user));
             return Results.Created($"/api/runs/{runs[0].Id}", runs.Select(RunDto.Of));
         }).RequireAuthorization(LabRoles.QueuePolicy);
 
@@ -57,10 +73,11 @@ public static class RunsApi
             return Results.Ok(page.Runs.Select(RunDto.Of));
         });
 
-        api.MapMethods("/runs/{id:guid}", ["PATCH"], async (Guid id, RunEdit edit, ClaimsPrincipal user, RunService service, RunQueries queries) =>
+        api.MapMethods("/runs/{id:guid}", ["PATCH"], async (Guid id, JsonBody<RunEdit> body, ClaimsPrincipal user, RunService service, RunQueries queries) =>
         {
             if (await queries.GetAsync(id) is null) return Results.NotFound();
-            var errors = await service.UpdateAsync(id, edit, Viewer.From(user));
+            if (body.Refusal is { } refusal) return refusal;
+            var errors = await service.UpdateAsync(id, body.Value!, Viewer.From(user));
             return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The edit is invalid") : Results.Ok(RunDto.Of((await queries.GetAsync(id))!));
         });
 
@@ -243,61 +260,6 @@ public static class RunsApi
             ? RunQueries.Flatten(await queries.SeriesAsync(id, s => series is null || s.StartsWith(series, StringComparison.Ordinal), from, to, max))
             : await queries.PointsAsync(id, from, to, series);
         return Exporter.Metrics(points, format ?? "json", id);
-    }
-
-    static readonly JsonSerializerOptions RequestJson = new(JsonSerializerDefaults.Web);
-
-    /// <summary>
-    /// Reads a create-run body, naming what is wrong with one that is not: invalid JSON (with where), a duplicate key
-    /// (which System.Text.Json would otherwise let win silently, or fail on with a 500), or a value of the wrong type.
-    /// </summary>
-    static async Task<(CreateRunRequest? Request, Dictionary<string, string[]> Errors)> ReadRequestAsync(HttpRequest http)
-    {
-        static Dictionary<string, string[]> Error(string field, string message) => new() { [field] = [message] };
-        JsonDocument document;
-        try
-        {
-            document = await JsonDocument.ParseAsync(http.Body, cancellationToken: http.HttpContext.RequestAborted);
-        }
-        catch (JsonException e)
-        {
-            return (null, Error("body", $"not valid JSON: {e.Message.Split(" Path:")[0]} (line {e.LineNumber + 1}, byte {e.BytePositionInLine})"));
-        }
-        using (document)
-        {
-            if (document.RootElement.ValueKind != JsonValueKind.Object) return (null, Error("body", "expected a JSON object"));
-            if (Duplicate(document.RootElement, "") is { } duplicate)
-                return (null, Error(duplicate.Path, $"the key '{duplicate.Key}' appears more than once"));
-            try
-            {
-                return (document.RootElement.Deserialize<CreateRunRequest>(RequestJson), []);
-            }
-            catch (JsonException e)
-            {
-                var field = e.Path is { Length: > 2 } path ? path.TrimStart('$', '.') : "body";
-                return (null, Error(field, "wrong type: " + e.Message.Split(" Path:")[0]));
-            }
-        }
-    }
-
-    static (string Path, string Key)? Duplicate(JsonElement element, string path)
-    {
-        if (element.ValueKind == JsonValueKind.Object)
-        {
-            var seen = new HashSet<string>(StringComparer.OrdinalIgnoreCase); // fields bind case-insensitively
-            foreach (var property in element.EnumerateObject())
-            {
-                if (!seen.Add(property.Name)) return (path.Length == 0 ? property.Name : path, property.Name);
-                if (Duplicate(property.Value, path.Length == 0 ? property.Name : $"{path}.{property.Name}") is { } inner) return inner;
-            }
-        }
-        else if (element.ValueKind == JsonValueKind.Array)
-        {
-            var i = 0;
-            foreach (var item in element.EnumerateArray())
-                if (Duplicate(item, $"{path}[{i++}]") is { } inner) return inner;
-        }
-        return null;
     }
 
     /// <summary>A step that was not kept answers 400 naming the kept ones; a run with no checkpoint yet answers 409.</summary>

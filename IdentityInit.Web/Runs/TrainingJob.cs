@@ -74,6 +74,7 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
             jobToken.ThrowIfCancellationRequested(); // lets Hangfire requeue it
             return;
         }
+        Checkpoint.Tidy(checkpoints); // a child killed while saving leaves its step-N.tmp behind
         Finish(runId, summary);
     }
 
@@ -169,7 +170,8 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
             var run = context.Runs.First(r => r.Id == runId);
             totalSteps = run.TotalSteps > 0 ? run.TotalSteps : summary.Steps;
             run.Status = state;
-            run.Step = summary.Steps;
+            // A process that died reports no steps; the run still trained (and stored) as far as the stream got it.
+            run.Step = state == RunState.Completed ? summary.Steps : Math.Max(summary.Steps, run.Step);
             run.FinishedAt = DateTime.UtcNow;
             run.BestTestAccuracy = summary.Record is null ? null : summary.BestTestAccuracy;
             run.FinalTestAccuracy = summary.FinalTestAccuracy;

@@ -9,7 +9,7 @@ namespace IdentityInit.Web.Sharing;
 /// Creating, listing and revoking share links: one place for the API and the pages. Researchers share any run (every
 /// account reads every run); each sees and revokes their own links, admins all of them.
 /// </summary>
-public sealed class ShareService(AppDb db, RunQueries queries, ShareRevocations revocations)
+public sealed class ShareService(AppDb db, RunQueries queries, Revocations revocations)
 {
     public async Task<(ShareLink? Link, ValidationErrors Errors)> CreateAsync(IReadOnlyList<Guid>? runIds, Viewer by)
     {
@@ -57,16 +57,7 @@ public sealed class ShareService(AppDb db, RunQueries queries, ShareRevocations 
         if (link is null || !by.CanChange(link.Owner)) return false;
         link.RevokedAt = DateTime.UtcNow;
         await context.SaveChangesAsync();
-        revocations.Revoked(token); // this node at once; the others through NOTIFY
-        if (db.IsPostgres)
-        {
-            await using var connection = new Npgsql.NpgsqlConnection(db.Postgres);
-            await connection.OpenAsync();
-            await using var notify = new Npgsql.NpgsqlCommand("SELECT pg_notify(@channel, @token)", connection);
-            notify.Parameters.AddWithValue("channel", ShareRevocations.Channel);
-            notify.Parameters.AddWithValue("token", token);
-            await notify.ExecuteNonQueryAsync();
-        }
+        await revocations.RevokeEverywhereAsync(token);
         return true;
     }
 }

@@ -21,8 +21,10 @@ public static class SharingApi
     {
         var owner = app.MapGroup("/api/shares").WithTags("sharing");
 
-        owner.MapPost("", async (CreateShareRequest request, ClaimsPrincipal user, ShareService shares) =>
+        owner.MapPost("", async (JsonBody<CreateShareRequest> body, ClaimsPrincipal user, ShareService shares) =>
         {
+            if (body.Refusal is { } refusal) return refusal;
+            var request = body.Value!;
             var (link, errors) = request.StudyId is { } study && request.RunIds is null
                 ? await shares.CreateForStudyAsync(study, Viewer.From(user))
                 : await shares.CreateAsync(request.RunIds, Viewer.From(user));
@@ -38,7 +40,7 @@ public static class SharingApi
 
         viewer.MapGet("", async (string token, Access access, RunQueries queries) =>
             await access.ShareAsync(token) is { } link
-                ? Results.Ok((await queries.GetManyAsync(link.Runs)).Select(RunsApi.RunDto.Of))
+                ? Results.Ok((await queries.GetManyAsync(link.Runs)).Select(r => RunsApi.RunDto.Of(r).ForShare()))
                 : Results.NotFound());
 
         viewer.MapGet("/runs/{id:guid}/metrics", async (string token, Guid id, string? format, long? from, long? to, string? series,

@@ -83,9 +83,10 @@ public sealed class SignalService(RunService runs, IOptions<LabOptions> options,
 public static class SignalApi
 {
     public static void MapSignalApi(this IEndpointRouteBuilder app) =>
-        app.MapPost("/api/signal", async (SignalRequest request, System.Security.Claims.ClaimsPrincipal user, SignalService signal, CancellationToken cancellationToken) =>
+        app.MapPost("/api/signal", async (JsonBody<SignalRequest> body, System.Security.Claims.ClaimsPrincipal user, SignalService signal, CancellationToken cancellationToken) =>
         {
-            var (results, errors) = await signal.MeasureAsync(request, Viewer.From(user), cancellationToken);
+            if (body.Refusal is { } refusal) return refusal;
+            var (results, errors) = await signal.MeasureAsync(body.Value!, Viewer.From(user), cancellationToken);
             return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The measurement is invalid") : Results.Json(results, Commands.SignalJson);
         }).WithTags("signal").AddEndpointFilter(RunsApi.Refusals);
 }

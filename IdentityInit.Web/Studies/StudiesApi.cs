@@ -27,9 +27,10 @@ public static class StudiesApi
 
         api.MapGet("", async (StudyService studies) => await studies.ListAsync());
 
-        api.MapPost("", async (CreateStudyRequest request, ClaimsPrincipal user, StudyService studies) =>
+        api.MapPost("", async (JsonBody<CreateStudyRequest> body, ClaimsPrincipal user, StudyService studies) =>
         {
-            var (study, errors) = await studies.CreateAsync(request, Viewer.From(user));
+            if (body.Refusal is { } refusal) return refusal;
+            var (study, errors) = await studies.CreateAsync(body.Value!, Viewer.From(user));
             return study is null ? Results.ValidationProblem(errors, title: "The study is invalid")
                 : Results.Created($"/api/studies/{study.Id}", await DtoAsync(studies, study));
         }).RequireAuthorization(LabRoles.QueuePolicy);
@@ -37,10 +38,11 @@ public static class StudiesApi
         api.MapGet("/{id:guid}", async (Guid id, StudyService studies) =>
             await studies.GetAsync(id) is { } study ? Results.Ok(await DtoAsync(studies, study)) : Results.NotFound());
 
-        api.MapPost("/{id:guid}/extend", async (Guid id, ExtendRequest request, ClaimsPrincipal user, StudyService studies) =>
+        api.MapPost("/{id:guid}/extend", async (Guid id, JsonBody<ExtendRequest> body, ClaimsPrincipal user, StudyService studies) =>
         {
             if (await studies.GetAsync(id) is not { } study) return Results.NotFound();
-            var errors = await studies.ExtendAsync(study, request.Seeds ?? 1, Viewer.From(user));
+            if (body.Refusal is { } refusal) return refusal;
+            var errors = await studies.ExtendAsync(study, body.Value!.Seeds ?? 1, Viewer.From(user));
             return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The extension is invalid") : Results.Ok(await DtoAsync(studies, (await studies.GetAsync(id))!));
         }).RequireAuthorization(LabRoles.QueuePolicy);
 
@@ -56,7 +58,7 @@ public static class StudiesApi
 
         var shared = app.MapGroup("/api/share/{token}/study").WithTags("shared");
         shared.MapGet("", async (string token, Access access, StudyService studies) =>
-            await SharedAsync(token, access, studies) is { } study ? Results.Ok(await DtoAsync(studies, study)) : Results.NotFound());
+            await SharedAsync(token, access, studies) is { } study ? Results.Ok(await DtoAsync(studies, study, shared: true)) : Results.NotFound());
         shared.MapGet("/{file}.{extension}", async (string token, string file, string extension, Access access, StudyService studies) =>
             await SharedAsync(token, access, studies) is { } study ? Export(await studies.ResultsAsync(study), study, file, extension) : Results.NotFound());
     }
@@ -64,14 +66,15 @@ public static class StudiesApi
     public static async Task<Study?> SharedAsync(string token, Access access, StudyService studies) =>
         await access.ShareAsync(token) is { StudyId: { } id } ? await studies.GetAsync(id) : null;
 
-    public static async Task<StudyDto> DtoAsync(StudyService studies, Study study)
+    /// <param name="shared">through a share link: no owner's name, no worker host:pid</param>
+    public static async Task<StudyDto> DtoAsync(StudyService studies, Study study, bool shared = false)
     {
         var runs = await studies.RunsAsync(study.Id);
         var results = await studies.ResultsAsync(study, runs);
-        var summary = new StudySummary(study.Id, study.Name, study.Preset, study.Scale, study.Owner, study.CreatedAt, study.EndedAt, study.Cancelled,
+        var summary = new StudySummary(study.Id, study.Name, study.Preset, study.Scale, shared ? "" : study.Owner, study.CreatedAt, study.EndedAt, study.Cancelled,
             runs.Count, runs.Count(r => r.IsFinished), runs.Count(r => r.Status == RunState.Running));
         return new StudyDto(summary, StudyService.DefinitionOf(study), study.Preset is null ? null : StudyPresets.Find(study.Preset)?.Claim, results,
-            [.. runs.Select(r => new StudyRunDto(r.Id, r.Arm ?? "", r.Seed, r.Status, r.Step, r.TotalSteps, r.Worker, r.FinalTestAccuracy))]);
+            [.. runs.Select(r => new StudyRunDto(r.Id, r.Arm ?? "", r.Seed, r.Status, r.Step, r.TotalSteps, shared ? null : r.Worker, r.FinalTestAccuracy))]);
     }
 
     /// <summary>table.csv, table.md, table.tex (the last two with the claims), claims.csv, and each figure as png or svg.</summary>

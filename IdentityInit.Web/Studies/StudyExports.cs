@@ -38,17 +38,37 @@ public static class StudyExports
         return csv.ToString();
     }
 
-    static string Quote(string s) => s.Contains(',') || s.Contains('"') ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
+    /// <summary>
+    /// A text cell: a leading = + - @ (or tab, CR) would be run as a formula by a spreadsheet, so it gets a leading
+    /// apostrophe (OWASP's advice); commas, quotes and line breaks are quoted.
+    /// </summary>
+    static string Quote(string s)
+    {
+        if (s.Length > 0 && s[0] is '=' or '+' or '-' or '@' or '\t' or '\r') s = "'" + s;
+        return s.IndexOfAny([',', '"', '\n', '\r']) >= 0 ? "\"" + s.Replace("\"", "\"\"") + "\"" : s;
+    }
+
+    /// <summary>A Markdown table cell: no raw HTML, no cell break, one line.</summary>
+    static string Md(string s) => s.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;").Replace("|", "\\|")
+        .Replace("\r", " ").Replace("\n", " ");
+
+    /// <summary>A LaTeX table cell: every character TeX treats specially, escaped once (text mode).</summary>
+    static string Tex(string s) => string.Concat(s.Select(ch => ch switch
+    {
+        '\\' => "\\textbackslash{}", '&' => "\\&", '%' => "\\%", '_' => "\\_", '#' => "\\#", '$' => "\\$", '{' => "\\{", '}' => "\\}",
+        '^' => "\\textasciicircum{}", '~' => "\\textasciitilde{}", '±' => "$\\pm$", '≥' => "$\\geq$", '\n' or '\r' => " ",
+        _ => ch.ToString(),
+    }));
 
     public static string Markdown(StudyResults results)
     {
         var md = new StringBuilder("| " + string.Join(" | ", Columns.Select(c => c.Header)) + " |\n");
         md.Append("| " + string.Join(" | ", Columns.Select(_ => "---")) + " |\n");
-        foreach (var a in results.Arms) md.Append("| " + string.Join(" | ", Columns.Select(c => c.Cell(a).Replace("|", "\\|"))) + " |\n");
+        foreach (var a in results.Arms) md.Append("| " + string.Join(" | ", Columns.Select(c => Md(c.Cell(a)))) + " |\n");
         if (results.Claims.Count > 0)
         {
             md.Append("\n| claim (paper) | measured | verdict | why |\n| --- | --- | --- | --- |\n");
-            foreach (var c in results.Claims) md.Append($"| {c.Paper} | {c.Measured} | {Verdict(c)} | {c.Reason} |\n");
+            foreach (var c in results.Claims) md.Append($"| {Md(c.Paper)} | {Md(c.Measured)} | {Verdict(c)} | {Md(c.Reason)} |\n");
         }
         return md.ToString();
     }
@@ -68,8 +88,6 @@ public static class StudyExports
 
     public static string Latex(StudyResults results)
     {
-        static string Tex(string s) => s.Replace("\\", "\\textbackslash{}").Replace("&", "\\&").Replace("%", "\\%").Replace("_", "\\_")
-            .Replace("#", "\\#").Replace("±", "$\\pm$").Replace("≥", "$\\geq$");
         var tex = new StringBuilder("\\begin{tabular}{l" + new string('r', Columns.Count - 1) + "}\n\\hline\n");
         tex.Append(string.Join(" & ", Columns.Select(c => Tex(c.Header)))).Append(" \\\\\n\\hline\n");
         foreach (var a in results.Arms) tex.Append(string.Join(" & ", Columns.Select(c => Tex(c.Cell(a))))).Append(" \\\\\n");

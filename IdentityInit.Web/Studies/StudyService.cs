@@ -49,6 +49,7 @@ public sealed class StudyService(AppDb db, RunService runs)
         if (seedCount is < 1 or > MaxSeeds) errors.Add("seeds", $"from 1 to {MaxSeeds} seeds, got {seedCount}");
         if (string.IsNullOrWhiteSpace(request.Name) && preset is null) errors.Add("name", "name the study");
         if (request.Name is { Length: > RunService.MaxName }) errors.Add("name", $"at most {RunService.MaxName} characters");
+        if (ConfigValidation.HasControl(request.Name)) errors.Add("name", RunService.NoControl);
         var arms = preset?.Arms ?? request.Arms ?? [];
         var sweepAxis = preset?.SweepAxis;
         if (request.Vary is { } vary)
@@ -63,7 +64,8 @@ public sealed class StudyService(AppDb db, RunService runs)
         if (arms.Count > MaxArms) errors.Add("arms", $"at most {MaxArms} arms, got {arms.Count}");
         for (var i = 0; i < arms.Count; i++)
         {
-            if (string.IsNullOrWhiteSpace(arms[i].Label) || arms[i].Label.Length > 60) errors.Add($"arms[{i}].label", "a label is 1-60 characters");
+            if (string.IsNullOrWhiteSpace(arms[i].Label) || arms[i].Label.Length > 60 || ConfigValidation.HasControl(arms[i].Label))
+                errors.Add($"arms[{i}].label", "a label is 1-60 characters, without control characters (newlines, tabs)");
             else if (arms.Take(i).Any(a => a.Label == arms[i].Label)) errors.Add($"arms[{i}].label", $"'{arms[i].Label}' names two arms");
         }
         if (errors.Count > 0) return (null, errors);

@@ -92,6 +92,21 @@ public sealed class ComponentTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ASeedListWithSomethingNotANumberNamesItAndDisablesQueueing()
+    {
+        var form = RenderForm();
+        var sweep = form.FindComponents<MudSelect<string>>().Single(s => s.Instance.Label == "Queue");
+        await form.InvokeAsync(() => sweep.Instance.ValueChanged.InvokeAsync("seeds"));
+        var seeds = form.FindComponents<MudTextField<string>>().Single(f => f.Instance.Label == "Seeds (comma-separated)");
+
+        await form.InvokeAsync(() => seeds.Instance.ValueChanged.InvokeAsync("1, a, 3"));
+
+        form.WaitForAssertion(() => Assert.Contains("'a' is not a seed: give whole numbers separated by commas", form.Markup));
+        Assert.DoesNotContain("must not be negative", form.Markup); // what "a" used to read as
+        Assert.True(form.Find("#submit-run").HasAttribute("disabled"));
+    }
+
+    [Fact]
     public void TheFormMarksAnInvalidDepthAndDisablesQueueing()
     {
         var form = RenderForm();
