@@ -149,12 +149,41 @@ public sealed class AccountsTests
         Assert.Equal(HttpStatusCode.NoContent, revoked.StatusCode);
         Assert.True(closedInTime, "the revoked token's open hub connection stayed open");
         Assert.Equal(HttpStatusCode.Unauthorized, afterRevoke.StatusCode);
-        Assert.Contains("unknown or revoked", await afterRevoke.Content.ReadAsStringAsync());
+        Assert.Contains("unknown, revoked or expired", await afterRevoke.Content.ReadAsStringAsync());
         await Assert.ThrowsAsync<HubException>(() => again.InvokeAsync<RunHistory>("Join", id, null));
         Assert.Equal(2, stored.Count(t => t.UserId != null && t.Name == "tests"));
         Assert.All(stored, t => Assert.NotEqual(readToken, t.Hash));
         Assert.Contains(stored, t => t.Hash == Accounts.Hash(readToken) && t.RevokedAt is not null);
         Assert.DoesNotContain(stored, t => t.Prefix.Length > 9); // only the recognisable start is kept in clear
+    }
+
+    [Fact]
+    public async Task ATokenWithAnExpiryIsRefusedOnceItHasPassed()
+    {
+        await using var lab = new LabFactory();
+        var baseUrl = lab.StartKestrel();
+        await lab.EnsureUserAsync("alice", LabRoles.Researcher);
+        using var session = SignInClient.Browser(baseUrl);
+        await SignInClient.SignInAsync(session, "alice", LabFactory.Password);
+
+        var zero = await session.PostAsJsonAsync("/api/tokens", new { name = "never-valid", scope = "read", expiresInDays = 0 });
+        var made = await (await session.PostAsJsonAsync("/api/tokens", new { name = "short", scope = "read", expiresInDays = 1 })).Content.ReadFromJsonAsync<JsonElement>();
+        using var client = SignInClient.WithToken(baseUrl, made.GetProperty("token").GetString()!);
+        var fresh = await client.GetAsync("/api/runs");
+        await using (var store = lab.Services.GetRequiredService<AppDb>().Create()) // a day later
+            await store.ApiTokens.Where(t => t.Name == "short").ExecuteUpdateAsync(u => u.SetProperty(t => t.ExpiresAt, DateTime.UtcNow.AddSeconds(-1)));
+        var expired = await client.GetAsync("/api/runs");
+        var listed = JsonDocument.Parse(await session.GetStringAsync("/api/tokens")).RootElement.EnumerateArray().Single();
+
+        Assert.Equal(HttpStatusCode.BadRequest, zero.StatusCode);
+        Assert.Contains("expiresInDays", await zero.Content.ReadAsStringAsync());
+        var expiry = made.GetProperty("row").GetProperty("expiresAt").GetDateTime();
+        Assert.InRange(expiry, DateTime.UtcNow.AddHours(23), DateTime.UtcNow.AddHours(25));
+        Assert.Equal(HttpStatusCode.OK, fresh.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, expired.StatusCode);
+        Assert.Contains("expired", await expired.Content.ReadAsStringAsync());
+        Assert.Equal("short", listed.GetProperty("name").GetString());
+        Assert.NotEqual(JsonValueKind.Null, listed.GetProperty("expiresAt").ValueKind);
     }
 
     [Fact]

@@ -58,6 +58,29 @@ public sealed class SurfaceTests
     }
 
     [Fact]
+    public async Task AStoreMadeBeforeTheMigrationsWereSquashedIsRefusedWithTheReasonNotHalfMigrated()
+    {
+        await using var lab = new LabFactory();
+        Directory.CreateDirectory(lab.DataDir);
+        await using (var old = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(lab.DataDir, "identityinit.db")}"))
+        {
+            await old.OpenAsync();
+            var create = old.CreateCommand();
+            create.CommandText = """
+                CREATE TABLE "__EFMigrationsHistory" ("MigrationId" TEXT PRIMARY KEY, "ProductVersion" TEXT NOT NULL);
+                INSERT INTO "__EFMigrationsHistory" VALUES ('20261128012559_Initial', '10.0.0'), ('20261129185712_Studies', '10.0.0');
+                CREATE TABLE runs ("Id" TEXT PRIMARY KEY);
+                """;
+            await create.ExecuteNonQueryAsync();
+        }
+
+        var start = Record.Exception(() => lab.CreateClient());
+
+        Assert.NotNull(start);
+        Assert.Contains("migrations were squashed; start from a fresh data folder", start.ToString());
+    }
+
+    [Fact]
     public async Task InProductionAnApiFailureAnswersAProblemBodyNotTheErrorPage()
     {
         await using var lab = new LabFactory(settings: new Dictionary<string, string?> { ["environment"] = "Production" });

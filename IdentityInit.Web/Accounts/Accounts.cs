@@ -1,3 +1,4 @@
+using IdentityInit.Training;
 using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text;
@@ -10,7 +11,8 @@ namespace IdentityInit.Web.Accounts;
 
 public sealed record UserRow(string Name, string Role, int Runs, bool LockedOut);
 
-public sealed record TokenRow(Guid Id, string Name, string Prefix, string Scope, DateTime CreatedAt, DateTime? LastUsedAt, DateTime? RevokedAt);
+public sealed record TokenRow(Guid Id, string Name, string Prefix, string Scope, DateTime CreatedAt, DateTime? LastUsedAt, DateTime? RevokedAt,
+    DateTime? ExpiresAt);
 
 public sealed record NewToken(string Token, TokenRow Row);
 
@@ -157,11 +159,17 @@ public sealed class Accounts(IServiceScopeFactory scopes, AppDb db, Revocations 
         return errors;
     }
 
-    public async Task<(NewToken? Token, ValidationErrors Errors)> CreateTokenAsync(string userName, string? name, string? scope)
+    /// <summary>The longest a token may be given to live, in days (ten years); no expiry at all is also allowed.</summary>
+    public const int MaxTokenDays = 3650;
+
+    /// <param name="expiresInDays">days until it is refused (1 to <see cref="MaxTokenDays"/>); null: until revoked</param>
+    public async Task<(NewToken? Token, ValidationErrors Errors)> CreateTokenAsync(string userName, string? name, string? scope, int? expiresInDays = null)
     {
         var errors = new ValidationErrors();
-        if (string.IsNullOrWhiteSpace(name) || name.Length > 100) errors.Add("name", "name the token (1 to 100 characters), e.g. the script that uses it");
+        if (string.IsNullOrWhiteSpace(name) || name.Length > 100 || ConfigValidation.HasControl(name))
+            errors.Add("name", "name the token (1 to 100 characters, one line), e.g. the script that uses it");
         if (scope is not (ReadScope or WriteScope)) errors.Add("scope", $"scope must be '{ReadScope}' or '{WriteScope}'");
+        if (expiresInDays is < 1 or > MaxTokenDays) errors.Add("expiresInDays", $"from 1 to {MaxTokenDays} days, or leave it out for a token that lasts until revoked; got {expiresInDays}");
         await using var context = db.Create();
         var user = await context.Users.AsNoTracking().FirstOrDefaultAsync(u => u.UserName == userName);
         if (user is null) errors.Add("userName", $"there is no user {userName}");
@@ -170,14 +178,14 @@ public sealed class Accounts(IServiceScopeFactory scopes, AppDb db, Revocations 
         var token = new ApiToken
         {
             Id = Guid.NewGuid(), UserId = user!.Id, Name = name!.Trim(), Hash = Hash(secret), Prefix = secret[..9], Scope = scope!,
-            CreatedAt = DateTime.UtcNow,
+            CreatedAt = DateTime.UtcNow, ExpiresAt = expiresInDays is { } days ? DateTime.UtcNow.AddDays(days) : null,
         };
         context.ApiTokens.Add(token);
         await context.SaveChangesAsync();
         return (new NewToken(secret, Row(token)), errors);
     }
 
-    static TokenRow Row(ApiToken t) => new(t.Id, t.Name, t.Prefix, t.Scope, t.CreatedAt, t.LastUsedAt, t.RevokedAt);
+    static TokenRow Row(ApiToken t) => new(t.Id, t.Name, t.Prefix, t.Scope, t.CreatedAt, t.LastUsedAt, t.RevokedAt, t.ExpiresAt);
 
     public async Task<List<TokenRow>> TokensAsync(string userName)
     {
@@ -211,7 +219,8 @@ public sealed class Accounts(IServiceScopeFactory scopes, AppDb db, Revocations 
         if (!secret.StartsWith(TokenPrefix, StringComparison.Ordinal) || secret.Length > 100) return null;
         var hash = Hash(secret);
         await using var context = db.Create();
-        var token = await context.ApiTokens.FirstOrDefaultAsync(t => t.Hash == hash && t.RevokedAt == null);
+        var now = DateTime.UtcNow;
+        var token = await context.ApiTokens.FirstOrDefaultAsync(t => t.Hash == hash && t.RevokedAt == null && (t.ExpiresAt == null || t.ExpiresAt > now));
         if (token is null || await context.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == token.UserId) is not { } user) return null;
         var roles = await (from ur in context.UserRoles join r in context.Roles on ur.RoleId equals r.Id
                            where ur.UserId == user.Id select r.Name).ToListAsync();

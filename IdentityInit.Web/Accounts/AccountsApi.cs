@@ -14,7 +14,7 @@ namespace IdentityInit.Web.Accounts;
 /// </summary>
 public static class AccountsApi
 {
-    public sealed record CreateTokenRequest(string? Name, string? Scope);
+    public sealed record CreateTokenRequest(string? Name, string? Scope, int? ExpiresInDays = null);
     public sealed record RoleRequest(string? Role);
     public sealed record InvitationRequest(string? Role);
     public sealed record InvitationDto(string Url, string Role, DateTime ExpiresAt);
@@ -70,7 +70,7 @@ public static class AccountsApi
             // A token cannot mint tokens: a leaked read token must not become a write token.
             if (user.Identity?.AuthenticationType == SignIn.TokenScheme)
                 return Results.Problem("API tokens are made from a signed-in session (the Tokens page), not with another token", statusCode: 403);
-            var (token, errors) = await accounts.CreateTokenAsync(user.Identity!.Name!, request.Name, request.Scope);
+            var (token, errors) = await accounts.CreateTokenAsync(user.Identity!.Name!, request.Name, request.Scope, request.ExpiresInDays);
             return token is null ? Results.ValidationProblem(errors, title: "The token request is invalid") : Results.Created("/api/tokens", token);
         });
         tokens.MapDelete("/{id:guid}", async (Guid id, ClaimsPrincipal user, Accounts accounts) =>

@@ -95,7 +95,7 @@ public static class SignIn
         if (Open.Any(p => path.StartsWithSegments(p)) || path.Value == "/favicon.ico") { await next(); return; }
         if (path.StartsWithSegments("/api") || path.StartsWithSegments("/jobs") || !HttpMethods.IsGet(http.Request.Method))
         {
-            var failure = PresentedToken(http.Request) is not null ? "the API token is unknown or revoked" : null;
+            var failure = PresentedToken(http.Request) is not null ? "the API token is unknown, revoked or expired" : null;
             http.Response.StatusCode = StatusCodes.Status401Unauthorized;
             http.Response.Headers.WWWAuthenticate = "Bearer";
             await http.Response.WriteAsJsonAsync(new
@@ -124,7 +124,7 @@ public static class SignIn
             if (PresentedToken(Request) is not { } token) return AuthenticateResult.NoResult();
             return await accounts.PrincipalForTokenAsync(token, TokenScheme) is { } principal
                 ? AuthenticateResult.Success(new AuthenticationTicket(principal, TokenScheme))
-                : AuthenticateResult.Fail("unknown or revoked API token");
+                : AuthenticateResult.Fail("unknown, revoked or expired API token");
         }
 
         // A token that may not do this (a read token writing, a viewer's token queueing) gets the same problem body as a

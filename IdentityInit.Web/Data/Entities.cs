@@ -141,6 +141,8 @@ public sealed class ApiToken
     public DateTime CreatedAt { get; set; }
     public DateTime? LastUsedAt { get; set; }
     public DateTime? RevokedAt { get; set; }
+    /// <summary>After this the token is refused, as if revoked; null: it lasts until revoked.</summary>
+    public DateTime? ExpiresAt { get; set; }
 }
 
 /// <summary>A one-time link that creates an account with a role (the first admin's is printed at start-up).</summary>

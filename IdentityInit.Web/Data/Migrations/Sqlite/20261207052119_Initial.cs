@@ -6,7 +6,7 @@ using Microsoft.EntityFrameworkCore.Migrations;
 namespace IdentityInit.Web.Data.Migrations.Sqlite
 {
     /// <inheritdoc />
-    public partial class Accounts : Migration
+    public partial class Initial : Migration
     {
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
@@ -23,7 +23,8 @@ namespace IdentityInit.Web.Data.Migrations.Sqlite
                     Scope = table.Column<string>(type: "TEXT", maxLength: 8, nullable: false),
                     CreatedAt = table.Column<DateTime>(type: "TEXT", nullable: false),
                     LastUsedAt = table.Column<DateTime>(type: "TEXT", nullable: true),
-                    RevokedAt = table.Column<DateTime>(type: "TEXT", nullable: true)
+                    RevokedAt = table.Column<DateTime>(type: "TEXT", nullable: true),
+                    ExpiresAt = table.Column<DateTime>(type: "TEXT", nullable: true)
                 },
                 constraints: table =>
                 {
@@ -84,6 +85,21 @@ namespace IdentityInit.Web.Data.Migrations.Sqlite
                 });
 
             migrationBuilder.CreateTable(
+                name: "heatmaps",
+                columns: table => new
+                {
+                    RunId = table.Column<Guid>(type: "TEXT", nullable: false),
+                    Layer = table.Column<string>(type: "TEXT", maxLength: 128, nullable: false),
+                    Step = table.Column<long>(type: "INTEGER", nullable: false),
+                    Size = table.Column<int>(type: "INTEGER", nullable: false),
+                    Data = table.Column<byte[]>(type: "BLOB", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_heatmaps", x => new { x.RunId, x.Layer, x.Step });
+                });
+
+            migrationBuilder.CreateTable(
                 name: "invitations",
                 columns: table => new
                 {
@@ -99,6 +115,133 @@ namespace IdentityInit.Web.Data.Migrations.Sqlite
                 constraints: table =>
                 {
                     table.PrimaryKey("PK_invitations", x => x.Id);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "live_batches",
+                columns: table => new
+                {
+                    Id = table.Column<long>(type: "INTEGER", nullable: false)
+                        .Annotation("Sqlite:Autoincrement", true),
+                    RunId = table.Column<Guid>(type: "TEXT", nullable: false),
+                    Payload = table.Column<string>(type: "TEXT", nullable: false),
+                    CreatedAt = table.Column<DateTime>(type: "TEXT", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_live_batches", x => x.Id);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "metric_points",
+                columns: table => new
+                {
+                    RunId = table.Column<Guid>(type: "TEXT", nullable: false),
+                    Series = table.Column<string>(type: "TEXT", maxLength: 128, nullable: false),
+                    Step = table.Column<long>(type: "INTEGER", nullable: false),
+                    Value = table.Column<double>(type: "REAL", nullable: true)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_metric_points", x => new { x.RunId, x.Series, x.Step });
+                });
+
+            migrationBuilder.CreateTable(
+                name: "run_logs",
+                columns: table => new
+                {
+                    Id = table.Column<long>(type: "INTEGER", nullable: false)
+                        .Annotation("Sqlite:Autoincrement", true),
+                    RunId = table.Column<Guid>(type: "TEXT", nullable: false),
+                    Step = table.Column<long>(type: "INTEGER", nullable: false),
+                    Time = table.Column<DateTime>(type: "TEXT", nullable: false),
+                    Message = table.Column<string>(type: "TEXT", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_run_logs", x => x.Id);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "runs",
+                columns: table => new
+                {
+                    Id = table.Column<Guid>(type: "TEXT", nullable: false),
+                    Name = table.Column<string>(type: "TEXT", nullable: false),
+                    Owner = table.Column<string>(type: "TEXT", nullable: false),
+                    Preset = table.Column<string>(type: "TEXT", nullable: true),
+                    ConfigJson = table.Column<string>(type: "TEXT", nullable: false),
+                    Architecture = table.Column<string>(type: "TEXT", nullable: false),
+                    Init = table.Column<string>(type: "TEXT", nullable: false),
+                    Breakers = table.Column<string>(type: "TEXT", nullable: false),
+                    Dataset = table.Column<string>(type: "TEXT", nullable: false),
+                    Queue = table.Column<string>(type: "TEXT", nullable: false),
+                    Seed = table.Column<long>(type: "INTEGER", nullable: false),
+                    Status = table.Column<string>(type: "TEXT", maxLength: 16, nullable: false),
+                    Step = table.Column<long>(type: "INTEGER", nullable: false),
+                    TotalSteps = table.Column<long>(type: "INTEGER", nullable: false),
+                    BestTestAccuracy = table.Column<double>(type: "REAL", nullable: true),
+                    FinalTestAccuracy = table.Column<double>(type: "REAL", nullable: true),
+                    LayersBroken = table.Column<int>(type: "INTEGER", nullable: true),
+                    LayerCount = table.Column<int>(type: "INTEGER", nullable: true),
+                    CreatedAt = table.Column<DateTime>(type: "TEXT", nullable: false),
+                    StartedAt = table.Column<DateTime>(type: "TEXT", nullable: true),
+                    FinishedAt = table.Column<DateTime>(type: "TEXT", nullable: true),
+                    RecordJson = table.Column<string>(type: "TEXT", nullable: true),
+                    SummaryJson = table.Column<string>(type: "TEXT", nullable: true),
+                    Error = table.Column<string>(type: "TEXT", nullable: true),
+                    Tags = table.Column<string>(type: "TEXT", nullable: false),
+                    Notes = table.Column<string>(type: "TEXT", nullable: false, defaultValue: ""),
+                    Archived = table.Column<bool>(type: "INTEGER", nullable: false),
+                    GroupId = table.Column<Guid>(type: "TEXT", nullable: true),
+                    GroupLabel = table.Column<string>(type: "TEXT", nullable: true),
+                    StudyId = table.Column<Guid>(type: "TEXT", nullable: true),
+                    Arm = table.Column<string>(type: "TEXT", nullable: true),
+                    JobId = table.Column<string>(type: "TEXT", nullable: true),
+                    CancelRequested = table.Column<bool>(type: "INTEGER", nullable: false),
+                    CheckpointStep = table.Column<long>(type: "INTEGER", nullable: true),
+                    Worker = table.Column<string>(type: "TEXT", nullable: true),
+                    WorkerSince = table.Column<DateTime>(type: "TEXT", nullable: true)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_runs", x => x.Id);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "share_links",
+                columns: table => new
+                {
+                    Token = table.Column<string>(type: "TEXT", nullable: false),
+                    RunIds = table.Column<string>(type: "TEXT", nullable: false),
+                    StudyId = table.Column<Guid>(type: "TEXT", nullable: true),
+                    Owner = table.Column<string>(type: "TEXT", nullable: false),
+                    CreatedAt = table.Column<DateTime>(type: "TEXT", nullable: false),
+                    RevokedAt = table.Column<DateTime>(type: "TEXT", nullable: true)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_share_links", x => x.Token);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "studies",
+                columns: table => new
+                {
+                    Id = table.Column<Guid>(type: "TEXT", nullable: false),
+                    Name = table.Column<string>(type: "TEXT", maxLength: 200, nullable: false),
+                    Preset = table.Column<string>(type: "TEXT", nullable: true),
+                    Scale = table.Column<string>(type: "TEXT", nullable: false),
+                    Owner = table.Column<string>(type: "TEXT", nullable: false),
+                    DefinitionJson = table.Column<string>(type: "TEXT", nullable: false),
+                    CreatedAt = table.Column<DateTime>(type: "TEXT", nullable: false),
+                    EndedAt = table.Column<DateTime>(type: "TEXT", nullable: true),
+                    Cancelled = table.Column<bool>(type: "INTEGER", nullable: false),
+                    FrozenJson = table.Column<string>(type: "TEXT", nullable: true)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_studies", x => x.Id);
                 });
 
             migrationBuilder.CreateTable(
@@ -208,16 +351,6 @@ namespace IdentityInit.Web.Data.Migrations.Sqlite
                 });
 
             migrationBuilder.CreateIndex(
-                name: "IX_share_links_Owner",
-                table: "share_links",
-                column: "Owner");
-
-            migrationBuilder.CreateIndex(
-                name: "IX_runs_Owner_Status",
-                table: "runs",
-                columns: new[] { "Owner", "Status" });
-
-            migrationBuilder.CreateIndex(
                 name: "IX_api_tokens_Hash",
                 table: "api_tokens",
                 column: "Hash",
@@ -270,6 +403,61 @@ namespace IdentityInit.Web.Data.Migrations.Sqlite
                 table: "invitations",
                 column: "Hash",
                 unique: true);
+
+            migrationBuilder.CreateIndex(
+                name: "IX_live_batches_CreatedAt",
+                table: "live_batches",
+                column: "CreatedAt");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_live_batches_RunId_Id",
+                table: "live_batches",
+                columns: new[] { "RunId", "Id" });
+
+            migrationBuilder.CreateIndex(
+                name: "IX_run_logs_RunId_Id",
+                table: "run_logs",
+                columns: new[] { "RunId", "Id" });
+
+            migrationBuilder.CreateIndex(
+                name: "IX_runs_Archived_CreatedAt",
+                table: "runs",
+                columns: new[] { "Archived", "CreatedAt" });
+
+            migrationBuilder.CreateIndex(
+                name: "IX_runs_CreatedAt",
+                table: "runs",
+                column: "CreatedAt");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_runs_GroupId",
+                table: "runs",
+                column: "GroupId");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_runs_Owner_Status",
+                table: "runs",
+                columns: new[] { "Owner", "Status" });
+
+            migrationBuilder.CreateIndex(
+                name: "IX_runs_Status",
+                table: "runs",
+                column: "Status");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_runs_StudyId",
+                table: "runs",
+                column: "StudyId");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_share_links_Owner",
+                table: "share_links",
+                column: "Owner");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_studies_CreatedAt",
+                table: "studies",
+                column: "CreatedAt");
         }
 
         /// <inheritdoc />
@@ -297,21 +485,34 @@ namespace IdentityInit.Web.Data.Migrations.Sqlite
                 name: "DataProtectionKeys");
 
             migrationBuilder.DropTable(
+                name: "heatmaps");
+
+            migrationBuilder.DropTable(
                 name: "invitations");
+
+            migrationBuilder.DropTable(
+                name: "live_batches");
+
+            migrationBuilder.DropTable(
+                name: "metric_points");
+
+            migrationBuilder.DropTable(
+                name: "run_logs");
+
+            migrationBuilder.DropTable(
+                name: "runs");
+
+            migrationBuilder.DropTable(
+                name: "share_links");
+
+            migrationBuilder.DropTable(
+                name: "studies");
 
             migrationBuilder.DropTable(
                 name: "AspNetRoles");
 
             migrationBuilder.DropTable(
                 name: "AspNetUsers");
-
-            migrationBuilder.DropIndex(
-                name: "IX_share_links_Owner",
-                table: "share_links");
-
-            migrationBuilder.DropIndex(
-                name: "IX_runs_Owner_Status",
-                table: "runs");
         }
     }
 }

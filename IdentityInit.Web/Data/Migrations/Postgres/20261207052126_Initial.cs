@@ -7,7 +7,7 @@ using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
 namespace IdentityInit.Web.Data.Migrations.Postgres
 {
     /// <inheritdoc />
-    public partial class Accounts : Migration
+    public partial class Initial : Migration
     {
         /// <inheritdoc />
         protected override void Up(MigrationBuilder migrationBuilder)
@@ -24,7 +24,8 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
                     Scope = table.Column<string>(type: "character varying(8)", maxLength: 8, nullable: false),
                     CreatedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: false),
                     LastUsedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: true),
-                    RevokedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: true)
+                    RevokedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: true),
+                    ExpiresAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: true)
                 },
                 constraints: table =>
                 {
@@ -85,6 +86,21 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
                 });
 
             migrationBuilder.CreateTable(
+                name: "heatmaps",
+                columns: table => new
+                {
+                    RunId = table.Column<Guid>(type: "uuid", nullable: false),
+                    Layer = table.Column<string>(type: "character varying(128)", maxLength: 128, nullable: false),
+                    Step = table.Column<long>(type: "bigint", nullable: false),
+                    Size = table.Column<int>(type: "integer", nullable: false),
+                    Data = table.Column<byte[]>(type: "bytea", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_heatmaps", x => new { x.RunId, x.Layer, x.Step });
+                });
+
+            migrationBuilder.CreateTable(
                 name: "invitations",
                 columns: table => new
                 {
@@ -100,6 +116,133 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
                 constraints: table =>
                 {
                     table.PrimaryKey("PK_invitations", x => x.Id);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "live_batches",
+                columns: table => new
+                {
+                    Id = table.Column<long>(type: "bigint", nullable: false)
+                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                    RunId = table.Column<Guid>(type: "uuid", nullable: false),
+                    Payload = table.Column<string>(type: "text", nullable: false),
+                    CreatedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_live_batches", x => x.Id);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "metric_points",
+                columns: table => new
+                {
+                    RunId = table.Column<Guid>(type: "uuid", nullable: false),
+                    Series = table.Column<string>(type: "character varying(128)", maxLength: 128, nullable: false),
+                    Step = table.Column<long>(type: "bigint", nullable: false),
+                    Value = table.Column<double>(type: "double precision", nullable: true)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_metric_points", x => new { x.RunId, x.Series, x.Step });
+                });
+
+            migrationBuilder.CreateTable(
+                name: "run_logs",
+                columns: table => new
+                {
+                    Id = table.Column<long>(type: "bigint", nullable: false)
+                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                    RunId = table.Column<Guid>(type: "uuid", nullable: false),
+                    Step = table.Column<long>(type: "bigint", nullable: false),
+                    Time = table.Column<DateTime>(type: "timestamp with time zone", nullable: false),
+                    Message = table.Column<string>(type: "text", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_run_logs", x => x.Id);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "runs",
+                columns: table => new
+                {
+                    Id = table.Column<Guid>(type: "uuid", nullable: false),
+                    Name = table.Column<string>(type: "text", nullable: false),
+                    Owner = table.Column<string>(type: "text", nullable: false),
+                    Preset = table.Column<string>(type: "text", nullable: true),
+                    ConfigJson = table.Column<string>(type: "text", nullable: false),
+                    Architecture = table.Column<string>(type: "text", nullable: false),
+                    Init = table.Column<string>(type: "text", nullable: false),
+                    Breakers = table.Column<string>(type: "text", nullable: false),
+                    Dataset = table.Column<string>(type: "text", nullable: false),
+                    Queue = table.Column<string>(type: "text", nullable: false),
+                    Seed = table.Column<long>(type: "bigint", nullable: false),
+                    Status = table.Column<string>(type: "character varying(16)", maxLength: 16, nullable: false),
+                    Step = table.Column<long>(type: "bigint", nullable: false),
+                    TotalSteps = table.Column<long>(type: "bigint", nullable: false),
+                    BestTestAccuracy = table.Column<double>(type: "double precision", nullable: true),
+                    FinalTestAccuracy = table.Column<double>(type: "double precision", nullable: true),
+                    LayersBroken = table.Column<int>(type: "integer", nullable: true),
+                    LayerCount = table.Column<int>(type: "integer", nullable: true),
+                    CreatedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: false),
+                    StartedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: true),
+                    FinishedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: true),
+                    RecordJson = table.Column<string>(type: "text", nullable: true),
+                    SummaryJson = table.Column<string>(type: "text", nullable: true),
+                    Error = table.Column<string>(type: "text", nullable: true),
+                    Tags = table.Column<string>(type: "text", nullable: false),
+                    Notes = table.Column<string>(type: "text", nullable: false, defaultValue: ""),
+                    Archived = table.Column<bool>(type: "boolean", nullable: false),
+                    GroupId = table.Column<Guid>(type: "uuid", nullable: true),
+                    GroupLabel = table.Column<string>(type: "text", nullable: true),
+                    StudyId = table.Column<Guid>(type: "uuid", nullable: true),
+                    Arm = table.Column<string>(type: "text", nullable: true),
+                    JobId = table.Column<string>(type: "text", nullable: true),
+                    CancelRequested = table.Column<bool>(type: "boolean", nullable: false),
+                    CheckpointStep = table.Column<long>(type: "bigint", nullable: true),
+                    Worker = table.Column<string>(type: "text", nullable: true),
+                    WorkerSince = table.Column<DateTime>(type: "timestamp with time zone", nullable: true)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_runs", x => x.Id);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "share_links",
+                columns: table => new
+                {
+                    Token = table.Column<string>(type: "text", nullable: false),
+                    RunIds = table.Column<string>(type: "text", nullable: false),
+                    StudyId = table.Column<Guid>(type: "uuid", nullable: true),
+                    Owner = table.Column<string>(type: "text", nullable: false),
+                    CreatedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: false),
+                    RevokedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: true)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_share_links", x => x.Token);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "studies",
+                columns: table => new
+                {
+                    Id = table.Column<Guid>(type: "uuid", nullable: false),
+                    Name = table.Column<string>(type: "character varying(200)", maxLength: 200, nullable: false),
+                    Preset = table.Column<string>(type: "text", nullable: true),
+                    Scale = table.Column<string>(type: "text", nullable: false),
+                    Owner = table.Column<string>(type: "text", nullable: false),
+                    DefinitionJson = table.Column<string>(type: "text", nullable: false),
+                    CreatedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: false),
+                    EndedAt = table.Column<DateTime>(type: "timestamp with time zone", nullable: true),
+                    Cancelled = table.Column<bool>(type: "boolean", nullable: false),
+                    FrozenJson = table.Column<string>(type: "text", nullable: true)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_studies", x => x.Id);
                 });
 
             migrationBuilder.CreateTable(
@@ -209,16 +352,6 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
                 });
 
             migrationBuilder.CreateIndex(
-                name: "IX_share_links_Owner",
-                table: "share_links",
-                column: "Owner");
-
-            migrationBuilder.CreateIndex(
-                name: "IX_runs_Owner_Status",
-                table: "runs",
-                columns: new[] { "Owner", "Status" });
-
-            migrationBuilder.CreateIndex(
                 name: "IX_api_tokens_Hash",
                 table: "api_tokens",
                 column: "Hash",
@@ -271,6 +404,61 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
                 table: "invitations",
                 column: "Hash",
                 unique: true);
+
+            migrationBuilder.CreateIndex(
+                name: "IX_live_batches_CreatedAt",
+                table: "live_batches",
+                column: "CreatedAt");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_live_batches_RunId_Id",
+                table: "live_batches",
+                columns: new[] { "RunId", "Id" });
+
+            migrationBuilder.CreateIndex(
+                name: "IX_run_logs_RunId_Id",
+                table: "run_logs",
+                columns: new[] { "RunId", "Id" });
+
+            migrationBuilder.CreateIndex(
+                name: "IX_runs_Archived_CreatedAt",
+                table: "runs",
+                columns: new[] { "Archived", "CreatedAt" });
+
+            migrationBuilder.CreateIndex(
+                name: "IX_runs_CreatedAt",
+                table: "runs",
+                column: "CreatedAt");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_runs_GroupId",
+                table: "runs",
+                column: "GroupId");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_runs_Owner_Status",
+                table: "runs",
+                columns: new[] { "Owner", "Status" });
+
+            migrationBuilder.CreateIndex(
+                name: "IX_runs_Status",
+                table: "runs",
+                column: "Status");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_runs_StudyId",
+                table: "runs",
+                column: "StudyId");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_share_links_Owner",
+                table: "share_links",
+                column: "Owner");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_studies_CreatedAt",
+                table: "studies",
+                column: "CreatedAt");
         }
 
         /// <inheritdoc />
@@ -298,21 +486,34 @@ namespace IdentityInit.Web.Data.Migrations.Postgres
                 name: "DataProtectionKeys");
 
             migrationBuilder.DropTable(
+                name: "heatmaps");
+
+            migrationBuilder.DropTable(
                 name: "invitations");
+
+            migrationBuilder.DropTable(
+                name: "live_batches");
+
+            migrationBuilder.DropTable(
+                name: "metric_points");
+
+            migrationBuilder.DropTable(
+                name: "run_logs");
+
+            migrationBuilder.DropTable(
+                name: "runs");
+
+            migrationBuilder.DropTable(
+                name: "share_links");
+
+            migrationBuilder.DropTable(
+                name: "studies");
 
             migrationBuilder.DropTable(
                 name: "AspNetRoles");
 
             migrationBuilder.DropTable(
                 name: "AspNetUsers");
-
-            migrationBuilder.DropIndex(
-                name: "IX_share_links_Owner",
-                table: "share_links");
-
-            migrationBuilder.DropIndex(
-                name: "IX_runs_Owner_Status",
-                table: "runs");
         }
     }
 }
