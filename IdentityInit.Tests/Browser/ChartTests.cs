@@ -56,8 +56,9 @@ public sealed class ChartTests
     static async Task<IPage> BarePageAsync(IBrowserContext context)
     {
         var page = await context.NewPageAsync();
-        await page.SetContentAsync("<div id='chart' style='width: 600px'></div>");
+        await page.SetContentAsync("<div id='chart' class='chart' style='width: 600px'></div>");
         await page.AddStyleTagAsync(new() { Path = Path.Combine(WebRoot(), "lib", "uplot", "uPlot.min.css") });
+        await page.AddStyleTagAsync(new() { Path = Path.Combine(WebRoot(), "css", "app.css") });
         await page.AddScriptTagAsync(new() { Path = Path.Combine(WebRoot(), "lib", "uplot", "uPlot.iife.min.js") });
         await page.AddScriptTagAsync(new() { Path = Path.Combine(WebRoot(), "js", "charts.js") });
         return page;
@@ -84,6 +85,12 @@ public sealed class ChartTests
               return layers.map(l => iiCharts.seriesColor("chart", l));
             }
             """);
+        // Every line identifiable: twelve legend entries, the legend scrolls rather than cutting the last ones off.
+        var legend = await page.EvaluateAsync<int[]>("""
+            () => { const l = document.querySelector("#chart .u-legend"); return [l.querySelectorAll("tr.u-series").length, l.scrollHeight, l.clientHeight,
+                    getComputedStyle(l).overflowY === "auto" ? 1 : 0]; }
+            """);
+        await page.Locator("#chart").ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "chart-12-layers.png") });
         var runs = await page.EvaluateAsync<string[]>("""
             async () => {
               const a = "breakers · dropout 0.01 · seed 1", b = "breakers · dropout 0.01 · seed 2";
@@ -97,6 +104,8 @@ public sealed class ChartTests
             """);
 
         Assert.Equal(12, colours.Distinct().Count());
+        Assert.Equal(13, legend[0]); // the x axis and 12 layers
+        Assert.True(legend[1] <= legend[2] || legend[3] == 1, "legend entries cut off"); // all fit, or the legend scrolls to them
         var colour = runs.Select(r => r.Split(' ')[0]).ToArray();
         Assert.Equal(colour[0], colour[1]); // one run, one colour
         Assert.Equal(colour[2], colour[3]);

@@ -378,7 +378,11 @@ public sealed class LabBrowserTests
                     Queue = "cpu", Status = IdentityInit.Web.Data.RunState.Completed, CreatedAt = DateTime.UtcNow, GroupId = group,
                 });
                 await context.SaveChangesAsync();
-                await db.WritePointsAsync([new IdentityInit.Web.Data.MetricPoint { RunId = id, Series = "epoch/test_acc", Step = 391, Value = finals[i] }]);
+                // Four epochs: the first is the checked one; the later ones rise toward 0.9 so the bands read as curves.
+                await db.WritePointsAsync([.. Enumerable.Range(0, 4).Select(e => new IdentityInit.Web.Data.MetricPoint
+                {
+                    RunId = id, Series = "epoch/test_acc", Step = 391 * (e + 1), Value = e == 0 ? finals[i] : finals[i] + (0.9 - finals[i]) * e / 4.0,
+                })]);
             }
         }
         var values = Enumerable.Range(0, 12).Select(i => 0.5 + 0.01 * i * i % 0.13).ToArray(); // 12 seeds: 11 degrees of freedom
@@ -405,6 +409,7 @@ public sealed class LabBrowserTests
         Assert.NotEqual(fills[0], fills[1]); // one shaded band per arm, in the arm's colour
         Assert.Equal(2, await page.EvaluateAsync<int>($"() => iiCharts.legendCount({accuracy})")); // the means, not lo/hi lines
         Assert.Equal(0, await page.EvaluateAsync<double>($"() => iiCharts.seriesWidth({accuracy}, 'arm (n=12) · epoch test acc lo')"));
+        await page.Locator("div.mud-paper", new() { Has = page.Locator("[data-chart='accuracy']") }).ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "compare-seed-bands.png") });
     }
 
     [Fact]
