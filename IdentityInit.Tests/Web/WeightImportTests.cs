@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Headers;
+using System.Net.Http.Json;
 using System.Text.Json;
 using IdentityInit.Tests.Infrastructure;
 
@@ -32,10 +33,20 @@ public sealed class WeightImportTests
         var uploaded = await UploadAsync(http, bytes, "init.safetensors");
         var stagedFromRun = JsonDocument.Parse(await (await http.PostAsync($"/api/runs/{source}/weights/stage?step=0", null)).Content.ReadAsStringAsync()).RootElement;
         var initFile = uploaded.GetProperty("initFile").GetString()!;
+        // Weights of a WRN-7 for a WRN-10 (and a wider one): refused when queued, naming the tensors, not in the run's process.
+        var deeper = await http.PostAsJsonAsync("/api/runs", Api.TinyRun(epochs: 1, preset: "constnet-he", extra: new { init = "file", initFile, depth = 10 }));
+        var wider = await http.PostAsJsonAsync("/api/runs", Api.TinyRun(epochs: 1, preset: "constnet-he", extra: new { init = "file", initFile, widen = 2 }));
+        var queued = (await http.GetAsync("/api/runs")).Headers.GetValues("X-Total-Count").Single();
         var copy = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, preset: "constnet-he", extra: new { init = "file", initFile })))
             .GetProperty("id").GetGuid();
         await Api.WaitForStatusAsync(http, copy, "Completed");
 
+        Assert.Equal(HttpStatusCode.BadRequest, deeper.StatusCode);
+        var deeperError = JsonDocument.Parse(await deeper.Content.ReadAsStringAsync()).RootElement.GetProperty("errors").GetProperty("config.initFile")[0].GetString();
+        Assert.StartsWith("the staged weights do not fit this model: missing block1.layer.1.", deeperError);
+        var widerError = JsonDocument.Parse(await wider.Content.ReadAsStringAsync()).RootElement.GetProperty("errors").GetProperty("config.initFile")[0].GetString()!;
+        Assert.Matches(@"'block1\.layer\.0\.conv\.weight' is \[16, 16, 3, 3\], the model expects \[32, 16, 3, 3\]", widerError);
+        Assert.Equal("1", queued); // only the source
         Assert.Equal(initFile, stagedFromRun.GetProperty("initFile").GetString()); // content-addressed: the same bytes, one file
         Assert.Contains("at step 0", stagedFromRun.GetProperty("source").GetString());
         Assert.True(uploaded.GetProperty("tensors").GetInt32() > 10);

@@ -51,28 +51,37 @@ public static class ModelWeights
         return found;
     }
 
+    /// <summary>
+    /// What keeps the file's tensors (as its header lists them) from being this model's state, or null when they fit:
+    /// missing, unknown and misshapen tensors, named (five of each at most), joined by "; ". Read from the header alone, so a request
+    /// can be checked against the model before it is queued.
+    /// </summary>
+    public static string? Misfit(ImageModel model, IReadOnlyList<Safetensors.Entry> file)
+    {
+        var state = model.state_dict();
+        var shapes = file.ToDictionary(e => e.Name, e => e.Shape);
+        static string List(List<string> names) => string.Join(", ", names.Take(5)) + (names.Count > 5 ? $" and {names.Count - 5} more" : "");
+        static string Shape(long[] shape) => $"[{string.Join(", ", shape)}]";
+        var missing = state.Keys.Where(k => !shapes.ContainsKey(k)).ToList();
+        var extra = shapes.Keys.Where(k => !state.ContainsKey(k) && !FixupExtras.Any(e => k.EndsWith("." + e, StringComparison.Ordinal))).ToList();
+        var misshapen = state.Where(kv => shapes.TryGetValue(kv.Key, out var shape) && !shape.SequenceEqual(kv.Value.shape))
+            .Select(kv => $"'{kv.Key}' is {Shape(shapes[kv.Key])}, the model expects {Shape(kv.Value.shape)}").ToList();
+        if (missing.Count + extra.Count + misshapen.Count == 0) return null;
+        return string.Join("; ", new[] { missing.Count > 0 ? $"missing {List(missing)}" : null, extra.Count > 0 ? $"unknown {List(extra)}" : null,
+                                         misshapen.Count > 0 ? List(misshapen) : null }.OfType<string>());
+    }
+
     /// <summary>Copies every tensor of the model's state from the file; a missing, extra or misshapen tensor is an error naming it.</summary>
     public static void Load(ImageModel model, string path)
     {
+        if (Misfit(model, Safetensors.Header(path).Entries) is { } misfit) throw new InvalidDataException($"{path}: does not fit this model; {misfit}");
         var file = Safetensors.Read(path);
         try
         {
             var state = model.state_dict();
             var byName = file.ToDictionary(t => t.Name, t => t.Value);
-            var missing = state.Keys.Where(k => !byName.ContainsKey(k)).ToList();
-            var extra = byName.Keys.Where(k => !state.ContainsKey(k) && !FixupExtras.Any(e => k.EndsWith("." + e, StringComparison.Ordinal))).ToList();
-            if (missing.Count > 0 || extra.Count > 0)
-                throw new InvalidDataException($"{path}: does not fit this model" +
-                    (missing.Count > 0 ? $"; missing {string.Join(", ", missing.Take(5))}{(missing.Count > 5 ? $" and {missing.Count - 5} more" : "")}" : "") +
-                    (extra.Count > 0 ? $"; unknown {string.Join(", ", extra.Take(5))}{(extra.Count > 5 ? $" and {extra.Count - 5} more" : "")}" : ""));
             using var noGrad = no_grad();
-            foreach (var (name, target) in state)
-            {
-                var source = byName[name];
-                if (!source.shape.SequenceEqual(target.shape))
-                    throw new InvalidDataException($"{path}: tensor '{name}' has shape [{string.Join(", ", source.shape)}], the model expects [{string.Join(", ", target.shape)}]");
-                target.copy_(source.to(target.dtype));
-            }
+            foreach (var (name, target) in state) target.copy_(byName[name].to(target.dtype));
         }
         finally
         {

@@ -66,25 +66,32 @@ public static class Safetensors
     /// <summary>The reference reader's limit on the header (100 MB): a larger one is refused before it is parsed.</summary>
     public const long MaxHeaderBytes = 100_000_000;
 
+    /// <summary>One tensor as the header describes it: byte offsets are into the data that follows the header.</summary>
+    public sealed record Entry(string Name, ScalarType Dtype, long[] Shape, long Begin, long End);
+
     /// <summary>
-    /// Every tensor of the file, on the CPU, in the file's order; errors name the file and what is wrong. Everything in the
-    /// header is checked before anything is allocated: an object of entries, each a known dtype, a shape of non-negative
-    /// integers whose byte size does not overflow, offsets that match it, and together the offsets cover the data exactly
-    /// once (no overlap, no hole), as the format requires.
+    /// The file's tensors as its header describes them, in the file's order, read and checked without reading any data:
+    /// an object of entries, each a known dtype, a shape of non-negative integers whose byte size does not overflow,
+    /// offsets that match it, and together the offsets cover the data exactly once (no overlap, no hole), as the format
+    /// requires. Errors name the file and what is wrong.
     /// </summary>
-    public static List<(string Name, Tensor Value)> Read(string path)
+    public static (List<Entry> Entries, long DataStart) Header(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"{path}: no such weights file", path);
-        var bytes = File.ReadAllBytes(path);
+        using var file = File.OpenRead(path);
         InvalidDataException Bad(string what) => new($"{path}: {what}");
-        if (bytes.Length < 8) throw Bad("not a safetensors file (shorter than its 8-byte header length)");
-        var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(bytes);
+        Span<byte> prefix = stackalloc byte[8];
+        if (file.Length < 8) throw Bad("not a safetensors file (shorter than its 8-byte header length)");
+        file.ReadExactly(prefix);
+        var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
         if (headerLength > MaxHeaderBytes) throw Bad($"not a safetensors file (a {headerLength:N0}-byte header; at most {MaxHeaderBytes:N0})");
-        if (headerLength > (ulong)(bytes.Length - 8)) throw Bad($"not a safetensors file (header length {headerLength:N0} exceeds the file)");
+        if (headerLength > (ulong)(file.Length - 8)) throw Bad($"not a safetensors file (header length {headerLength:N0} exceeds the file)");
+        var text = new byte[(int)headerLength];
+        file.ReadExactly(text);
         JsonObject header;
         try
         {
-            header = JsonNode.Parse(bytes.AsSpan(8, (int)headerLength)) as JsonObject ?? throw Bad("the safetensors header is not a JSON object");
+            header = JsonNode.Parse(text) as JsonObject ?? throw Bad("the safetensors header is not a JSON object");
             _ = header.Count; // duplicate names surface here
         }
         catch (Exception e) when (e is JsonException or ArgumentException or InvalidOperationException)
@@ -92,8 +99,8 @@ public static class Safetensors
             throw Bad($"the safetensors header is not valid JSON or names a tensor twice ({e.Message})");
         }
         var dataStart = 8 + (long)headerLength;
-        var dataLength = bytes.Length - dataStart;
-        var entries = new List<(string Name, ScalarType Dtype, long[] Shape, long Begin, long End)>();
+        var dataLength = file.Length - dataStart;
+        var entries = new List<Entry>();
         foreach (var (name, node) in header)
         {
             if (name == "__metadata__") continue;
@@ -115,7 +122,7 @@ public static class Safetensors
             }
             if (end - begin != size || end > dataLength)
                 throw Bad($"tensor '{name}' has data offsets [{begin}, {end}] that do not fit its shape ({size:N0} bytes) or the file's {dataLength:N0} data bytes");
-            entries.Add((name, dtype, shape, begin, end));
+            entries.Add(new Entry(name, dtype, shape, begin, end));
         }
         var covered = 0L;
         foreach (var e in entries.OrderBy(e => e.Begin).ThenBy(e => e.End))
@@ -124,11 +131,25 @@ public static class Safetensors
             covered = e.End;
         }
         if (covered != dataLength) throw Bad($"the tensors cover {covered:N0} of the file's {dataLength:N0} data bytes");
+        return (entries, dataStart);
+    }
+
+    /// <summary>
+    /// Every tensor of the file, on the CPU, in the file's order, after <see cref="Header"/> has checked the header. The
+    /// data is read tensor by tensor: the largest tensor, not the file, is what passes through memory twice.
+    /// </summary>
+    public static List<(string Name, Tensor Value)> Read(string path)
+    {
+        var (entries, dataStart) = Header(path);
+        using var file = File.OpenRead(path);
         var result = new List<(string, Tensor)>();
         foreach (var (name, dtype, shape, begin, end) in entries)
         {
+            var data = new byte[end - begin];
+            file.Position = dataStart + begin;
+            file.ReadExactly(data);
             var tensor = empty(shape, dtype);
-            tensor.bytes = bytes.AsSpan((int)(dataStart + begin), (int)(end - begin));
+            tensor.bytes = data;
             result.Add((name, tensor));
         }
         return result;

@@ -97,6 +97,8 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
                 errors.Add("config.dataset", catalog.Missing(c.Dataset, null));
             if (workers.QueueProblem(QueueOf(c.Device)) is { } problem) errors.Add("config.device", problem);
             if (errors.Count == 0 && SizeProblem(c) is { } size) errors.Add(size.Field, size.Message); // sized only once the rest is valid
+            if (errors.Count == 0 && c.Init == "file" && c.InitFile is not null && imports.Misfit(c) is { } misfit)
+                errors.Add("config.initFile", $"the staged weights do not fit this model: {misfit}");
         }
         CheckTags(request.Tags ?? [], errors);
         return (errors.Count == 0 ? configs : [], errors);

@@ -27,6 +27,29 @@ public sealed class WeightImports(IOptions<LabOptions> options)
         Path.GetDirectoryName(Path.GetFullPath(path)) == Path.GetFullPath(Folder)
         && System.Text.RegularExpressions.Regex.IsMatch(Path.GetFileName(path), "^[0-9a-f]{64}\\.safetensors$") && File.Exists(path);
 
+    readonly Lock gate = new();
+    (string Key, string? Problem)? lastFit;
+
+    /// <summary>
+    /// What keeps the staged weights a config names from fitting the model it builds (null: they fit), from the file's
+    /// header: checked when the run is queued, not when its process loads them. The New run form asks on every change,
+    /// so the last answer is kept for as long as the fields that shape the model stay the same.
+    /// </summary>
+    public string? Misfit(ExperimentConfig c)
+    {
+        var key = string.Join('|', c.InitFile, c.Architecture, c.Depth, c.Widen, c.BatchNorm, c.Dataset, c.ToyHidden, c.ToyUnique, c.LeakyInit);
+        lock (gate) if (lastFit is { } last && last.Key == key) return last.Problem;
+        var (channels, height, width, classes, _) = Training.Data.DatasetCatalog.Shape(c.Dataset);
+        string? problem;
+        using (TorchSharp.torch.NewDisposeScope())
+        {
+            using var model = Training.Models.ModelFactory.Create(c, channels, height, width, classes);
+            problem = ModelWeights.Misfit(model, Safetensors.Header(c.InitFile!).Entries);
+        }
+        lock (gate) lastFit = (key, problem);
+        return problem;
+    }
+
     /// <summary>Writes a run's checkpoint at <paramref name="step"/> (null: the last) to <paramref name="file"/>; returns its step.</summary>
     public long Export(Data.Run run, long? step, string file) =>
         ModelWeights.ExportCheckpoint(ConfigOverlay.FromJson(run.ConfigJson, "run config"),

@@ -267,6 +267,14 @@ public sealed class ComponentTests : IAsyncLifetime
         var step = form.FindComponents<MudSelect<string>>().Single(s => s.Instance.Label == "Checkpoint");
         await form.InvokeAsync(() => step.Instance.ValueChanged.InvokeAsync("0"));
         form.WaitForAssertion(() => Assert.Contains("at step 0:", form.Find("#init-file-status").TextContent));
+        // The preset is a WRN-16 on Fashion-MNIST, the run a WRN-7 on 3-channel images: the form names the tensors that do not fit.
+        form.WaitForAssertion(() => Assert.Contains("do not fit this model: missing block1.layer.1.", form.Markup));
+        Assert.True(form.Find("#submit-run").HasAttribute("disabled"));
+        Type(form, "field-depth", "7");
+        form.WaitForAssertion(() => Assert.Contains("'conv1.weight' is [16, 3, 3, 3], the model expects [16, 1, 3, 3]", form.Markup)); // and its images
+        var dataset = form.FindComponents<MudSelect<string>>().Single(s => s.Instance.Label == "Dataset");
+        await form.InvokeAsync(() => dataset.Instance.ValueChanged.InvokeAsync("synthetic"));
+        form.WaitForAssertion(() => Assert.DoesNotContain("do not fit this model", form.Markup));
         Assert.Empty(form.FindAll(".form-error[data-field='config.initFile']"));
         Assert.False(form.Find("#submit-run").HasAttribute("disabled"));
     }
