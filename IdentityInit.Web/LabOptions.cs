@@ -23,6 +23,12 @@ public sealed class LabOptions
     /// <summary>A run's training process is killed past this resident memory (MiB); null: no limit.</summary>
     public int? RunMemoryLimitMb { get; set; }
 
+    /// <summary>
+    /// While the database is away, the points a run produces wait in memory up to this many (about 100 bytes each); beyond
+    /// it they go to files in the run's checkpoint folder (unstored/), stored first and deleted once the database is back.
+    /// </summary>
+    public int StreamMemoryPoints { get; set; } = 1_000_000;
+
     /// <summary>How long a cancelled run's process has to checkpoint and exit before it is killed.</summary>
     public int CancelGraceSeconds { get; set; } = 30;
 

@@ -1,4 +1,5 @@
 using IdentityInit.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 
 namespace IdentityInit.Tests.Web;
 
@@ -33,9 +34,7 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
         var shared = await lab.CreateDefaultClient().GetAsync("/share/" + new string('a', 43));
         await Task.Delay(TimeSpan.FromSeconds(8));
         await postgres.StartAsync();
-        var run = await Api.WaitForStatusAsync(http, id, "Completed", 240);
-        var points = await Api.PointsAsync(http, $"/api/runs/{id}/metrics");
-        var logs = await http.GetStringAsync($"/api/runs/{id}/logs");
+        await AssertWholeHistoryAsync(http, id);
 
         Assert.Equal(System.Net.HttpStatusCode.OK, readyBefore.StatusCode);
         Assert.Equal(System.Net.HttpStatusCode.OK, alive.StatusCode); // the process lives ...
@@ -44,6 +43,36 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
         Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, during.StatusCode); // not 500
         Assert.Equal(TimeSpan.FromSeconds(5), during.Headers.RetryAfter?.Delta);
         Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, shared.StatusCode); // not a redirect to the sign-in page
+    }
+
+    [Fact]
+    public async Task AnOutageLongerThanMemoryHoldsSpillsToTheRunsFolderAndStillLosesNothing()
+    {
+        // 50 points in memory (a few steps of this run): the rest of the outage's points wait in files.
+        await using var lab = new LabFactory(await postgres.CreateDatabaseAsync(), new Dictionary<string, string?> { ["IdentityInit:StreamMemoryPoints"] = "50" });
+        var http = lab.CreateClient();
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 30, extra: new { checkpointEvery = 50, correlationEvery = 40 })))
+            .GetProperty("id").GetGuid();
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 60, 120, "training past step 60");
+        var folder = lab.Services.GetRequiredService<IdentityInit.Web.Runs.RunStream>().SpillFolder(id);
+
+        await postgres.StopAsync();
+        var spilled = 0;
+        for (var waited = 0; waited < 8000; waited += 250, await Task.Delay(250))
+            spilled = Math.Max(spilled, Directory.Exists(folder) ? Directory.GetFiles(folder).Length : 0);
+        await postgres.StartAsync();
+        await AssertWholeHistoryAsync(http, id);
+
+        Assert.True(spilled >= 2, $"{spilled} spill files during the outage");
+        Assert.True(!Directory.Exists(folder) || Directory.GetFiles(folder).Length == 0, "spill files left after they were stored");
+    }
+
+    /// <summary>The run ended Completed with every step, snapshot, epoch and checkpoint log an uninterrupted run has.</summary>
+    static async Task AssertWholeHistoryAsync(HttpClient http, Guid id)
+    {
+        var run = await Api.WaitForStatusAsync(http, id, "Completed", 240);
+        var points = await Api.PointsAsync(http, $"/api/runs/{id}/metrics");
+        var logs = await http.GetStringAsync($"/api/runs/{id}/logs");
         Assert.Equal(480, run.GetProperty("step").GetInt64());
         Assert.Equal(Enumerable.Range(1, 48).Select(i => i * 10L), points.Where(p => p.Series == "train/loss").Select(p => p.Step));
         Assert.Equal(Enumerable.Range(0, 13).Select(i => i * 40L), points.Where(p => p.Series == "wcorr.fwd/block2.layer.0.conv").Select(p => p.Step));

@@ -15,7 +15,8 @@ namespace IdentityInit.Web.Runs;
 /// no gap. On PostgreSQL delivery goes through the database (<see cref="LiveRelay"/>): the batch is stored with a
 /// NOTIFY, and every web node, whichever machine trains the run, delivers it to its own viewers.
 /// </summary>
-public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, ILogger<RunStream> logger) : BackgroundService
+public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Microsoft.Extensions.Options.IOptions<LabOptions> options,
+    ILogger<RunStream> logger) : BackgroundService
 {
     /// <summary>
     /// The shortest time between two rounds of flushes. An idle stream flushes the moment an event arrives (a point waits
@@ -49,7 +50,11 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
         public DateTime WindowStart = DateTime.UtcNow;
         public long WindowStartStep;
         public bool Failing;                   // the last flush was refused: log once per outage, not every 150 ms
+        public readonly Queue<(string Path, int Count)> Spilled = new(); // points older than those in memory, oldest first
     }
+
+    /// <summary>Where a run's points wait on disk while the database is away and memory holds no more.</summary>
+    public string SpillFolder(Guid runId) => Path.Combine(options.Value.CheckpointRoot, runId.ToString("N"), "unstored");
 
     sealed record ImmutableSubscribers(IReadOnlyList<Func<RunBatch, Task>> Handlers);
 
@@ -141,10 +146,10 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
                 var stored = true;
                 // PostgreSQL takes the runs' writes side by side (20 streaming runs one after another made a round ~100 ms);
                 // SQLite has one writer, so there they go one by one.
-                if (db.IsPostgres) stored = (await Task.WhenAll(pending.Keys.Select(runId => FlushAsync(runId, stoppingToken)))).All(ok => ok);
+                if (db.IsPostgres) stored = (await Task.WhenAll(pending.Keys.Select(runId => RoundAsync(runId, stoppingToken)))).All(ok => ok);
                 else
                     foreach (var runId in pending.Keys)
-                        stored &= await FlushAsync(runId, stoppingToken);
+                        stored &= await RoundAsync(runId, stoppingToken);
                 // A refused batch is retried at the flush interval, not in a tight loop against an absent database.
                 var rest = (stored ? FlushGap : FlushInterval) - System.Diagnostics.Stopwatch.GetElapsedTime(round);
                 if (rest > TimeSpan.Zero) await Task.Delay(rest, stoppingToken).ConfigureAwait(false);
@@ -153,6 +158,20 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
         catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
         {
             // shutting down; a training job flushes its own last batch
+        }
+    }
+
+    /// <summary>One run's flush in a round: a fault of one run (a full disk while spilling) is logged, never the host's end.</summary>
+    async Task<bool> RoundAsync(Guid runId, CancellationToken stoppingToken)
+    {
+        try
+        {
+            return await FlushAsync(runId, stoppingToken);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            logger.LogError(e, "run {RunId}: flushing failed; retrying", runId);
+            return false;
         }
     }
 
@@ -179,14 +198,22 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
     async Task<bool> FlushLockedAsync(Guid runId, Pending p, CancellationToken cancellationToken)
     {
         RunBatch batch;
-        string? record;
-        long? checkpoint;
+        string? record = null, spill = null;
+        long? checkpoint = null;
         lock (p.Gate)
         {
-            if (p.Points.Count == 0 && p.Heatmaps.Count == 0 && p.Logs.Count == 0 && !p.ProgressChanged) return true;
-            batch = new RunBatch(runId, ++p.Sequence, p.Points, p.Heatmaps, p.Logs, p.ProgressChanged ? p.Progress : null);
-            (p.Points, p.Heatmaps, p.Logs, p.ProgressChanged, record, checkpoint) = ([], [], [], false, p.RecordJson, p.CheckpointStep);
-            (p.RecordJson, p.CheckpointStep) = (null, null);
+            if (p.Spilled.TryPeek(out var oldest)) // older than anything in memory: stored first, on its own
+            {
+                spill = oldest.Path;
+                batch = new RunBatch(runId, ++p.Sequence, JsonSerializer.Deserialize<List<PointDto>>(File.ReadAllBytes(oldest.Path), SpillJson)!, [], [], null);
+            }
+            else
+            {
+                if (p.Points.Count == 0 && p.Heatmaps.Count == 0 && p.Logs.Count == 0 && !p.ProgressChanged) return true;
+                batch = new RunBatch(runId, ++p.Sequence, p.Points, p.Heatmaps, p.Logs, p.ProgressChanged ? p.Progress : null);
+                (p.Points, p.Heatmaps, p.Logs, p.ProgressChanged, record, checkpoint) = ([], [], [], false, p.RecordJson, p.CheckpointStep);
+                (p.RecordJson, p.CheckpointStep) = (null, null);
+            }
         }
         var stored = new Stored();
         try
@@ -197,18 +224,24 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
         {
             lock (p.Gate)
             {
-                if (!stored.Points) p.Points = [.. batch.Points, .. p.Points];
-                if (!stored.Rows) (p.Heatmaps, p.Logs) = ([.. batch.Heatmaps, .. p.Heatmaps], [.. batch.Logs, .. p.Logs]);
-                p.ProgressChanged |= batch.Progress is not null; // p.Progress is the newest state either way
-                p.RecordJson ??= record;
-                p.CheckpointStep ??= checkpoint; // a newer checkpoint, should one have come meanwhile, is stored after this batch anyway
+                if (spill is null)
+                {
+                    if (!stored.Points) p.Points = [.. batch.Points, .. p.Points];
+                    if (!stored.Rows) (p.Heatmaps, p.Logs) = ([.. batch.Heatmaps, .. p.Heatmaps], [.. batch.Logs, .. p.Logs]);
+                    p.ProgressChanged |= batch.Progress is not null; // p.Progress is the newest state either way
+                    p.RecordJson ??= record;
+                    p.CheckpointStep ??= checkpoint; // a newer checkpoint, should one have come meanwhile, is stored after this batch anyway
+                }
+                else if (stored.Points) Dequeue(p); // stored, then the database went: the file's part is done
                 p.Sequence--;
+                if (p.Points.Count > options.Value.StreamMemoryPoints) Spill(runId, p);
             }
             if (e is OperationCanceledException) throw;
             if (!p.Failing) logger.LogError(e, "run {RunId}: the database refused a batch; keeping it and retrying every flush", runId);
             p.Failing = true;
             return false;
         }
+        if (spill is not null) lock (p.Gate) Dequeue(p);
         if (p.Failing) logger.LogWarning("run {RunId}: the database is back; the points kept meanwhile are stored", runId);
         p.Failing = false;
         try
@@ -238,11 +271,42 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, IL
         return true;
     }
 
-    /// <summary>Unstored points of a run (kept through a database outage), for the run's final status.</summary>
+    /// <summary>Unstored points of a run (kept through a database outage, in memory or on disk), for the run's final status.</summary>
     public int Unstored(Guid runId)
     {
         if (!pending.TryGetValue(runId, out var p)) return 0;
-        lock (p.Gate) return p.Points.Count;
+        lock (p.Gate) return p.Points.Count + p.Spilled.Sum(s => s.Count);
+    }
+
+    /// <summary>Spilled points as written and read back: NaN and infinities are values here (identical channels' diversity).</summary>
+    static readonly JsonSerializerOptions SpillJson = new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
+    /// <summary>Moves the points in memory to a file behind those spilled before (under the run's lock).</summary>
+    void Spill(Guid runId, Pending p)
+    {
+        var folder = SpillFolder(runId);
+        Directory.CreateDirectory(folder);
+        var path = Path.Combine(folder, $"{p.Sequence + 1:D12}-{Guid.NewGuid():N}.json");
+        File.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(p.Points, SpillJson));
+        if (p.Spilled.Count == 0) logger.LogWarning("run {RunId}: over {Points} points wait for the database; the rest go to {Folder}", runId, options.Value.StreamMemoryPoints, folder);
+        p.Spilled.Enqueue((path, p.Points.Count));
+        p.Points = [];
+    }
+
+    /// <summary>
+    /// Forgets the points a run spilled to disk, and any file a process that died left there: a run that starts again
+    /// replays every step past its stored checkpoint, and the checkpoint is stored only once all before it are.
+    /// </summary>
+    public void DropSpilled(Guid runId)
+    {
+        if (pending.TryGetValue(runId, out var p)) lock (p.Gate) p.Spilled.Clear();
+        if (Directory.Exists(SpillFolder(runId))) Directory.Delete(SpillFolder(runId), recursive: true);
+    }
+
+    static void Dequeue(Pending p)
+    {
+        var (path, _) = p.Spilled.Dequeue();
+        File.Delete(path);
     }
 
     /// <summary>Which parts of a batch reached the database before it failed (each part is written at most once).</summary>

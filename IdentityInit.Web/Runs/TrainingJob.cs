@@ -107,6 +107,7 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
     void TrimPast(Guid runId, long? resumedAt)
     {
         var step = resumedAt ?? 0;
+        stream.DropSpilled(runId);
         using var context = db.Create();
         context.Points.Where(p => p.RunId == runId && p.Step > step).ExecuteDelete();
         context.Heatmaps.Where(h => h.RunId == runId && h.Step > step).ExecuteDelete();
