@@ -77,6 +77,7 @@ public static class ConfigValidation
             Check(!string.IsNullOrWhiteSpace(c.InitFile) && File.Exists(c.InitFile), nameof(c.InitFile),
                 string.IsNullOrWhiteSpace(c.InitFile) ? "Init 'file' needs the path of a .safetensors file" : $"'{Shown(c.InitFile)}' does not exist");
         Check(c.InitNoise is >= 0 and <= 100, nameof(c.InitNoise), $"must be from 0 to 100, got {c.InitNoise}");
+        Check(c.InitScale is > 0 and <= 100, nameof(c.InitScale), $"must be above 0 and at most 100, got {c.InitScale}");
         Check(c.Dropout is >= 0 and < 1, nameof(c.Dropout), $"must be in [0, 1), got {c.Dropout}");
         Check(c.StemDropout is >= 0 and < 1, nameof(c.StemDropout), $"must be in [0, 1), got {c.StemDropout}");
         Check(c.RoundingJitter is >= 0 and <= 1e6, nameof(c.RoundingJitter), $"must be from 0 to 1e6, got {c.RoundingJitter}");

@@ -24,6 +24,8 @@ public sealed record ExperimentConfig
     public string Init { get; init; } = "const";
     /// <summary>A safetensors file in the reference's names, read when Init is "file".</summary>
     public string? InitFile { get; init; }
+    /// <summary>Every conv/linear weight but the classifier multiplied by this after the init: a bad scale on purpose (0.5x He).</summary>
+    public double InitScale { get; init; } = 1;
     public double InitNoise { get; init; }
     public double Dropout { get; init; }
     public double StemDropout { get; init; }

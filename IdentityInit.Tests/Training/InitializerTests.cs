@@ -22,6 +22,23 @@ public sealed class InitializerTests
         model.named_parameters().ToDictionary(p => p.name, p => (Tensor)p.parameter);
 
     [Fact]
+    public void InitScaleMultipliesEveryWeightButTheClassifiersAndNothingElse()
+    {
+        var he = Parameters(Build(Net with { Init = "he-fanin" }));
+        var half = Parameters(Build(Net with { Init = "he-fanin", InitScale = 0.5 }));
+
+        foreach (var (name, value) in he)
+        {
+            var scaled = name.EndsWith(".weight", StringComparison.Ordinal) && value.dim() is 2 or 4 && !name.StartsWith("fc", StringComparison.Ordinal);
+            Assert.True(Same(scaled ? value * 0.5 : value, half[name]), $"{name}: {(scaled ? "not halved" : "changed")}"); // times 0.5 is exact
+        }
+        Assert.Null(Initializer.Variant("he-fanin*0.5", out _) is { } v && v == ("he-fanin", 0.5) ? null : "parsed wrong");
+        Assert.Null(Initializer.Variant("he-fanin*-1", out var problem));
+        Assert.Contains("not a scale", problem);
+        Assert.Null(Initializer.Variant("file", out _)); // a file is not measured at init
+    }
+
+    [Fact]
     public void ConstInitSetsStemCentreTapToOneOverInputChannelsAndZeroElsewhere()
     {
         var stem = Parameters(Build(Net))["conv1.weight"];

@@ -27,11 +27,11 @@ public sealed class SignalApiTests : IAsyncLifetime
     [Fact]
     public async Task ThreeInitsAreMeasuredAtInitConstNetPropagatesWithIdenticalChannelsHeWithDiverseOnes()
     {
-        var response = await http.PostAsJsonAsync("/api/signal", Request(null, "const", "he-fanin", "xavier"));
+        var response = await http.PostAsJsonAsync("/api/signal", Request(null, "const", "he-fanin", "xavier", "he-fanin*0.5"));
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         var results = (await response.Content.ReadFromJsonAsync<JsonElement>(Api.Json)).EnumerateArray().ToList();
-        Assert.Equal(["const", "he-fanin", "xavier"], results.Select(r => r.GetProperty("init").GetString()));
+        Assert.Equal(["const", "he-fanin", "xavier", "he-fanin*0.5"], results.Select(r => r.GetProperty("init").GetString()));
         JsonElement Snapshot(string init) => results.Single(r => r.GetProperty("init").GetString() == init).GetProperty("snapshot");
         var constNet = Snapshot("const");
         var he = Snapshot("he-fanin");
@@ -47,12 +47,18 @@ public sealed class SignalApiTests : IAsyncLifetime
         Assert.All(he.GetProperty("activations").EnumerateArray(), a => Assert.True(a.GetProperty("correlation").GetDouble() < 0.99));
         Assert.All(constNet.GetProperty("weights").EnumerateArray().Where(w => w.GetProperty("layer").GetString() != "fc"),
             w => Assert.Equal(0, w.GetProperty("spread").GetDouble()));
+        // A bad scale: the same He weights times 0.5. The stem's output is half, so its mean square a quarter, exactly;
+        // every later layer carries less than He's (the residual shortcuts keep it from vanishing geometrically).
+        double Forward(JsonElement snapshot, int i) => snapshot.GetProperty("signals")[i].GetProperty("forward").GetDouble();
+        var half = Snapshot("he-fanin*0.5");
+        Assert.Equal(0.25, Forward(half, 0) / Forward(he, 0), 5);
+        for (var i = 1; i < 7; i++) Assert.True(Forward(half, i) < Forward(he, i), $"layer {i}: {Forward(half, i)} vs He's {Forward(he, i)}");
     }
 
     [Fact]
     public async Task BadRequestsAreRefusedNamingTheFieldAndAViewerMayNotMeasure()
     {
-        var unknown = await http.PostAsJsonAsync("/api/signal", Request(null, "const", "bogus"));
+        var unknown = await http.PostAsJsonAsync("/api/signal", Request(null, "const", "bogus", "he-fanin*0"));
         var depth = await http.PostAsJsonAsync("/api/signal", Request(new { dataset = "synthetic", depth = 8 }, "const"));
         var none = await http.PostAsJsonAsync("/api/signal", Request(null));
         var huge = await http.PostAsJsonAsync("/api/signal", Request(new { dataset = "synthetic", depth = 100, widen = 64 }, "const"));
@@ -65,6 +71,8 @@ public sealed class SignalApiTests : IAsyncLifetime
         var unknownErrors = await Errors(unknown);
         Assert.Contains("inits[1]", unknownErrors);
         Assert.Contains("'bogus' is not one of", unknownErrors);
+        Assert.Contains("inits[2]", unknownErrors);
+        Assert.Contains("'0' is not a scale above 0", unknownErrors);
         Assert.Equal(HttpStatusCode.BadRequest, depth.StatusCode);
         Assert.Contains("config.depth", await Errors(depth));
         Assert.Equal(HttpStatusCode.BadRequest, none.StatusCode);

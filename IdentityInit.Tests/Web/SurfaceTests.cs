@@ -106,6 +106,7 @@ public sealed class SurfaceTests
         using var app = AppProcess.Start(["--urls", $"http://127.0.0.1:{port}"], new Dictionary<string, string>
         {
             ["IdentityInit__DataDir"] = data.FullName, ["ASPNETCORE_ENVIRONMENT"] = "Development",
+            ["Logging__LogLevel__Default"] = "Information", // the app's own defaults, as a newcomer gets them
         });
         using var http = new HttpClient(new HttpClientHandler { AutomaticDecompression = DecompressionMethods.None })
         {
@@ -116,6 +117,11 @@ public sealed class SurfaceTests
             try { return (await http.GetAsync("/healthz")).IsSuccessStatusCode; }
             catch (HttpRequestException) { return false; }
         }, 60, "the app to start");
+        await Wait.UntilAsync(() => Task.FromResult(app.FirstAdminLink() is not null), 30, "the first admin's link");
+        // A quiet first start: the one line that matters comes within the first 15 (it was line 388, after 102 SQL commands).
+        var lines = app.Output.Split('\n');
+        var linkLine = Array.FindIndex(lines, l => l.Contains("/invite/", StringComparison.Ordinal));
+        Assert.InRange(linkLine, 0, 14);
 
         var page = await http.GetStringAsync("/login");
         var assets = System.Text.RegularExpressions.Regex.Matches(page, "(?:href|src)=\"([^\":]+\\.(?:css|js))\"")

@@ -46,7 +46,7 @@ public static class Commands
             return 0;
         });
 
-        var inits = new Option<string?>("--inits") { Description = "compare several inits, comma-separated (" + string.Join(", ", Initializer.Schemes.Where(i => i != "file")) + "); default: the config's" };
+        var inits = new Option<string?>("--inits") { Description = "compare several inits, comma-separated (" + string.Join(", ", Initializer.Schemes.Where(i => i != "file")) + "; scheme*scale for a bad scale, e.g. he-fanin*0.5); default: the config's" };
         var json = new Option<bool>("--json") { Description = "one JSON object per init on stdout, for scripts (the web app reads it)" };
         var signal = new Command("signal", "signal propagation and feature diversity at initialization, per layer, without training: " +
                                            "forward and backward signal, block Jacobian gain, activation correlation, weight spread")
@@ -279,13 +279,13 @@ public static class Commands
     static int Signal(ExperimentConfig config, string? initList, bool json, TextWriter output)
     {
         var schemes = initList is null ? [config.Init] : initList.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        foreach (var scheme in schemes)
-            if (scheme == "file" || !Initializer.Schemes.Contains(scheme))
-                throw new ArgumentException($"--inits: '{scheme}' is not one of {string.Join(", ", Initializer.Schemes.Where(i => i != "file"))}");
+        foreach (var spec in schemes)
+            if (Initializer.Variant(spec, out var problem) is null) throw new ArgumentException($"--inits: {problem}");
         var console = Terminal(output);
         foreach (var scheme in schemes)
         {
-            var snapshot = Trainer.AtInit(config with { Init = scheme });
+            var (name, scale) = Initializer.Variant(scheme, out _)!.Value;
+            var snapshot = Trainer.AtInit(config with { Init = name, InitScale = config.InitScale * scale });
             if (json)
             {
                 output.WriteLine(System.Text.Json.JsonSerializer.Serialize(new SignalAtInit(scheme, snapshot), SignalJson));

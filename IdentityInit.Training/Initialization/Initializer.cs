@@ -46,7 +46,26 @@ public static class Initializer
             case LeakyNet leaky: ApplyLeakyNet(leaky, config, generator); break;
             case ToyNet: ApplyToy(model, config.ToyUnique, generator); break;
         }
+        if (config.InitScale != 1)
+            foreach (var layer in model.WeightLayers().Where(l => l.Role != WeightRole.Classifier)) layer.Weight.mul_(config.InitScale);
         if (config.InitNoise > 0) AddInitNoise(model, config.InitNoise, new Generator((ulong)config.Seed ^ 0x5eed_0015eUL));
+    }
+
+    /// <summary>
+    /// An init as the signal-at-init tools name one: a scheme ("he-fanin"), or a scheme at a scale ("he-fanin*0.5", every
+    /// weight but the classifier's times 0.5); null with the reason when it is neither.
+    /// </summary>
+    public static (string Scheme, double Scale)? Variant(string spec, out string? problem)
+    {
+        var parts = spec.Split('*', 2, StringSplitOptions.TrimEntries);
+        var scale = 1.0;
+        problem = parts[0] == "file" || !Schemes.Contains(parts[0])
+            ? $"'{ConfigValidation.Shown(parts[0])}' is not one of {string.Join(", ", Schemes.Where(s => s != "file"))}"
+            : parts.Length == 2 && !(double.TryParse(parts[1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out scale)
+                                     && scale is > 0 and <= 100)
+                ? $"'{ConfigValidation.Shown(parts[1])}' is not a scale above 0 and at most 100 (as in he-fanin*0.5)"
+                : null;
+        return problem is null ? (parts[0], scale) : null;
     }
 
     static void ApplyConstNet(ImageModel model, ExperimentConfig config, Generator generator)

@@ -22,7 +22,8 @@ public sealed class SignalService(RunService runs, IOptions<LabOptions> options,
     public const int MaxInits = 8;
     static readonly TimeSpan Limit = TimeSpan.FromMinutes(2);
 
-    public static IReadOnlyList<string> Inits => [.. Initializer.Schemes.Where(s => s != "file")];
+    /// <summary>What the page offers: every scheme, and He at half and twice its scale (scheme*scale works for any scheme).</summary>
+    public static IReadOnlyList<string> Inits => [.. Initializer.Schemes.Where(s => s != "file"), "he-fanin*0.5", "he-fanin*2"];
 
     /// <summary>The snapshots, or why not (the same validation and size check as queueing a run; nothing is started then).</summary>
     public async Task<(List<Commands.SignalAtInit> Results, ValidationErrors Errors)> MeasureAsync(SignalRequest request, Viewer by,
@@ -33,7 +34,7 @@ public sealed class SignalService(RunService runs, IOptions<LabOptions> options,
         var inits = request.Inits ?? [];
         if (inits.Count is 0 or > MaxInits) errors.Add("inits", $"give 1 to {MaxInits} inits, got {inits.Count}");
         foreach (var (init, i) in inits.Select((x, i) => (x, i)))
-            if (!Inits.Contains(init)) errors.Add($"inits[{i}]", $"'{ConfigValidation.Shown(init)}' is not one of {string.Join(", ", Inits)}");
+            if (Initializer.Variant(init ?? "", out var problem) is null) errors.Add($"inits[{i}]", problem!);
         // The config as a run would be planned: a preset or a config with dataset (and epochs, which a signal ignores).
         var config = request.Config?.DeepClone().AsObject() ?? [];
         if (request.Preset is null && !config.ContainsKey("epochs")) config["epochs"] = 1;
