@@ -73,7 +73,10 @@ public static class ConfigOverlay
             try
             {
                 var parsed = value is null ? null : value.Deserialize(type, Json);
-                if (parsed is null && type.IsValueType && Nullable.GetUnderlyingType(type) is null) throw new JsonException("null");
+                // null only where the field may be absent (initFile, preset, dataDir): a null device once reached the validator.
+                if (parsed is null && (type.IsValueType ? Nullable.GetUnderlyingType(type) is null
+                                                        : new System.Reflection.NullabilityInfoContext().Create(property).ReadState != System.Reflection.NullabilityState.Nullable))
+                    throw new JsonException("null");
                 if (parsed is double d && !double.IsFinite(d)) throw new JsonException("not finite");
                 node[name] = JsonSerializer.SerializeToNode(parsed, type, Json);
             }

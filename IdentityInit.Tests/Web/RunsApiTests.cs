@@ -79,6 +79,9 @@ public sealed class RunsApiTests : IAsyncLifetime
         { """{"preset":"constnet-he","sweep":{"seeds":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65]}}""", "sweep", "at most 64 runs" },
         { """{"preset":"constnet-he","tags":["a,b"]}""", "tags", "without commas" },
         { """{"preset":"constnet-he","tags":["a\tb"]}""", "tags", "without commas or control characters" },
+        // Found by the generated corpus (each a 500): a null where a field may not be absent, a NUL in a path.
+        { """{"preset":"constnet-he","config":{"device":null}}""", "config.device", "expected a string, got null" },
+        { """{"preset":"constnet-he","config":{"init":"file","initFile":"\u0000"}}""", "config.initFile", "must be weights staged by POST /api/weights" },
         { """{"preset":"constnet-he","name":"one\ntwo"}""", "name", "must not contain control characters" }, // a newline splits a CSV row
         { """{"preset":"constnet-he","config":{"name":"one\r\ntwo"}}""", "config.name", "must not contain control characters" },
         { """{}""", "preset", "give a preset, or a config with at least dataset and epochs" },

@@ -77,6 +77,8 @@ public sealed class WeightImportTests
     [InlineData("""[1, 2]""", "not a JSON object")]
     [InlineData("""{"w": {"dtype": "F32", "shape": [1099511627776, 1099511627776], "data_offsets": [0, 16]}}""", "byte size overflows")]
     [InlineData("""{"w": {"dtype": "F32", "shape": "4", "data_offsets": [0, 16]}}""", "no shape of non-negative integers")]
+    // Found by the generated corpus (a 500): a name twice inside an entry, not at the top.
+    [InlineData("""{"x": {"depth": 10, "depth": 16}, "w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}""", "names a tensor twice")]
     public async Task ACraftedHeaderIsABadRequestNamingTheProblemNotAServerError(string header, string message)
     {
         await using var lab = new LabFactory();

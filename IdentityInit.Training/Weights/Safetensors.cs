@@ -91,8 +91,10 @@ public static class Safetensors
         JsonObject header;
         try
         {
-            header = JsonNode.Parse(text) as JsonObject ?? throw Bad("the safetensors header is not a JSON object");
-            _ = header.Count; // duplicate names surface here
+            // A name given twice anywhere, in the header or inside an entry, is refused while parsing (inside an entry it
+            // once surfaced only when the entry was read: a 500).
+            header = JsonNode.Parse(text, documentOptions: new JsonDocumentOptions { AllowDuplicateProperties = false }) as JsonObject
+                     ?? throw Bad("the safetensors header is not a JSON object");
         }
         catch (Exception e) when (e is JsonException or ArgumentException or InvalidOperationException)
         {
