@@ -8,14 +8,14 @@ namespace IdentityInit.Training;
 /// The loop state between two steps. RNG state is not stored because there is none to store: every random stream
 /// (data order, augmentation, dropout, jitter) is re-seeded from (seed, epoch or step), so the step determines it.
 /// </summary>
-public sealed record TrainerState(
+internal sealed record TrainerState(
     long Step, double EpochLossSum, double EpochCorrect, double EpochSeen, double BestTestAccuracy, double? LastTestAccuracy,
     Dictionary<string, long> BrokeAt, string ConfigJson);
 
 public static class Checkpoint
 {
     /// <summary>Writes model, optimizer buffers and loop state to a fresh folder, then renames it into place.</summary>
-    public static string Save(string directory, ImageModel model, Sgd optimizer, TrainerState state)
+    internal static string Save(string directory, ImageModel model, Sgd optimizer, TrainerState state)
     {
         Directory.CreateDirectory(directory);
         Tidy(directory);
@@ -66,7 +66,7 @@ public static class Checkpoint
         ReadTensors(Path.Combine(checkpoint, "model.bin"), name => modelState.TryGetValue(name, out var t) ? t : null);
     }
 
-    public static TrainerState Load(string checkpoint, ImageModel model, Sgd optimizer)
+    internal static TrainerState Load(string checkpoint, ImageModel model, Sgd optimizer)
     {
         var state = JsonSerializer.Deserialize<TrainerState>(File.ReadAllText(Path.Combine(checkpoint, "state.json")))
                     ?? throw new InvalidDataException($"{checkpoint}/state.json is empty");

@@ -13,7 +13,7 @@ public sealed record ConfigError(string Field, string Message)
     public override string ToString() => $"{Field}: {Message}";
 }
 
-public sealed class InvalidConfigException(IReadOnlyList<ConfigError> errors)
+internal sealed class InvalidConfigException(IReadOnlyList<ConfigError> errors)
     : Exception("Invalid configuration: " + string.Join("; ", errors))
 {
     public IReadOnlyList<ConfigError> Errors { get; } = errors;

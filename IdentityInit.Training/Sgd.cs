@@ -6,7 +6,7 @@ namespace IdentityInit.Training;
 /// torch.optim.SGD (dampening 0) written out, so its momentum buffers can be checkpointed exactly and the learning rate
 /// is a plain argument: d = g + wd*p; buf = m*buf + d; p -= lr * (nesterov ? d + m*buf : buf).
 /// </summary>
-public sealed class Sgd(IReadOnlyList<Tensor> parameters, double momentum, double weightDecay, bool nesterov) : IDisposable
+internal sealed class Sgd(IReadOnlyList<Tensor> parameters, double momentum, double weightDecay, bool nesterov) : IDisposable
 {
     readonly Tensor[] buffers = parameters.Select(p => zeros_like(p).requires_grad_(false)).ToArray();
 

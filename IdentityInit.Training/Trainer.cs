@@ -12,10 +12,10 @@ namespace IdentityInit.Training;
 
 /// <summary>Where checkpoints go and whether to continue from the newest one; the dataset may be passed in preloaded.</summary>
 /// <param name="ResumeAtMost">resume from the newest checkpoint at or before this step (one whose events a store has persisted).</param>
-public sealed record RunOptions(string? CheckpointDir = null, bool Resume = false, DatasetCatalog? Catalog = null, ImageDataset? Dataset = null,
+internal sealed record RunOptions(string? CheckpointDir = null, bool Resume = false, DatasetCatalog? Catalog = null, ImageDataset? Dataset = null,
     long? ResumeAtMost = null);
 
-public static class Trainer
+internal static class Trainer
 {
     const int EvalBatch = 500;
 

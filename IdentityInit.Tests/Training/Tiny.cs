@@ -4,7 +4,7 @@ using IdentityInit.Training.Data;
 namespace IdentityInit.Tests.Training;
 
 /// <summary>Small configs and data for torch tests: CI has 2 cores.</summary>
-public static class Tiny
+internal static class Tiny
 {
     static readonly Lazy<ImageDataset> SyntheticData = new(() => Synthetic.Create(train: 512, test: 128));
 

@@ -6,7 +6,7 @@ using System.Text.Json.Serialization;
 namespace IdentityInit.Training.Cli;
 
 /// <summary>Collects a run's events and writes them as CSV tables and one JSON document.</summary>
-public sealed class RunFiles(string directory)
+internal sealed class RunFiles(string directory)
 {
     static readonly JsonSerializerOptions Json = new()
     {

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace IdentityInit.Training.Data;
 
 /// <summary>CIFAR-10/100 "binary version" records: label byte(s) then 3072 bytes of 3x32x32 pixels.</summary>
-public static class Cifar
+internal static class Cifar
 {
     public const int ImageBytes = 3 * 32 * 32;
 

@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 namespace IdentityInit.Training.Data;
 
 /// <summary>A file the catalog can fetch: its name in the dataset folder, where it lives, and its published MD5.</summary>
-public sealed record RemoteFile(string Name, Uri Url, string Md5);
+internal sealed record RemoteFile(string Name, Uri Url, string Md5);
 
 /// <summary>What the catalog knows about a dataset, and where it found it (null when it is not on this machine).</summary>
 public sealed record DatasetInfo(string Name, string Description, string? FoundAt, bool Downloadable);
@@ -92,7 +92,7 @@ public sealed class DatasetCatalog(string? dataDir = null, Uri? mirror = null, H
     };
 
     /// <summary>Loads a dataset, downloading it first when it is missing and downloadable.</summary>
-    public async Task<ImageDataset> LoadAsync(string name, IProgress<DownloadProgress>? progress = null,
+    internal async Task<ImageDataset> LoadAsync(string name, IProgress<DownloadProgress>? progress = null,
         CancellationToken cancellationToken = default)
     {
         if (name == "synthetic") return Synthetic.Create();
@@ -113,7 +113,7 @@ public sealed class DatasetCatalog(string? dataDir = null, Uri? mirror = null, H
         return Load(name, folder);
     }
 
-    public ImageDataset Load(string name) => name == "synthetic" ? Synthetic.Create()
+    internal ImageDataset Load(string name) => name == "synthetic" ? Synthetic.Create()
         : Load(name, Find(name) ?? throw new DatasetMissingException(Missing(name, null)));
 
     /// <summary>Where a dataset was looked for, what was tried, and every way to provide it.</summary>

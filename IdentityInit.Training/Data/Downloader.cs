@@ -3,10 +3,10 @@ using System.Security.Cryptography;
 namespace IdentityInit.Training.Data;
 
 /// <summary>Progress of one download: bytes so far and the total when the server says it.</summary>
-public sealed record DownloadProgress(string File, long Bytes, long? Total);
+internal sealed record DownloadProgress(string File, long Bytes, long? Total);
 
 /// <summary>Streams a file to disk through a temporary name, checks its MD5, and only then gives it its final name.</summary>
-public sealed class Downloader(HttpClient http)
+internal sealed class Downloader(HttpClient http)
 {
     public async Task DownloadAsync(Uri url, string destination, string md5, IProgress<DownloadProgress>? progress,
         CancellationToken cancellationToken)

@@ -4,7 +4,7 @@ using System.IO.Compression;
 namespace IdentityInit.Training.Data;
 
 /// <summary>The IDX format of MNIST and Fashion-MNIST (optionally gzip-compressed): big-endian dims, then uint8 data.</summary>
-public static class Idx
+internal static class Idx
 {
     public static (int[] Dims, byte[] Data) Read(string path)
     {

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace IdentityInit.Training.Data;
 
 /// <summary>A whole dataset as tensors: images uint8 [N, C, H, W], labels int64 [N]; never one managed object per image.</summary>
-public sealed record ImageDataset(
+internal sealed record ImageDataset(
     string Name, Tensor TrainImages, Tensor TrainLabels, Tensor TestImages, Tensor TestLabels, int Classes,
     float[] Mean, float[] Std) : IDisposable
 {
@@ -40,10 +40,10 @@ public sealed record ImageDataset(
 }
 
 /// <summary>A dataset that is on none of the places looked at and could not be fetched; the message says how to provide it.</summary>
-public sealed class DatasetMissingException(string message) : Exception(message);
+internal sealed class DatasetMissingException(string message) : Exception(message);
 
 /// <summary>A dataset file that is missing, truncated or not in the expected format; the message names the file.</summary>
-public sealed class DatasetFormatException(string path, string problem) : Exception($"{path}: {problem}")
+internal sealed class DatasetFormatException(string path, string problem) : Exception($"{path}: {problem}")
 {
     public string Path { get; } = path;
 }

@@ -5,7 +5,7 @@ using System.Text.RegularExpressions;
 namespace IdentityInit.Training.Data;
 
 /// <summary>NumPy .npy arrays inside .npz archives, as downsampled ImageNet 32x32 ships them (data uint8, labels int).</summary>
-public static partial class Npy
+internal static partial class Npy
 {
     public static Dictionary<string, (long[] Shape, long[] Values, byte[] Bytes)> ReadNpz(string path)
     {

@@ -6,7 +6,7 @@ namespace IdentityInit.Training.Data;
 /// A learnable in-process dataset for demos and tests: each of 10 classes has a smooth random 3x32x32 prototype
 /// (a 4x4 pattern upsampled), and each example is its class prototype plus pixel noise. Fixed seed: always the same data.
 /// </summary>
-public static class Synthetic
+internal static class Synthetic
 {
     public const int Classes = 10;
 

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace IdentityInit.Training.Metrics;
 
 /// <summary>Inter-channel correlation of one layer's activations on the probe batch.</summary>
-public sealed record ActivationCorrelation(double Mean, int Size, float[] Matrix)
+internal sealed record ActivationCorrelation(double Mean, int Size, float[] Matrix)
 {
     public const int MaxDisplay = 64;
 

@@ -20,7 +20,7 @@ public sealed record WeightSignal(string Layer, double Gradient);
 /// parameter's .grad), random vectors from the caller's generator, BatchNorm uses its running statistics: training that
 /// follows is bitwise what it would have been without this.
 /// </summary>
-public static class SignalPropagation
+internal static class SignalPropagation
 {
     /// <summary>Random vectors per block for the Jacobian gain: each costs one backward pass through that block only.</summary>
     public const int Vectors = 2;

@@ -4,7 +4,7 @@ using static TorchSharp.torch;
 namespace IdentityInit.Training.Metrics;
 
 /// <summary>The reference code's three correlations of one conv/linear weight W[O, I, kh, kw].</summary>
-public sealed record WeightCorrelation(double Forward, double Backward, double Kernel)
+internal sealed record WeightCorrelation(double Forward, double Backward, double Kernel)
 {
     /// <summary>
     /// forward: the O rows W[o]; backward: the I rows of W transposed; kernel: the O*I kh x kw kernels. A view with a single

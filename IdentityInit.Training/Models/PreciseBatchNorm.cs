@@ -9,7 +9,7 @@ namespace IdentityInit.Training.Models;
 /// batches, taken while the weights were still moving; the replay (bench/replay.sh) shows how much that costs.
 /// Training is not touched: in train mode BatchNorm normalises with batch statistics, never the running ones.
 /// </summary>
-public static class PreciseBatchNorm
+internal static class PreciseBatchNorm
 {
     /// <summary>Runs <paramref name="batches"/> through the model in train mode without gradients; returns false without BatchNorm.</summary>
     public static bool Recompute(nn.Module<Tensor, Tensor> model, IEnumerable<Tensor> batches)

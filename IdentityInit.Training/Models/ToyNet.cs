@@ -9,7 +9,7 @@ namespace IdentityInit.Training.Models;
 /// The first paper version's toy model: flatten -> Linear(D, N) -> ReLU -> Linear(N, classes), where the N hidden
 /// units hold only K unique features at init (unit j copies feature j mod K).
 /// </summary>
-public sealed class ToyNet : ImageModel
+internal sealed class ToyNet : ImageModel
 {
     readonly Linear fc1, fc2;
     readonly int unique;

@@ -7,7 +7,7 @@ namespace IdentityInit.Training.Symmetry;
 /// How far a layer's channels are from identical: the max absolute difference between two channel slices.
 /// Exactly 0 means the layer is still symmetric bit for bit.
 /// </summary>
-public static class ChannelSpread
+internal static class ChannelSpread
 {
     /// <summary>Weight spread over the axes that hold hidden units (see <see cref="WeightRole"/>).</summary>
     public static Tensor OfWeight(Tensor w, WeightRole role, int copies = 0)
