@@ -80,6 +80,44 @@ public sealed class SurfaceTests
         Assert.Contains("migrations were squashed; start from a fresh data folder", start.ToString());
     }
 
+    /// <summary>What a visitor without an account may reach, on purpose: everything else answers 401 or sends them to sign in.</summary>
+    static readonly string[] Anonymous =
+    [
+        "/healthz", "/login", "/account/", "/invite/", "/share/", "/api/share/", "/hubs/", "/_blazor", "/error", "/favicon.ico",
+        "/_content/", "/_framework/", "/lib/", "/js/", "/css/",
+    ];
+
+    [Fact]
+    public async Task EveryMappedEndpointAndPageIsProtectedUnlessDeliberatelyAnonymous()
+    {
+        await using var lab = new LabFactory();
+        _ = lab.CreateClient(); // starts the app
+        using var anonymous = lab.Server.CreateClient(); // no token, no cookie, redirects not followed
+        var endpoints = lab.Services.GetRequiredService<Microsoft.AspNetCore.Routing.EndpointDataSource>().Endpoints
+            .OfType<Microsoft.AspNetCore.Routing.RouteEndpoint>().ToList();
+        static string Fill(string pattern) => "/" + System.Text.RegularExpressions.Regex.Replace(pattern.TrimStart('/'), @"\{\*{0,2}([A-Za-z]+)[^}]*\}", m =>
+            m.Groups[1].Value.ToLowerInvariant() switch
+            {
+                "id" or "runid" or "studyid" => Guid.NewGuid().ToString(), "extension" => "csv", "step" => "1", _ => "x",
+            });
+
+        var checkedCount = 0;
+        var open = new List<string>();
+        foreach (var endpoint in endpoints)
+        {
+            var path = Fill(endpoint.RoutePattern.RawText ?? "");
+            if (Anonymous.Any(a => path == a.TrimEnd('/') || path.StartsWith(a, StringComparison.Ordinal)) || path.Contains('.') && !path.StartsWith("/api", StringComparison.Ordinal)) continue;
+            var method = endpoint.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.HttpMethodMetadata>()?.HttpMethods.FirstOrDefault() ?? "GET";
+            using var response = await anonymous.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
+            checkedCount++;
+            var toSignIn = response.StatusCode == HttpStatusCode.Redirect && response.Headers.Location?.OriginalString.StartsWith("/login", StringComparison.Ordinal) == true;
+            if (response.StatusCode != HttpStatusCode.Unauthorized && !toSignIn) open.Add($"{method} {path} -> {(int)response.StatusCode}");
+        }
+
+        Assert.True(checkedCount > 40, $"only {checkedCount} endpoints checked");
+        Assert.Empty(open);
+    }
+
     [Fact]
     public async Task InProductionAnApiFailureAnswersAProblemBodyNotTheErrorPage()
     {
