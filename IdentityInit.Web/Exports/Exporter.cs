@@ -13,15 +13,15 @@ public static class Exporter
     public static readonly IReadOnlyDictionary<string, (string Title, string YLabel, string Prefix, bool LogY)> Charts =
         new Dictionary<string, (string, string, string, bool)>
         {
-            ["loss"] = ("Training loss", "cross-entropy", "train/loss", false),
-            ["test-accuracy"] = ("Test accuracy", "accuracy", "epoch/test_acc", false),
-            ["train-accuracy"] = ("Training accuracy", "accuracy", "train/acc", false),
-            ["lr"] = ("Learning rate", "lr", "lr", false),
-            ["wcorr-forward"] = ("Forward weight correlation", "-log|rho|", "wcorr.fwd/", false),
-            ["wcorr-backward"] = ("Backward weight correlation", "-log|rho|", "wcorr.bwd/", false),
-            ["activation-correlation"] = ("Activation inter-channel correlation", "rho", "acorr/", false),
-            ["spread"] = ("Channel spread (weights)", "max |w_a - w_b|", "spread/", true),
-            ["diversity"] = ("Diversity", "sum log sqrt(1 - rho_b^2) over layers with 2+ input channels (a 1-channel stem has no pair: left out)", "diversity", false),
+            ["loss"] = ("Training loss", "cross-entropy", Series.TrainLoss, false),
+            ["test-accuracy"] = ("Test accuracy", "accuracy", Series.EpochTestAccuracy, false),
+            ["train-accuracy"] = ("Training accuracy", "accuracy", Series.TrainAccuracy, false),
+            [Series.LearningRate] = ("Learning rate", Series.LearningRate, Series.LearningRate, false),
+            ["wcorr-forward"] = ("Forward weight correlation", "-log|rho|", Series.WeightCorrelationForward, false),
+            ["wcorr-backward"] = ("Backward weight correlation", "-log|rho|", Series.WeightCorrelationBackward, false),
+            ["activation-correlation"] = ("Activation inter-channel correlation", "rho", Series.ActivationCorrelation, false),
+            ["spread"] = ("Channel spread (weights)", "max |w_a - w_b|", Series.Spread, true),
+            [Series.Diversity] = ("Diversity", "sum log sqrt(1 - rho_b^2) over layers with 2+ input channels (a 1-channel stem has no pair: left out)", Series.Diversity, false),
         };
 
     public static IResult Metrics(IReadOnlyList<PointDto> points, string format, Guid runId)
@@ -53,7 +53,7 @@ public static class Exporter
             var points = await queries.PointsAsync(run.Id, seriesPrefix: spec.Prefix);
             // The step each layer's symmetry broke (its spread left exactly 0), marked on the spread figure as on the live chart.
             var breaks = chart == "spread"
-                ? (await queries.PointsAsync(run.Id, seriesPrefix: "break/")).GroupBy(p => p.Series["break/".Length..]).ToDictionary(g => g.Key, g => g.Min(p => p.Step))
+                ? (await queries.PointsAsync(run.Id, seriesPrefix: Series.Break)).GroupBy(p => p.Series[Series.Break.Length..]).ToDictionary(g => g.Key, g => g.Min(p => p.Step))
                 : [];
             foreach (var series in points.GroupBy(p => p.Series))
             {

@@ -47,45 +47,54 @@ public sealed record RunHistory(
 /// </summary>
 public static class Series
 {
-    public const string Time = "time";
-    public const string Throughput = "throughput";
-    public const string EpochTestAccuracy = "epoch/test_acc";
+    public const string Time = "time", Throughput = "throughput", TrainLoss = "train/loss", TrainAccuracy = "train/acc", LearningRate = "lr",
+        StepMilliseconds = "step_ms", Fingerprint = "fingerprint", Diversity = "diversity", SignalInput = "signal.input";
+    public const string EpochIndex = "epoch/index", EpochTrainLoss = "epoch/train_loss", EpochTrainAccuracy = "epoch/train_acc",
+        EpochTestLoss = "epoch/test_loss", EpochTestAccuracy = "epoch/test_acc", EpochBestTestAccuracy = "epoch/best_test_acc";
+
+    /// <summary>Every signal-propagation series (per layer ones and the input's).</summary>
+    public const string Signals = "signal.";
+
+    // Per layer: the prefix, then the layer's name.
+    public const string Spread = "spread/", Break = "break/", WeightCorrelationForward = "wcorr.fwd/", WeightCorrelationBackward = "wcorr.bwd/",
+        WeightCorrelationKernel = "wcorr.kernel/", ActivationCorrelation = "acorr/", ActivationSpread = "aspread/", Dead = "dead/",
+        SignalForward = "signal.fwd/", SignalBackward = "signal.bwd/", SignalGain = "signal.gain/", WeightGradient = "signal.wgrad/";
 
     public static IEnumerable<PointDto> Of(RunEvent e, IReadOnlyList<string> layers) => e switch
     {
         StepMetrics m =>
         [
-            new("train/loss", m.Step, m.Loss), new("train/acc", m.Step, m.Accuracy), new("lr", m.Step, m.LearningRate),
-            new(Throughput, m.Step, m.ImagesPerSecond), new("step_ms", m.Step, m.StepMilliseconds), new("fingerprint", m.Step, m.Fingerprint),
-            .. m.Spreads.Select((s, i) => new PointDto("spread/" + layers[i], m.Step, s)),
+            new(TrainLoss, m.Step, m.Loss), new(TrainAccuracy, m.Step, m.Accuracy), new(LearningRate, m.Step, m.LearningRate),
+            new(Throughput, m.Step, m.ImagesPerSecond), new(StepMilliseconds, m.Step, m.StepMilliseconds), new(Fingerprint, m.Step, m.Fingerprint),
+            .. m.Spreads.Select((s, i) => new PointDto(Spread + layers[i], m.Step, s)),
         ],
         EpochMetrics m =>
         [
-            new("epoch/index", m.Step, m.Epoch), new("epoch/train_loss", m.Step, m.TrainLoss), new("epoch/train_acc", m.Step, m.TrainAccuracy),
-            new("epoch/test_loss", m.Step, m.TestLoss), new(EpochTestAccuracy, m.Step, m.TestAccuracy),
-            new("epoch/best_test_acc", m.Step, m.BestTestAccuracy),
+            new(EpochIndex, m.Step, m.Epoch), new(EpochTrainLoss, m.Step, m.TrainLoss), new(EpochTrainAccuracy, m.Step, m.TrainAccuracy),
+            new(EpochTestLoss, m.Step, m.TestLoss), new(EpochTestAccuracy, m.Step, m.TestAccuracy),
+            new(EpochBestTestAccuracy, m.Step, m.BestTestAccuracy),
         ],
         CorrelationSnapshot c =>
         [
             .. c.Weights.SelectMany(w => new PointDto[]
             {
-                new("wcorr.fwd/" + w.Layer, c.Step, w.Forward), new("wcorr.bwd/" + w.Layer, c.Step, w.Backward),
-                new("wcorr.kernel/" + w.Layer, c.Step, w.Kernel),
+                new(WeightCorrelationForward + w.Layer, c.Step, w.Forward), new(WeightCorrelationBackward + w.Layer, c.Step, w.Backward),
+                new(WeightCorrelationKernel + w.Layer, c.Step, w.Kernel),
             }),
             .. c.Activations.SelectMany(a => new PointDto[]
             {
-                new("acorr/" + a.Layer, c.Step, a.Correlation), new("aspread/" + a.Layer, c.Step, a.Spread), new("dead/" + a.Layer, c.Step, a.Dead),
+                new(ActivationCorrelation + a.Layer, c.Step, a.Correlation), new(ActivationSpread + a.Layer, c.Step, a.Spread), new(Dead + a.Layer, c.Step, a.Dead),
             }),
-            new("diversity", c.Step, c.Diversity),
+            new(Diversity, c.Step, c.Diversity),
             .. (c.Signals ?? []).SelectMany(l => new PointDto[]
             {
-                new("signal.fwd/" + l.Layer, c.Step, l.Forward), new("signal.bwd/" + l.Layer, c.Step, l.Backward),
-                new("signal.gain/" + l.Layer, c.Step, l.Gain),
+                new(SignalForward + l.Layer, c.Step, l.Forward), new(SignalBackward + l.Layer, c.Step, l.Backward),
+                new(SignalGain + l.Layer, c.Step, l.Gain),
             }),
-            .. (c.Gradients ?? []).Select(g => new PointDto("signal.wgrad/" + g.Layer, c.Step, g.Gradient)),
-            .. (c.Signals is { Count: > 0 } ? new[] { new PointDto("signal.input", c.Step, c.InputSignal) } : []),
+            .. (c.Gradients ?? []).Select(g => new PointDto(WeightGradient + g.Layer, c.Step, g.Gradient)),
+            .. (c.Signals is { Count: > 0 } ? new[] { new PointDto(SignalInput, c.Step, c.InputSignal) } : []),
         ],
-        SymmetryBroken b => [new("break/" + b.Layer, b.Step, b.Spread)],
+        SymmetryBroken b => [new(Break + b.Layer, b.Step, b.Spread)],
         _ => [],
     };
 }

@@ -179,15 +179,15 @@ public sealed class RunQueries(AppDb db)
     public async Task<List<LayerSymmetryNow>> SymmetryAsync(Guid runId)
     {
         await using var context = db.Create();
-        var latest = await context.Points.AsNoTracking().Where(p => p.RunId == runId && p.Series.StartsWith("spread/"))
+        var latest = await context.Points.AsNoTracking().Where(p => p.RunId == runId && p.Series.StartsWith(Series.Spread))
             .GroupBy(p => p.Series).Select(g => new { Series = g.Key, Step = g.Max(p => p.Step) }).ToListAsync();
         var steps = latest.Select(l => l.Step).Distinct().ToList();
         var spreads = (await context.Points.AsNoTracking()
-                .Where(p => p.RunId == runId && p.Series.StartsWith("spread/") && steps.Contains(p.Step)).ToListAsync())
+                .Where(p => p.RunId == runId && p.Series.StartsWith(Series.Spread) && steps.Contains(p.Step)).ToListAsync())
             .Where(p => latest.Any(l => l.Series == p.Series && l.Step == p.Step))
-            .ToDictionary(p => p.Series["spread/".Length..], p => (p.Step, Value: p.Value ?? double.NaN));
-        var breaks = (await context.Points.AsNoTracking().Where(p => p.RunId == runId && p.Series.StartsWith("break/")).ToListAsync())
-            .GroupBy(p => p.Series["break/".Length..]).ToDictionary(g => g.Key, g => g.Min(p => p.Step));
+            .ToDictionary(p => p.Series[Series.Spread.Length..], p => (p.Step, Value: p.Value ?? double.NaN));
+        var breaks = (await context.Points.AsNoTracking().Where(p => p.RunId == runId && p.Series.StartsWith(Series.Break)).ToListAsync())
+            .GroupBy(p => p.Series[Series.Break.Length..]).ToDictionary(g => g.Key, g => g.Min(p => p.Step));
         var summary = await context.Runs.AsNoTracking().Where(r => r.Id == runId).Select(r => r.SummaryJson).FirstOrDefaultAsync();
         var order = summary is null ? [] : System.Text.Json.JsonDocument.Parse(summary).RootElement.GetProperty("symmetry").EnumerateArray()
             .Select(l => l.GetProperty("layer").GetString()!).ToList();

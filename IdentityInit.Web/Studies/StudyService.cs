@@ -225,19 +225,19 @@ public sealed class StudyService(AppDb db, RunService runs)
         var ids = studyRuns.Select(r => r.Id).ToList();
         await using var context = db.Create();
         var epochPoints = await context.Points.AsNoTracking()
-            .Where(p => ids.Contains(p.RunId) && (p.Series == "epoch/test_acc" || p.Series == "epoch/index"))
+            .Where(p => ids.Contains(p.RunId) && (p.Series == Series.EpochTestAccuracy || p.Series == Series.EpochIndex))
             .Select(p => new { p.RunId, p.Series, p.Step, p.Value }).ToListAsync();
-        var breaks = await context.Points.AsNoTracking().Where(p => ids.Contains(p.RunId) && p.Series.StartsWith("break/"))
+        var breaks = await context.Points.AsNoTracking().Where(p => ids.Contains(p.RunId) && p.Series.StartsWith(Series.Break))
             .GroupBy(p => new { p.RunId, p.Series }).Select(g => new { g.Key.RunId, Step = g.Min(p => p.Step) }).ToListAsync();
         // The mean over layers of each snapshot's forward weight correlation, averaged in the database (one row per snapshot).
-        var correlation = await context.Points.AsNoTracking().Where(p => ids.Contains(p.RunId) && p.Series.StartsWith("wcorr.fwd/"))
+        var correlation = await context.Points.AsNoTracking().Where(p => ids.Contains(p.RunId) && p.Series.StartsWith(Series.WeightCorrelationForward))
             .GroupBy(p => new { p.RunId, p.Step }).Select(g => new { g.Key.RunId, g.Key.Step, Mean = g.Average(p => p.Value) }).ToListAsync();
         var cells = studyRuns.Select(run =>
         {
             var mine = epochPoints.Where(p => p.RunId == run.Id).ToList();
             // The engine numbers epochs from 0; the table counts epochs trained (1 after the first).
-            var index = mine.Where(p => p.Series == "epoch/index").ToDictionary(p => p.Step, p => (int)(p.Value ?? 0) + 1);
-            var epochs = mine.Where(p => p.Series == "epoch/test_acc" && p.Value is not null && index.ContainsKey(p.Step))
+            var index = mine.Where(p => p.Series == Series.EpochIndex).ToDictionary(p => p.Step, p => (int)(p.Value ?? 0) + 1);
+            var epochs = mine.Where(p => p.Series == Series.EpochTestAccuracy && p.Value is not null && index.ContainsKey(p.Step))
                 .OrderBy(p => p.Step).Select(p => (index[p.Step], p.Value!.Value)).ToList();
             return new RunCell(run, epochs, [.. breaks.Where(b => b.RunId == run.Id).Select(b => b.Step)],
                 [.. correlation.Where(c => c.RunId == run.Id && c.Mean is not null).OrderBy(c => c.Step).Select(c => (c.Step, c.Mean!.Value))]);

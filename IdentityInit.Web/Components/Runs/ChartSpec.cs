@@ -1,3 +1,4 @@
+using SeriesNames = IdentityInit.Web.Runs.Series;
 using IdentityInit.Web.Runs;
 
 namespace IdentityInit.Web.Components.Runs;
@@ -13,20 +14,20 @@ public sealed record ChartSpec(string Key, string Title, string YLabel, string[]
     // Min and Max bound what the quantity can be: a seed band (a t-interval over few seeds) is clipped to them.
     public static readonly IReadOnlyList<ChartSpec> All =
     [
-        new("loss", "Loss", "cross-entropy", ["train/loss", "epoch/train_loss", "epoch/test_loss"], Min: 0),
-        new("accuracy", "Accuracy", "accuracy", ["train/acc", "epoch/train_acc", "epoch/test_acc"], Min: 0, Max: 1),
-        new("wcorr-fwd", "Forward weight correlation per layer", "-log|rho|", ["wcorr.fwd/"], Transform: "neglog", Correlation: true, Min: -1, Max: 1),
-        new("wcorr-bwd", "Backward weight correlation per layer", "-log|rho|", ["wcorr.bwd/"], Transform: "neglog", Correlation: true, Min: -1, Max: 1),
-        new("spread", "Channel spread per layer (markers: symmetry broke)", "max |w_a - w_b|", ["spread/"], LogY: true, MarkerPrefixes: ["break/"], Min: 0),
-        new("acorr", "Activation inter-channel correlation (probe batch)", "rho", ["acorr/"], Correlation: true, Min: -1, Max: 1, OnActivations: true),
-        new("aspread", "Activation spread (probe batch)", "max |a_c - a_d|", ["aspread/"], LogY: true, Min: 0, OnActivations: true),
-        new("dead", "Dead channels (0 on every probe input: no gradient revives them)", "channels", ["dead/"], Min: 0, OnActivations: true),
-        new("signal-fwd", "Forward signal: mean squared activation (probe batch, eval mode)", "E[a^2]", ["signal.fwd/"], LogY: true, Min: 0, OnActivations: true),
-        new("signal-bwd", "Backward signal: mean squared loss gradient per activation", "E[(dL/da)^2]", ["signal.bwd/"], LogY: true, Min: 0, OnActivations: true),
-        new("signal-gain", "Block Jacobian gain: |J^T u|^2 / |u|^2 from the previous layer (mean of 2 random u)", "gain", ["signal.gain/"], LogY: true, Min: 0, OnActivations: true),
-        new("signal-wgrad", "Weight gradient: mean squared dL/dW (probe batch)", "E[(dL/dW)^2]", ["signal.wgrad/"], LogY: true, Min: 0),
-        new("diversity", "Diversity: sum over layers of log sqrt(1 - rho_b^2) (layers with 2+ input channels)", "diversity", ["diversity"], Max: 0),
-        new("lr", "Learning rate", "lr", ["lr"], Min: 0),
+        new("loss", "Loss", "cross-entropy", [SeriesNames.TrainLoss, SeriesNames.EpochTrainLoss, SeriesNames.EpochTestLoss], Min: 0),
+        new("accuracy", "Accuracy", "accuracy", [SeriesNames.TrainAccuracy, SeriesNames.EpochTrainAccuracy, SeriesNames.EpochTestAccuracy], Min: 0, Max: 1),
+        new("wcorr-fwd", "Forward weight correlation per layer", "-log|rho|", [SeriesNames.WeightCorrelationForward], Transform: "neglog", Correlation: true, Min: -1, Max: 1),
+        new("wcorr-bwd", "Backward weight correlation per layer", "-log|rho|", [SeriesNames.WeightCorrelationBackward], Transform: "neglog", Correlation: true, Min: -1, Max: 1),
+        new("spread", "Channel spread per layer (markers: symmetry broke)", "max |w_a - w_b|", [SeriesNames.Spread], LogY: true, MarkerPrefixes: [SeriesNames.Break], Min: 0),
+        new("acorr", "Activation inter-channel correlation (probe batch)", "rho", [SeriesNames.ActivationCorrelation], Correlation: true, Min: -1, Max: 1, OnActivations: true),
+        new("aspread", "Activation spread (probe batch)", "max |a_c - a_d|", [SeriesNames.ActivationSpread], LogY: true, Min: 0, OnActivations: true),
+        new("dead", "Dead channels (0 on every probe input: no gradient revives them)", "channels", [SeriesNames.Dead], Min: 0, OnActivations: true),
+        new("signal-fwd", "Forward signal: mean squared activation (probe batch, eval mode)", "E[a^2]", [SeriesNames.SignalForward], LogY: true, Min: 0, OnActivations: true),
+        new("signal-bwd", "Backward signal: mean squared loss gradient per activation", "E[(dL/da)^2]", [SeriesNames.SignalBackward], LogY: true, Min: 0, OnActivations: true),
+        new("signal-gain", "Block Jacobian gain: |J^T u|^2 / |u|^2 from the previous layer (mean of 2 random u)", "gain", [SeriesNames.SignalGain], LogY: true, Min: 0, OnActivations: true),
+        new("signal-wgrad", "Weight gradient: mean squared dL/dW (probe batch)", "E[(dL/dW)^2]", [SeriesNames.WeightGradient], LogY: true, Min: 0),
+        new(SeriesNames.Diversity, "Diversity: sum over layers of log sqrt(1 - rho_b^2) (layers with 2+ input channels)", SeriesNames.Diversity, [SeriesNames.Diversity], Max: 0),
+        new(SeriesNames.LearningRate, "Learning rate", SeriesNames.LearningRate, [SeriesNames.LearningRate], Min: 0),
         new("throughput", "Throughput", "img/s", ["throughput"], Min: 0),
     ];
 
