@@ -313,6 +313,7 @@ public sealed class StudiesTests
     [InlineData("""{"name":"x","arms":[{"label":"a","preset":"constnet-he"},{"label":"a","preset":"constnet-he"}]}""", "arms[1].label")]
     [InlineData("""{"name":"x","arms":[{"label":"a","preset":"constnet-he"},{"label":"b","preset":"constnet-he","config":{"depth":8}}]}""", "arms[1].config.depth")]
     [InlineData("""{"name":"x","arms":[{"label":"a","preset":"nope"}]}""", "arms[0].preset")]
+    [InlineData("""{"name":"x","arms":[{"label":"a","preset":"constnet-he"},null]}""", "arms[1]")] // a 500 the generated corpus found
     [InlineData("""{"name":"x","arms":[{"label":"a","preset":"constnet-he","config":{"depth":10,"depth":16}}]}""", "arms[0].config")] // 500 before
     [InlineData("""{"name":"x","config":{"epochs":1,"Epochs":2},"arms":[{"label":"a","preset":"constnet-he"}]}""", "config")]
     [InlineData("""{"name":"x","name":"y","arms":[{"label":"a","preset":"constnet-he"}]}""", "name")] // the last one won before

@@ -64,9 +64,10 @@ public sealed class StudyService(AppDb db, RunService runs)
         if (arms.Count > MaxArms) errors.Add("arms", $"at most {MaxArms} arms, got {arms.Count}");
         for (var i = 0; i < arms.Count; i++)
         {
-            if (string.IsNullOrWhiteSpace(arms[i].Label) || arms[i].Label.Length > 60 || ConfigValidation.HasControl(arms[i].Label))
+            if (arms[i] is null) errors.Add($"arms[{i}]", "an arm is an object: { label, preset, config? }"); // null: a 500 the corpus found
+            else if (string.IsNullOrWhiteSpace(arms[i].Label) || arms[i].Label.Length > 60 || ConfigValidation.HasControl(arms[i].Label))
                 errors.Add($"arms[{i}].label", "a label is 1-60 characters, without control characters (newlines, tabs)");
-            else if (arms.Take(i).Any(a => a.Label == arms[i].Label)) errors.Add($"arms[{i}].label", $"'{arms[i].Label}' names two arms");
+            else if (arms.Take(i).Any(a => a?.Label == arms[i].Label)) errors.Add($"arms[{i}].label", $"'{arms[i].Label}' names two arms");
         }
         if (errors.Count > 0) return (null, errors);
         var definition = new StudyDefinition(arms, [.. Enumerable.Range(1, seedCount).Select(s => (long)s)], request.Config, request.Device,
