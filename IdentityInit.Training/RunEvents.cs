@@ -4,6 +4,21 @@ using IdentityInit.Training.Metrics;
 
 namespace IdentityInit.Training;
 
+/// <summary>
+/// How the engine's results travel and are kept, one format everywhere: events on the child's stdout, run summaries and
+/// reproducibility records in the database, live batches relayed between nodes, points spilled to disk, signal-at-init
+/// results. camelCase as the API, enums by name, and NaN and infinities as values (a correlation of identical channels).
+/// </summary>
+public static class EngineJson
+{
+    public static readonly JsonSerializerOptions Options = new()
+    {
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        Converters = { new JsonStringEnumConverter() },
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+    };
+}
+
 /// <summary>What a run reports while it trains: plain records, no tensors; one JSON line each between processes.</summary>
 [JsonPolymorphic(TypeDiscriminatorPropertyName = "event")]
 [JsonDerivedType(typeof(RunStarted), "started")]
@@ -16,21 +31,14 @@ namespace IdentityInit.Training;
 [JsonDerivedType(typeof(RunEnded), "ended")]
 public abstract record RunEvent
 {
-    static readonly JsonSerializerOptions Json = new()
-    {
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, // NaN losses and correlations travel as they are
-        Converters = { new JsonStringEnumConverter() },
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
-    };
-
     /// <summary>The event as one line of JSON (the training process's stdout protocol).</summary>
-    public string ToJsonLine() => JsonSerializer.Serialize(this, Json);
+    public string ToJsonLine() => JsonSerializer.Serialize(this, EngineJson.Options);
 
     /// <summary>Reads a line written by <see cref="ToJsonLine"/>; null when the line is not an event (e.g. a stray print).</summary>
     public static RunEvent? FromJsonLine(string line)
     {
         if (!line.StartsWith("{\"event\":", StringComparison.Ordinal)) return null;
-        return JsonSerializer.Deserialize<RunEvent>(line, Json);
+        return JsonSerializer.Deserialize<RunEvent>(line, EngineJson.Options);
     }
 }
 

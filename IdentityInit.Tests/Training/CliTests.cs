@@ -103,7 +103,7 @@ public sealed class CliTests
         Assert.Contains("E[a^2] / E[x^2]", output);
         Assert.Contains("block3.layer.0", output);
         Assert.Equal(0, jsonCode);
-        var line = System.Text.Json.JsonSerializer.Deserialize<Commands.SignalAtInit>(json.Trim(), Commands.SignalJson)!;
+        var line = System.Text.Json.JsonSerializer.Deserialize<Commands.SignalAtInit>(json.Trim(), EngineJson.Options)!;
         Assert.Equal("const", line.Init);
         Assert.Equal(0, line.Snapshot.Step);
         Assert.All(line.Snapshot.Activations, a => Assert.Equal(1.0, a.Correlation, 6)); // ConstNet at init: identical channels

@@ -288,7 +288,7 @@ public static class Commands
             var snapshot = Trainer.AtInit(config with { Init = name, InitScale = config.InitScale * scale });
             if (json)
             {
-                output.WriteLine(System.Text.Json.JsonSerializer.Serialize(new SignalAtInit(scheme, snapshot), SignalJson));
+                output.WriteLine(System.Text.Json.JsonSerializer.Serialize(new SignalAtInit(scheme, snapshot), EngineJson.Options));
                 continue;
             }
             var correlation = snapshot.Activations.ToDictionary(a => a.Layer, a => a.Correlation);
@@ -307,10 +307,6 @@ public static class Commands
     /// <summary>What `signal --json` prints per init.</summary>
     public sealed record SignalAtInit(string Init, CorrelationSnapshot Snapshot);
 
-    public static readonly System.Text.Json.JsonSerializerOptions SignalJson = new(System.Text.Json.JsonSerializerDefaults.Web)
-    {
-        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
 
     static int ListPresets(TextWriter output)
     {

@@ -8,13 +8,7 @@ namespace IdentityInit.Training.Cli;
 /// <summary>Collects a run's events and writes them as CSV tables and one JSON document.</summary>
 internal sealed class RunFiles(string directory)
 {
-    static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase, // as config.json and the API
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, // -log|rho| and Diversity can be +-Infinity
-        Converters = { new JsonStringEnumConverter() },
-    };
+    static readonly JsonSerializerOptions Json = new(EngineJson.Options) { WriteIndented = true }; // the engine's format, for people
 
     readonly List<StepMetrics> steps = [];
     readonly List<EpochMetrics> epochs = [];

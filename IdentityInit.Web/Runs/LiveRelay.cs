@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using System.Threading.Channels;
+using IdentityInit.Training;
 using IdentityInit.Web.Data;
 using Npgsql;
 
@@ -20,10 +21,6 @@ public sealed class LiveRelay(AppDb db, RunStream stream, IdentityInit.Web.Accou
     public static readonly TimeSpan Keep = TimeSpan.FromHours(1);
     public const string ListenerName = "identityinit-live-relay";
 
-    static readonly JsonSerializerOptions Json = new()
-    {
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, Converters = { new JsonStringEnumConverter() },
-    };
 
     readonly ConcurrentDictionary<Guid, long> delivered = new();
     readonly Channel<Guid> notified = System.Threading.Channels.Channel.CreateUnbounded<Guid>(new UnboundedChannelOptions { SingleReader = true });
@@ -40,7 +37,7 @@ public sealed class LiveRelay(AppDb db, RunStream stream, IdentityInit.Web.Accou
             SELECT pg_notify(@channel, @run::text) FROM stored
             """, connection);
         command.Parameters.AddWithValue("run", batch.RunId);
-        command.Parameters.AddWithValue("payload", JsonSerializer.Serialize(batch, Json));
+        command.Parameters.AddWithValue("payload", JsonSerializer.Serialize(batch, EngineJson.Options));
         command.Parameters.AddWithValue("channel", Channel);
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
@@ -109,7 +106,7 @@ public sealed class LiveRelay(AppDb db, RunStream stream, IdentityInit.Web.Accou
                 var batches = new List<(long Id, RunBatch Batch)>();
                 await using (var reader = await command.ExecuteReaderAsync(stoppingToken))
                     while (await reader.ReadAsync(stoppingToken))
-                        batches.Add((reader.GetInt64(0), JsonSerializer.Deserialize<RunBatch>(reader.GetString(1), Json)!));
+                        batches.Add((reader.GetInt64(0), JsonSerializer.Deserialize<RunBatch>(reader.GetString(1), EngineJson.Options)!));
                 foreach (var (id, batch) in batches)
                 {
                     await stream.DeliverAsync(batch);

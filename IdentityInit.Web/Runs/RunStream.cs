@@ -72,7 +72,7 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
                     p.WindowStartStep = s.StartStep;
                     p.Progress = new RunProgress(RunState.Running, s.StartStep, s.TotalSteps, null, null);
                     p.ProgressChanged = true;
-                    p.RecordJson = JsonSerializer.Serialize(s.Record, RecordJson);
+                    p.RecordJson = JsonSerializer.Serialize(s.Record, EngineJson.Options);
                     break;
                 case StepMetrics m when p.Progress is { } progress:
                     var done = m.Step - p.WindowStartStep;
@@ -205,7 +205,7 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
             if (p.Spilled.TryPeek(out var oldest)) // older than anything in memory: stored first, on its own
             {
                 spill = oldest.Path;
-                batch = new RunBatch(runId, ++p.Sequence, JsonSerializer.Deserialize<List<PointDto>>(File.ReadAllBytes(oldest.Path), SpillJson)!, [], [], null);
+                batch = new RunBatch(runId, ++p.Sequence, JsonSerializer.Deserialize<List<PointDto>>(File.ReadAllBytes(oldest.Path), EngineJson.Options)!, [], [], null);
             }
             else
             {
@@ -278,16 +278,13 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
         lock (p.Gate) return p.Points.Count + p.Spilled.Sum(s => s.Count);
     }
 
-    /// <summary>Spilled points as written and read back: NaN and infinities are values here (identical channels' diversity).</summary>
-    static readonly JsonSerializerOptions SpillJson = new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
-
     /// <summary>Moves the points in memory to a file behind those spilled before (under the run's lock).</summary>
     void Spill(Guid runId, Pending p)
     {
         var folder = SpillFolder(runId);
         Directory.CreateDirectory(folder);
         var path = Path.Combine(folder, $"{p.Sequence + 1:D12}-{Guid.NewGuid():N}.json");
-        File.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(p.Points, SpillJson));
+        File.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(p.Points, EngineJson.Options));
         if (p.Spilled.Count == 0) logger.LogWarning("run {RunId}: over {Points} points wait for the database; the rest go to {Folder}", runId, options.Value.StreamMemoryPoints, folder);
         p.Spilled.Enqueue((path, p.Points.Count));
         p.Points = [];
@@ -330,7 +327,6 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
     /// <summary>Drops the buffer of a run that has ended (after its last flush).</summary>
     public void Forget(Guid runId) => pending.TryRemove(runId, out _);
 
-    static readonly JsonSerializerOptions RecordJson = new() { Converters = { new JsonStringEnumConverter() }, PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
 
     async Task PersistAsync(RunBatch batch, string? record, long? checkpoint, Stored stored, CancellationToken cancellationToken)
     {

@@ -18,11 +18,6 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
     ILogger<TrainingJob> logger)
 {
     public static readonly TimeSpan CancelPoll = TimeSpan.FromSeconds(2);
-    static readonly JsonSerializerOptions SummaryJson = new()
-    {
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals, Converters = { new JsonStringEnumConverter() },
-        PropertyNamingPolicy = JsonNamingPolicy.CamelCase, // the API speaks camelCase throughout
-    };
 
     // Attempts = 0: a failed run is a result to show, not a transient fault; restarts after a crash are RunRecovery's.
     [AutomaticRetry(Attempts = 0)]
@@ -178,8 +173,8 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
             run.FinalTestAccuracy = summary.FinalTestAccuracy;
             run.LayersBroken = summary.Symmetry.Count(l => l.BrokeAtStep is not null);
             run.LayerCount = summary.Symmetry.Count;
-            run.RecordJson = summary.Record is null ? run.RecordJson : JsonSerializer.Serialize(summary.Record, SummaryJson);
-            run.SummaryJson = JsonSerializer.Serialize(summary, SummaryJson);
+            run.RecordJson = summary.Record is null ? run.RecordJson : JsonSerializer.Serialize(summary.Record, EngineJson.Options);
+            run.SummaryJson = JsonSerializer.Serialize(summary, EngineJson.Options);
             run.Error = summary.Error;
             context.SaveChanges();
         }

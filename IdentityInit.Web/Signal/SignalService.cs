@@ -70,7 +70,7 @@ public sealed class SignalService(RunService runs, IOptions<LabOptions> options,
                 return ([], errors);
             }
             var results = (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-                .Select(line => JsonSerializer.Deserialize<Commands.SignalAtInit>(line, Commands.SignalJson)!).ToList();
+                .Select(line => JsonSerializer.Deserialize<Commands.SignalAtInit>(line, EngineJson.Options)!).ToList();
             return (results, errors);
         }
         finally
@@ -88,6 +88,6 @@ public static class SignalApi
         {
             if (body.Refusal is { } refusal) return refusal;
             var (results, errors) = await signal.MeasureAsync(body.Value!, Viewer.From(user), cancellationToken);
-            return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The measurement is invalid") : Results.Json(results, Commands.SignalJson);
+            return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The measurement is invalid") : Results.Json(results, EngineJson.Options);
         }).WithTags("signal").AddEndpointFilter(RunsApi.Refusals);
 }
