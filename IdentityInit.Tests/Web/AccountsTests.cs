@@ -201,7 +201,16 @@ public sealed class AccountsTests
         var shortPassword = await SignInClient.AcceptAsync(newcomer, invitation.GetProperty("url").GetString()!, "grace", "short");
         await SignInClient.AcceptAsync(newcomer, invitation.GetProperty("url").GetString()!, "grace", LabFactory.Password);
         var viewerQueues = await newcomer.PostAsJsonAsync("/api/runs", Api.TinyRun());
+        // A live connection grace opened as a viewer closes when her role changes (the client reconnects under the new one).
+        var readToken = await lab.TokenForAsync("grace", LabRoles.Viewer, Accounts.ReadScope);
+        await using var hub = new HubConnectionBuilder()
+            .WithUrl(new Uri(baseUrl, "/hubs/runs"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(readToken))
+            .AddJsonProtocol(o => o.PayloadSerializerOptions = Api.Json).Build();
+        await hub.StartAsync();
+        var closed = new TaskCompletionSource();
+        hub.Closed += _ => { closed.TrySetResult(); return Task.CompletedTask; };
         var promoted = await admin.PatchAsJsonAsync("/api/users/grace", new { role = "researcher" });
+        var closedInTime = await Task.WhenAny(closed.Task, Task.Delay(TimeSpan.FromSeconds(5))) == closed.Task;
         var lastAdmin = await admin.PatchAsJsonAsync($"/api/users/{LabFactory.Admin}", new { role = "viewer" });
         using var graceWrites = lab.Client(baseUrl, (await lab.Services.GetRequiredService<Accounts>().CreateTokenAsync("grace", "t", "write")).Token!.Token);
 
@@ -211,6 +220,7 @@ public sealed class AccountsTests
         Assert.Contains("password", Uri.UnescapeDataString(shortPassword.Headers.Location!.OriginalString)); // the invitation stays usable
         Assert.Equal(HttpStatusCode.Forbidden, viewerQueues.StatusCode);
         Assert.Equal("researcher", (await promoted.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("role").GetString());
+        Assert.True(closedInTime, "grace's live connection outlived her role change");
         Assert.Equal(HttpStatusCode.BadRequest, lastAdmin.StatusCode);
         Assert.Contains("only admin", await lastAdmin.Content.ReadAsStringAsync());
         Assert.Equal("grace", (await Api.CreateAsync(graceWrites, Api.TinyRun(epochs: 1))).GetProperty("owner").GetString());
