@@ -202,6 +202,7 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
         long? checkpoint = null;
         lock (p.Gate)
         {
+            while (p.Spilled.TryPeek(out var gone) && !File.Exists(gone.Path)) p.Spilled.Dequeue(); // removed by hand or by DropSpilled
             if (p.Spilled.TryPeek(out var oldest)) // older than anything in memory: stored first, on its own
             {
                 spill = oldest.Path;
@@ -302,8 +303,7 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
 
     static void Dequeue(Pending p)
     {
-        var (path, _) = p.Spilled.Dequeue();
-        File.Delete(path);
+        if (p.Spilled.TryDequeue(out var spilled)) File.Delete(spilled.Path); // DropSpilled may have emptied the queue meanwhile
     }
 
     /// <summary>Which parts of a batch reached the database before it failed (each part is written at most once).</summary>
