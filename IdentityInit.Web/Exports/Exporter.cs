@@ -16,12 +16,12 @@ public static class Exporter
             ["loss"] = ("Training loss", "cross-entropy", Series.TrainLoss, false),
             ["test-accuracy"] = ("Test accuracy", "accuracy", Series.EpochTestAccuracy, false),
             ["train-accuracy"] = ("Training accuracy", "accuracy", Series.TrainAccuracy, false),
-            [Series.LearningRate] = ("Learning rate", Series.LearningRate, Series.LearningRate, false),
+            ["lr"] = ("Learning rate", "lr", Series.LearningRate, false),
             ["wcorr-forward"] = ("Forward weight correlation", "-log|rho|", Series.WeightCorrelationForward, false),
             ["wcorr-backward"] = ("Backward weight correlation", "-log|rho|", Series.WeightCorrelationBackward, false),
             ["activation-correlation"] = ("Activation inter-channel correlation", "rho", Series.ActivationCorrelation, false),
             ["spread"] = ("Channel spread (weights)", "max |w_a - w_b|", Series.Spread, true),
-            [Series.Diversity] = ("Diversity", "sum log sqrt(1 - rho_b^2) over layers with 2+ input channels (a 1-channel stem has no pair: left out)", Series.Diversity, false),
+            ["diversity"] = ("Diversity", "sum log sqrt(1 - rho_b^2) over layers with 2+ input channels (a 1-channel stem has no pair: left out)", Series.Diversity, false),
         };
 
     public static IResult Metrics(IReadOnlyList<PointDto> points, string format, Guid runId)

@@ -232,8 +232,7 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
                     p.ProgressChanged |= batch.Progress is not null; // p.Progress is the newest state either way
                     p.RecordJson ??= record;
                     p.CheckpointStep ??= checkpoint; // a newer checkpoint, should one have come meanwhile, is stored after this batch anyway
-                }
-                else if (stored.Points) Dequeue(p); // stored, then the database went: the file's part is done
+                } // a spilled batch stays in its file: the next flush reads it again
                 p.Sequence--;
                 if (p.Points.Count > options.Value.StreamMemoryPoints) Spill(runId, p);
             }

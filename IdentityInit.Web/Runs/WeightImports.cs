@@ -24,7 +24,7 @@ public sealed class WeightImports(IOptions<LabOptions> options)
     /// may name as initFile, so a request can neither read nor probe any other file on the server.
     /// </summary>
     public bool IsStaged(string path) =>
-        !ConfigValidation.HasControl(path) && path.IndexOfAny(Path.GetInvalidPathChars()) < 0 // "\0" made GetFullPath throw: a 500
+        !ConfigValidation.HasControl(path) // "\0" (a control character) made GetFullPath throw: a 500
         && Path.GetDirectoryName(Path.GetFullPath(path)) == Path.GetFullPath(Folder)
         && System.Text.RegularExpressions.Regex.IsMatch(Path.GetFileName(path), "^[0-9a-f]{64}\\.safetensors$") && File.Exists(path);
 

@@ -26,9 +26,9 @@ public sealed record ChartSpec(string Key, string Title, string YLabel, string[]
         new("signal-bwd", "Backward signal: mean squared loss gradient per activation", "E[(dL/da)^2]", [SeriesNames.SignalBackward], LogY: true, Min: 0, OnActivations: true),
         new("signal-gain", "Block Jacobian gain: |J^T u|^2 / |u|^2 from the previous layer (mean of 2 random u)", "gain", [SeriesNames.SignalGain], LogY: true, Min: 0, OnActivations: true),
         new("signal-wgrad", "Weight gradient: mean squared dL/dW (probe batch)", "E[(dL/dW)^2]", [SeriesNames.WeightGradient], LogY: true, Min: 0),
-        new(SeriesNames.Diversity, "Diversity: sum over layers of log sqrt(1 - rho_b^2) (layers with 2+ input channels)", SeriesNames.Diversity, [SeriesNames.Diversity], Max: 0),
-        new(SeriesNames.LearningRate, "Learning rate", SeriesNames.LearningRate, [SeriesNames.LearningRate], Min: 0),
-        new("throughput", "Throughput", "img/s", ["throughput"], Min: 0),
+        new("diversity", "Diversity: sum over layers of log sqrt(1 - rho_b^2) (layers with 2+ input channels)", "diversity", [SeriesNames.Diversity], Max: 0),
+        new("lr", "Learning rate", "lr", [SeriesNames.LearningRate], Min: 0),
+        new("throughput", "Throughput", "img/s", [SeriesNames.Throughput], Min: 0),
     ];
 
     /// <summary>The bounds of a stored series' quantity (its chart's), for clipping seed bands.</summary>
