@@ -35,5 +35,13 @@ status=${PIPESTATUS[0]}
 read -r passed failed < <(grep -aE '^ +(Passed|Failed): +[0-9]+' "$log" |
   awk '$1 == "Passed:" {p += $2} $1 == "Failed:" {f += $2} END {print p + 0, f + 0}')
 if [[ $status -ne 0 && $failed -eq 0 ]]; then failed=1; fi   # build or host failure: no test summary
+# Repeat each failure (its name, message and the top of its stack) here, where a reader of the log's tail finds it.
+if ((failed)); then
+  echo "Failed tests:"
+  awk '/^  (Passed|Skipped) / {keep = 0}
+       /^  Failed [A-Za-z]/ {keep = 1; n = 0}
+       /^\[xUnit.net|^Test Run |^Total tests:/ {keep = 0}
+       keep && n++ < 40' "$log"
+fi
 echo "$passed passed, $failed failed"
 [[ $status -eq 0 && $failed -eq 0 && $passed -gt 0 ]]

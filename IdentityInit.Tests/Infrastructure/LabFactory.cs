@@ -25,6 +25,9 @@ public sealed class LabFactory(string? postgres = null, IReadOnlyDictionary<stri
         // The suite prints a line per test; the lab's start-up chatter (host lifetime, unencrypted key ring) would bury them.
         builder.UseSetting("Logging:LogLevel:Microsoft.Hosting.Lifetime", "Warning");
         builder.UseSetting("Logging:LogLevel:Microsoft.AspNetCore.DataProtection", "Error");
+        // The in-memory test server has no request body size feature: every upload route would warn that its limit
+        // (enforced by Kestrel in the app) cannot be applied here.
+        builder.UseSetting("Logging:LogLevel:Microsoft.AspNetCore.Routing.EndpointRoutingMiddleware", "Error");
         foreach (var (key, value) in settings ?? new Dictionary<string, string?>()) builder.UseSetting(key, value);
     }
 

@@ -81,7 +81,7 @@ public sealed class RunsApiTests : IAsyncLifetime
         { """{"preset":"constnet-he","tags":["a\tb"]}""", "tags", "without commas or control characters" },
         // Found by the generated corpus (each a 500): a null where a field may not be absent, a NUL in a path.
         { """{"preset":"constnet-he","config":{"device":null}}""", "config.device", "expected a string, got null" },
-        { """{"preset":"constnet-he","config":{"init":"file","initFile":"\u0000"}}""", "config.initFile", "must be weights staged by POST /api/weights" },
+        { """{"preset":"constnet-he","config":{"init":"file","initFile":"\u0000"}}""", "config.initFile", "must be the id of weights staged by POST /api/weights" },
         { """{"preset":"constnet-he","name":"one\ntwo"}""", "name", "must not contain control characters" }, // a newline splits a CSV row
         { """{"preset":"constnet-he","config":{"name":"one\r\ntwo"}}""", "config.name", "must not contain control characters" },
         { """{}""", "preset", "give a preset, or a config with at least dataset and epochs" },
@@ -96,8 +96,8 @@ public sealed class RunsApiTests : IAsyncLifetime
         { """{"preset":"toy-k4","config":{"toyHidden":1000000000}}""", "config.toyHidden", "parameters; the 'cpu' queue takes at most" },
         { """{"preset":"constnet-he","config":{"dataset":"cifar10","depth":16,"widen":10,"batchSize":65536}}""", "config.batchSize", "MiB (weights, gradients, momentum and activations at batch 65536)" },
         { $$"""{"preset":"constnet-he","tags":[{{TwentyOneTags}}]}""", "tags", "at most 20 tags, got 21" },
-        { """{"preset":"constnet-he","config":{"init":"file","initFile":"/etc/passwd"}}""", "config.initFile", "must be weights staged by POST /api/weights" },
-        { """{"preset":"constnet-he","config":{"init":"file","initFile":"/no/such/file.safetensors"}}""", "config.initFile", "no other server file is read" },
+        { """{"preset":"constnet-he","config":{"init":"file","initFile":"/etc/passwd"}}""", "config.initFile", "must be the id of weights staged by POST /api/weights" },
+        { """{"preset":"constnet-he","config":{"init":"file","initFile":"/no/such/file.safetensors"}}""", "config.initFile", "no server file is named in a request" },
         { $$$"""{"preset":"constnet-he","config":{"name":"{{{new string('n', 1_000_000)}}}"}}""", "config.name", "at most 200 characters, got 1,000,000" },
         { $$$"""{"preset":"constnet-he","config":{"preset":"{{{new string('p', 1_000_000)}}}"}}""", "config.preset", "is not a preset" },
         { $$$"""{"preset":"constnet-he","config":{"leakyInit":"{{{new string('h', 3_000_000)}}}"}}""", "config.leakyInit", "the init string is a LeakyNet option" },

@@ -48,6 +48,13 @@ public sealed class WeightImportTests
         Assert.Matches(@"'block1\.layer\.0\.conv\.weight' is \[16, 16, 3, 3\], the model expects \[32, 16, 3, 3\]", widerError);
         Assert.Equal("1", queued); // only the source
         Assert.Equal(initFile, stagedFromRun.GetProperty("initFile").GetString()); // content-addressed: the same bytes, one file
+        // Staged weights are named by an id (the content's SHA-256), never by a server path, in answers and in the run's config.
+        Assert.Matches("^[0-9a-f]{64}$", initFile);
+        Assert.Equal(initFile, uploaded.GetProperty("id").GetString());
+        var copyJson = await http.GetStringAsync($"/api/runs/{copy}");
+        foreach (var answer in new[] { uploaded.GetRawText(), stagedFromRun.GetRawText(), copyJson, await http.GetStringAsync($"/api/runs/{copy}/logs") })
+            Assert.DoesNotContain(lab.DataDir, answer);
+        Assert.Equal(initFile, JsonDocument.Parse(copyJson).RootElement.GetProperty("config").GetProperty("initFile").GetString());
         Assert.Contains("at step 0", stagedFromRun.GetProperty("source").GetString());
         Assert.True(uploaded.GetProperty("tensors").GetInt32() > 10);
         // He weights are drawn from the seed; read from the file instead, the run trains exactly as the one they came from.

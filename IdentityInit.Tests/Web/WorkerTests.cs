@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text.RegularExpressions;
+using Hangfire;
 using IdentityInit.Tests.Infrastructure;
 using IdentityInit.Training;
 using IdentityInit.Web.Data;
@@ -49,6 +50,33 @@ public sealed class ChildProcessTests
         Assert.Equal(alone[0], Api.Deterministic(await Api.PointsAsync(http, $"/api/runs/{a}/metrics")));
         Assert.Equal(alone[1], Api.Deterministic(await Api.PointsAsync(http, $"/api/runs/{b}/metrics")));
         Assert.NotEqual(alone[0], alone[1]); // the seeds do differ, so equality above is not vacuous
+    }
+
+    [Fact]
+    public async Task AJobExecutedAgainWhileItsRunTrainsStartsNoSecondTrainer()
+    {
+        // Hangfire may execute a job again while it still runs (fetched once more after the job storage blinked). With a
+        // slot free, that second execution must end at once, not start a second process training the same run.
+        await using var lab = new LabFactory(settings: new Dictionary<string, string?> { ["IdentityInit:Workers:cpu"] = "2" });
+        var http = lab.CreateClient();
+        var config = Api.TinyRun(epochs: 30, extra: new { checkpointEvery = 25, correlationEvery = 50 });
+        var id = (await Api.CreateAsync(http, config)).GetProperty("id").GetGuid();
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 30, 60, "training to be under way");
+        var jobs = lab.Services.GetRequiredService<IBackgroundJobClient>();
+        var again = jobs.Create<TrainingJob>(j => j.Run(id, JobCancellationToken.Null), new Hangfire.States.EnqueuedState("cpu"));
+        var monitor = lab.Services.GetRequiredService<JobStorage>().GetMonitoringApi();
+        await Wait.UntilAsync(() => Task.FromResult(monitor.JobDetails(again)?.History.Any(h => h.StateName == "Succeeded") == true), 60,
+            "the second execution to end");
+        var statusWhenItEnded = (await Api.GetRunAsync(http, id)).GetProperty("status").GetString();
+        await Api.WaitForStatusAsync(http, id, "Completed", 120);
+        var points = await Api.PointsAsync(http, $"/api/runs/{id}/metrics");
+        var logs = await http.GetStringAsync($"/api/runs/{id}/logs");
+        var alone = (await Api.CreateAsync(http, config)).GetProperty("id").GetGuid();
+        await Api.WaitForStatusAsync(http, alone, "Completed", 120);
+
+        Assert.Equal("Running", statusWhenItEnded); // it did execute while the run trained
+        Assert.Single(Regex.Matches(logs, "training in process"));
+        Assert.Equal(Api.Deterministic(await Api.PointsAsync(http, $"/api/runs/{alone}/metrics")), Api.Deterministic(points));
     }
 
     [Fact]

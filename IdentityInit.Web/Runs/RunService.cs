@@ -86,11 +86,11 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         }
         foreach (var c in configs)
         {
-            var foreignFile = c.InitFile is { } file && !imports.IsStaged(file);
+            var foreignFile = c.InitFile is { } file && imports.PathOf(file) is null;
             if (foreignFile)
-                errors.Add("config.initFile", "must be weights staged by POST /api/weights (an upload) or POST /api/runs/{id}/weights/stage " +
-                                              "(a run's checkpoint), as their answer's initFile; no other server file is read");
-            foreach (var error in ConfigValidation.Validate(c))
+                errors.Add("config.initFile", "must be the id of weights staged by POST /api/weights (an upload) or POST /api/runs/{id}/weights/stage " +
+                                              "(a run's checkpoint), as their answer's initFile; no server file is named in a request");
+            foreach (var error in ConfigValidation.Validate(imports.Resolved(c)))
                 if (!(foreignFile && error.Field == "initFile")) errors.Add("config." + error.Field, error.Message); // no existence oracle
             var catalog = new DatasetCatalog(options.Value.DatasetRoot);
             if (c.Dataset != "synthetic" && !DatasetCatalog.Downloadable(c.Dataset) && catalog.Find(c.Dataset) is null)
@@ -280,11 +280,21 @@ public sealed class RunCancellation
     readonly Dictionary<Guid, CancellationTokenSource> running = [];
     readonly Lock gate = new();
 
-    public CancellationToken Register(Guid runId, CancellationToken linked)
+    /// <summary>
+    /// Registers a run as training in this process; false when it already is (its job executing a second time, e.g.
+    /// fetched again after the job storage blinked): the second execution must not start another trainer.
+    /// </summary>
+    public bool TryRegister(Guid runId, CancellationToken linked, out CancellationToken token)
     {
-        var source = CancellationTokenSource.CreateLinkedTokenSource(linked);
-        lock (gate) running[runId] = source;
-        return source.Token;
+        lock (gate)
+        {
+            token = default;
+            if (running.ContainsKey(runId)) return false;
+            var source = CancellationTokenSource.CreateLinkedTokenSource(linked);
+            running[runId] = source;
+            token = source.Token;
+            return true;
+        }
     }
 
     public void Unregister(Guid runId)

@@ -24,17 +24,25 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
     [JobDisplayName("train run {0}")] // the dashboard at /jobs names the run, not TrainingJob.Run
     public void Run(Guid runId, IJobCancellationToken jobToken)
     {
+        if (!cancellation.TryRegister(runId, jobToken.ShutdownToken, out var token))
+        {
+            logger.LogWarning("run {RunId} is already training in this process: a second execution of its job ends here", runId);
+            return;
+        }
         var run = Claim(runId);
-        if (run is null) return;
-        var config = ConfigOverlay.FromJson(run.ConfigJson, "run config");
+        if (run is null)
+        {
+            cancellation.Unregister(runId);
+            return;
+        }
         var lab = options.Value;
+        var config = WeightImports.Resolved(ConfigOverlay.FromJson(run.ConfigJson, "run config"), lab.CheckpointRoot);
         var checkpoints = Path.Combine(lab.CheckpointRoot, runId.ToString("N"));
         // The newest checkpoint whose events are all stored; the engine may still fall back from it to an older intact one.
         long? resumeAt = run.CheckpointStep is { } stored && Checkpoint.Completed(checkpoints).LastOrDefault(c => c.Step <= stored) is { Path: not null } found
             ? found.Step : null;
         var pid = 0;
 
-        var token = cancellation.Register(runId, jobToken.ShutdownToken);
         using var poll = new Timer(_ => PollCancel(runId), null, CancelPoll, CancelPoll);
         RunSummary summary;
         try

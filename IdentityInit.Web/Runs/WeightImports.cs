@@ -5,8 +5,15 @@ using Microsoft.Extensions.Options;
 
 namespace IdentityInit.Web.Runs;
 
-/// <summary>A safetensors file placed where every worker reads it, ready to be a run's <c>initFile</c>.</summary>
-public sealed record StagedWeights(string InitFile, int Tensors, long Bytes, string Source);
+/// <summary>
+/// A safetensors file placed where every worker reads it, ready to be a run's <c>initFile</c>: named in requests by its
+/// <see cref="Id"/> (the content's SHA-256), never by a server path.
+/// </summary>
+public sealed record StagedWeights(string Id, int Tensors, long Bytes, string Source)
+{
+    /// <summary>What a run's config names as <c>initFile</c>: the id (the API's answers carry it under that name too).</summary>
+    public string InitFile => Id;
+}
 
 /// <summary>
 /// Weights in and out of runs: a run's checkpoint exported as safetensors (reference names), and weights staged as the
@@ -19,14 +26,26 @@ public sealed class WeightImports(IOptions<LabOptions> options)
 
     string Folder => Path.Combine(options.Value.CheckpointRoot, "imports");
 
+    /// <summary>Whether <paramref name="initFile"/> is the id of staged weights (64 lowercase hex digits, the file's SHA-256).</summary>
+    public static bool IsId(string initFile) => System.Text.RegularExpressions.Regex.IsMatch(initFile, "^[0-9a-f]{64}$");
+
     /// <summary>
-    /// Whether <paramref name="path"/> names weights staged here (imports/&lt;sha256&gt;.safetensors): the only files a request
-    /// may name as initFile, so a request can neither read nor probe any other file on the server.
+    /// The file of the staged weights <paramref name="id"/> names (null: no such weights): the only files a request may use
+    /// as initFile, so a request can neither read nor probe any other file on the server.
     /// </summary>
-    public bool IsStaged(string path) =>
-        !ConfigValidation.HasControl(path) // "\0" (a control character) made GetFullPath throw: a 500
-        && Path.GetDirectoryName(Path.GetFullPath(path)) == Path.GetFullPath(Folder)
-        && System.Text.RegularExpressions.Regex.IsMatch(Path.GetFileName(path), "^[0-9a-f]{64}\\.safetensors$") && File.Exists(path);
+    public string? PathOf(string id) => PathOf(id, options.Value.CheckpointRoot);
+
+    static string? PathOf(string id, string checkpointRoot) =>
+        IsId(id) && Path.Combine(checkpointRoot, "imports", id + ".safetensors") is var path && File.Exists(path) ? path : null;
+
+    /// <summary>
+    /// The config the engine is given: a staged id as initFile becomes the staged file's path (the engine and the CLI read
+    /// paths). Anything else is left as it is (runs stored before ids named the file by its path).
+    /// </summary>
+    public static ExperimentConfig Resolved(ExperimentConfig c, string checkpointRoot) =>
+        c.InitFile is { } id && PathOf(id, checkpointRoot) is { } path ? c with { InitFile = path } : c;
+
+    public ExperimentConfig Resolved(ExperimentConfig c) => Resolved(c, options.Value.CheckpointRoot);
 
     readonly Lock gate = new();
     (string Key, string? Problem)? lastFit;
@@ -38,6 +57,7 @@ public sealed class WeightImports(IOptions<LabOptions> options)
     /// </summary>
     public string? Misfit(ExperimentConfig c)
     {
+        c = Resolved(c);
         var key = string.Join('|', c.InitFile, c.Architecture, c.Depth, c.Widen, c.BatchNorm, c.Dataset, c.ToyHidden, c.ToyUnique, c.LeakyInit);
         lock (gate) if (lastFit is { } last && last.Key == key) return last.Problem;
         var (channels, height, width, classes, _) = Training.Data.DatasetCatalog.Shape(c.Dataset);
@@ -53,7 +73,7 @@ public sealed class WeightImports(IOptions<LabOptions> options)
 
     /// <summary>Writes a run's checkpoint at <paramref name="step"/> (null: the last) to <paramref name="file"/>; returns its step.</summary>
     public long Export(Data.Run run, long? step, string file) =>
-        ModelWeights.ExportCheckpoint(ConfigOverlay.FromJson(run.ConfigJson, "run config"),
+        ModelWeights.ExportCheckpoint(Resolved(ConfigOverlay.FromJson(run.ConfigJson, "run config")),
             Path.Combine(options.Value.CheckpointRoot, run.Id.ToString("N")), step, file);
 
     /// <summary>Stages an uploaded file after reading it as safetensors; InvalidDataException says what is wrong with it, by the upload's name.</summary>
@@ -101,6 +121,6 @@ public sealed class WeightImports(IOptions<LabOptions> options)
         using (var stream = File.OpenRead(temporary)) hash = Convert.ToHexStringLower(SHA256.HashData(stream));
         var final = Path.Combine(Folder, hash + ".safetensors");
         if (!File.Exists(final)) File.Move(temporary, final);
-        return new StagedWeights(final, count, new FileInfo(final).Length, source);
+        return new StagedWeights(hash, count, new FileInfo(final).Length, source);
     }
 }
