@@ -45,25 +45,25 @@ public static class ConfigValidation
         Check(c.Preset is null || Presets.Find(c.Preset) is not null, nameof(c.Preset),
             $"'{Shown(c.Preset)}' is not a preset (list-presets, or GET /api/presets, shows them)");
         // Fields of another architecture are refused, not silently carried (a 3 MB leakyInit on a ConstNet run).
-        Check(c.Architecture == "leakynet" || c.LeakyInit == defaults.LeakyInit, nameof(c.LeakyInit), "the init string is a LeakyNet option");
-        Check(c.Architecture == "leakynet" || c.LeakyAlpha == defaults.LeakyAlpha, nameof(c.LeakyAlpha), "the LeakyReLU slope is a LeakyNet option");
-        Check(c.Architecture == "toy" || c.ToyHidden == defaults.ToyHidden, nameof(c.ToyHidden), "hidden units are a toy-model option");
-        Check(c.Architecture == "toy" || c.ToyUnique == defaults.ToyUnique, nameof(c.ToyUnique), "unique features are a toy-model option");
+        Check(c.Architecture == Architectures.LeakyNet || c.LeakyInit == defaults.LeakyInit, nameof(c.LeakyInit), "the init string is a LeakyNet option");
+        Check(c.Architecture == Architectures.LeakyNet || c.LeakyAlpha == defaults.LeakyAlpha, nameof(c.LeakyAlpha), "the LeakyReLU slope is a LeakyNet option");
+        Check(c.Architecture == Architectures.Toy || c.ToyHidden == defaults.ToyHidden, nameof(c.ToyHidden), "hidden units are a toy-model option");
+        Check(c.Architecture == Architectures.Toy || c.ToyUnique == defaults.ToyUnique, nameof(c.ToyUnique), "unique features are a toy-model option");
         Check(c.InitFile is not { Length: > MaxPath } && c.DataDir is not { Length: > MaxPath }, c.InitFile is { Length: > MaxPath } ? nameof(c.InitFile) : nameof(c.DataDir),
             $"a path is at most {MaxPath} characters");
-        Check(ExperimentConfig.Architectures.Contains(c.Architecture), nameof(c.Architecture),
-            $"'{Shown(c.Architecture)}' is not one of {string.Join(", ", ExperimentConfig.Architectures)}");
-        if (c.Architecture is "constnet" or "leakynet" && ConstNet.DepthError(c.Depth) is { } depthError)
+        Check(Architectures.All.Contains(c.Architecture), nameof(c.Architecture),
+            $"'{Shown(c.Architecture)}' is not one of {string.Join(", ", Architectures.All)}");
+        if (c.Architecture is Architectures.ConstNet or Architectures.LeakyNet && ConstNet.DepthError(c.Depth) is { } depthError)
             errors.Add(new ConfigError(nameof(c.Depth), depthError));
         Check(c.Widen is >= 1 and <= 64, nameof(c.Widen), $"widen factor must be an integer from 1 to 64, got {c.Widen}");
-        if (c.Architecture == "leakynet")
+        if (c.Architecture == Architectures.LeakyNet)
         {
             if (c.LeakyInit.Length > 64) errors.Add(new ConfigError(nameof(c.LeakyInit), $"at most 64 characters, got {c.LeakyInit.Length:N0}"));
             else if (ConstNet.DepthError(c.Depth) is null && LeakyNet.InitStringError(c.LeakyInit, c.Depth) is { } initError)
                 errors.Add(new ConfigError(nameof(c.LeakyInit), initError));
             Check(c.LeakyAlpha is > 0 and < 1, nameof(c.LeakyAlpha), $"must be in (0, 1), got {c.LeakyAlpha}");
         }
-        if (c.Architecture == "toy")
+        if (c.Architecture == Architectures.Toy)
         {
             Check(c.ToyHidden >= 1, nameof(c.ToyHidden), $"must be at least 1, got {c.ToyHidden}");
             Check(c.ToyHidden < 1 || c.ToyUnique >= 1 && c.ToyUnique <= c.ToyHidden, nameof(c.ToyUnique),
@@ -71,9 +71,9 @@ public static class ConfigValidation
         }
         Check(Initializer.Schemes.Contains(c.Init), nameof(c.Init),
             $"'{Shown(c.Init)}' is not one of {string.Join(", ", Initializer.Schemes)}");
-        Check(c.Architecture == "constnet" || c.Init is "const" or "file", nameof(c.Init),
+        Check(c.Architecture == Architectures.ConstNet || c.Init is Initializer.Const or Initializer.FromFile, nameof(c.Init),
             $"{Shown(c.Architecture)} is initialised by its own options (LeakyInit, ToyUnique); leave Init as 'const' (or 'file')");
-        if (c.Init == "file")
+        if (c.Init == Initializer.FromFile)
             Check(!string.IsNullOrWhiteSpace(c.InitFile) && File.Exists(c.InitFile), nameof(c.InitFile),
                 string.IsNullOrWhiteSpace(c.InitFile) ? "Init 'file' needs the path of a .safetensors file" : $"'{Shown(c.InitFile)}' does not exist");
         Check(c.InitNoise is >= 0 and <= 100, nameof(c.InitNoise), $"must be from 0 to 100, got {c.InitNoise}");
@@ -81,12 +81,12 @@ public static class ConfigValidation
         Check(c.Dropout is >= 0 and < 1, nameof(c.Dropout), $"must be in [0, 1), got {c.Dropout}");
         Check(c.StemDropout is >= 0 and < 1, nameof(c.StemDropout), $"must be in [0, 1), got {c.StemDropout}");
         Check(c.RoundingJitter is >= 0 and <= 1e6, nameof(c.RoundingJitter), $"must be from 0 to 1e6, got {c.RoundingJitter}");
-        Check(c.Architecture != "toy" || c.Dropout == 0, nameof(c.Dropout),
+        Check(c.Architecture != Architectures.Toy || c.Dropout == 0, nameof(c.Dropout),
             "the toy model has no branches or blocks to drop out; use RoundingJitter");
-        Check(c.Architecture == "constnet" || c.StemDropout == 0, nameof(c.StemDropout), "stem dropout is a ConstNet option");
+        Check(c.Architecture == Architectures.ConstNet || c.StemDropout == 0, nameof(c.StemDropout), "stem dropout is a ConstNet option");
         Check(c.ClassifierNoise is >= 0 and <= 100, nameof(c.ClassifierNoise), $"must be from 0 to 100, got {c.ClassifierNoise}");
-        Check(c.Architecture == "leakynet" || c.ClassifierNoise == 0, nameof(c.ClassifierNoise), "classifier noise is a LeakyNet option");
-        Check(c.Architecture == "constnet" || c.InitNoise == 0, nameof(c.InitNoise),
+        Check(c.Architecture == Architectures.LeakyNet || c.ClassifierNoise == 0, nameof(c.ClassifierNoise), "classifier noise is a LeakyNet option");
+        Check(c.Architecture == Architectures.ConstNet || c.InitNoise == 0, nameof(c.InitNoise),
             $"init noise is added to ConstNet's block convs; {Shown(c.Architecture)} has none (LeakyNet: the letters k and a; or RoundingJitter)");
         Check(DatasetCatalog.Names.Contains(c.Dataset), nameof(c.Dataset),
             $"'{Shown(c.Dataset)}' is not one of {string.Join(", ", DatasetCatalog.Names)}");

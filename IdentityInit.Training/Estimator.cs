@@ -25,7 +25,7 @@ public sealed record ModelSize(double Parameters, double TrainingBytes)
     public static ModelSize Of(ExperimentConfig c)
     {
         var (channels, height, width, classes, _) = DatasetCatalog.Shape(c.Dataset);
-        if (c.Architecture == "toy")
+        if (c.Architecture == Architectures.Toy)
         {
             double inputs = channels * height * width, hidden = c.ToyHidden;
             var toyParameters = inputs * hidden + hidden + hidden * classes + classes;
@@ -33,7 +33,7 @@ public sealed record ModelSize(double Parameters, double TrainingBytes)
         }
         var n = Math.Max(1, (c.Depth - 4) / 3);
         double[] widths = [16, 16.0 * c.Widen, 32.0 * c.Widen, 64.0 * c.Widen];
-        var leaky = c.Architecture == "leakynet";
+        var leaky = c.Architecture == Architectures.LeakyNet;
         double parameters = channels * widths[0] * 9, activations = widths[0] * height * width;
         double side = (double)height * width;
         for (var g = 0; g < 3; g++)

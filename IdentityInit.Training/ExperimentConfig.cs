@@ -9,7 +9,7 @@ public sealed record ExperimentConfig
     public string? Preset { get; init; }
 
     // Architecture: constnet (WRN layout, also the He "varnet" baseline), leakynet, toy.
-    public string Architecture { get; init; } = "constnet";
+    public string Architecture { get; init; } = Architectures.ConstNet;
     public int Depth { get; init; } = 16;
     public int Widen { get; init; } = 10;
     public bool BatchNorm { get; init; } = true;
@@ -21,7 +21,7 @@ public sealed record ExperimentConfig
     public int ToyUnique { get; init; } = 256;
 
     // Initialization and symmetry breakers: each one explicit and recorded.
-    public string Init { get; init; } = "const";
+    public string Init { get; init; } = Initialization.Initializer.Const;
     /// <summary>A safetensors file in the reference's names, read when Init is "file".</summary>
     public string? InitFile { get; init; }
     /// <summary>Every conv/linear weight but the classifier multiplied by this after the init: a bad scale on purpose (0.5x He).</summary>
@@ -72,9 +72,21 @@ public sealed record ExperimentConfig
     /// </summary>
     public int PreciseBatchNorm { get; init; }
 
-    public static IReadOnlyList<string> Architectures { get; } = ["constnet", "leakynet", "toy"];
     public static IReadOnlyList<string> Schedules { get; } = ["reference", "constant", "cosine", "cosine-step"];
 
     [JsonIgnore]
     public bool AugmentEffective => Augment ?? Dataset is "cifar10" or "cifar100" or "imagenet32";
+}
+
+/// <summary>The architectures' names, as configs, presets, the API and the CLI spell them.</summary>
+public static class Architectures
+{
+    /// <summary>The WRN layout of the reference code: ConstNet under init "const", the He ("varnet") baseline under the others.</summary>
+    public const string ConstNet = "constnet";
+    /// <summary>remodel.py's LeakyNet: each layer initialized by a letter of the init string.</summary>
+    public const string LeakyNet = "leakynet";
+    /// <summary>The two-layer toy model with K unique hidden features.</summary>
+    public const string Toy = "toy";
+
+    public static IReadOnlyList<string> All { get; } = [ConstNet, LeakyNet, Toy];
 }

@@ -49,12 +49,12 @@ public static class Presets
         foreach (var init in LeakyInits)
             Pair("leakynet-" + init, $"LeakyNet (remodel.py) with init string {init}; more '1' layers pull the channels back together " +
                                       "(GPU non-determinism; CPU: rounding jitter 1)",
-                c => c with { Architecture = "leakynet", LeakyInit = init, Depth = 16, Epochs = 200, Device = "cuda", Deterministic = false },
-                c => c with { Architecture = "leakynet", LeakyInit = init, Depth = 16, RoundingJitter = 1 });
+                c => c with { Architecture = Architectures.LeakyNet, LeakyInit = init, Depth = 16, Epochs = 200, Device = "cuda", Deterministic = false },
+                c => c with { Architecture = Architectures.LeakyNet, LeakyInit = init, Depth = 16, RoundingJitter = 1 });
         foreach (var k in ToyUniques)
             Pair($"toy-k{k}", $"Toy one-hidden-layer net, 256 hidden units holding {k} unique features",
-                c => c with { Architecture = "toy", Dataset = "mnist", ToyHidden = 256, ToyUnique = k, Epochs = 100, Device = "cuda", Deterministic = false },
-                c => c with { Architecture = "toy", ToyHidden = 256, ToyUnique = k, Epochs = 2, RoundingJitter = 1 });
+                c => c with { Architecture = Architectures.Toy, Dataset = "mnist", ToyHidden = 256, ToyUnique = k, Epochs = 100, Device = "cuda", Deterministic = false },
+                c => c with { Architecture = Architectures.Toy, ToyHidden = 256, ToyUnique = k, Epochs = 2, RoundingJitter = 1 });
         return list;
     }
 }

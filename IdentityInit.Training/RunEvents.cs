@@ -86,7 +86,11 @@ public sealed record LogLine(long Step, string Message) : RunEvent;
 
 public sealed record RunEnded(RunSummary Summary) : RunEvent;
 
-public enum RunStatus { Completed, Cancelled, Diverged, Failed }
+/// <summary>
+/// Where a run stands: the one status of the engine, the store, the API and the pages. The engine reports how a run ended
+/// (the last four); the lab adds Queued and Running before that. Stored and sent by name.
+/// </summary>
+public enum RunStatus { Queued, Running, Completed, Cancelled, Diverged, Failed }
 
 /// <summary>What it takes to reproduce a run, as measured rather than as requested.</summary>
 public sealed record RunRecord(

@@ -375,7 +375,7 @@ public sealed class LabBrowserTests
                 context.Runs.Add(new IdentityInit.Web.Data.Run
                 {
                     Id = id, Name = $"{arm} seed {i}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "cifar10",
-                    Queue = "cpu", Status = IdentityInit.Web.Data.RunState.Completed, CreatedAt = DateTime.UtcNow, GroupId = group,
+                    Queue = "cpu", Status = IdentityInit.Training.RunStatus.Completed, CreatedAt = DateTime.UtcNow, GroupId = group,
                 });
                 await context.SaveChangesAsync();
                 // Four epochs: the first is the checked one; the later ones rise toward 0.9 so the bands read as curves.

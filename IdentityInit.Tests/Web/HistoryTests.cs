@@ -1,3 +1,4 @@
+using IdentityInit.Training;
 using IdentityInit.Tests.Infrastructure;
 using IdentityInit.Web.Data;
 using Microsoft.Extensions.DependencyInjection;
@@ -25,7 +26,7 @@ public sealed class HistoryTests
             context.Runs.Add(new Run
             {
                 Id = id, Name = name, ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic",
-                Queue = "cpu", Status = RunState.Completed, CreatedAt = DateTime.UtcNow,
+                Queue = "cpu", Status = RunStatus.Completed, CreatedAt = DateTime.UtcNow,
             });
             await context.SaveChangesAsync();
         }

@@ -25,7 +25,7 @@ public sealed class RunsListTests
             context.Runs.Add(new Run
             {
                 Id = Guid.NewGuid(), Name = config.Name, ConfigJson = ConfigOverlay.ToJson(config), Architecture = "constnet", Init = "const",
-                Breakers = "none", Dataset = "cifar10", Queue = "cpu", Seed = i, Status = RunState.Completed, CreatedAt = start.AddMinutes(i),
+                Breakers = "none", Dataset = "cifar10", Queue = "cpu", Seed = i, Status = RunStatus.Completed, CreatedAt = start.AddMinutes(i),
                 BestTestAccuracy = (i * 37 % 250) / 250.0,
             });
         }
@@ -95,7 +95,7 @@ public sealed class RunsListTests
         await using (var context = lab.Services.GetRequiredService<AppDb>().Create())
         {
             foreach (var owner in new[] { LabFactory.Admin, LabFactory.Admin, "someone-else" }) // waiting in the store, as a backlog would
-                context.Runs.Add(new Run { Id = Guid.NewGuid(), Name = $"waiting for {owner}", Owner = owner, ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic", Queue = "cpu", Status = RunState.Queued, CreatedAt = DateTime.UtcNow });
+                context.Runs.Add(new Run { Id = Guid.NewGuid(), Name = $"waiting for {owner}", Owner = owner, ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic", Queue = "cpu", Status = RunStatus.Queued, CreatedAt = DateTime.UtcNow });
             await context.SaveChangesAsync();
         }
         var sweep = new { preset = "constnet-nondeterministic", config = new { dataset = "synthetic", epochs = 1 }, sweep = new { seeds = new[] { 1, 2 } } };
@@ -133,7 +133,7 @@ public sealed class RunsListTests
 
         await using (var context = lab.Services.GetRequiredService<AppDb>().Create())
         {
-            var running = new Run { Id = Guid.NewGuid(), Name = "live", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic", Queue = "cpu", Status = RunState.Running, CreatedAt = DateTime.UtcNow };
+            var running = new Run { Id = Guid.NewGuid(), Name = "live", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic", Queue = "cpu", Status = RunStatus.Running, CreatedAt = DateTime.UtcNow };
             context.Runs.Add(running);
             await context.SaveChangesAsync();
             Assert.Equal(HttpStatusCode.Conflict, (await http.DeleteAsync($"/api/runs/{running.Id}")).StatusCode);

@@ -1,3 +1,4 @@
+using IdentityInit.Training;
 using System.Collections.Concurrent;
 using System.Text.Json;
 using IdentityInit.Tests.Infrastructure;
@@ -28,7 +29,7 @@ public sealed class StreamingTests
         hub.On<RunBatch>("Batch", batch =>
         {
             batches.Enqueue(batch);
-            if (batch.Progress?.Status is RunState.Completed) done.TrySetResult();
+            if (batch.Progress?.Status is RunStatus.Completed) done.TrySetResult();
         });
         await hub.StartAsync();
         var history = await hub.InvokeAsync<RunHistory>("Join", id, null);

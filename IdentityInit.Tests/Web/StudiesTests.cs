@@ -1,3 +1,4 @@
+using IdentityInit.Training;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -26,14 +27,14 @@ public sealed class StudiesTests
         };
         await using var context = services.GetRequiredService<AppDb>().Create();
         context.Studies.Add(study);
-        void Add(string arm, int seed, RunState status, double? final, double? best, int broken, double[] epochAccuracies, long[] breaks, double[] lastCorrelations)
+        void Add(string arm, int seed, RunStatus status, double? final, double? best, int broken, double[] epochAccuracies, long[] breaks, double[] lastCorrelations)
         {
             var run = new Run
             {
                 Id = Guid.NewGuid(), Name = $"{arm} {seed}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "", Dataset = "synthetic",
                 Queue = "cpu", Seed = seed, Status = status, CreatedAt = DateTime.UtcNow, StudyId = study.Id, Arm = arm, FinalTestAccuracy = final,
-                BestTestAccuracy = best, LayersBroken = status == RunState.Completed ? broken : null, LayerCount = status == RunState.Completed ? 10 : null,
-                FinishedAt = status == RunState.Completed ? DateTime.UtcNow : null,
+                BestTestAccuracy = best, LayersBroken = status == RunStatus.Completed ? broken : null, LayerCount = status == RunStatus.Completed ? 10 : null,
+                FinishedAt = status == RunStatus.Completed ? DateTime.UtcNow : null,
             };
             context.Runs.Add(run);
             for (var e = 0; e < epochAccuracies.Length; e++)
@@ -48,14 +49,14 @@ public sealed class StudiesTests
                 context.Points.Add(new MetricPoint { RunId = run.Id, Series = $"wcorr.fwd/block{l}", Step = 300, Value = lastCorrelations[l] });
             }
         }
-        Add("He (random init)", 1, RunState.Completed, 0.80, 0.81, 10, [0.45, 0.60, 0.80], [5, 7], [0.1, 0.3]);
-        Add("He (random init)", 2, RunState.Completed, 0.82, 0.84, 10, [0.55, 0.70, 0.82], [6], [0.0, 0.2]);
-        Add("He (random init)", 3, RunState.Completed, 0.87, 0.87, 10, [0.40, 0.45, 0.87], [9, 10, 11], [0.3]);
-        Add("deterministic", 1, RunState.Completed, 0.30, 0.31, 0, [0.2, 0.25, 0.30], [], [1.0]);
-        Add("deterministic", 2, RunState.Completed, 0.31, 0.33, 0, [0.2, 0.26, 0.31], [], [1.0]);
-        Add("deterministic", 3, RunState.Completed, 0.35, 0.35, 0, [0.3, 0.33, 0.35], [], [1.0]);
-        Add("GPU non-determinism", 1, RunState.Running, null, null, 0, [0.5, 0.6], [], []);
-        Add("GPU non-determinism", 2, RunState.Running, null, null, 0, [0.4], [], []);
+        Add("He (random init)", 1, RunStatus.Completed, 0.80, 0.81, 10, [0.45, 0.60, 0.80], [5, 7], [0.1, 0.3]);
+        Add("He (random init)", 2, RunStatus.Completed, 0.82, 0.84, 10, [0.55, 0.70, 0.82], [6], [0.0, 0.2]);
+        Add("He (random init)", 3, RunStatus.Completed, 0.87, 0.87, 10, [0.40, 0.45, 0.87], [9, 10, 11], [0.3]);
+        Add("deterministic", 1, RunStatus.Completed, 0.30, 0.31, 0, [0.2, 0.25, 0.30], [], [1.0]);
+        Add("deterministic", 2, RunStatus.Completed, 0.31, 0.33, 0, [0.2, 0.26, 0.31], [], [1.0]);
+        Add("deterministic", 3, RunStatus.Completed, 0.35, 0.35, 0, [0.3, 0.33, 0.35], [], [1.0]);
+        Add("GPU non-determinism", 1, RunStatus.Running, null, null, 0, [0.5, 0.6], [], []);
+        Add("GPU non-determinism", 2, RunStatus.Running, null, null, 0, [0.4], [], []);
         await context.SaveChangesAsync();
         return study.Id;
     }
@@ -130,7 +131,7 @@ public sealed class StudiesTests
                 context.Runs.Add(new Run
                 {
                     Id = Guid.NewGuid(), Name = $"{arm} {seed}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "",
-                    Dataset = "synthetic", Queue = "cpu", Seed = seed, Status = RunState.Completed, CreatedAt = DateTime.UtcNow, FinishedAt = DateTime.UtcNow,
+                    Dataset = "synthetic", Queue = "cpu", Seed = seed, Status = RunStatus.Completed, CreatedAt = DateTime.UtcNow, FinishedAt = DateTime.UtcNow,
                     StudyId = study.Id, Arm = arm, FinalTestAccuracy = value, BestTestAccuracy = value, LayersBroken = 0, LayerCount = 10,
                 });
         await context.SaveChangesAsync();
@@ -180,7 +181,7 @@ public sealed class StudiesTests
         await using var lab = new LabFactory();
         var http = lab.CreateClient();
         var id = await SeedAsync(lab.Services);
-        await SaveAsync(lab, r => r.Status == RunState.Running, r => (r.Status, r.FinishedAt) = (RunState.Cancelled, DateTime.UtcNow));
+        await SaveAsync(lab, r => r.Status == RunStatus.Running, r => (r.Status, r.FinishedAt) = (RunStatus.Cancelled, DateTime.UtcNow));
         var link = await (await http.PostAsJsonAsync("/api/shares", new { studyId = id })).Content.ReadFromJsonAsync<JsonElement>();
         var token = link.GetProperty("token").GetString()!;
 
@@ -219,7 +220,7 @@ public sealed class StudiesTests
                 context.Runs.Add(new Run
                 {
                     Id = Guid.NewGuid(), Name = "r", ConfigJson = "{}", Architecture = "constnet", Init = "he-fanout", Breakers = "", Dataset = "synthetic", Queue = "cpu",
-                    Seed = 1, Status = RunState.Completed, CreatedAt = DateTime.UtcNow, FinishedAt = DateTime.UtcNow, StudyId = study.Id, Arm = label,
+                    Seed = 1, Status = RunStatus.Completed, CreatedAt = DateTime.UtcNow, FinishedAt = DateTime.UtcNow, StudyId = study.Id, Arm = label,
                     FinalTestAccuracy = 0.5, BestTestAccuracy = 0.5, LayersBroken = 10, LayerCount = 10,
                 });
             await context.SaveChangesAsync();

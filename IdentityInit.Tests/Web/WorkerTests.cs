@@ -208,7 +208,7 @@ public sealed class WorkerTests(PostgresServer postgres)
             viewer.hub.On<RunBatch>("Batch", batch =>
             {
                 viewer.Batches.Enqueue(batch);
-                if (batch.Progress?.Status is RunState.Completed) viewer.Ended.TrySetResult();
+                if (batch.Progress?.Status is RunStatus.Completed) viewer.Ended.TrySetResult();
             });
             await viewer.hub.StartAsync();
             viewer.History = await viewer.hub.InvokeAsync<RunHistory>("Join", id, null);

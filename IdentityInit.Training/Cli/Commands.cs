@@ -46,7 +46,7 @@ public static class Commands
             return 0;
         });
 
-        var inits = new Option<string?>("--inits") { Description = "compare several inits, comma-separated (" + string.Join(", ", Initializer.Schemes.Where(i => i != "file")) + "; scheme*scale for a bad scale, e.g. he-fanin*0.5); default: the config's" };
+        var inits = new Option<string?>("--inits") { Description = "compare several inits, comma-separated (" + string.Join(", ", Initializer.Drawn) + "; scheme*scale for a bad scale, e.g. he-fanin*0.5); default: the config's" };
         var json = new Option<bool>("--json") { Description = "one JSON object per init on stdout, for scripts (the web app reads it)" };
         var signal = new Command("signal", "signal propagation and feature diversity at initialization, per layer, without training: " +
                                            "forward and backward signal, block Jacobian gain, activation correlation, weight spread")

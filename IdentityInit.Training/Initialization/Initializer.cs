@@ -23,10 +23,48 @@ namespace IdentityInit.Training.Initialization;
 // | h | N(0, gain/fan_in), never scaled by the phase        | i | W[d, d mod C_in] = phase  | 1 | phase/C_in |
 // | k | N(0, 0.01 gain/fan_in) + 0.99 x the i constant     | a (there: any other letter) | same with the 1 constant |
 // LeakyNet biases start at 0; the classifier at 0, or N(0, s/144) with ClassifierNoise s. Toy: K unique He fan-in rows copied to N hidden units; fc2 0.
+/// <summary>A ConstNet-family init scheme: its name, what it puts in which layers, and how it fills one conv's weights.</summary>
+/// <param name="Fill">Fills one non-classifier weight layer; null for "file", whose weights are read, not drawn.</param>
+public sealed record InitScheme(string Name, string Description, Action<Tensor, ConvLayer, Generator>? Fill);
+
+/// <summary>One non-classifier weight layer of a ConstNet as a scheme sees it: where it sits, its channels and kernel size.</summary>
+public readonly record struct ConvLayer(bool IsStem, bool IsShortcut, long Out, long In, long Kernel);
+
 public static class Initializer
 {
-    public static IReadOnlyList<string> Schemes { get; } =
-        ["const", "he-fanout", "he-fanin", "xavier", "orthogonal", "delta-orthogonal", "file"];
+    /// <summary>The ConstNet-family schemes, the table above as code. Under every one the classifier starts at 0 (weights and bias).</summary>
+    public static IReadOnlyList<InitScheme> Registry { get; } =
+    [
+        new(Const, "ConstNet: the stem's centre tap 1/C_in, block convs 0 (each block the identity), 1x1 shortcuts 1/C_in: every channel identical",
+            (w, l, _) =>
+            {
+                if (l.IsStem) CentreTap(w, full(l.Out, l.In, 1.0 / l.In));
+                else if (l.IsShortcut) w.fill_(1.0 / l.In);
+                else w.zero_();
+            }),
+        new("he-fanout", "He fan-out (model.py's varnet): block convs N(0, 2/(k² C_out)), the stem and 1x1 shortcuts N(0, 1/(k² C_out))",
+            (w, l, g) => Normal(w, Math.Sqrt((l.IsStem || l.IsShortcut ? 1.0 : 2.0) / (l.Kernel * l.Kernel * l.Out)), g)),
+        new("he-fanin", "He fan-in: every conv N(0, 2/(k² C_in))", (w, l, g) => Normal(w, Math.Sqrt(2.0 / (l.Kernel * l.Kernel * l.In)), g)),
+        new("xavier", "Xavier (Glorot) normal: every conv N(0, 2/(k² (C_in + C_out)))",
+            (w, l, g) => Normal(w, Math.Sqrt(2.0 / (l.Kernel * l.Kernel * (l.In + l.Out))), g)),
+        new("orthogonal", "orthogonal: the rows of every conv's W[C_out, C_in k²] orthonormal (QR of a Gaussian, gain 1, as PyTorch)",
+            (w, l, g) => w.copy_(Orthogonal(l.Out, l.In * l.Kernel * l.Kernel, g).reshape(w.shape))),
+        new("delta-orthogonal", "delta-orthogonal (Xiao et al. 2018): every conv's centre tap an orthogonal W[C_out, C_in], the other taps 0",
+            (w, l, g) => CentreTap(w, Orthogonal(l.Out, l.In, g))),
+        new(FromFile, "every weight read from staged weights (initFile) by its reference name; nothing is drawn", null),
+    ];
+
+    public static IReadOnlyList<string> Schemes { get; } = [.. Registry.Select(s => s.Name)];
+
+    /// <summary>ConstNet's own scheme: every channel of a layer identical.</summary>
+    public const string Const = "const";
+    /// <summary>The scheme that reads its weights from a file (<see cref="ExperimentConfig.InitFile"/>).</summary>
+    public const string FromFile = "file";
+
+    /// <summary>The schemes that draw (or set) weights, every one but <see cref="FromFile"/>: what signal-at-init compares.</summary>
+    public static IReadOnlyList<string> Drawn { get; } = [.. Registry.Where(s => s.Fill is not null).Select(s => s.Name)];
+
+    public static InitScheme? Find(string name) => Registry.FirstOrDefault(s => s.Name == name);
 
     /// <summary>Overwrites every parameter of <paramref name="model"/> as the config says; all randomness from the seed.</summary>
     public static void Apply(ImageModel model, ExperimentConfig config)
@@ -41,7 +79,7 @@ public static class Initializer
             }
         switch (model)
         {
-            case var _ when config.Init == "file": ModelWeights.Load(model, config.InitFile!); break;
+            case var _ when config.Init == FromFile: ModelWeights.Load(model, config.InitFile!); break;
             case ConstNet: ApplyConstNet(model, config, generator); break;
             case LeakyNet leaky: ApplyLeakyNet(leaky, config, generator); break;
             case ToyNet: ApplyToy(model, config.ToyUnique, generator); break;
@@ -59,8 +97,8 @@ public static class Initializer
     {
         var parts = spec.Split('*', 2, StringSplitOptions.TrimEntries);
         var scale = 1.0;
-        problem = parts[0] == "file" || !Schemes.Contains(parts[0])
-            ? $"'{ConfigValidation.Shown(parts[0])}' is not one of {string.Join(", ", Schemes.Where(s => s != "file"))}"
+        problem = !Drawn.Contains(parts[0])
+            ? $"'{ConfigValidation.Shown(parts[0])}' is not one of {string.Join(", ", Drawn)}"
             : parts.Length == 2 && !(double.TryParse(parts[1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out scale)
                                      && scale is > 0 and <= 100)
                 ? $"'{ConfigValidation.Shown(parts[1])}' is not a scale above 0 and at most 100 (as in he-fanin*0.5)"
@@ -78,21 +116,8 @@ public static class Initializer
                 w.zero_();
                 continue;
             }
-            var isStem = layer.Role == WeightRole.Stem;
-            var isShortcut = w.shape[2] == 1;
-            var (outC, inC, k) = (w.shape[0], w.shape[1], w.shape[2]);
-            switch (config.Init)
-            {
-                case "const" when isStem: CentreTap(w, full(outC, inC, 1.0 / inC)); break;
-                case "const" when isShortcut: w.fill_(1.0 / inC); break;
-                case "const": w.zero_(); break;
-                case "he-fanout": Normal(w, Math.Sqrt((isStem || isShortcut ? 1.0 : 2.0) / (k * k * outC)), generator); break;
-                case "he-fanin": Normal(w, Math.Sqrt(2.0 / (k * k * inC)), generator); break;
-                case "xavier": Normal(w, Math.Sqrt(2.0 / (k * k * (inC + outC))), generator); break;
-                case "orthogonal": w.copy_(Orthogonal(outC, inC * k * k, generator).reshape(w.shape)); break;
-                case "delta-orthogonal": CentreTap(w, Orthogonal(outC, inC, generator)); break;
-                default: throw new ArgumentException($"unknown init scheme '{config.Init}'", nameof(config));
-            }
+            var fill = Find(config.Init)?.Fill ?? throw new ArgumentException($"unknown init scheme '{config.Init}'", nameof(config));
+            fill(w, new ConvLayer(layer.Role == WeightRole.Stem, w.shape[2] == 1, w.shape[0], w.shape[1], w.shape[2]), generator);
         }
         foreach (var (name, p) in model.named_parameters())
             if (name == "fc.bias") p.zero_();

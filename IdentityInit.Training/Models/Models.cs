@@ -6,9 +6,9 @@ public static class ModelFactory
     public static ImageModel Create(ExperimentConfig c, int inChannels, int height, int width, int classes) =>
         c.Architecture switch
         {
-            "constnet" => new ConstNet(c.Depth, c.Widen, classes, inChannels, c.BatchNorm, c.Dropout, c.StemDropout),
-            "leakynet" => new LeakyNet(c.Depth, c.Widen, classes, inChannels, c.LeakyAlpha, c.BatchNorm, c.Dropout),
-            "toy" => new ToyNet(inChannels * height * width, c.ToyHidden, c.ToyUnique, classes),
+            Architectures.ConstNet => new ConstNet(c.Depth, c.Widen, classes, inChannels, c.BatchNorm, c.Dropout, c.StemDropout),
+            Architectures.LeakyNet => new LeakyNet(c.Depth, c.Widen, classes, inChannels, c.LeakyAlpha, c.BatchNorm, c.Dropout),
+            Architectures.Toy => new ToyNet(inChannels * height * width, c.ToyHidden, c.ToyUnique, classes),
             _ => throw new ArgumentException($"unknown architecture '{c.Architecture}'", nameof(c)),
         };
 }

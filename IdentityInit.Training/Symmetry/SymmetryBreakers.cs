@@ -1,3 +1,4 @@
+using IdentityInit.Training.Initialization;
 using static TorchSharp.torch;
 
 namespace IdentityInit.Training.Symmetry;
@@ -13,9 +14,9 @@ public static class SymmetryBreakers
         if (c.StemDropout > 0) breakers.Add($"stem-dropout {c.StemDropout}");
         if (c.InitNoise > 0) breakers.Add($"init-noise {c.InitNoise}");
         if (c.RoundingJitter > 0) breakers.Add($"rounding-jitter {c.RoundingJitter}");
-        if (c.Architecture == "constnet" && c.Init != "const") breakers.Add($"random-init {c.Init}");
-        if (c.Architecture == "toy" && c.ToyUnique == c.ToyHidden) breakers.Add("random-init all features unique");
-        if (c.Architecture == "leakynet" && LeakyNetHasRandomLayers(c.LeakyInit)) breakers.Add($"random-init {c.LeakyInit}");
+        if (c.Architecture == Architectures.ConstNet && c.Init != Initializer.Const) breakers.Add($"random-init {c.Init}");
+        if (c.Architecture == Architectures.Toy && c.ToyUnique == c.ToyHidden) breakers.Add("random-init all features unique");
+        if (c.Architecture == Architectures.LeakyNet && LeakyNetHasRandomLayers(c.LeakyInit)) breakers.Add($"random-init {c.LeakyInit}");
         return breakers.Count == 0 ? ["none"] : breakers;
     }
 

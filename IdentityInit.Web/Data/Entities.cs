@@ -1,6 +1,6 @@
-namespace IdentityInit.Web.Data;
+using IdentityInit.Training;
 
-public enum RunState { Queued, Running, Completed, Cancelled, Diverged, Failed }
+namespace IdentityInit.Web.Data;
 
 /// <summary>A training run as the lab stores it: the engine config as JSON plus what the list and pages filter on.</summary>
 public sealed class Run
@@ -16,7 +16,7 @@ public sealed class Run
     public required string Dataset { get; set; }
     public required string Queue { get; set; }
     public long Seed { get; set; }
-    public RunState Status { get; set; }
+    public RunStatus Status { get; set; }
     public long Step { get; set; }
     public long TotalSteps { get; set; }
     public double? BestTestAccuracy { get; set; }
@@ -49,7 +49,7 @@ public sealed class Run
     public string? Worker { get; set; }
     public DateTime? WorkerSince { get; set; }
 
-    public bool IsFinished => Status is RunState.Completed or RunState.Cancelled or RunState.Diverged or RunState.Failed;
+    public bool IsFinished => Status is RunStatus.Completed or RunStatus.Cancelled or RunStatus.Diverged or RunStatus.Failed;
     public IReadOnlyList<string> TagList => Tags.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 }
 

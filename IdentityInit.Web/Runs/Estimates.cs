@@ -31,7 +31,7 @@ public sealed class Estimates(RunQueries queries)
             ["depth"] = Number(config.Depth), ["widen"] = Number(config.Widen), ["batchSize"] = Number(config.BatchSize),
             ["toyHidden"] = Number(config.ToyHidden), ["threads"] = Number(config.Threads),
         };
-        var runs = (await queries.PageAsync(new RunFilter(Status: RunState.Completed, Limit: 3, ConfigFilters: same))).Runs;
+        var runs = (await queries.PageAsync(new RunFilter(Status: RunStatus.Completed, Limit: 3, ConfigFilters: same))).Runs;
         var rates = new List<double>();
         foreach (var run in runs)
             rates.AddRange((await queries.PointsAsync(run.Id, seriesPrefix: Series.Throughput)).Select(p => p.Value).Where(double.IsFinite).Skip(2));

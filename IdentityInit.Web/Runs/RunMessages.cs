@@ -18,7 +18,7 @@ public sealed record HeatmapDto(string Layer, long Step, int Size, float[] Data)
 
 public sealed record LogDto(long Step, DateTime Time, string Message);
 
-public sealed record RunProgress(RunState Status, long Step, long TotalSteps, double? EtaSeconds, string? Error);
+public sealed record RunProgress(RunStatus Status, long Step, long TotalSteps, double? EtaSeconds, string? Error);
 
 /// <summary>
 /// What a viewer receives live, every 100-250 ms while a run trains. Points are keyed by (series, step): a viewer that
@@ -101,7 +101,7 @@ public static class Series
 
 /// <summary>What the runs list asks for: filters (config fields by JSON name), one sort, one page.</summary>
 public sealed record RunFilter(
-    string? Search = null, RunState? Status = null, string? Tag = null, Guid? Group = null, bool Archived = false,
+    string? Search = null, RunStatus? Status = null, string? Tag = null, Guid? Group = null, bool Archived = false,
     string Sort = "createdAt", bool Descending = true, int Offset = 0, int Limit = RunFilter.DefaultLimit,
     IReadOnlyDictionary<string, string>? ConfigFilters = null, string? Owner = null)
 {

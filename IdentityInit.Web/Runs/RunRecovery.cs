@@ -1,3 +1,4 @@
+using IdentityInit.Training;
 using Hangfire;
 using Hangfire.Storage;
 using IdentityInit.Web.Data;
@@ -16,7 +17,7 @@ public sealed class RunRecovery(AppDb db, RunService runs, JobStorage storage, I
     {
         await using var context = db.Create();
         var unfinished = await context.Runs.AsNoTracking()
-            .Where(r => r.Status == RunState.Queued || r.Status == RunState.Running).ToListAsync(cancellationToken);
+            .Where(r => r.Status == RunStatus.Queued || r.Status == RunStatus.Running).ToListAsync(cancellationToken);
         using var connection = storage.GetConnection();
         foreach (var run in unfinished)
         {

@@ -4,6 +4,7 @@ using Hangfire;
 using Hangfire.States;
 using IdentityInit.Training;
 using IdentityInit.Training.Data;
+using IdentityInit.Training.Initialization;
 using IdentityInit.Training.Symmetry;
 using IdentityInit.Web.Accounts;
 using IdentityInit.Web.Data;
@@ -97,7 +98,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
                 errors.Add("config.dataset", catalog.Missing(c.Dataset, null));
             if (workers.QueueProblem(QueueOf(c.Device)) is { } problem) errors.Add("config.device", problem);
             if (errors.Count == 0 && SizeProblem(c) is { } size) errors.Add(size.Field, size.Message); // sized only once the rest is valid
-            if (errors.Count == 0 && c.Init == "file" && c.InitFile is not null && imports.Misfit(c) is { } misfit)
+            if (errors.Count == 0 && c.Init == Initializer.FromFile && c.InitFile is not null && imports.Misfit(c) is { } misfit)
                 errors.Add("config.initFile", $"the staged weights do not fit this model: {misfit}");
         }
         CheckTags(request.Tags ?? [], errors);
@@ -138,9 +139,9 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         var runs = configs.Select(c => new Run
         {
             Id = Guid.NewGuid(), Name = c.Name, Preset = c.Preset, ConfigJson = ConfigOverlay.ToJson(c),
-            Architecture = c.Architecture, Init = c.Architecture == "leakynet" ? c.LeakyInit : c.Architecture == "toy" ? $"K={c.ToyUnique}/{c.ToyHidden}" : c.Init,
+            Architecture = c.Architecture, Init = c.Architecture == Architectures.LeakyNet ? c.LeakyInit : c.Architecture == Architectures.Toy ? $"K={c.ToyUnique}/{c.ToyHidden}" : c.Init,
             Breakers = string.Join(", ", SymmetryBreakers.Describe(c)), Dataset = c.Dataset, Queue = QueueOf(c.Device), Seed = c.Seed,
-            Status = RunState.Queued, CreatedAt = now, Owner = by.Name!, Tags = string.Join(',', request.Tags ?? []), GroupId = groupId,
+            Status = RunStatus.Queued, CreatedAt = now, Owner = by.Name!, Tags = string.Join(',', request.Tags ?? []), GroupId = groupId,
             GroupLabel = groupId is null ? null : request.Sweep?.Field is { } f ? $"sweep over {f}" : "seed group",
         }).ToList();
         if (study is { } placement)
@@ -153,7 +154,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
                 runs[i].GroupLabel = $"{placement.Name}: {arm}";
             }
         await using var context = db.Create();
-        var waiting = await context.Runs.CountAsync(r => r.Owner == by.Name && r.Status == RunState.Queued);
+        var waiting = await context.Runs.CountAsync(r => r.Owner == by.Name && r.Status == RunStatus.Queued);
         if (waiting + runs.Count > options.Value.MaxQueuedRuns)
             throw new QueueFullException($"{by.Name} has {waiting} runs queued already and at most {options.Value.MaxQueuedRuns} may wait at once; " +
                                          $"these {runs.Count} would make {waiting + runs.Count}. Wait for some to start, or cancel some.");
@@ -178,9 +179,9 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         if (run is null || run.IsFinished) return false;
         Authorize(run, by, "cancel");
         run.CancelRequested = true;
-        if (run.Status == RunState.Queued)
+        if (run.Status == RunStatus.Queued)
         {
-            run.Status = RunState.Cancelled;
+            run.Status = RunStatus.Cancelled;
             run.FinishedAt = DateTime.UtcNow;
             if (run.JobId is { } jobId) jobs.Delete(jobId);
         }
@@ -196,7 +197,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         var queue = QueueOf(c.Device);
         var limit = options.Value.ModelLimitFor(queue);
         var size = ModelSize.Of(c);
-        var field = c.Architecture == "toy" ? "config.toyHidden" : c.Widen > 10 ? "config.widen" : "config.depth";
+        var field = c.Architecture == Architectures.Toy ? "config.toyHidden" : c.Widen > 10 ? "config.widen" : "config.depth";
         if (size.Parameters > limit.MaxParameters)
             return (field, $"the model would have {size.Parameters:G3} parameters; the '{queue}' queue takes at most {limit.MaxParameters:G3}");
         var mb = size.TrainingBytes / (1024 * 1024);

@@ -70,7 +70,7 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
                     p.Layers = s.Layers;
                     p.WindowStart = DateTime.UtcNow;
                     p.WindowStartStep = s.StartStep;
-                    p.Progress = new RunProgress(RunState.Running, s.StartStep, s.TotalSteps, null, null);
+                    p.Progress = new RunProgress(RunStatus.Running, s.StartStep, s.TotalSteps, null, null);
                     p.ProgressChanged = true;
                     p.RecordJson = JsonSerializer.Serialize(s.Record, EngineJson.Options);
                     break;

@@ -16,7 +16,7 @@ public static class RunsApi
     public sealed record RunDto(
         Guid Id, string Name, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Owner, string? Preset, string Architecture,
         string Init, string Breakers, string Dataset, string Queue,
-        long Seed, RunState Status, long Step, long TotalSteps, double? BestTestAccuracy, double? FinalTestAccuracy,
+        long Seed, RunStatus Status, long Step, long TotalSteps, double? BestTestAccuracy, double? FinalTestAccuracy,
         int? LayersBroken, int? LayerCount, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt, IReadOnlyList<string> Tags,
         [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Notes, bool Archived, Guid? GroupId, Guid? StudyId, string? Arm,
         string? Error, string? Worker, DateTime? WorkerSince, long? CheckpointStep, JsonElement Config, JsonElement? Record)
@@ -207,11 +207,11 @@ public static class RunsApi
             errors.Add(key, $"'{text}' is not a whole number from {min} to {max}");
             return fallback;
         }
-        RunState? status = null;
+        RunStatus? status = null;
         if (One("status") is { Length: > 0 } s)
         {
-            if (Enum.TryParse<RunState>(s, ignoreCase: true, out var parsed) && !int.TryParse(s, out _)) status = parsed;
-            else errors.Add("status", $"'{s}' is not one of {string.Join(", ", Enum.GetNames<RunState>())}");
+            if (Enum.TryParse<RunStatus>(s, ignoreCase: true, out var parsed) && !int.TryParse(s, out _)) status = parsed;
+            else errors.Add("status", $"'{s}' is not one of {string.Join(", ", Enum.GetNames<RunStatus>())}");
         }
         Guid? group = null;
         if (One("group") is { Length: > 0 } g)

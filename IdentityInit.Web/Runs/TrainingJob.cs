@@ -88,12 +88,12 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
         if (run is null || run.IsFinished) return null;
         if (run.CancelRequested)
         {
-            run.Status = RunState.Cancelled;
+            run.Status = RunStatus.Cancelled;
             run.FinishedAt = DateTime.UtcNow;
             context.SaveChanges();
             return null;
         }
-        run.Status = RunState.Running;
+        run.Status = RunStatus.Running;
         run.StartedAt ??= DateTime.UtcNow;
         (run.Worker, run.WorkerSince) = (WorkerName, DateTime.UtcNow);
         context.SaveChanges();
@@ -145,13 +145,8 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
 
     void Finish(Guid runId, RunSummary summary)
     {
-        var state = summary.Status switch
-        {
-            RunStatus.Completed => RunState.Completed,
-            RunStatus.Cancelled => RunState.Cancelled,
-            RunStatus.Diverged => RunState.Diverged,
-            _ => RunState.Failed,
-        };
+        // The engine reports how a run ended; anything else from it (never seen) would be a fault.
+        var state = summary.Status is RunStatus.Completed or RunStatus.Cancelled or RunStatus.Diverged ? summary.Status : RunStatus.Failed;
         if (summary.Error is { } raw)
         {
             logger.LogWarning("run {RunId} ended {State}: {Error}", runId, state, raw); // the whole text stays in the server's log
@@ -163,7 +158,7 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
         {
             var lost = stream.Unstored(runId);
             logger.LogError("run {RunId}: {Points} points still unstored after {Minutes} min without the database", runId, lost, EndPatience.TotalMinutes);
-            (state, summary) = (RunState.Failed, summary with
+            (state, summary) = (RunStatus.Failed, summary with
             {
                 Error = $"the database was unavailable for {EndPatience.TotalMinutes:0} minutes at the end of the run: {lost} points were not stored",
             });
@@ -175,7 +170,7 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
             totalSteps = run.TotalSteps > 0 ? run.TotalSteps : summary.Steps;
             run.Status = state;
             // A process that died reports no steps; the run still trained (and stored) as far as the stream got it.
-            run.Step = state == RunState.Completed ? summary.Steps : Math.Max(summary.Steps, run.Step);
+            run.Step = state == RunStatus.Completed ? summary.Steps : Math.Max(summary.Steps, run.Step);
             run.FinishedAt = DateTime.UtcNow;
             run.BestTestAccuracy = summary.Record is null ? null : summary.BestTestAccuracy;
             run.FinalTestAccuracy = summary.FinalTestAccuracy;

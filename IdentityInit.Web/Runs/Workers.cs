@@ -1,3 +1,4 @@
+using IdentityInit.Training;
 using Hangfire;
 using IdentityInit.Web.Data;
 using Microsoft.EntityFrameworkCore;
@@ -43,7 +44,7 @@ public sealed class Workers(JobStorage storage, AppDb db, IOptions<LabOptions> o
     public async Task<WorkersDto> OverviewAsync(CancellationToken cancellationToken = default)
     {
         await using var context = db.Create();
-        var running = await context.Runs.AsNoTracking().Where(r => r.Status == RunState.Running).OrderBy(r => r.WorkerSince).ToListAsync(cancellationToken);
+        var running = await context.Runs.AsNoTracking().Where(r => r.Status == RunStatus.Running).OrderBy(r => r.WorkerSince).ToListAsync(cancellationToken);
         return new WorkersDto(List(), [.. running.Select(r => new RunningDto(r.Id, r.Name, r.Worker, RunService.DeviceOf(r), r.WorkerSince, r.Step, r.TotalSteps))]);
     }
 }

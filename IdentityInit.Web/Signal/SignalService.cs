@@ -23,7 +23,7 @@ public sealed class SignalService(RunService runs, IOptions<LabOptions> options,
     static readonly TimeSpan Limit = TimeSpan.FromMinutes(2);
 
     /// <summary>What the page offers: every scheme, and He at half and twice its scale (scheme*scale works for any scheme).</summary>
-    public static IReadOnlyList<string> Inits => [.. Initializer.Schemes.Where(s => s != "file"), "he-fanin*0.5", "he-fanin*2"];
+    public static IReadOnlyList<string> Inits => [.. Initializer.Drawn, "he-fanin*0.5", "he-fanin*2"];
 
     /// <summary>The snapshots, or why not (the same validation and size check as queueing a run; nothing is started then).</summary>
     public async Task<(List<Commands.SignalAtInit> Results, ValidationErrors Errors)> MeasureAsync(SignalRequest request, Viewer by,

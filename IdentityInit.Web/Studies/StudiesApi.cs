@@ -1,3 +1,4 @@
+using IdentityInit.Training;
 using System.Security.Claims;
 using System.Text;
 using IdentityInit.Web.Accounts;
@@ -12,7 +13,7 @@ public static class StudiesApi
 {
     public sealed record StudyDto(StudySummary Summary, StudyDefinition Definition, string? Description, StudyResults Results, IReadOnlyList<StudyRunDto> Runs);
 
-    public sealed record StudyRunDto(Guid Id, string Arm, long Seed, RunState Status, long Step, long TotalSteps, string? Worker, double? FinalTestAccuracy);
+    public sealed record StudyRunDto(Guid Id, string Arm, long Seed, RunStatus Status, long Step, long TotalSteps, string? Worker, double? FinalTestAccuracy);
 
     public sealed record ExtendRequest(int? Seeds);
 
@@ -72,7 +73,7 @@ public static class StudiesApi
         var runs = await studies.RunsAsync(study.Id);
         var results = await studies.ResultsAsync(study, runs);
         var summary = new StudySummary(study.Id, study.Name, study.Preset, study.Scale, shared ? "" : study.Owner, study.CreatedAt, study.EndedAt, study.Cancelled,
-            runs.Count, runs.Count(r => r.IsFinished), runs.Count(r => r.Status == RunState.Running));
+            runs.Count, runs.Count(r => r.IsFinished), runs.Count(r => r.Status == RunStatus.Running));
         return new StudyDto(summary, StudyService.DefinitionOf(study), study.Preset is null ? null : StudyPresets.Find(study.Preset)?.Claim, results,
             [.. runs.Select(r => new StudyRunDto(r.Id, r.Arm ?? "", r.Seed, r.Status, r.Step, r.TotalSteps, shared ? null : r.Worker, r.FinalTestAccuracy))]);
     }

@@ -1,3 +1,4 @@
+using IdentityInit.Training;
 using IdentityInit.Web.Data;
 
 namespace IdentityInit.Web.Studies;
@@ -43,19 +44,19 @@ public static class StudyTable
 
     static ArmResult Row(StudyArm arm, List<RunCell> cells)
     {
-        var done = cells.Where(c => c.Run.Status == RunState.Completed).ToList();
+        var done = cells.Where(c => c.Run.Status == RunStatus.Completed).ToList();
         var finals = done.Where(c => c.Run.FinalTestAccuracy is not null).Select(c => c.Run.FinalTestAccuracy!.Value).ToList();
         var best = done.Where(c => c.Run.BestTestAccuracy is not null).Select(c => c.Run.BestTestAccuracy!.Value).ToList();
         var broken = done.Where(c => c.Run.LayerCount is > 0).Select(c => (double)(c.Run.LayersBroken ?? 0) / c.Run.LayerCount!.Value).ToList();
         var breaks = done.SelectMany(c => c.Breaks).Select(s => (double)s).ToList();
         var correlations = done.Where(c => c.Correlation.Count > 0).Select(c => c.Correlation[^1].Correlation).ToList();
         var toHalf = done.Select(c => c.Epochs.FirstOrDefault(e => e.Accuracy >= Half)).Where(e => e.Epoch > 0).Select(e => (double)e.Epoch).ToList();
-        var running = cells.Where(c => c.Run.Status == RunState.Running && c.Epochs.Count > 0).ToList();
+        var running = cells.Where(c => c.Run.Status == RunStatus.Running && c.Epochs.Count > 0).ToList();
         int? latestEpoch = running.Count > 0 ? running.Min(c => c.Epochs[^1].Epoch) : null;
         double? latest = latestEpoch is { } epoch ? running.Average(c => c.Epochs.Last(e => e.Epoch <= epoch).Accuracy) : null;
         return new ArmResult(arm.Label, arm.X, arm.Line, cells.Count, done.Count,
-            cells.Count(c => c.Run.Status == RunState.Running), cells.Count(c => c.Run.Status == RunState.Queued),
-            cells.Count(c => c.Run.Status is RunState.Failed or RunState.Diverged),
+            cells.Count(c => c.Run.Status == RunStatus.Running), cells.Count(c => c.Run.Status == RunStatus.Queued),
+            cells.Count(c => c.Run.Status is RunStatus.Failed or RunStatus.Diverged),
             Estimate.Of(finals), Estimate.Of(best), broken.Count > 0 ? broken.Average() : null, Median(breaks),
             correlations.Count > 0 ? correlations.Average() : null, Estimate.Of(toHalf), toHalf.Count, latest, latestEpoch, finals,
             // Over seeds: each seed's median break step over its broken layers, and its final mean weight correlation.

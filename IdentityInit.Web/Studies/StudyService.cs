@@ -209,8 +209,8 @@ public sealed class StudyService(AppDb db, RunService runs)
         {
             var mine = counts.Where(c => c.StudyId == s.Id).ToList();
             return new StudySummary(s.Id, s.Name, s.Preset, s.Scale, s.Owner, s.CreatedAt, s.EndedAt, s.Cancelled, mine.Sum(c => c.Count),
-                mine.Where(c => c.Status is not (RunState.Queued or RunState.Running)).Sum(c => c.Count),
-                mine.Where(c => c.Status == RunState.Running).Sum(c => c.Count));
+                mine.Where(c => c.Status is not (RunStatus.Queued or RunStatus.Running)).Sum(c => c.Count),
+                mine.Where(c => c.Status == RunStatus.Running).Sum(c => c.Count));
         })];
     }
 

@@ -117,7 +117,7 @@ static class LoadingBenchmark
                 context.Runs.Add(new Run
                 {
                     Id = Guid.NewGuid(), Name = config.Name, ConfigJson = ConfigOverlay.ToJson(config), Architecture = "constnet", Init = "const",
-                    Breakers = "none", Dataset = "cifar10", Queue = "cpu", Seed = i, Status = RunState.Completed, CreatedAt = now.AddSeconds(-Runs + i),
+                    Breakers = "none", Dataset = "cifar10", Queue = "cpu", Seed = i, Status = RunStatus.Completed, CreatedAt = now.AddSeconds(-Runs + i),
                     BestTestAccuracy = i % 100 / 100.0, Tags = "bench",
                 });
             }
@@ -130,7 +130,7 @@ static class LoadingBenchmark
             context.Runs.Add(new Run
             {
                 Id = id, Name = paper.Name, ConfigJson = ConfigOverlay.ToJson(paper), Architecture = "constnet", Init = "const", Breakers = "none",
-                Dataset = "cifar10", Queue = "cpu", Status = RunState.Completed, Step = Steps, TotalSteps = Steps, CreatedAt = now,
+                Dataset = "cifar10", Queue = "cpu", Status = RunStatus.Completed, Step = Steps, TotalSteps = Steps, CreatedAt = now,
             });
             await context.SaveChangesAsync();
         }

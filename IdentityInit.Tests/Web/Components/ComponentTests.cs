@@ -64,7 +64,7 @@ public sealed class ComponentTests : IAsyncLifetime
             store.Runs.Add(new Run
             {
                 Id = id, Name = "earlier run", ConfigJson = ConfigOverlay.ToJson(config), Architecture = config.Architecture, Init = config.Init,
-                Breakers = "none", Dataset = config.Dataset, Queue = "cpu", Status = RunState.Completed, CreatedAt = DateTime.UtcNow,
+                Breakers = "none", Dataset = config.Dataset, Queue = "cpu", Status = RunStatus.Completed, CreatedAt = DateTime.UtcNow,
             });
             await store.SaveChangesAsync();
         }
@@ -197,6 +197,33 @@ public sealed class ComponentTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task LiveBatchesReachEveryChartInOrderEvenWhenTheBrowserAnswersSlowly()
+    {
+        var id = await IdentityInit.Tests.Web.HistoryTests.SeedAsync(lab.Services);
+        var db = lab.Services.GetRequiredService<AppDb>();
+        await using (var store = db.Create())
+            await store.Runs.Where(r => r.Id == id).ExecuteUpdateAsync(u => u.SetProperty(r => r.Status, RunStatus.Running));
+        var run = (await lab.Services.GetRequiredService<RunQueries>().GetAsync(id))!;
+        var charts = context.Render<RunCharts>(p => p.Add(c => c.Runs, [run]));
+        charts.WaitForAssertion(() => Assert.Contains(context.JSInterop.Invocations, i => i.Identifier == "iiCharts.add"));
+        static bool To(JSRuntimeInvocation i, string chart, long step) => i.Identifier == "iiCharts.add"
+            && ((string)i.Arguments[0]!).EndsWith("-" + chart, StringComparison.Ordinal) && JsonSerializer.Serialize(i.Arguments).Contains($"{step}");
+        // The browser is slow to take the loss points of step 100000: the batch after it (a correlation snapshot only) must
+        // still reach the correlation chart after that batch's own correlation points, or the chart drops the older step.
+        var slow = context.JSInterop.SetupVoid(i => To(i, "loss", 100000));
+        var stream = lab.Services.GetRequiredService<RunStream>();
+        await stream.DeliverAsync(new RunBatch(id, 1, [new(Series.TrainLoss, 100000, 1.5), new(Series.WeightCorrelationForward + "conv1", 100000, 0.5)], [], [], null));
+        await stream.DeliverAsync(new RunBatch(id, 2, [new(Series.WeightCorrelationForward + "conv1", 100008, 0.4)], [], [], null));
+        await Task.Delay(300);
+        await charts.InvokeAsync(() => slow.SetVoidResult());
+
+        charts.WaitForAssertion(() => Assert.Contains(context.JSInterop.Invocations, i => To(i, "wcorr-fwd", 100008)));
+        var order = context.JSInterop.Invocations.Where(i => To(i, "wcorr-fwd", 100000) || To(i, "wcorr-fwd", 100008))
+            .Select(i => To(i, "wcorr-fwd", 100008) ? 100008 : 100000).ToList();
+        Assert.Equal([100000, 100008], order);
+    }
+
+    [Fact]
     public async Task TheSymmetryTabShowsPerLayerWhereSymmetryBrokeAndTheLatestSpreadReadably()
     {
         var id = await IdentityInit.Tests.Web.HistoryTests.SeedAsync(lab.Services);
@@ -287,9 +314,9 @@ public sealed class ComponentTests : IAsyncLifetime
         await using (var db = lab.Services.GetRequiredService<AppDb>().Create())
         {
             db.Runs.Add(new Run { Id = Guid.NewGuid(), Name = "killed", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none",
-                Dataset = "synthetic", Queue = "cpu", Status = RunState.Failed, Error = reason, CreatedAt = DateTime.UtcNow });
+                Dataset = "synthetic", Queue = "cpu", Status = RunStatus.Failed, Error = reason, CreatedAt = DateTime.UtcNow });
             db.Runs.Add(new Run { Id = Guid.NewGuid(), Name = "fine", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none",
-                Dataset = "synthetic", Queue = "cpu", Status = RunState.Completed, CreatedAt = DateTime.UtcNow });
+                Dataset = "synthetic", Queue = "cpu", Status = RunStatus.Completed, CreatedAt = DateTime.UtcNow });
             await db.SaveChangesAsync();
         }
 
@@ -302,11 +329,24 @@ public sealed class ComponentTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task TheInitSchemeSaysWhatItPutsInWhichLayers()
+    {
+        var form = RenderForm("constnet-he");
+        Assert.Contains("He fan-out (model.py's varnet): block convs N(0, 2/(k² C_out))", form.Markup);
+        var init = form.FindComponents<MudSelect<string>>().Single(s => s.Instance.Label == "Init scheme");
+        await form.InvokeAsync(() => init.Instance.ValueChanged.InvokeAsync("delta-orthogonal"));
+        form.WaitForAssertion(() => Assert.Contains("centre tap an orthogonal W[C_out, C_in], the other taps 0", form.Markup));
+        Assert.DoesNotContain("He fan-out (model.py's varnet)", form.Markup);
+    }
+
+    [Fact]
     public async Task AStudyPageFillsInFromItsRunsLiveFeedsNotByPolling()
     {
         // One worker slot, held by a long run: the study's run stays queued, so nothing but this test writes its points.
         var http = lab.CreateClient();
-        var blocker = (await IdentityInit.Tests.Web.Api.CreateAsync(http, IdentityInit.Tests.Web.Api.TinyRun(epochs: 400))).GetProperty("id").GetGuid();
+        // One thread and few events, so the 1-s window below measures the page, not a machine the blocker keeps busy.
+        var blocker = (await IdentityInit.Tests.Web.Api.CreateAsync(http, IdentityInit.Tests.Web.Api.TinyRun(epochs: 400,
+            extra: new { threads = 1, correlationEvery = 1000, checkpointEvery = 1000 }))).GetProperty("id").GetGuid();
         var studies = lab.Services.GetRequiredService<IdentityInit.Web.Studies.StudyService>();
         var (study, errors) = await studies.CreateAsync(new IdentityInit.Web.Studies.CreateStudyRequest(Name: "live", Seeds: 1,
             Arms: [new("He", Config: System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(IdentityInit.Tests.Web.Api.TinyConfig(epochs: 3)))!.AsObject())]), Admin);
@@ -314,7 +354,7 @@ public sealed class ComponentTests : IAsyncLifetime
         var run = (await studies.RunsAsync(study!.Id)).Single();
         var db = lab.Services.GetRequiredService<AppDb>();
         await using (var store = db.Create()) // as the worker marks it when it starts (the table shows a running arm's newest epoch)
-            await store.Runs.Where(r => r.Id == run.Id).ExecuteUpdateAsync(u => u.SetProperty(r => r.Status, RunState.Running));
+            await store.Runs.Where(r => r.Id == run.Id).ExecuteUpdateAsync(u => u.SetProperty(r => r.Status, RunStatus.Running));
         var page = context.Render<IdentityInit.Web.Components.Studies.StudyView>(p => p.Add(v => v.Study, study).AddCascadingValue(Admin));
         page.WaitForAssertion(() => Assert.Contains("1 running", page.Find("#study-progress").TextContent));
 
