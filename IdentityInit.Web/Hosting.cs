@@ -126,12 +126,11 @@ public static class Hosting
         app.Use(SecurityHeaders);
         app.Use(SameOriginWrites);
         app.UseAuthentication();
-        app.UseAuthorization();
-        app.Use(SignIn.Gate);
+        app.UseAuthorization(); // default-deny (SignIn): what is open says AllowAnonymous below
         app.UseAntiforgery();
-        app.MapStaticAssets();
+        app.MapStaticAssets().AllowAnonymous();
         app.MapOpenApi();
-        app.MapHub<RunsHub>("/hubs/runs");
+        app.MapHub<RunsHub>("/hubs/runs").AllowAnonymous(); // share links watch live too: the hub checks every join
         app.MapRunsApi();
         app.MapSharingApi();
         app.MapExportsApi();
@@ -144,7 +143,14 @@ public static class Hosting
             Authorization = [new DashboardGate(options.DashboardAllowRemote)],
             DisplayStorageConnectionString = false,
         });
-        app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
+        app.MapRazorComponents<App>().AddInteractiveServerRenderMode()
+            .Add(endpoint =>
+            {
+                // The circuit's own endpoints serve share pages' anonymous viewers too; each page checks its viewer, and the
+                // pages' HTTP endpoints are default-deny unless the page says [AllowAnonymous].
+                if (endpoint is RouteEndpointBuilder { RoutePattern.RawText: { } route } && route.TrimStart('/').StartsWith("_", StringComparison.Ordinal))
+                    endpoint.Metadata.Add(new Microsoft.AspNetCore.Authorization.AllowAnonymousAttribute());
+            });
         return app;
     }
 

@@ -83,11 +83,13 @@ public sealed class SharingTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.PostAsJsonAsync("/api/runs", Api.TinyRun())).StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.PostAsync($"/api/runs/{shared}/cancel", null)).StatusCode);
         Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.DeleteAsync($"/api/shares/{token}")).StatusCode);
-        Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.GetAsync("/jobs")).StatusCode);
         using var browser = SignInClient.Browser(baseUrl);
         var page = await browser.GetAsync($"/runs/{shared}");
         Assert.Equal(HttpStatusCode.Redirect, page.StatusCode);
         Assert.Equal($"/login?returnUrl=%2Fruns%2F{shared}", page.Headers.Location?.OriginalString);
+        var jobs = await browser.GetAsync("/jobs"); // the job dashboard is not an endpoint: default-deny covers it too
+        Assert.Equal(HttpStatusCode.Redirect, jobs.StatusCode);
+        Assert.Equal("/login?returnUrl=%2Fjobs", jobs.Headers.Location?.OriginalString);
         Assert.Equal(HttpStatusCode.Unauthorized, (await stranger.GetAsync("/api/runs.css")).StatusCode); // no suffix opens the gate
         await using var hub = new HubConnectionBuilder().WithUrl(new Uri(baseUrl, "/hubs/runs"))
             .AddJsonProtocol(o => o.PayloadSerializerOptions = Api.Json).Build();

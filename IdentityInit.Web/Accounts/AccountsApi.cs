@@ -21,13 +21,14 @@ public static class AccountsApi
 
     public static void MapAccountsApi(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/healthz", () => Results.Text("ok")); // liveness: the process answers
+        app.MapGet("/healthz", () => Results.Text("ok")).AllowAnonymous(); // liveness: the process answers
         // Readiness: the database answers too (what a load balancer or Kubernetes routes by).
         app.MapGet("/healthz/ready", async (AppDb db, CancellationToken cancellationToken) =>
             await db.AnswersAsync(cancellationToken) ? Results.Text("ready")
-                : Results.Problem("The lab's database does not answer.", title: "Not ready", statusCode: StatusCodes.Status503ServiceUnavailable));
+                : Results.Problem("The lab's database does not answer.", title: "Not ready", statusCode: StatusCodes.Status503ServiceUnavailable))
+            .AllowAnonymous();
 
-        var forms = app.MapGroup("/account").ExcludeFromDescription();
+        var forms = app.MapGroup("/account").ExcludeFromDescription().AllowAnonymous(); // signing in, out and accepting an invitation
         forms.MapPost("/login", async ([FromForm] string? userName, [FromForm] string? password, [FromForm] string? returnUrl,
             SignInManager<IdentityUser> signIn) =>
         {

@@ -7,8 +7,9 @@ namespace IdentityInit.Web.Accounts;
 
 /// <summary>
 /// How a request is signed in: a personal API token (<c>Authorization: Bearer ii_...</c>, or <c>access_token</c> on
-/// the hub, where browsers' WebSockets cannot send headers), else Identity's session cookie. Anything signed-out reaches
-/// only the allow-list in <see cref="Gate"/>.
+/// the hub, where browsers' WebSockets cannot send headers), else Identity's session cookie. Authorization is declared and
+/// denies by default: every endpoint and page needs a signed-in user unless it says <c>AllowAnonymous</c> (sign-in, invitations,
+/// shares, health, assets), and writes add their role policies.
 /// </summary>
 public static class SignIn
 {
@@ -47,31 +48,42 @@ public static class SignIn
             o.LoginPath = "/login";
             o.ExpireTimeSpan = TimeSpan.FromDays(14);
             o.SlidingExpiration = true;
+            o.ReturnUrlParameter = "returnUrl"; // as the sign-in page reads it
             o.Events.OnRedirectToLogin = context => Refuse(context.HttpContext, StatusCodes.Status401Unauthorized, context.RedirectUri);
             o.Events.OnRedirectToAccessDenied = context => Refuse(context.HttpContext, StatusCodes.Status403Forbidden, null);
         });
         // A role change or a sign-out elsewhere reaches open sessions within this long (the stamp is re-read).
         services.Configure<SecurityStampValidatorOptions>(o => o.ValidationInterval = TimeSpan.FromMinutes(1));
         services.AddAuthorizationBuilder()
+            // Default-deny: an endpoint or page that declares nothing needs a signed-in user, so a new one is protected
+            // without editing any list; the deliberately anonymous ones say AllowAnonymous where they are mapped.
+            .SetFallbackPolicy(new Microsoft.AspNetCore.Authorization.AuthorizationPolicyBuilder().RequireAuthenticatedUser().Build())
             .AddPolicy(LabRoles.QueuePolicy, p => p.RequireRole(LabRoles.Admin, LabRoles.Researcher))
             .AddPolicy(LabRoles.AdminPolicy, p => p.RequireRole(LabRoles.Admin));
     }
 
+    /// <summary>
+    /// A refusal as its caller can read it: a page sent to sign in (when there is a sign-in redirect and the request is a
+    /// browser's GET), anything else a problem body, 401 with the reason a presented token failed, or 403.
+    /// </summary>
     static Task Refuse(HttpContext http, int status, string? redirect)
     {
-        if (redirect is not null && !http.Request.Path.StartsWithSegments("/api")) http.Response.Redirect(redirect);
-        else
+        if (redirect is not null && !http.Request.Path.StartsWithSegments("/api") && HttpMethods.IsGet(http.Request.Method))
         {
-            http.Response.StatusCode = status;
-            return http.Response.WriteAsJsonAsync(new
-            {
-                title = status == 401 ? "sign in first" : "not allowed",
-                detail = status == 401 ? "sign in, or send a personal API token as 'Authorization: Bearer ii_...'"
-                                       : "your role does not allow this (researchers queue and change their own runs; admins manage the lab)",
-                status,
-            });
+            http.Response.Redirect(Uri.TryCreate(redirect, UriKind.Absolute, out var absolute) ? absolute.PathAndQuery : redirect); // this site's path, whatever Host said
+            return Task.CompletedTask;
         }
-        return Task.CompletedTask;
+        http.Response.StatusCode = status;
+        if (status == StatusCodes.Status401Unauthorized) http.Response.Headers.WWWAuthenticate = "Bearer";
+        return http.Response.WriteAsJsonAsync(new
+        {
+            title = status == 401 ? "sign in first" : "not allowed",
+            detail = status == 401
+                ? PresentedToken(http.Request) is not null ? "the API token is unknown, revoked or expired"
+                    : "sign in, or send a personal API token as 'Authorization: Bearer ii_...' (made on the Tokens page)"
+                : "your role does not allow this (researchers queue and change their own runs; admins manage the lab)",
+            status,
+        });
     }
 
     public static string? PresentedToken(HttpRequest request)
@@ -79,33 +91,6 @@ public static class SignIn
         if (request.Headers.Authorization is [{ } header] && header.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
             return header["Bearer ".Length..].Trim();
         return request.Path.StartsWithSegments("/hubs") && request.Query["access_token"] is [{ Length: > 0 } query] ? query : null;
-    }
-
-    /// <summary>
-    /// Signed-out requests reach only what a collaborator without an account needs: sign-in and invitation pages, share
-    /// pages and their API, the hub (each join is checked), the Blazor circuit (each page checks its viewer) and assets.
-    /// </summary>
-    static readonly string[] Open = ["/login", "/account", "/invite", "/share", "/api/share", "/hubs", "/_blazor", "/_framework", "/_content",
-                                     "/lib", "/js", "/css", "/healthz"];
-
-    public static async Task Gate(HttpContext http, Func<Task> next)
-    {
-        if (http.User.Identity?.IsAuthenticated == true) { await next(); return; }
-        var path = http.Request.Path;
-        if (Open.Any(p => path.StartsWithSegments(p)) || path.Value == "/favicon.ico") { await next(); return; }
-        if (path.StartsWithSegments("/api") || path.StartsWithSegments("/jobs") || !HttpMethods.IsGet(http.Request.Method))
-        {
-            var failure = PresentedToken(http.Request) is not null ? "the API token is unknown, revoked or expired" : null;
-            http.Response.StatusCode = StatusCodes.Status401Unauthorized;
-            http.Response.Headers.WWWAuthenticate = "Bearer";
-            await http.Response.WriteAsJsonAsync(new
-            {
-                title = "sign in first", status = 401,
-                detail = failure ?? "sign in, or send a personal API token as 'Authorization: Bearer ii_...' (made on the Tokens page)",
-            });
-            return;
-        }
-        http.Response.Redirect("/login?returnUrl=" + Uri.EscapeDataString(http.Request.Path + http.Request.QueryString));
     }
 
     /// <summary>
@@ -130,5 +115,7 @@ public static class SignIn
         // A token that may not do this (a read token writing, a viewer's token queueing) gets the same problem body as a
         // signed-in session, not a bare 403.
         protected override Task HandleForbiddenAsync(AuthenticationProperties properties) => Refuse(Context, StatusCodes.Status403Forbidden, null);
+
+        protected override Task HandleChallengeAsync(AuthenticationProperties properties) => Refuse(Context, StatusCodes.Status401Unauthorized, null);
     }
 }

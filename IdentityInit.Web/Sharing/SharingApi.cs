@@ -36,7 +36,7 @@ public static class SharingApi
         owner.MapDelete("/{token}", async (string token, ClaimsPrincipal user, ShareService shares) =>
             await shares.RevokeAsync(token, Viewer.From(user)) ? Results.NoContent() : Results.NotFound());
 
-        var viewer = app.MapGroup("/api/share/{token}").WithTags("shared");
+        var viewer = app.MapGroup("/api/share/{token}").WithTags("shared").AllowAnonymous(); // the token is the permission
 
         viewer.MapGet("", async (string token, Access access, RunQueries queries) =>
             await access.ShareAsync(token) is { } link

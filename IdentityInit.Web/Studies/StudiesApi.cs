@@ -57,7 +57,7 @@ public static class StudiesApi
         api.MapGet("/{id:guid}/{file}.{extension}", async (Guid id, string file, string extension, StudyService studies) =>
             await studies.GetAsync(id) is { } study ? Export(await studies.ResultsAsync(study), study, file, extension) : Results.NotFound());
 
-        var shared = app.MapGroup("/api/share/{token}/study").WithTags("shared");
+        var shared = app.MapGroup("/api/share/{token}/study").WithTags("shared").AllowAnonymous(); // the token is the permission
         shared.MapGet("", async (string token, Access access, StudyService studies) =>
             await SharedAsync(token, access, studies) is { } study ? Results.Ok(await DtoAsync(studies, study, shared: true)) : Results.NotFound());
         shared.MapGet("/{file}.{extension}", async (string token, string file, string extension, Access access, StudyService studies) =>
