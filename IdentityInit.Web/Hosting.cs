@@ -233,7 +233,7 @@ public static class Hosting
         {
             var http = context.GetHttpContext();
             var local = http.Connection.RemoteIpAddress is { } ip && (System.Net.IPAddress.IsLoopback(ip) || ip.Equals(http.Connection.LocalIpAddress));
-            return (allowRemote || local) && Viewer.From(http.User).IsAdmin;
+            return (allowRemote || local) && Caller.From(http.User).IsAdmin;
         }
     }
 

@@ -130,7 +130,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
 
     /// <summary>Stores and queues the planned runs (a sweep shares a group id).</summary>
     /// <param name="study">the study these runs are cells of: its id and each config's arm (runs of one arm form one group)</param>
-    public async Task<List<Run>> CreateAsync(CreateRunRequest request, IReadOnlyList<ExperimentConfig> configs, Viewer by,
+    public async Task<List<Run>> CreateAsync(CreateRunRequest request, IReadOnlyList<ExperimentConfig> configs, Caller by,
         (Guid Id, string Name, IReadOnlyList<string> Arms)? study = null)
     {
         if (!by.CanQueue) throw new ForbiddenException($"{by.Name ?? "a signed-out visitor"} is a {by.Role ?? "guest"}: only researchers and admins queue runs");
@@ -172,7 +172,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
     }
 
     /// <summary>Stops a queued run at once and a running one within one step; false when there is nothing to cancel.</summary>
-    public async Task<bool> CancelAsync(Guid runId, Viewer by)
+    public async Task<bool> CancelAsync(Guid runId, Caller by)
     {
         await using var context = db.Create();
         var run = await context.Runs.FirstOrDefaultAsync(r => r.Id == runId);
@@ -223,7 +223,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
     public const string NoControl = "must not contain control characters (newlines, tabs)";
 
     /// <summary>Renames, retags, annotates or (un)archives a run; null leaves a field as it is. Errors name the field.</summary>
-    public async Task<ValidationErrors> UpdateAsync(Guid runId, RunEdit edit, Viewer by)
+    public async Task<ValidationErrors> UpdateAsync(Guid runId, RunEdit edit, Caller by)
     {
         var errors = new ValidationErrors();
         if (edit.Name is { } name && (string.IsNullOrWhiteSpace(name) || name.Length > MaxName))
@@ -244,7 +244,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
     }
 
     /// <summary>Deletes an ended run with everything stored for it: series, heatmaps, logs, checkpoints.</summary>
-    public async Task DeleteAsync(Run run, Viewer by)
+    public async Task DeleteAsync(Run run, Caller by)
     {
         Authorize(run, by, "delete");
         if (!run.IsFinished) throw new InvalidOperationException($"run {run.Id} is {run.Status}: cancel it first");
@@ -263,7 +263,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
     }
 
     /// <summary>The one rule for changing a run: its owner while they may write, or an admin.</summary>
-    public static void Authorize(Run run, Viewer by, string action)
+    public static void Authorize(Run run, Caller by, string action)
     {
         if (!by.CanChange(run.Owner))
             throw new ForbiddenException($"run {run.Id} belongs to {run.Owner}: only its owner or an admin may {action} it" +

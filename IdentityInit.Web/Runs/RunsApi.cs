@@ -53,7 +53,7 @@ public static class RunsApi
             var request = body.Value!;
             var (configs, errors) = service.Plan(request);
             if (errors.Count > 0) return Results.ValidationProblem(errors, title: "The run configuration is invalid");
-            var runs = await service.CreateAsync(request, configs, Viewer.From(user));
+            var runs = await service.CreateAsync(request, configs, Caller.From(user));
             return Results.Created($"/api/runs/{runs[0].Id}", runs.Select(RunDto.Of));
         }).RequireAuthorization(LabRoles.QueuePolicy);
 
@@ -77,16 +77,16 @@ public static class RunsApi
         {
             if (await queries.GetAsync(id) is null) return Results.NotFound();
             if (body.Refusal is { } refusal) return refusal;
-            var errors = await service.UpdateAsync(id, body.Value!, Viewer.From(user));
+            var errors = await service.UpdateAsync(id, body.Value!, Caller.From(user));
             return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The edit is invalid") : Results.Ok(RunDto.Of((await queries.GetAsync(id))!));
         });
 
         api.MapDelete("/runs/{id:guid}", async (Guid id, ClaimsPrincipal user, RunService service, RunQueries queries) =>
         {
             if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
-            RunService.Authorize(run, Viewer.From(user), "delete");
+            RunService.Authorize(run, Caller.From(user), "delete");
             if (!run.IsFinished) return Results.Problem($"run {id} is {run.Status}: cancel it first", statusCode: StatusCodes.Status409Conflict);
-            await service.DeleteAsync(run, Viewer.From(user));
+            await service.DeleteAsync(run, Caller.From(user));
             return Results.NoContent();
         });
 
@@ -158,7 +158,7 @@ public static class RunsApi
         {
             if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
             if (run.IsFinished) return Results.Problem($"run {id} has already ended ({run.Status})", statusCode: StatusCodes.Status409Conflict);
-            await service.CancelAsync(id, Viewer.From(user));
+            await service.CancelAsync(id, Caller.From(user));
             return Results.Accepted($"/api/runs/{id}");
         });
 
@@ -168,7 +168,7 @@ public static class RunsApi
             var request = RunService.CloneRequest(run);
             var (configs, errors) = service.Plan(request);
             if (errors.Count > 0) return Results.ValidationProblem(errors);
-            var runs = await service.CreateAsync(request, configs, Viewer.From(user));
+            var runs = await service.CreateAsync(request, configs, Caller.From(user));
             return Results.Created($"/api/runs/{runs[0].Id}", RunDto.Of(runs[0]));
         }).RequireAuthorization(LabRoles.QueuePolicy);
 

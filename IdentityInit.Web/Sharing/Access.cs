@@ -21,7 +21,7 @@ public sealed class Access(AppDb db)
     }
 
     public async Task<bool> CanReadAsync(ClaimsPrincipal? user, Guid runId, string? shareToken) =>
-        shareToken is null ? Viewer.From(user).SignedIn : (await ShareAsync(shareToken))?.Runs.Contains(runId) == true;
+        shareToken is null ? Caller.From(user).SignedIn : (await ShareAsync(shareToken))?.Runs.Contains(runId) == true;
 
     public static string NewToken() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(32))
         .TrimEnd('=').Replace('+', '-').Replace('/', '_');

@@ -11,7 +11,7 @@ namespace IdentityInit.Web.Sharing;
 /// </summary>
 public sealed class ShareService(AppDb db, RunQueries queries, Revocations revocations)
 {
-    public async Task<(ShareLink? Link, ValidationErrors Errors)> CreateAsync(IReadOnlyList<Guid>? runIds, Viewer by)
+    public async Task<(ShareLink? Link, ValidationErrors Errors)> CreateAsync(IReadOnlyList<Guid>? runIds, Caller by)
     {
         if (!by.CanQueue) throw new ForbiddenException($"{by.Name} can only read: researchers and admins make share links");
         var errors = new ValidationErrors();
@@ -29,7 +29,7 @@ public sealed class ShareService(AppDb db, RunQueries queries, Revocations revoc
     }
 
     /// <summary>A read-only link to a study's result page: its table, claims and figures (frozen once the study ends).</summary>
-    public async Task<(ShareLink? Link, ValidationErrors Errors)> CreateForStudyAsync(Guid studyId, Viewer by)
+    public async Task<(ShareLink? Link, ValidationErrors Errors)> CreateForStudyAsync(Guid studyId, Caller by)
     {
         if (!by.CanQueue) throw new ForbiddenException($"{by.Name} can only read: researchers and admins make share links");
         var errors = new ValidationErrors();
@@ -42,7 +42,7 @@ public sealed class ShareService(AppDb db, RunQueries queries, Revocations revoc
         return (link, errors);
     }
 
-    public async Task<List<ShareLink>> ListAsync(Viewer by)
+    public async Task<List<ShareLink>> ListAsync(Caller by)
     {
         await using var context = db.Create();
         var links = context.ShareLinks.AsNoTracking().Where(s => by.IsAdmin || s.Owner == by.Name);
@@ -50,7 +50,7 @@ public sealed class ShareService(AppDb db, RunQueries queries, Revocations revoc
     }
 
     /// <summary>False when there is no live link with this token that the viewer may revoke (theirs, or any for admins).</summary>
-    public async Task<bool> RevokeAsync(string token, Viewer by)
+    public async Task<bool> RevokeAsync(string token, Caller by)
     {
         await using var context = db.Create();
         var link = await context.ShareLinks.FirstOrDefaultAsync(s => s.Token == token && s.RevokedAt == null);

@@ -7,7 +7,7 @@ using IdentityInit.Web.Runs;
 namespace IdentityInit.Web.Sharing;
 
 /// <summary>
-/// Owner side: create, list and revoke share links (/api/shares). Viewer side (/api/share/{token}/...): read-only access
+/// Owner side: create, list and revoke share links (/api/shares). Reader side (/api/share/{token}/...): read-only access
 /// to exactly the runs a live link names; anything else, or a revoked link, is 404.
 /// </summary>
 public static class SharingApi
@@ -26,15 +26,15 @@ public static class SharingApi
             if (body.Refusal is { } refusal) return refusal;
             var request = body.Value!;
             var (link, errors) = request.StudyId is { } study && request.RunIds is null
-                ? await shares.CreateForStudyAsync(study, Viewer.From(user))
-                : await shares.CreateAsync(request.RunIds, Viewer.From(user));
+                ? await shares.CreateForStudyAsync(study, Caller.From(user))
+                : await shares.CreateAsync(request.RunIds, Caller.From(user));
             return link is null ? Results.ValidationProblem(errors) : Results.Created($"/share/{link.Token}", Dto(link));
         }).RequireAuthorization(LabRoles.QueuePolicy);
 
-        owner.MapGet("", async (ClaimsPrincipal user, ShareService shares) => (await shares.ListAsync(Viewer.From(user))).Select(Dto));
+        owner.MapGet("", async (ClaimsPrincipal user, ShareService shares) => (await shares.ListAsync(Caller.From(user))).Select(Dto));
 
         owner.MapDelete("/{token}", async (string token, ClaimsPrincipal user, ShareService shares) =>
-            await shares.RevokeAsync(token, Viewer.From(user)) ? Results.NoContent() : Results.NotFound());
+            await shares.RevokeAsync(token, Caller.From(user)) ? Results.NoContent() : Results.NotFound());
 
         var viewer = app.MapGroup("/api/share/{token}").WithTags("shared").AllowAnonymous(); // the token is the permission
 

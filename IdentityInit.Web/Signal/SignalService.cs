@@ -26,7 +26,7 @@ public sealed class SignalService(RunService runs, IOptions<LabOptions> options,
     public static IReadOnlyList<string> Inits => [.. Initializer.Drawn, "he-fanin*0.5", "he-fanin*2"];
 
     /// <summary>The snapshots, or why not (the same validation and size check as queueing a run; nothing is started then).</summary>
-    public async Task<(List<Commands.SignalAtInit> Results, ValidationErrors Errors)> MeasureAsync(SignalRequest request, Viewer by,
+    public async Task<(List<Commands.SignalAtInit> Results, ValidationErrors Errors)> MeasureAsync(SignalRequest request, Caller by,
         CancellationToken cancellationToken)
     {
         if (!by.CanQueue) throw new ForbiddenException($"{by.Name ?? "a signed-out visitor"} is a {by.Role ?? "guest"}: only researchers and admins start measurements");
@@ -87,7 +87,7 @@ public static class SignalApi
         app.MapPost("/api/signal", async (JsonBody<SignalRequest> body, System.Security.Claims.ClaimsPrincipal user, SignalService signal, CancellationToken cancellationToken) =>
         {
             if (body.Refusal is { } refusal) return refusal;
-            var (results, errors) = await signal.MeasureAsync(body.Value!, Viewer.From(user), cancellationToken);
+            var (results, errors) = await signal.MeasureAsync(body.Value!, Caller.From(user), cancellationToken);
             return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The measurement is invalid") : Results.Json(results, EngineJson.Options);
         }).WithTags("signal").AddEndpointFilter(RunsApi.Refusals);
 }

@@ -31,7 +31,7 @@ public static class StudiesApi
         api.MapPost("", async (JsonBody<CreateStudyRequest> body, ClaimsPrincipal user, StudyService studies) =>
         {
             if (body.Refusal is { } refusal) return refusal;
-            var (study, errors) = await studies.CreateAsync(body.Value!, Viewer.From(user));
+            var (study, errors) = await studies.CreateAsync(body.Value!, Caller.From(user));
             return study is null ? Results.ValidationProblem(errors, title: "The study is invalid")
                 : Results.Created($"/api/studies/{study.Id}", await DtoAsync(studies, study));
         }).RequireAuthorization(LabRoles.QueuePolicy);
@@ -43,14 +43,14 @@ public static class StudiesApi
         {
             if (await studies.GetAsync(id) is not { } study) return Results.NotFound();
             if (body.Refusal is { } refusal) return refusal;
-            var errors = await studies.ExtendAsync(study, body.Value!.Seeds ?? 1, Viewer.From(user));
+            var errors = await studies.ExtendAsync(study, body.Value!.Seeds ?? 1, Caller.From(user));
             return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The extension is invalid") : Results.Ok(await DtoAsync(studies, (await studies.GetAsync(id))!));
         }).RequireAuthorization(LabRoles.QueuePolicy);
 
         api.MapPost("/{id:guid}/cancel", async (Guid id, ClaimsPrincipal user, StudyService studies) =>
         {
             if (await studies.GetAsync(id) is not { } study) return Results.NotFound();
-            await studies.CancelAsync(study, Viewer.From(user));
+            await studies.CancelAsync(study, Caller.From(user));
             return Results.Accepted($"/api/studies/{id}");
         }).RequireAuthorization(LabRoles.QueuePolicy);
 

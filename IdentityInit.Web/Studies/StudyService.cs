@@ -34,7 +34,7 @@ public sealed class StudyService(AppDb db, RunService runs)
     public const int MaxSeeds = 20;
     static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
-    public async Task<(Study? Study, ValidationErrors Errors)> CreateAsync(CreateStudyRequest request, Viewer by)
+    public async Task<(Study? Study, ValidationErrors Errors)> CreateAsync(CreateStudyRequest request, Caller by)
     {
         var errors = new ValidationErrors();
         var preset = request.Preset is null ? null : StudyPresets.Find(request.Preset);
@@ -152,7 +152,7 @@ public sealed class StudyService(AppDb db, RunService runs)
     public static StudyDefinition DefinitionOf(Study study) => JsonSerializer.Deserialize<StudyDefinition>(study.DefinitionJson, Json)!;
 
     /// <summary>Adds <paramref name="more"/> seeds to every arm (the next seed numbers); the frozen results thaw.</summary>
-    public async Task<ValidationErrors> ExtendAsync(Study study, int more, Viewer by)
+    public async Task<ValidationErrors> ExtendAsync(Study study, int more, Caller by)
     {
         var errors = new ValidationErrors();
         if (!by.CanChange(study.Owner)) throw new ForbiddenException($"study {study.Id} belongs to {study.Owner}: only its owner or an admin may extend it");
@@ -173,7 +173,7 @@ public sealed class StudyService(AppDb db, RunService runs)
     }
 
     /// <summary>Cancels every run of the study that has not ended.</summary>
-    public async Task CancelAsync(Study study, Viewer by)
+    public async Task CancelAsync(Study study, Caller by)
     {
         if (!by.CanChange(study.Owner)) throw new ForbiddenException($"study {study.Id} belongs to {study.Owner}: only its owner or an admin may cancel it");
         await using (var context = db.Create())

@@ -18,7 +18,7 @@ namespace IdentityInit.Tests.Web.Components;
 /// <summary>The real MudBlazor components rendered by bUnit, on the real app's services.</summary>
 public sealed class ComponentTests : IAsyncLifetime
 {
-    static readonly IdentityInit.Web.Accounts.Viewer Admin = new(LabFactory.Admin, IdentityInit.Web.Accounts.LabRoles.Admin);
+    static readonly IdentityInit.Web.Accounts.Caller Admin = new(LabFactory.Admin, IdentityInit.Web.Accounts.LabRoles.Admin);
 
     readonly LabFactory lab = new();
     readonly BunitContext context = new();
@@ -377,7 +377,7 @@ public sealed class ComponentTests : IAsyncLifetime
     {
         await lab.EnsureUserAsync("ada", IdentityInit.Web.Accounts.LabRoles.Researcher);
         var page = context.Render<IdentityInit.Web.Components.Account.TokensPage>(p =>
-            p.AddCascadingValue(new IdentityInit.Web.Accounts.Viewer("ada", IdentityInit.Web.Accounts.LabRoles.Researcher)));
+            p.AddCascadingValue(new IdentityInit.Web.Accounts.Caller("ada", IdentityInit.Web.Accounts.LabRoles.Researcher)));
 
         await page.InvokeAsync(() => page.FindComponents<MudTextField<string>>().Single(f => f.Instance.Label == "Name").Instance.ValueChanged.InvokeAsync("sweeps"));
         page.Find("#create-token").Click();

@@ -15,12 +15,12 @@ public static class LabRoles
 }
 
 /// <summary>
-/// Who is looking, from the signed-in principal (a session cookie or an API token): pages, the API and the hub decide
+/// Who is asking (the caller of a page, an API route or the hub; not the viewer role), from the signed-in principal (a session cookie or an API token): pages, the API and the hub decide
 /// with the same rules. Anonymous viewers hold at most a share link.
 /// </summary>
-public sealed record Viewer(string? Name, string? Role)
+public sealed record Caller(string? Name, string? Role)
 {
-    public static readonly Viewer Anonymous = new(null, null);
+    public static readonly Caller Anonymous = new(null, null);
 
     public bool SignedIn => Role is not null && Name is not null;
     public bool IsAdmin => Role == LabRoles.Admin;
@@ -29,10 +29,10 @@ public sealed record Viewer(string? Name, string? Role)
     /// <summary>Cancel, edit, delete, revoke: the owner if they may still write, or an admin.</summary>
     public bool CanChange(string owner) => IsAdmin || (CanQueue && owner == Name);
 
-    public static Viewer From(ClaimsPrincipal? user)
+    public static Caller From(ClaimsPrincipal? user)
     {
         if (user?.Identity is not { IsAuthenticated: true, Name: { } name }) return Anonymous;
         var role = LabRoles.All.FirstOrDefault(user.IsInRole);
-        return role is null ? Anonymous : new Viewer(name, role);
+        return role is null ? Anonymous : new Caller(name, role);
     }
 }
