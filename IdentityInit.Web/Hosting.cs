@@ -9,6 +9,8 @@ using IdentityInit.Web.Data;
 using IdentityInit.Web.Exports;
 using IdentityInit.Web.Runs;
 using IdentityInit.Web.Sharing;
+using IdentityInit.Web.Signal;
+using IdentityInit.Web.Studies;
 using Microsoft.AspNetCore.DataProtection;
 using Microsoft.Extensions.Options;
 using Microsoft.EntityFrameworkCore;
@@ -46,8 +48,8 @@ public static class Hosting
         services.AddSingleton<ShareService>();
         services.AddSingleton<Revocations>();
         services.AddSingleton<Estimates>();
-        services.AddSingleton<IdentityInit.Web.Studies.StudyService>();
-        services.AddSingleton<IdentityInit.Web.Signal.SignalService>();
+        services.AddSingleton<StudyService>();
+        services.AddSingleton<SignalService>();
         services.AddHttpContextAccessor();
         services.AddProblemDetails();
         services.AddOpenApi();
@@ -135,8 +137,8 @@ public static class Hosting
         app.MapSharingApi();
         app.MapExportsApi();
         app.MapAccountsApi();
-        IdentityInit.Web.Studies.StudiesApi.MapStudiesApi(app);
-        IdentityInit.Web.Signal.SignalApi.MapSignalApi(app);
+        app.MapStudiesApi();
+        app.MapSignalApi();
         var options = app.Services.GetRequiredService<IOptions<LabOptions>>().Value;
         app.UseHangfireDashboard("/jobs", new DashboardOptions
         {

@@ -40,25 +40,11 @@ public sealed class ConstNet : ImageModel
     {
         x = stemDropout.call(conv1.call(x));
         taps?.Add(("conv1", x));
-        foreach (var (groupName, group) in new[] { ("block1", block1), ("block2", block2), ("block3", block3) })
-            foreach (var (blockName, block) in group.layer.named_children())
-            {
-                x = ((Module<Tensor, Tensor>)block).call(x);
-                taps?.Add(($"{groupName}.layer.{blockName}", x));
-            }
-        x = functional.relu(x);
-        x = functional.adaptive_avg_pool2d(x, [1, 1]).flatten(1);
-        x = fc.call(x);
-        taps?.Add(("fc", x));
-        return x;
+        x = Blocks(x, [("block1", block1.layer), ("block2", block2.layer), ("block3", block3.layer)], taps);
+        return Classify(functional.relu(x), fc, taps);
     }
 
-    protected override WeightRole RoleOf(string layer) => layer switch
-    {
-        "conv1" => WeightRole.Stem,
-        "fc" => WeightRole.Classifier,
-        _ => WeightRole.Hidden,
-    };
+    protected override WeightRole RoleOf(string layer) => WideResNetRole(layer);
 
     /// <summary>One group of n blocks (model.py's NetworkBlock); its forward runs the blocks once, see the note in Forward.</summary>
     sealed class NetworkBlock : Module<Tensor, Tensor>

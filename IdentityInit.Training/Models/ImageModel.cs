@@ -1,4 +1,5 @@
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace IdentityInit.Training.Models;
@@ -32,6 +33,38 @@ public abstract class ImageModel(string name) : nn.Module<Tensor, Tensor>(name)
             .ToList();
 
     protected abstract WeightRole RoleOf(string layer);
+
+    // The Wide-ResNet layout ConstNet and LeakyNet share (model.py's names): a stem conv1, three groups of blocks, an
+    // activation, average pooling and the classifier fc.
+
+    /// <summary>conv1 reads the data, fc maps to classes, every other conv is hidden to hidden.</summary>
+    protected static WeightRole WideResNetRole(string layer) => layer switch
+    {
+        "conv1" => WeightRole.Stem,
+        "fc" => WeightRole.Classifier,
+        _ => WeightRole.Hidden,
+    };
+
+    /// <summary>The groups' blocks in order, each output tapped as "block{g}.layer.{i}".</summary>
+    protected static Tensor Blocks(Tensor x, IEnumerable<(string Name, Sequential Layer)> groups, List<(string Layer, Tensor Output)>? taps)
+    {
+        foreach (var (groupName, layer) in groups)
+            foreach (var (blockName, block) in layer.named_children())
+            {
+                x = ((nn.Module<Tensor, Tensor>)block).call(x);
+                taps?.Add(($"{groupName}.layer.{blockName}", x));
+            }
+        return x;
+    }
+
+    /// <summary>Average pooling and the classifier, its output tapped as "fc".</summary>
+    protected static Tensor Classify(Tensor x, Linear fc, List<(string Layer, Tensor Output)>? taps)
+    {
+        x = nn.functional.adaptive_avg_pool2d(x, [1, 1]).flatten(1);
+        x = fc.call(x);
+        taps?.Add(("fc", x));
+        return x;
+    }
 
     /// <summary>K when the hidden units are K features copied (the toy model); symmetry then means copies stay equal.</summary>
     protected virtual int CopyPeriod => 0;

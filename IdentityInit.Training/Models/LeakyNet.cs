@@ -65,25 +65,11 @@ public sealed class LeakyNet : ImageModel
     {
         x = conv1.call(x);
         taps?.Add(("conv1", x));
-        foreach (var (groupName, group) in new[] { ("block1", block1), ("block2", block2), ("block3", block3) })
-            foreach (var (blockName, block) in group.layer.named_children())
-            {
-                x = ((Module<Tensor, Tensor>)block).call(x);
-                taps?.Add(($"{groupName}.layer.{blockName}", x));
-            }
-        x = functional.leaky_relu(x, alpha);
-        x = functional.adaptive_avg_pool2d(x, [1, 1]).flatten(1);
-        x = fc.call(x);
-        taps?.Add(("fc", x));
-        return x;
+        x = Blocks(x, [("block1", block1.layer), ("block2", block2.layer), ("block3", block3.layer)], taps);
+        return Classify(functional.leaky_relu(x, alpha), fc, taps);
     }
 
-    protected override WeightRole RoleOf(string layer) => layer switch
-    {
-        "conv1" => WeightRole.Stem,
-        "fc" => WeightRole.Classifier,
-        _ => WeightRole.Hidden,
-    };
+    protected override WeightRole RoleOf(string layer) => WideResNetRole(layer);
 
     sealed class NetworkBlock : Module<Tensor, Tensor>
     {
