@@ -130,11 +130,47 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
 
     /// <summary>Stores and queues the planned runs (a sweep shares a group id).</summary>
     /// <param name="study">the study these runs are cells of: its id and each config's arm (runs of one arm form one group)</param>
+    /// <summary>The tag of the runs <see cref="QueuePairAsync"/> queues.</summary>
+    public const string PairTag = "det-pair";
+
+    /// <summary>
+    /// A run again as a deterministic and a non-deterministic twin (metrics every step; on CPU the non-deterministic one
+    /// gets rounding jitter, the CPU's stand-in for GPU non-determinism): both queued, or neither with the reason.
+    /// </summary>
+    public async Task<(IReadOnlyList<Guid> Ids, string? Problem)> QueuePairAsync(Run run, Caller by)
+    {
+        var config = ConfigOverlay.FromJson(run.ConfigJson, "run config") with { MetricsEvery = 1 };
+        var cpu = config.Device == "cpu";
+        ExperimentConfig[] pair =
+        [
+            config with { Name = run.Name + " · deterministic", Deterministic = true, RoundingJitter = 0 },
+            config with { Name = run.Name + " · non-deterministic", Deterministic = false, RoundingJitter = cpu ? 1 : 0 },
+        ];
+        var configs = new List<ExperimentConfig>();
+        foreach (var c in pair)
+        {
+            var (planned, errors) = Plan(new CreateRunRequest(c.Name, null, JsonSerializer.SerializeToNode(c, EngineJson.Options)!.AsObject(), [PairTag]));
+            if (errors.Count > 0) return ([], string.Join("; ", errors.Select(e => $"{e.Key}: {string.Join(", ", e.Value)}")));
+            configs.AddRange(planned);
+        }
+        try
+        {
+            // One call: the queue limit counts both, so a nearly full queue cannot leave half a pair queued.
+            var runs = await CreateAsync(new CreateRunRequest(run.Name + " pair", null, null, [PairTag]), configs, by, grouped: false);
+            return ([.. runs.Select(r => r.Id)], null);
+        }
+        catch (QueueFullException e)
+        {
+            return ([], e.Message);
+        }
+    }
+
+    /// <param name="grouped">Several configs form a group (a seed group or a sweep, drawn as one band); a pair does not.</param>
     public async Task<List<Run>> CreateAsync(CreateRunRequest request, IReadOnlyList<ExperimentConfig> configs, Caller by,
-        (Guid Id, string Name, IReadOnlyList<string> Arms)? study = null)
+        (Guid Id, string Name, IReadOnlyList<string> Arms)? study = null, bool grouped = true)
     {
         if (!by.CanQueue) throw new ForbiddenException($"{by.Name ?? "a signed-out visitor"} is a {by.Role ?? "guest"}: only researchers and admins queue runs");
-        var groupId = configs.Count > 1 ? Guid.NewGuid() : (Guid?)null;
+        var groupId = grouped && configs.Count > 1 ? Guid.NewGuid() : (Guid?)null;
         var now = DateTime.UtcNow;
         var runs = configs.Select(c => new Run
         {

@@ -328,6 +328,58 @@ public sealed class ComponentTests : IAsyncLifetime
         Assert.Null(rows.Single(r => r.TextContent.Contains("fine")).QuerySelector(".run-error"));
     }
 
+    async Task<Run> SeedFinishedRunAsync(int queuedBeside = 0)
+    {
+        var config = new ExperimentConfig { Name = "source", Dataset = "synthetic", Depth = 7, Widen = 1, TrainLimit = 64, TestLimit = 32, Epochs = 1 };
+        Run Row(string name, RunStatus status) => new()
+        {
+            Id = Guid.NewGuid(), Name = name, ConfigJson = ConfigOverlay.ToJson(config), Architecture = Architectures.ConstNet, Init = "const",
+            Breakers = "none", Dataset = "synthetic", Queue = "cpu", Status = status, CreatedAt = DateTime.UtcNow, Owner = LabFactory.Admin,
+        };
+        var source = Row("source", RunStatus.Completed);
+        await using var store = lab.Services.GetRequiredService<AppDb>().Create();
+        store.Runs.Add(source);
+        store.Runs.AddRange(Enumerable.Range(0, queuedBeside).Select(i => Row($"waiting {i}", RunStatus.Queued)));
+        await store.SaveChangesAsync();
+        return source;
+    }
+
+    async Task<List<Run>> PairRunsAsync()
+    {
+        await using var store = lab.Services.GetRequiredService<AppDb>().Create();
+        return await store.Runs.Where(r => r.Tags == RunService.PairTag).OrderBy(r => r.Name).ToListAsync();
+    }
+
+    [Fact]
+    public async Task TheDeterministicPairQueuesBothTwinsAndOpensTheirComparison()
+    {
+        var source = await SeedFinishedRunAsync();
+        var view = context.Render<RunView>(p => p.AddCascadingValue(Admin).Add(v => v.Run, source));
+
+        await view.InvokeAsync(() => view.Find("#pair-run").Click());
+
+        var pair = await PairRunsAsync();
+        Assert.Equal(["source · deterministic", "source · non-deterministic"], pair.Select(r => r.Name));
+        var (deterministic, noisy) = (ConfigOverlay.FromJson(pair[0].ConfigJson, "a"), ConfigOverlay.FromJson(pair[1].ConfigJson, "b"));
+        Assert.True(deterministic.Deterministic && deterministic.RoundingJitter == 0 && deterministic.MetricsEvery == 1);
+        Assert.True(!noisy.Deterministic && noisy.RoundingJitter == 1 && noisy.MetricsEvery == 1); // CPU: jitter stands in for the GPU
+        Assert.Null(pair[0].GroupId); // twins, not a seed group to draw as one band
+        Assert.EndsWith($"/compare?ids={string.Join(',', pair.Select(r => r.Id))}", // deterministic first, as queued
+            context.Services.GetRequiredService<NavigationManager>().Uri);
+    }
+
+    [Fact]
+    public async Task ADeterministicPairTheQueueCannotHoldQueuesNeitherTwin()
+    {
+        var source = await SeedFinishedRunAsync(queuedBeside: 499); // one place left of the 500 a user may have waiting
+        var view = context.Render<RunView>(p => p.AddCascadingValue(Admin).Add(v => v.Run, source));
+
+        await view.InvokeAsync(() => view.Find("#pair-run").Click());
+
+        Assert.Empty(await PairRunsAsync()); // half a pair queued before: the first twin took the last place
+        Assert.Contains(context.Services.GetRequiredService<ISnackbar>().ShownSnackbars, s => s.Message?.Contains("at most 500 may wait at once") == true);
+    }
+
     [Fact]
     public async Task TheInitSchemeSaysWhatItPutsInWhichLayers()
     {
