@@ -92,7 +92,10 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
                 errors.Add("config.initFile", "must be the id of weights staged by POST /api/weights (an upload) or POST /api/runs/{id}/weights/stage " +
                                               "(a run's checkpoint), as their answer's initFile; no server file is named in a request");
             foreach (var error in ConfigValidation.Validate(imports.Resolved(c)))
-                if (!(foreignFile && error.Field == "initFile")) errors.Add("config." + error.Field, error.Message); // no existence oracle
+                if (error.Field != "initFile") errors.Add("config." + error.Field, error.Message);
+                else if (!foreignFile) // said once above for a foreign file (no existence oracle); the engine's message speaks of paths
+                    errors.Add("config.initFile", "init 'file' needs staged weights: upload a .safetensors file (POST /api/weights) or stage " +
+                                                  "a run's checkpoint (POST /api/runs/{id}/weights/stage), and give their initFile");
             var catalog = new DatasetCatalog(options.Value.DatasetRoot);
             if (c.Dataset != "synthetic" && !DatasetCatalog.Downloadable(c.Dataset) && catalog.Find(c.Dataset) is null)
                 errors.Add("config.dataset", catalog.Missing(c.Dataset, null));

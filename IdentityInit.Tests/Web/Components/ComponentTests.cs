@@ -286,7 +286,7 @@ public sealed class ComponentTests : IAsyncLifetime
 
         var init = form.FindComponents<MudSelect<string>>().Single(s => s.Instance.Label == "Init scheme");
         await form.InvokeAsync(() => init.Instance.ValueChanged.InvokeAsync("file"));
-        form.WaitForAssertion(() => Assert.Contains("needs the path of a .safetensors file", form.Find("#init-file-status").TextContent));
+        form.WaitForAssertion(() => Assert.Contains("init 'file' needs staged weights: upload a .safetensors file", form.Find("#init-file-status").TextContent));
         var source = form.FindComponents<MudSelect<Guid?>>().Single(s => s.Instance.Label == "From a run's checkpoint");
         await form.InvokeAsync(() => source.Instance.ValueChanged.InvokeAsync(id));
 
