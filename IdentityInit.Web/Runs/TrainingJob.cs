@@ -29,15 +29,38 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
             logger.LogWarning("run {RunId} is already training in this process: a second execution of its job ends here", runId);
             return;
         }
-        var run = Claim(runId);
-        if (run is null)
+        // Registered until training ends, whatever throws on the way (a database outage while claiming): a registration
+        // left behind would refuse every later execution of this run's job in this process.
+        RunSummary summary;
+        var checkpoints = Path.Combine(options.Value.CheckpointRoot, runId.ToString("N"));
+        try
+        {
+            if (Claim(runId) is not { } run) return;
+            summary = Train(run, checkpoints, token);
+        }
+        finally
         {
             cancellation.Unregister(runId);
+        }
+
+        var userCancelled = Flag(runId);
+        if (summary.Status == RunStatus.Cancelled && !userCancelled)
+        {
+            stream.FlushAllAsync(runId, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
+            logger.LogInformation("run {RunId} interrupted by shutdown at step {Step}; it resumes on restart", runId, summary.Steps);
+            jobToken.ThrowIfCancellationRequested(); // lets Hangfire requeue it
             return;
         }
+        Checkpoint.Tidy(checkpoints); // a child killed while saving leaves its step-N.tmp behind
+        Finish(runId, summary);
+    }
+
+    /// <summary>Trains a claimed run in its own process, resuming from its newest stored checkpoint; how it ended.</summary>
+    RunSummary Train(Run run, string checkpoints, CancellationToken token)
+    {
+        var runId = run.Id;
         var lab = options.Value;
         var config = WeightImports.Resolved(ConfigOverlay.FromJson(run.ConfigJson, "run config"), lab.CheckpointRoot);
-        var checkpoints = Path.Combine(lab.CheckpointRoot, runId.ToString("N"));
         // The newest checkpoint whose events are all stored; the engine may still fall back from it to an older intact one.
         long? resumeAt = run.CheckpointStep is { } stored && Checkpoint.Completed(checkpoints).LastOrDefault(c => c.Step <= stored) is { Path: not null } found
             ? found.Step : null;
@@ -64,21 +87,7 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
             summary = new RunSummary(RunStatus.Failed, run.Step, 0, null, 0, null, [], $"the worker {WorkerName} could not train it: {e.Message}",
                 null, null, 0);
         }
-        finally
-        {
-            cancellation.Unregister(runId);
-        }
-
-        var userCancelled = Flag(runId);
-        if (summary.Status == RunStatus.Cancelled && !userCancelled)
-        {
-            stream.FlushAllAsync(runId, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
-            logger.LogInformation("run {RunId} interrupted by shutdown at step {Step}; it resumes on restart", runId, summary.Steps);
-            jobToken.ThrowIfCancellationRequested(); // lets Hangfire requeue it
-            return;
-        }
-        Checkpoint.Tidy(checkpoints); // a child killed while saving leaves its step-N.tmp behind
-        Finish(runId, summary);
+        return summary;
     }
 
     Run? Claim(Guid runId)

@@ -381,6 +381,16 @@ public sealed class ComponentTests : IAsyncLifetime
     }
 
     [Fact]
+    public void ARoundingJitterTooSmallToSurviveRoundingIsPointedOut()
+    {
+        var form = RenderForm("constnet-deterministic");
+        Type(form, "field-rounding-jitter", "0.1");
+        form.WaitForAssertion(() => Assert.Contains("under half a float32 ulp", form.Markup));
+        Type(form, "field-rounding-jitter", "1");
+        form.WaitForAssertion(() => Assert.DoesNotContain("under half a float32 ulp", form.Markup));
+    }
+
+    [Fact]
     public async Task TheInitSchemeSaysWhatItPutsInWhichLayers()
     {
         var form = RenderForm("constnet-he");
