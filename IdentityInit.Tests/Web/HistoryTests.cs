@@ -1,5 +1,5 @@
-using IdentityInit.Training;
 using IdentityInit.Tests.Infrastructure;
+using IdentityInit.Training;
 using IdentityInit.Web.Data;
 using Microsoft.Extensions.DependencyInjection;
 

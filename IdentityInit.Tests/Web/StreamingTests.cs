@@ -1,7 +1,7 @@
-using IdentityInit.Training;
 using System.Collections.Concurrent;
 using System.Text.Json;
 using IdentityInit.Tests.Infrastructure;
+using IdentityInit.Training;
 using IdentityInit.Web.Data;
 using IdentityInit.Web.Runs;
 using Microsoft.AspNetCore.SignalR;

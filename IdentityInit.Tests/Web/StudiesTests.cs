@@ -1,8 +1,8 @@
-using IdentityInit.Training;
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
 using IdentityInit.Tests.Infrastructure;
+using IdentityInit.Training;
 using IdentityInit.Web.Accounts;
 using IdentityInit.Web.Data;
 using IdentityInit.Web.Studies;

@@ -1,6 +1,6 @@
-using IdentityInit.Training;
 using Hangfire;
 using Hangfire.Storage;
+using IdentityInit.Training;
 using IdentityInit.Web.Data;
 using Microsoft.EntityFrameworkCore;
 

@@ -1,5 +1,5 @@
-using IdentityInit.Training;
 using Hangfire;
+using IdentityInit.Training;
 using IdentityInit.Web.Data;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;

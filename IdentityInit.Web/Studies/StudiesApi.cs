@@ -1,6 +1,6 @@
-using IdentityInit.Training;
 using System.Security.Claims;
 using System.Text;
+using IdentityInit.Training;
 using IdentityInit.Web.Accounts;
 using IdentityInit.Web.Data;
 using IdentityInit.Web.Runs;
