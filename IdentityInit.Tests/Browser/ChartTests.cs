@@ -141,6 +141,46 @@ public sealed class ChartTests
     }
 
     [Fact]
+    public async Task ColoursFollowNamesMarkersTakeTheirLinesColourAndAChartIsTitledBeforeItsData()
+    {
+        var (playwright, context) = await Chromium.LaunchAsync();
+        using var _ = playwright;
+        await using var __ = context;
+        var page = await BarePageAsync(context);
+
+        // Hover values keep small numbers (spreads ~1e-12) readable.
+        Assert.Equal("2.500e-9", await page.EvaluateAsync<string>("() => iiCharts.formatValue(2.5e-9)"));
+        // Colours follow series names, not arrival order: two charts fed in opposite orders agree, and a break marker matches its line.
+        var colours = await page.EvaluateAsync<string[]>("""
+            async () => {
+              const div = n => { const d = document.createElement("div"); d.id = n; document.body.appendChild(d); return n; };
+              const a = div("colour-a"), b = div("colour-b");
+              iiCharts.create(a, { title: "a" }); iiCharts.create(b, { title: "b" });
+              iiCharts.add(a, [["spread/conv1", [1], [1]], ["spread/fc", [1], [2]], ["\u25B2 spread/conv1", [1], [1]]]);
+              iiCharts.add(b, [["spread/fc", [1], [2]], ["spread/conv1", [1], [1]]]);
+              await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+              return [iiCharts.seriesColor(a, "spread/conv1"), iiCharts.seriesColor(b, "spread/conv1"),
+                      iiCharts.seriesColor(a, "spread/fc"), iiCharts.seriesColor(b, "spread/fc"), iiCharts.markers(a)[0].color,
+                      String(iiCharts.legendCount(a))];
+            }
+            """);
+        Assert.Equal("waiting for the first points", await page.EvaluateAsync<string>("""
+            () => {
+              const chart = document.createElement("div"), info = document.createElement("span");
+              chart.id = "empty-chart"; info.id = "empty-chart-info";
+              document.body.append(chart, info);
+              iiCharts.create("empty-chart", { title: "empty", infoId: "empty-chart-info" });
+              return chart.querySelector(".u-title").textContent === "empty" ? info.textContent : "no title before data";
+            }
+            """));
+        Assert.Equal(colours[0], colours[1]);
+        Assert.Equal(colours[2], colours[3]);
+        Assert.Equal(colours[0], colours[4]); // a break marker is drawn in its line's colour
+        Assert.Equal("2", colours[5]); // and is not a legend entry of its own
+        Assert.NotEqual(colours[0], colours[2]);
+    }
+
+    [Fact]
     public async Task ARunPageOpenedMidRunDrawsEverySeriesToTheLastStepWhileSymmetryBreaks()
     {
         await using var lab = new LabFactory();
