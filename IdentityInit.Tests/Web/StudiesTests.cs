@@ -342,6 +342,30 @@ public sealed class StudiesTests
     }
 
     [Fact]
+    public async Task AHugeUnknownDatasetNameIsRefusedOnceQuotedShortNotEchoedPerArm()
+    {
+        // The 100k-case corpus found it: a 5,000-character dataset in a vary study came back as a 31 KB answer, every arm's
+        // "not on this machine" message naming the folders it was looked for in, each with the whole name.
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+        var body = JsonSerializer.Serialize(new
+        {
+            name = "x", config = new { dataset = new string('x', 5000) },
+            vary = new { field = "dropout", values = new[] { 0.0, 0.1, 0.2 }, preset = "constnet-deterministic" },
+        });
+
+        var response = await http.PostAsync("/api/studies", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+        var reply = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.True(reply.Length < 4096, $"{reply.Length:N0} characters");
+        var errors = JsonDocument.Parse(reply).RootElement.GetProperty("errors");
+        Assert.Contains(errors.EnumerateObject(), e => e.Name.EndsWith("config.dataset", StringComparison.Ordinal)
+                                                       && e.Value[0].GetString()!.Contains("is not one of"));
+        Assert.Equal("0", (await http.GetAsync("/api/runs")).Headers.GetValues("X-Total-Count").Single());
+    }
+
+    [Fact]
     public async Task TheStudyPresetsAreThePapersExperimentsAndOnlyResearchersQueueThem()
     {
         await using var lab = new LabFactory();
