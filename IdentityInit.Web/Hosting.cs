@@ -166,7 +166,7 @@ public static class Hosting
         {
             await next(context);
         }
-        catch (Exception e) when (IsOutage(e) && !context.Response.HasStarted)
+        catch (Exception e) when (AppDb.IsOutage(e) && !context.Response.HasStarted)
         {
             context.Response.Clear();
             context.Response.Headers.RetryAfter = "5";
@@ -174,15 +174,6 @@ public static class Hosting
                 detail: "The lab's database did not answer; nothing was changed. Retry in a few seconds.").ExecuteAsync(context);
         }
     }
-
-    static bool IsOutage(Exception? e) => e switch
-    {
-        null => false,
-        System.Data.Common.DbException db => db.IsTransient || db.InnerException is System.Net.Sockets.SocketException or IOException,
-        System.Net.Sockets.SocketException => true,
-        AggregateException all => all.InnerExceptions.Any(IsOutage),
-        _ => IsOutage(e.InnerException),
-    };
 
     /// <summary>
     /// What a web app ships with: no MIME sniffing, no referrer (share tokens live in URLs), no framing, and a content

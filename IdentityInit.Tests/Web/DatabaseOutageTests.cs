@@ -57,13 +57,20 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
         var folder = lab.Services.GetRequiredService<IdentityInit.Web.Runs.RunStream>().SpillFolder(id);
 
         await postgres.StopAsync();
-        var spilled = 0;
-        for (var waited = 0; waited < 8000; waited += 250, await Task.Delay(250))
+        // The run ends while the database is away (nothing pending grows for 2 s): at its end it must store every spill
+        // file before it reads Completed, not only the first (the CI once saw Completed with steps 170-480 unstored).
+        var stream = lab.Services.GetRequiredService<IdentityInit.Web.Runs.RunStream>();
+        var (spilled, unstored, still) = (0, -1, 0);
+        for (var waited = 0; waited < 60_000 && still < 8; waited += 250, await Task.Delay(250))
+        {
             spilled = Math.Max(spilled, Directory.Exists(folder) ? Directory.GetFiles(folder).Length : 0);
+            (unstored, still) = stream.Unstored(id) is var now && now == unstored ? (now, still + 1) : (now, 0);
+        }
         await postgres.StartAsync();
         await AssertWholeHistoryAsync(http, id);
 
         Assert.True(spilled >= 2, $"{spilled} spill files during the outage");
+        Assert.Equal(8, still); // the run had ended before the database came back
         Assert.True(!Directory.Exists(folder) || Directory.GetFiles(folder).Length == 0, "spill files left after they were stored");
     }
 

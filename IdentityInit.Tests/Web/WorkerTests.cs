@@ -7,6 +7,7 @@ using IdentityInit.Training;
 using IdentityInit.Web.Data;
 using IdentityInit.Web.Runs;
 using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace IdentityInit.Tests.Web;
@@ -77,6 +78,54 @@ public sealed class ChildProcessTests
         Assert.Equal("Running", statusWhenItEnded); // it did execute while the run trained
         Assert.Single(Regex.Matches(logs, "training in process"));
         Assert.Equal(Api.Deterministic(await Api.PointsAsync(http, $"/api/runs/{alone}/metrics")), Api.Deterministic(points));
+    }
+
+    [Fact]
+    public async Task AJobExecutedOnAnotherHostWhileALiveHostTrainsItsRunEndsAndADeadHostsRunIsTakenOver()
+    {
+        // Issue 22: the job of a run that a live worker on another machine trains is fetched again here (the holder could
+        // not extend its claim while the job storage blinked). It must not train the run beside it; once the holder's
+        // heartbeat stops, an execution takes the run over instead of leaving it "running" for good.
+        await using var lab = new LabFactory(settings: new Dictionary<string, string?> { ["IdentityInit:Queues"] = "" });
+        var http = lab.CreateClient();
+        var storage = lab.Services.GetRequiredService<JobStorage>();
+        const string holder = "elsewhere:4242";
+        var serverId = $"{holder}:cpu:{Guid.NewGuid():N}";
+        using (var connection = storage.GetConnection())
+            connection.AnnounceServer(serverId, new Hangfire.Server.ServerContext { Queues = ["cpu"], WorkerCount = 1 });
+        using var beating = new CancellationTokenSource();
+        var heart = Task.Run(async () =>
+        {
+            while (!beating.IsCancellationRequested)
+            {
+                using (var connection = storage.GetConnection()) connection.Heartbeat(serverId);
+                await Task.Delay(1000);
+            }
+        });
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 3))).GetProperty("id").GetGuid(); // queued for the host elsewhere
+        var db = lab.Services.GetRequiredService<AppDb>();
+        await using (var context = db.Create())
+            await context.Runs.Where(r => r.Id == id).ExecuteUpdateAsync(u => u.SetProperty(r => r.Status, RunStatus.Running)
+                .SetProperty(r => r.Worker, holder).SetProperty(r => r.WorkerSince, DateTime.UtcNow));
+        var job = ActivatorUtilities.CreateInstance<TrainingJob>(lab.Services);
+
+        var started = Stopwatch.StartNew();
+        await Task.Run(() => job.Run(id, new JobCancellationToken(false)));
+        var whileAlive = await Api.GetRunAsync(http, id);
+        var pointsWhileAlive = await Api.PointsAsync(http, $"/api/runs/{id}/metrics");
+        await beating.CancelAsync();
+        await heart;
+        await Task.Run(() => job.Run(id, new JobCancellationToken(false)));
+        var after = await Api.GetRunAsync(http, id);
+
+        Assert.Equal("Running", whileAlive.GetProperty("status").GetString());
+        Assert.Equal(holder, whileAlive.GetProperty("worker").GetString());
+        Assert.Empty(pointsWhileAlive);
+        Assert.True(started.Elapsed >= Workers.AliveWithin, $"ended after {started.Elapsed.TotalSeconds:F1} s: the holder was watched for less than its heartbeat window");
+        Assert.Equal("Completed", after.GetProperty("status").GetString());
+        Assert.Equal(TrainingJob.WorkerName, after.GetProperty("worker").GetString());
+        Assert.Equal(after.GetProperty("totalSteps").GetInt64(), after.GetProperty("step").GetInt64());
+        Assert.NotEmpty(await Api.PointsAsync(http, $"/api/runs/{id}/metrics?series=train/"));
     }
 
     [Fact]

@@ -11,6 +11,16 @@ namespace IdentityInit.Web.Data;
 /// </summary>
 public sealed class AppDb
 {
+    /// <summary>Whether an exception is the database being away (a transient connection failure), not a fault of the request.</summary>
+    public static bool IsOutage(Exception? e) => e switch
+    {
+        null => false,
+        System.Data.Common.DbException db => db.IsTransient || db.InnerException is System.Net.Sockets.SocketException or IOException,
+        System.Net.Sockets.SocketException => true,
+        AggregateException all => all.InnerExceptions.Any(IsOutage),
+        _ => IsOutage(e.InnerException),
+    };
+
     readonly IDbContextFactory<AppDbContext> contexts;
 
     public AppDb(IDbContextFactory<AppDbContext> contexts, string? postgres, string sqlitePath)

@@ -14,7 +14,7 @@ namespace IdentityInit.Web.Runs;
 /// this worker or any other, resumes from the run's newest checkpoint whose events are all stored (checkpoints live in
 /// the shared CheckpointDir) after deleting stored points past it, so the series stays continuous with no duplicated step.
 /// </summary>
-public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation cancellation, IOptions<LabOptions> options,
+public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation cancellation, Workers workers, IOptions<LabOptions> options,
     ILogger<TrainingJob> logger)
 {
     public static readonly TimeSpan CancelPoll = TimeSpan.FromSeconds(2);
@@ -35,7 +35,7 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
         var checkpoints = Path.Combine(options.Value.CheckpointRoot, runId.ToString("N"));
         try
         {
-            if (Claim(runId) is not { } run) return;
+            if (Claim(runId, token) is not { } run) return;
             summary = Train(run, checkpoints, token);
         }
         finally
@@ -43,8 +43,10 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
             cancellation.Unregister(runId);
         }
 
-        var userCancelled = Flag(runId);
-        if (summary.Status == RunStatus.Cancelled && !userCancelled)
+        // Cancelled without a shutdown: the user's cancel. With one, the flag tells; a database away at that moment counts
+        // as no (the run resumes on restart, where its claim honours a cancel request). Training may well end while the
+        // database is away: nothing here may need it to answer at once (a read that threw left the run "running" for good).
+        if (summary.Status == RunStatus.Cancelled && jobToken.ShutdownToken.IsCancellationRequested && !UserCancelled(runId))
         {
             stream.FlushAllAsync(runId, TimeSpan.FromSeconds(30)).GetAwaiter().GetResult();
             logger.LogInformation("run {RunId} interrupted by shutdown at step {Step}; it resumes on restart", runId, summary.Steps);
@@ -90,7 +92,7 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
         return summary;
     }
 
-    Run? Claim(Guid runId)
+    Run? Claim(Guid runId, CancellationToken token)
     {
         using var context = db.Create();
         var run = context.Runs.FirstOrDefault(r => r.Id == runId);
@@ -102,11 +104,47 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
             context.SaveChanges();
             return null;
         }
+        // Another worker host that is alive holds the run: this is a second execution of its job (fetched again by another
+        // host after the holder could not extend its claim on the job, e.g. while the job storage was unreachable). It ends
+        // here rather than train the run a second time beside the first; a dead holder's run is taken over and resumes.
+        var holder = run.Worker;
+        if (run.Status == RunStatus.Running && holder is not null && holder != WorkerName && HolderAlive(holder, token))
+        {
+            logger.LogWarning("run {RunId} is being trained by {Holder}, a live worker: this execution of its job on {Worker} ends here", runId, holder, WorkerName);
+            return null;
+        }
+        // Claimed only if no one else claimed it since it was read: two hosts executing the job at once cannot both win.
+        var now = DateTime.UtcNow;
+        var claimed = context.Runs.Where(r => r.Id == runId && r.Worker == holder && r.Status == run.Status).ExecuteUpdate(u => u
+            .SetProperty(r => r.Status, RunStatus.Running).SetProperty(r => r.StartedAt, r => r.StartedAt ?? now)
+            .SetProperty(r => r.Worker, WorkerName).SetProperty(r => r.WorkerSince, now));
+        if (claimed == 0)
+        {
+            logger.LogWarning("run {RunId} was claimed by another execution of its job meanwhile: this one on {Worker} ends here", runId, WorkerName);
+            return null;
+        }
         run.Status = RunStatus.Running;
-        run.StartedAt ??= DateTime.UtcNow;
-        (run.Worker, run.WorkerSince) = (WorkerName, DateTime.UtcNow);
-        context.SaveChanges();
+        run.StartedAt ??= now;
+        (run.Worker, run.WorkerSince) = (WorkerName, now);
         return run;
+    }
+
+    /// <summary>
+    /// Whether the worker host "machine:pid" holding a run is alive: on this machine, whether its process exists; elsewhere,
+    /// whether its heartbeat stays recent for a whole <see cref="Workers.AliveWithin"/> (a host killed a moment ago still
+    /// looks alive until then, and its run must be taken over, not left "running" for good).
+    /// </summary>
+    bool HolderAlive(string holder, CancellationToken token)
+    {
+        var parts = holder.Split(':');
+        if (parts.Length == 2 && parts[0] == Environment.MachineName.ToLowerInvariant() && int.TryParse(parts[1], out var pid))
+            return Directory.Exists($"/proc/{pid}");
+        var until = DateTime.UtcNow + Workers.AliveWithin + TimeSpan.FromSeconds(2);
+        while (workers.List().Any(w => w.Alive && Workers.HostOf(w.Name) == holder))
+        {
+            if (DateTime.UtcNow > until || token.WaitHandle.WaitOne(TimeSpan.FromSeconds(1))) return true;
+        }
+        return false;
     }
 
     /// <summary>This worker host as the runs list and the workers page show it.</summary>
@@ -128,6 +166,37 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
         {
             context.Points.Where(p => p.RunId == runId).ExecuteDelete();
             context.Heatmaps.Where(h => h.RunId == runId).ExecuteDelete();
+        }
+    }
+
+    bool UserCancelled(Guid runId)
+    {
+        try
+        {
+            return Flag(runId);
+        }
+        catch (Exception e) when (AppDb.IsOutage(e))
+        {
+            return false;
+        }
+    }
+
+    /// <summary>A write at a run's end, retried while the database is away, for at most <see cref="EndPatience"/>.</summary>
+    void Patiently(Guid runId, Action write)
+    {
+        var deadline = DateTime.UtcNow + EndPatience;
+        for (var attempt = 0; ; attempt++)
+        {
+            try
+            {
+                write();
+                return;
+            }
+            catch (Exception e) when (AppDb.IsOutage(e) && DateTime.UtcNow < deadline)
+            {
+                if (attempt == 0) logger.LogWarning("run {RunId}: the database is away as the run ends; retrying its final status", runId);
+                Thread.Sleep(TimeSpan.FromSeconds(1));
+            }
         }
     }
 
@@ -172,9 +241,10 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
                 Error = $"the database was unavailable for {EndPatience.TotalMinutes:0} minutes at the end of the run: {lost} points were not stored",
             });
         }
-        long totalSteps; // what the run was to train, not where it stopped: a cancelled run reads "step 63 of 3200"
-        using (var context = db.Create())
+        long totalSteps = 0; // what the run was to train, not where it stopped: a cancelled run reads "step 63 of 3200"
+        Patiently(runId, () =>
         {
+            using var context = db.Create();
             var run = context.Runs.First(r => r.Id == runId);
             totalSteps = run.TotalSteps > 0 ? run.TotalSteps : summary.Steps;
             run.Status = state;
@@ -189,7 +259,7 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
             run.SummaryJson = JsonSerializer.Serialize(summary, EngineJson.Options);
             run.Error = summary.Error;
             context.SaveChanges();
-        }
+        });
         stream.PublishStatus(runId, new RunProgress(state, summary.Steps, totalSteps, 0, summary.Error));
         stream.FlushAsync(runId).GetAwaiter().GetResult();
         stream.Forget(runId);
