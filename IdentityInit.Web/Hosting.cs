@@ -52,6 +52,9 @@ public static class Hosting
         services.AddSingleton<SignalService>();
         services.AddHttpContextAccessor();
         services.AddProblemDetails();
+        // API answers are JSON: a run page's chart history compresses ~4x. Only JSON, and only over plain HTTP (the
+        // framework's default: compressing secrets beside reflected input over TLS is the BREACH attack).
+        services.AddResponseCompression(o => o.MimeTypes = ["application/json", "application/problem+json"]);
         services.AddOpenApi();
         services.AddRazorComponents().AddInteractiveServerComponents();
         // Messages at the bottom left: at the top right they covered a run's action buttons.
@@ -124,6 +127,7 @@ public static class Hosting
             }));
         }
         app.UseStatusCodePages();
+        app.UseResponseCompression();
         app.Use(DatabaseOutage);
         app.Use(SecurityHeaders);
         app.Use(SameOriginWrites);

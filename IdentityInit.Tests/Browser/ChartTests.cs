@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using IdentityInit.Tests.Infrastructure;
 using IdentityInit.Tests.Web;
 using IdentityInit.Web.Components.Runs;
+using IdentityInit.Web.Runs;
 using Microsoft.Playwright;
 
 namespace IdentityInit.Tests.Browser;
@@ -178,6 +179,45 @@ public sealed class ChartTests
         Assert.Equal(colours[0], colours[4]); // a break marker is drawn in its line's colour
         Assert.Equal("2", colours[5]); // and is not a legend entry of its own
         Assert.NotEqual(colours[0], colours[2]);
+    }
+
+    /// <summary>The seeded loss in 500 buckets, min and max each, but one point for each of the 10 all-NaN buckets (a gap).</summary>
+    static readonly int Bucketed = RunQueries.DefaultMaxPoints - 10;
+
+    [Fact]
+    public async Task ARunPagesChartsDrawFromItsHtmlCardsInViewFirstWithoutWaitingForTheCircuit()
+    {
+        // Issue 21 item 2: ~85 % of the time to a paper-scale run's first chart was the Blazor circuit starting. With the
+        // circuit refused outright, the prerendered page alone must still draw every chart, each card fetched once.
+        await using var lab = new LabFactory();
+        var baseUrl = lab.StartKestrel();
+        var id = await HistoryTests.SeedAsync(lab.Services);
+        var (playwright, context) = await Chromium.SignedInAsync(lab, baseUrl);
+        using var _ = playwright;
+        await using var __ = context;
+        var page = await context.NewPageAsync();
+        await page.RouteAsync("**/_blazor/**", route => route.AbortAsync());
+        // Scrolled to the foot of the page as the HTML is parsed (before charts.js looks): the last cards are the ones in view.
+        await page.AddInitScriptAsync("document.addEventListener('DOMContentLoaded', () => window.scrollTo(0, document.body.scrollHeight))");
+        var fetched = new ConcurrentQueue<string>();
+        page.Request += (_, r) => { if (r.Url.Contains($"/api/runs/{id}/charts/")) fetched.Enqueue(r.Url.Split('/').Last()); };
+
+        await page.GotoAsync(new Uri(baseUrl, $"/runs/{id}").ToString());
+        const string loss = "document.querySelector(\"[data-chart='loss']\")";
+        const string accuracy = "document.querySelector(\"[data-chart='accuracy']\")";
+        await page.WaitForFunctionAsync($"() => iiCharts.pointCount({accuracy}.id) === 10 && iiCharts.pointCount({loss}.id) === {Bucketed}",
+            null, new() { Timeout = 30_000 });
+        var inView = await page.EvaluateAsync<string[]>(
+            "() => [...document.querySelectorAll('[data-chart-src]')].filter(e => { const r = e.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; }).map(e => e.dataset.chart)");
+        await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "run-page-before-circuit.png") });
+
+        Assert.Equal(ChartSpec.All.Select(s => s.Key).Order(), fetched.Order());
+        Assert.NotEmpty(inView);
+        Assert.DoesNotContain("loss", inView);
+        Assert.Equal(inView.Order(), fetched.Take(inView.Length).Order()); // the cards on screen were asked for first
+        Assert.Equal($"{Bucketed} points · zoom in for full resolution", await page.EvaluateAsync<string>($"() => document.getElementById({loss}.id + '-info').textContent"));
+        Assert.NotNull(await page.EvaluateAsync<double[]?>($"() => iiCharts.xRange({loss}.id)")); // drawn, not only held
+        Assert.Equal("Loss", await page.EvaluateAsync<string>($"() => {loss}.querySelector('.u-title').textContent"));
     }
 
     [Fact]

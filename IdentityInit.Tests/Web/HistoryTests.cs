@@ -1,6 +1,7 @@
 using IdentityInit.Tests.Infrastructure;
 using IdentityInit.Training;
 using IdentityInit.Web.Data;
+using IdentityInit.Web.Runs;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace IdentityInit.Tests.Web;
@@ -59,6 +60,47 @@ public sealed class HistoryTests
         var window = await Api.PointsAsync(http, $"/api/runs/{id}/metrics?maxPoints=1000&series=train/&from=7700&to=7800");
         Assert.Equal(Enumerable.Range(7700, 101).Select(s => ((long)s, Loss(s)!.Value)), window.Select(p => (p.Step, p.Value)));
         Assert.Equal(Steps + 10, (await Api.PointsAsync(http, $"/api/runs/{id}/metrics")).Count); // without maxPoints: everything
+    }
+
+    [Fact]
+    public async Task AChartCardsHistoryIsItsOwnSeriesBucketedWithTheLastStepReadAndComesCompressed()
+    {
+        // What a prerendered run page fetches per card before its circuit is up (issue 21 item 2).
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+        var id = await SeedAsync(lab.Services);
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/api/runs/{id}/charts/loss") { Headers = { { "Accept-Encoding", "gzip" } } };
+
+        var response = await http.SendAsync(request);
+
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("gzip", Assert.Single(response.Content.Headers.ContentEncoding));
+        await using var body = new System.IO.Compression.GZipStream(await response.Content.ReadAsStreamAsync(), System.IO.Compression.CompressionMode.Decompress);
+        var loss = (await System.Text.Json.JsonDocument.ParseAsync(body)).RootElement;
+        Assert.Equal(Steps - 1, loss.GetProperty("upTo").GetInt64());
+        Assert.True(loss.GetProperty("overview").GetBoolean());
+        var column = Assert.Single(loss.GetProperty("columns").EnumerateArray()); // the loss chart's only series: not test accuracy
+        Assert.Equal("train loss", column[0].GetString());
+        Assert.Equal(RunQueries.DefaultMaxPoints - 10, column[1].GetArrayLength()); // 500 buckets, min and max each; the 10 all-NaN ones a gap each
+        Assert.Contains(column[2].EnumerateArray(), v => v.ValueKind == System.Text.Json.JsonValueKind.Number && v.GetDouble() == 1000); // the spike
+        Assert.Contains(column[2].EnumerateArray(), v => v.ValueKind == System.Text.Json.JsonValueKind.Null); // the NaN stretch is a gap
+
+        var accuracy = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{id}/charts/accuracy")).RootElement;
+        Assert.Equal(10 * 1000, accuracy.GetProperty("upTo").GetInt64());
+        Assert.False(accuracy.GetProperty("overview").GetBoolean());
+        var test = Assert.Single(accuracy.GetProperty("columns").EnumerateArray());
+        Assert.Equal("epoch test acc", test[0].GetString());
+        Assert.Equal(Enumerable.Range(1, 10).Select(e => e * 1000.0), test[1].EnumerateArray().Select(x => x.GetDouble()));
+        var empty = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{id}/charts/spread")).RootElement;
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, empty.GetProperty("upTo").ValueKind);
+        Assert.Equal(0, empty.GetProperty("columns").GetArrayLength());
+
+        var unknown = await http.GetAsync($"/api/runs/{id}/charts/nope");
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, unknown.StatusCode);
+        Assert.Contains("no chart 'nope'; charts: loss, accuracy", await unknown.Content.ReadAsStringAsync());
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync($"/api/runs/{Guid.NewGuid()}/charts/loss")).StatusCode);
+        using var anonymous = lab.Server.CreateClient();
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await anonymous.GetAsync($"/api/runs/{id}/charts/loss")).StatusCode);
     }
 
     [Fact]

@@ -156,12 +156,33 @@ public sealed class RunQueries(AppDb db)
         return [.. result.Values.OrderBy(s => s.Series, StringComparer.Ordinal)];
     }
 
-    /// <summary>Each series of a run between two steps: how many points, first and last step.</summary>
-    public async Task<List<SeriesSpan>> SpansAsync(Guid runId, long? from = null, long? to = null)
+    /// <summary>
+    /// Each series of a run between two steps: how many points, first and last step. With <paramref name="prefixes"/>, only
+    /// the series named so ("loss") or under them ("spread/"): one chart's, at the cost of its own points only.
+    /// </summary>
+    public async Task<List<SeriesSpan>> SpansAsync(Guid runId, long? from = null, long? to = null, IReadOnlyList<string>? prefixes = null)
     {
         await using var context = db.Create();
-        return await Window(context, runId, from, to).GroupBy(p => p.Series)
-            .Select(g => new SeriesSpan(g.Key, g.Count(), g.Min(p => p.Step), g.Max(p => p.Step))).ToListAsync();
+        var spans = new List<SeriesSpan>();
+        foreach (var prefix in prefixes ?? [""])
+        {
+            var window = Window(context, runId, from, to);
+            if (prefix.EndsWith('/')) window = window.Where(p => p.Series.StartsWith(prefix));
+            else if (prefix.Length > 0) window = window.Where(p => p.Series == prefix);
+            spans.AddRange(await window.GroupBy(p => p.Series)
+                .Select(g => new SeriesSpan(g.Key, g.Count(), g.Min(p => p.Step), g.Max(p => p.Step))).ToListAsync());
+        }
+        return spans;
+    }
+
+    /// <summary>
+    /// What one chart draws of a run, as <see cref="SeriesAsync"/> reads it, with the last step among its series when read:
+    /// a page that drew this can take the rest from there on (points at that step again are dropped by the chart).
+    /// </summary>
+    public async Task<(List<SeriesData> Series, long? UpTo)> ChartAsync(Guid runId, IReadOnlyList<string> prefixes, Func<string, bool> include)
+    {
+        var spans = (await SpansAsync(runId, prefixes: prefixes)).Where(s => include(s.Series)).ToList();
+        return (await SeriesAsync(runId, include, spans: spans), spans.Count == 0 ? null : spans.Max(s => s.Last));
     }
 
     static IQueryable<MetricPoint> Window(AppDbContext context, Guid runId, long? from, long? to)

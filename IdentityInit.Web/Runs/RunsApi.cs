@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using IdentityInit.Training;
 using IdentityInit.Web.Accounts;
+using IdentityInit.Web.Components.Runs;
 using IdentityInit.Web.Data;
 using IdentityInit.Web.Exports;
 
@@ -95,6 +96,17 @@ public static class RunsApi
 
         api.MapGet("/runs/{id:guid}/metrics", async (Guid id, RunQueries queries, string? format, long? from, long? to, string? series, int? maxPoints) =>
             await queries.GetAsync(id) is null ? Results.NotFound() : await MetricsAsync(queries, id, format, from, to, series, maxPoints));
+
+        // One chart card's history as the run page draws it (columns for iiCharts.add), so a page can draw its charts from
+        // the HTML before its interactive circuit is up; upTo is the last step read, where the page's live tail starts.
+        api.MapGet("/runs/{id:guid}/charts/{key}", async (Guid id, string key, RunQueries queries) =>
+        {
+            if (ChartSpec.All.FirstOrDefault(s => s.Key == key) is not { } spec)
+                return Results.Problem($"no chart '{ConfigValidation.Shown(key)}'; charts: {string.Join(", ", ChartSpec.All.Select(s => s.Key))}", statusCode: StatusCodes.Status404NotFound);
+            if (await queries.GetAsync(id) is null) return Results.NotFound();
+            var (series, upTo) = await queries.ChartAsync(id, spec.SeriesPrefixes, s => spec.Label(s) is not null);
+            return Results.Ok(new { upTo, overview = series.Any(s => s.Downsampled), columns = spec.Columns(series, null, step => step) });
+        });
 
         api.MapGet("/runs/{id:guid}/heatmap", async (Guid id, string layer, long? step, RunQueries queries) =>
             await queries.HeatmapAsync(id, layer, step) is { } heatmap ? Results.Ok(heatmap) : Results.NotFound());

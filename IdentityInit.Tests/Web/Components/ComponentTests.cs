@@ -33,6 +33,7 @@ public sealed class ComponentTests : IAsyncLifetime
                      typeof(IdentityInit.Web.Sharing.ShareService), typeof(IdentityInit.Web.Sharing.Access), typeof(IdentityInit.Web.Accounts.Accounts),
                      typeof(IdentityInit.Web.Studies.StudyService) })
             context.Services.AddSingleton(type, lab.Services.GetRequiredService(type));
+        context.Renderer.SetRendererInfo(new RendererInfo("Server", true)); // interactive, as the circuit renders
         context.Render<MudPopoverProvider>();
         await Task.CompletedTask;
     }

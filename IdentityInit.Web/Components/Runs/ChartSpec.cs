@@ -52,6 +52,9 @@ public sealed record ChartSpec(string Key, string Title, string YLabel, string[]
         return null;
     }
 
+    /// <summary>The stored series this chart draws are these names, or under these "folder/" prefixes.</summary>
+    public IReadOnlyList<string> SeriesPrefixes => [.. Prefixes, .. MarkerPrefixes ?? []];
+
     /// <summary>Whether this chart draws one series per layer (and so gets the layer picker).</summary>
     public bool PerLayer => Prefixes.All(p => p.EndsWith('/'));
 

@@ -278,10 +278,53 @@
     charts.forEach(c => { if (c.id.startsWith(slider.dataset.smoothing + "-")) { c.smoothing = alpha; schedule(c); } });
   });
 
+  // Charts of a prerendered page (div[data-chart-src]) fetch their history over HTTP as soon as the HTML is parsed, the
+  // cards in view first, and draw it without waiting for the interactive circuit. The circuit's render replaces those
+  // elements; its create() names the same src, adopts the chart's points and learns the last step read (upTo), from
+  // where it reads the rest itself.
+  const prefetched = new Map(); // src -> { chart, ready: Promise<upTo | null> }
+  function prefetch() {
+    const inView = el => { const r = el.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight ? 1 : 0; };
+    const els = [...document.querySelectorAll("[data-chart-src]")].filter(el => !prefetched.has(el.dataset.chartSrc));
+    els.sort((a, b) => inView(b) - inView(a)); // stable: page order within each group
+    for (const el of els) {
+      let spec;
+      try { spec = JSON.parse(el.dataset.chartSpec); } catch { continue; }
+      window.iiCharts.create(el.id, spec);
+      const chart = charts.get(el.id);
+      const ready = fetch(el.dataset.chartSrc, { headers: { accept: "application/json" }, credentials: "same-origin" })
+        .then(r => r.ok ? r.json() : null)
+        .then(h => {
+          if (!h) return null;
+          addTo(chart, h.columns, h.overview);
+          return h.upTo ?? -1;
+        })
+        .catch(() => null);
+      prefetched.set(el.dataset.chartSrc, { chart, ready });
+    }
+  }
+
+  function addTo(chart, columns, overview) {
+    if (overview) chart.overview = true;
+    for (const [name, xs, ys] of columns) {
+      let s = chart.series.get(name);
+      if (!s) { s = { xs: [], ys: [] }; chart.series.set(name, s); }
+      for (let i = 0; i < xs.length; i++) {
+        if (s.xs.length && xs[i] <= s.xs[s.xs.length - 1]) continue;
+        s.xs.push(xs[i]); s.ys.push(ys[i]);
+      }
+    }
+    schedule(chart);
+  }
+
   window.iiCharts = {
+    // Returns, for a chart that adopts a prefetched one (spec.src), a promise of the last step its history was read to
+    // (-1: none stored then; null: the fetch failed, read it all); otherwise null.
     create(id, spec) {
       const old = charts.get(id);
       if (old && old.plot) old.plot.destroy();
+      const pre = spec.src ? prefetched.get(spec.src) : null;
+      if (pre) prefetched.delete(spec.src);
       const chart = {
         id, title: spec.title, yLabel: spec.yLabel || "", xLabel: spec.xLabel || "step", logY: !!spec.logY, timeX: !!spec.timeX,
         transform: spec.transform || "none", height: spec.height || 260, series: new Map(), plot: null, plotNames: [], zoomed: false,
@@ -291,23 +334,22 @@
       };
       if (chart.info) chart.info.textContent = chart.emptyText; // not a blank box while a run starts
       charts.set(id, chart);
-      showTitle(chart);
+      if (!pre) { showTitle(chart); return null; }
+      // The prefetched chart's element is gone (replaced by the circuit's render): its points move here, and a fetch
+      // still under way fills the same series map.
+      const from = pre.chart;
+      if (from.plot) { from.plot.destroy(); from.plot = null; }
+      if (from.id !== id) charts.delete(from.id);
+      chart.series = from.series;
+      chart.overview = from.overview;
+      schedule(chart);
+      return pre.ready.then(upTo => { chart.overview = chart.overview || from.overview; schedule(chart); return upTo; });
     },
     // columns: [[seriesName, xs, ys], ...], each series' xs increasing; points at or before a series' last x are dropped.
     // overview: these columns are the server's min/max per bucket; a drag-zoom then fetches the window (LoadWindow).
     add(id, columns, overview) {
       const chart = charts.get(id);
-      if (!chart) return;
-      if (overview) chart.overview = true;
-      for (const [name, xs, ys] of columns) {
-        let s = chart.series.get(name);
-        if (!s) { s = { xs: [], ys: [] }; chart.series.set(name, s); }
-        for (let i = 0; i < xs.length; i++) {
-          if (s.xs.length && xs[i] <= s.xs[s.xs.length - 1]) continue;
-          s.xs.push(xs[i]); s.ys.push(ys[i]);
-        }
-      }
-      schedule(chart);
+      if (chart) addTo(chart, columns, overview);
     },
     // The full-resolution points of [min, max]: they replace what the series held in that window.
     detail(id, columns, min, max) {
@@ -400,4 +442,6 @@
     // Where heatmap() draws on a canvas: matrix and colour bar as [x, y, width, height], for scripts and tests.
     heatLayout(canvasId) { const canvas = document.getElementById(canvasId); return canvas ? heatLayout(canvas) : null; },
   };
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", prefetch); else prefetch();
 })();
