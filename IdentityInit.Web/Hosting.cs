@@ -24,6 +24,10 @@ public static class Hosting
     public static WebApplicationBuilder AddIdentityInit(this WebApplicationBuilder builder)
     {
         TorchRuntime.Initialize(); // allocator and OpenMP settings must precede the first torch call (estimates run here)
+        // SQLite's "async" calls run synchronously on pool threads, and a run page asks for its 15 cards at once: with the
+        // pool's minimum of one thread per core, requests queued for new threads (~850 ms to the first card on 2 cores).
+        ThreadPool.GetMinThreads(out var workerThreads, out var ioThreads);
+        ThreadPool.SetMinThreads(Math.Max(workerThreads, 32), ioThreads);
         // Serves MudBlazor's _content/ from the build output in every environment (published output has them in wwwroot).
         builder.WebHost.UseStaticWebAssets();
         var options = builder.AddTrainingHost();

@@ -197,8 +197,12 @@ public sealed class ChartTests
         await using var __ = context;
         var page = await context.NewPageAsync();
         await page.RouteAsync("**/_blazor/**", route => route.AbortAsync());
-        // Scrolled to the foot of the page as the HTML is parsed (before charts.js looks): the last cards are the ones in view.
-        await page.AddInitScriptAsync("document.addEventListener('DOMContentLoaded', () => window.scrollTo(0, document.body.scrollHeight))");
+        // Scrolled to the foot of the page as the parser reaches charts.js (before it runs): the last cards are then in view.
+        await page.AddInitScriptAsync("""
+            new MutationObserver((_, o) => {
+              if (document.querySelector('script[src*="charts"]')) { window.scrollTo(0, document.body.scrollHeight); o.disconnect(); }
+            }).observe(document, { childList: true, subtree: true })
+            """);
         var fetched = new ConcurrentQueue<string>();
         page.Request += (_, r) => { if (r.Url.Contains($"/api/runs/{id}/charts/")) fetched.Enqueue(r.Url.Split('/').Last()); };
 

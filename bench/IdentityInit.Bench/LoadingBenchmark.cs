@@ -91,7 +91,12 @@ static class LoadingBenchmark
             await Task.Delay(1000); // anything still arriving counts
             var marks = await page.EvaluateAsync<double[]>(
                 "() => [performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd, window.__ready || -1]");
-            milestones.Add($"HTML parsed {marks[0]:F0} ms, circuit live {marks[1]:F0} ms");
+            // Each card's history fetch: started, first byte, done (ms from navigation start), as the browser timed them.
+            var fetches = await page.EvaluateAsync<string>("""
+                () => performance.getEntriesByType('resource').filter(e => e.name.includes('/charts/'))
+                  .map(e => `${e.name.split('/').pop()} ${e.startTime.toFixed(0)}/${e.responseStart.toFixed(0)}/${e.responseEnd.toFixed(0)}`).join(', ')
+                """);
+            milestones.Add($"HTML parsed {marks[0]:F0} ms, circuit live {marks[1]:F0} ms" + (fetches.Length > 0 ? $"; card fetches (start/first byte/end): {fetches}" : ""));
             opens.Add((first, all, Interlocked.Read(ref bytes)));
             await page.CloseAsync();
         }

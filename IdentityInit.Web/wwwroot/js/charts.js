@@ -209,6 +209,12 @@
     el.querySelectorAll(".u-legend tr.u-series").forEach((row, k) => { if (k > 0 && /( \(raw\)| lo| hi)$/.test(names[k - 1])) row.style.display = "none"; });
     el.ondblclick = () => { chart.zoomed = false; chart.detailRange = null; schedule(chart); };
     if (scale) chart.plot.setScale("x", { min: scale[0], max: scale[1] });
+    if (chart.pendingZoom) {
+      const [min, max] = chart.pendingZoom;
+      chart.pendingZoom = null;
+      chart.plot.setScale("x", { min, max });
+      zoomed(chart, min, max);
+    }
   }
 
   // blue (-1) - white (0) - red (+1) as [r, g, b, a]; grey where the correlation is undefined
@@ -338,6 +344,8 @@
       // The prefetched chart's element is gone (replaced by the circuit's render): its points move here, and a fetch
       // still under way fills the same series map.
       const from = pre.chart;
+      // A zoom made before the circuit was up (nothing could fetch its detail then) carries over and fetches it now.
+      if (from.zoomed && from.plot) { chart.zoomed = true; chart.pendingZoom = [from.plot.scales.x.min, from.plot.scales.x.max]; }
       if (from.plot) { from.plot.destroy(); from.plot = null; }
       if (from.id !== id) charts.delete(from.id);
       chart.series = from.series;
@@ -443,5 +451,8 @@
     heatLayout(canvasId) { const canvas = document.getElementById(canvasId); return canvas ? heatLayout(canvas) : null; },
   };
 
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", prefetch); else prefetch();
+  // The page's scripts sit after its markup: the prerendered cards are there already, so their fetches start now, not
+  // after the scripts that follow (Blazor's, MudBlazor's) have loaded; a page parsed later looks again when it is done.
+  prefetch();
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", prefetch);
 })();
