@@ -42,7 +42,11 @@ public static class Hosting
             o.SerializerOptions.NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.AllowNamedFloatingPointLiterals;
             o.SerializerOptions.Converters.Add(new System.Text.Json.Serialization.JsonStringEnumConverter());
         });
-        if (builder.Configuration.GetConnectionString("Postgres") is { Length: > 0 }) services.AddHostedService<LiveRelay>();
+        if (builder.Configuration.GetConnectionString("Postgres") is { Length: > 0 })
+        {
+            services.AddHostedService<LiveRelay>();
+            services.AddHostedService<RevocationListener>();
+        }
         services.AddSingleton<RunQueries>();
         services.AddLabAccounts();
         services.AddHostedService<FirstAdmin>();

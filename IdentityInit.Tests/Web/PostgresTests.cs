@@ -1,5 +1,7 @@
 using System.Net.Http.Json;
 using IdentityInit.Tests.Infrastructure;
+using Microsoft.AspNetCore.SignalR.Client;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 
 namespace IdentityInit.Tests.Web;
@@ -50,6 +52,37 @@ public sealed class PostgresTests(PostgresServer postgres)
         await using var lab = new LabFactory(await postgres.CreateDatabaseAsync());
         await RunsListTests.SeedAsync(lab.Services);
         await RunsListTests.CheckAsync(lab.CreateClient());
+    }
+
+    [Fact]
+    public async Task AShareRevokedOnOneWebNodeClosesTheConnectionsItOpenedOnAnother()
+    {
+        // Two web nodes on one database: the link is revoked on the first; the second hears it (LISTEN) and cuts the
+        // SignalR connection it let in with that link within seconds, not when the viewer next asks.
+        var connection = await postgres.CreateDatabaseAsync();
+        await using var first = new LabFactory(connection);
+        var firstUrl = first.StartKestrel();
+        var owner = first.Client(firstUrl);
+        var id = (await Api.CreateAsync(owner, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
+        await Api.WaitForStatusAsync(owner, id, "Completed");
+        var share = await owner.PostAsJsonAsync("/api/shares", new { runIds = new[] { id } });
+        var token = System.Text.Json.JsonDocument.Parse(await share.Content.ReadAsStringAsync()).RootElement.GetProperty("token").GetString()!;
+        await using var second = new LabFactory(connection, new Dictionary<string, string?> { ["IdentityInit:Queues"] = "" });
+        var secondUrl = second.StartKestrel();
+        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(secondUrl, "/hubs/runs"))
+            .AddJsonProtocol(o => o.PayloadSerializerOptions = Api.Json).Build();
+        var closed = new TaskCompletionSource();
+        hub.Closed += _ => { closed.TrySetResult(); return Task.CompletedTask; };
+        await hub.StartAsync();
+        var history = await hub.InvokeAsync<IdentityInit.Web.Runs.RunHistory>("Join", id, token);
+
+        var revoke = await owner.DeleteAsync($"/api/shares/{token}");
+        await closed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.NotEmpty(history.Points);
+        Assert.Equal(System.Net.HttpStatusCode.NoContent, revoke.StatusCode);
+        using var stranger = new HttpClient { BaseAddress = secondUrl };
+        Assert.Equal(System.Net.HttpStatusCode.NotFound, (await stranger.GetAsync($"/api/share/{token}")).StatusCode);
     }
 
     [Fact]

@@ -7,7 +7,7 @@ namespace IdentityInit.Web.Accounts;
 /// What is open on this node on the strength of a grant: SignalR connections and share pages opened through a share token,
 /// connections authenticated by a personal API token, connections of a user. Revoking the grant (a share link, a token,
 /// an account's role) closes them at once: connections are aborted, pages drop what they show. On PostgreSQL a
-/// revocation on any node reaches every node (NOTIFY on <see cref="Channel"/>, heard by the live relay's listener).
+/// revocation on any node reaches every node (NOTIFY on <see cref="Channel"/>, heard by each node's <see cref="RevocationListener"/>).
 /// </summary>
 public sealed class Revocations(AppDb db)
 {
@@ -60,4 +60,13 @@ public sealed class Revocations(AppDb db)
             if (Interlocked.Exchange(ref disposed, 1) == 0) action();
         }
     }
+}
+
+/// <summary>On PostgreSQL, hears the revocations made on other nodes and closes what this node opened through them.</summary>
+public sealed class RevocationListener(AppDb db, Revocations revocations, ILogger<RevocationListener> logger) : BackgroundService
+{
+    public const string ListenerName = "identityinit-revocations";
+
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        PgListener.ListenAsync(db, ListenerName, Revocations.Channel, revocations.Revoked, PgListener.WaitAsync, logger, stoppingToken);
 }

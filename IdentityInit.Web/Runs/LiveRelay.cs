@@ -15,7 +15,7 @@ namespace IdentityInit.Web.Runs;
 /// node delivers each batch once and in order; after a lost connection or a restart it reads what it missed by id.
 /// Batches older than <see cref="Keep"/> are deleted.
 /// </summary>
-public sealed class LiveRelay(AppDb db, RunStream stream, IdentityInit.Web.Accounts.Revocations revocations, ILogger<LiveRelay> logger) : BackgroundService
+public sealed class LiveRelay(AppDb db, RunStream stream, ILogger<LiveRelay> logger) : BackgroundService
 {
     public const string Channel = "identityinit_live";
     public static readonly TimeSpan Keep = TimeSpan.FromHours(1);
@@ -47,46 +47,26 @@ public sealed class LiveRelay(AppDb db, RunStream stream, IdentityInit.Web.Accou
         startMark = await MaxIdAsync(stoppingToken); // viewers load what came before from the stored series
         var deliver = DeliverLoopAsync(stoppingToken);
         var pruned = DateTime.MinValue;
-        while (!stoppingToken.IsCancellationRequested)
+        await PgListener.ListenAsync(db, ListenerName, Channel, payload =>
         {
-            try
+            if (Guid.TryParse(payload, out var runId)) notified.Writer.TryWrite(runId);
+        }, async (connection, token) =>
+        {
+            // Whatever arrived while this node was not listening: every run with a batch past what it delivered.
+            foreach (var runId in await RunsWithBatchesSinceAsync(connection, Math.Min(startMark, delivered.Values.DefaultIfEmpty(startMark).Min()), token))
+                notified.Writer.TryWrite(runId);
+            while (!token.IsCancellationRequested)
             {
-                // Named, so an operator (or a test) can find this node's listening session in pg_stat_activity.
-                var listening = new NpgsqlConnectionStringBuilder(db.Postgres) { ApplicationName = ListenerName, Pooling = false };
-                await using var connection = new NpgsqlConnection(listening.ConnectionString);
-                await connection.OpenAsync(stoppingToken);
-                connection.Notification += (_, e) =>
+                await connection.WaitAsync(TimeSpan.FromSeconds(30), token);
+                if (DateTime.UtcNow - pruned > TimeSpan.FromMinutes(5))
                 {
-                    if (e.Channel == IdentityInit.Web.Accounts.Revocations.Channel) revocations.Revoked(e.Payload);
-                    else if (Guid.TryParse(e.Payload, out var runId)) notified.Writer.TryWrite(runId);
-                };
-                await using (var listen = new NpgsqlCommand($"LISTEN {Channel}; LISTEN {IdentityInit.Web.Accounts.Revocations.Channel}", connection))
-                    await listen.ExecuteNonQueryAsync(stoppingToken);
-                // Whatever arrived while this node was not listening: every run with a batch past what it delivered.
-                foreach (var runId in await RunsWithBatchesSinceAsync(connection, Math.Min(startMark, delivered.Values.DefaultIfEmpty(startMark).Min()), stoppingToken))
-                    notified.Writer.TryWrite(runId);
-                while (!stoppingToken.IsCancellationRequested)
-                {
-                    await connection.WaitAsync(TimeSpan.FromSeconds(30), stoppingToken);
-                    if (DateTime.UtcNow - pruned > TimeSpan.FromMinutes(5))
-                    {
-                        await using var prune = new NpgsqlCommand("""DELETE FROM live_batches WHERE "CreatedAt" < @before""", connection);
-                        prune.Parameters.AddWithValue("before", DateTime.UtcNow - Keep);
-                        await prune.ExecuteNonQueryAsync(stoppingToken);
-                        pruned = DateTime.UtcNow;
-                    }
+                    await using var prune = new NpgsqlCommand("""DELETE FROM live_batches WHERE "CreatedAt" < @before""", connection);
+                    prune.Parameters.AddWithValue("before", DateTime.UtcNow - Keep);
+                    await prune.ExecuteNonQueryAsync(token);
+                    pruned = DateTime.UtcNow;
                 }
             }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                break;
-            }
-            catch (Exception e)
-            {
-                logger.LogWarning(e, "live relay lost its PostgreSQL connection; reconnecting");
-                await Task.Delay(TimeSpan.FromSeconds(1), stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
-            }
-        }
+        }, logger, stoppingToken);
         notified.Writer.TryComplete();
         await deliver.ContinueWith(_ => { }, TaskScheduler.Default);
     }
