@@ -120,7 +120,7 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
             .SetProperty(r => r.Worker, WorkerName).SetProperty(r => r.WorkerSince, now));
         if (claimed == 0)
         {
-            logger.LogWarning("run {RunId} was claimed by another execution of its job meanwhile: this one on {Worker} ends here", runId, WorkerName);
+            logger.LogWarning("run {RunId} changed while it was being claimed (another execution claimed it, or it was cancelled or deleted): this execution on {Worker} ends here", runId, WorkerName);
             return null;
         }
         run.Status = RunStatus.Running;
