@@ -2,6 +2,7 @@ using Hangfire;
 using Hangfire.Dashboard;
 using Hangfire.InMemory;
 using Hangfire.PostgreSql;
+using Hangfire.PostgreSql.Factories;
 using IdentityInit.Training;
 using IdentityInit.Web.Accounts;
 using IdentityInit.Web.Components;
@@ -21,6 +22,16 @@ namespace IdentityInit.Web;
 /// <summary>The app's wiring, one place: services in <see cref="AddIdentityInit"/>, endpoints in <see cref="MapIdentityInit"/>.</summary>
 public static class Hosting
 {
+    /// <summary>
+    /// A run can train for days: the sliding timeout keeps a live worker's job its own; a dead worker's job is fetched by
+    /// another after RequeueAfterSeconds and resumes from its checkpoint.
+    /// </summary>
+    static PostgreSqlStorageOptions PostgresJobs(LabOptions options) => new()
+    {
+        UseSlidingInvisibilityTimeout = true, InvisibilityTimeout = TimeSpan.FromSeconds(options.RequeueAfterSeconds),
+        PrepareSchemaIfNecessary = true, QueuePollInterval = TimeSpan.FromSeconds(1),
+    };
+
     public static WebApplicationBuilder AddIdentityInit(this WebApplicationBuilder builder)
     {
         TorchRuntime.Initialize(); // allocator and OpenMP settings must precede the first torch call (estimates run here)
@@ -86,20 +97,15 @@ public static class Hosting
         services.AddDbContextFactory<AppDbContext, StoreContextFactory>(o => StoreContextFactory.Configure(o, postgres, sqlitePath));
         services.AddSingleton(sp => new AppDb(sp.GetRequiredService<IDbContextFactory<AppDbContext>>(), postgres, sqlitePath));
         services.AddHostedService<DatabaseMigrator>(); // first: hosted services start in order
-        services.AddHangfire(c =>
-        {
-            c.SetDataCompatibilityLevel(CompatibilityLevel.Version_180).UseSimpleAssemblyNameTypeSerializer().UseRecommendedSerializerSettings();
-            if (postgres is { Length: > 0 })
-                c.UsePostgreSqlStorage(o => o.UseNpgsqlConnection(postgres), new PostgreSqlStorageOptions
-                {
-                    // A run can train for days: the sliding timeout keeps a live worker's job its own; a dead worker's job is
-                    // fetched by another after RequeueAfterSeconds and resumes from its checkpoint.
-                    UseSlidingInvisibilityTimeout = true, InvisibilityTimeout = TimeSpan.FromSeconds(options.RequeueAfterSeconds),
-                    PrepareSchemaIfNecessary = true, QueuePollInterval = TimeSpan.FromSeconds(1),
-                });
-            else
-                c.UseInMemoryStorage(new InMemoryStorageOptions { MaxExpirationTime = TimeSpan.FromDays(7) });
-        });
+        // The storage and the job activator are this app's own singletons, not Hangfire's process-wide JobStorage.Current
+        // and JobActivator.Current: AddHangfire registers those only when none is, and several apps in one process (the
+        // test suite runs them side by side) would otherwise enqueue into and activate jobs from whichever started last.
+        services.AddSingleton<JobStorage>(_ => postgres is { Length: > 0 }
+            ? new PostgreSqlStorage(new NpgsqlConnectionFactory(postgres, PostgresJobs(options)), PostgresJobs(options))
+            : new InMemoryStorage(new InMemoryStorageOptions { MaxExpirationTime = TimeSpan.FromDays(7) }));
+        services.AddSingleton<JobActivator>(sp => new Hangfire.AspNetCore.AspNetCoreJobActivator(sp.GetRequiredService<IServiceScopeFactory>()));
+        services.AddHangfire((sp, c) => c.SetDataCompatibilityLevel(CompatibilityLevel.Version_180).UseSimpleAssemblyNameTypeSerializer()
+            .UseRecommendedSerializerSettings().UseStorage(sp.GetRequiredService<JobStorage>()));
         foreach (var queue in options.QueueList)
             services.AddHangfireServer(o =>
             {

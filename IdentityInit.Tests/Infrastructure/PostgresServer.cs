@@ -86,7 +86,8 @@ public sealed class PostgresServer : IAsyncLifetime
     }
 }
 
-[CollectionDefinition(Name)]
+/// <summary>One server for the classes that share it; they stop workers and kill hosts, so they run alone like the fault classes.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
 public sealed class PostgresCollection : ICollectionFixture<PostgresServer>
 {
     public const string Name = "postgres";

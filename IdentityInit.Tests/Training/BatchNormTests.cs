@@ -1,3 +1,4 @@
+using IdentityInit.Tests.Infrastructure;
 using IdentityInit.Training;
 using IdentityInit.Training.Models;
 using TorchSharp;
@@ -6,6 +7,7 @@ using static TorchSharp.torch;
 
 namespace IdentityInit.Tests.Training;
 
+[Collection(EngineCollection.Name)]
 public sealed class BatchNormTests
 {
     [Fact]

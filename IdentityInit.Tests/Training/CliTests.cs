@@ -1,8 +1,10 @@
+using IdentityInit.Tests.Infrastructure;
 using IdentityInit.Training;
 using IdentityInit.Training.Cli;
 
 namespace IdentityInit.Tests.Training;
 
+[Collection(EngineCollection.Name)]
 public sealed class CliTests
 {
     internal static async Task<(int Code, string Output, string Errors)> Cli(params string[] args)

@@ -1,8 +1,10 @@
+using IdentityInit.Tests.Infrastructure;
 using IdentityInit.Training;
 using IdentityInit.Training.Models;
 
 namespace IdentityInit.Tests.Training;
 
+[Collection(EngineCollection.Name)]
 public sealed class ConfigValidationTests
 {
     public static TheoryData<string, string, string> InvalidConfigs => new()
@@ -136,6 +138,7 @@ public sealed class ConfigValidationTests
     }
 }
 
+[Collection(EngineCollection.Name)]
 public sealed class ModelSizeTests
 {
     public static TheoryData<string> Configs => new()

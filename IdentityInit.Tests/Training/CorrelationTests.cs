@@ -1,3 +1,4 @@
+using IdentityInit.Tests.Infrastructure;
 using IdentityInit.Training;
 using IdentityInit.Training.Metrics;
 using IdentityInit.Training.Models;
@@ -6,6 +7,7 @@ using static TorchSharp.torch;
 
 namespace IdentityInit.Tests.Training;
 
+[Collection(EngineCollection.Name)]
 public sealed class CorrelationTests
 {
     /// <summary>Textbook Pearson correlation on plain arrays: the independent reference for the torch version.</summary>

@@ -1,3 +1,4 @@
+using IdentityInit.Tests.Infrastructure;
 using IdentityInit.Training;
 using System.IO.Compression;
 using System.Net;
@@ -7,6 +8,7 @@ using static TorchSharp.torch;
 
 namespace IdentityInit.Tests.Training;
 
+[Collection(EngineCollection.Name)]
 public sealed class DataTests
 {
     static byte[] Pixels(int count, int seed) => Enumerable.Range(0, count).Select(i => (byte)((i * 31 + seed) % 256)).ToArray();

@@ -1,3 +1,4 @@
+using IdentityInit.Tests.Infrastructure;
 using IdentityInit.Training;
 using IdentityInit.Training.Initialization;
 using IdentityInit.Training.Models;
@@ -5,6 +6,7 @@ using static TorchSharp.torch;
 
 namespace IdentityInit.Tests.Training;
 
+[Collection(EngineCollection.Name)]
 public sealed class InitializerTests
 {
     static ImageModel Build(ExperimentConfig config, int inChannels = 3, int size = 32, int classes = 10)

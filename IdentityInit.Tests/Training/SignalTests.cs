@@ -1,3 +1,4 @@
+using IdentityInit.Tests.Infrastructure;
 using IdentityInit.Training;
 using IdentityInit.Training.Metrics;
 using IdentityInit.Training.Models;
@@ -7,6 +8,7 @@ using static TorchSharp.torch;
 namespace IdentityInit.Tests.Training;
 
 /// <summary>Signal propagation on the probe: hand-computed cases, the textbook He behaviour, and training left untouched.</summary>
+[Collection(EngineCollection.Name)]
 public sealed class SignalTests
 {
     /// <summary>Linear layers (no bias) in a chain, optionally with ReLU after each but the last; every layer tapped.</summary>
@@ -132,6 +134,7 @@ public sealed class SignalTests
 }
 
 /// <summary>The web's depth charts rebuild forward order from layer names (points come back from the database by name).</summary>
+[Collection(EngineCollection.Name)]
 public sealed class DepthOrderTests
 {
     [Theory]

@@ -1,7 +1,9 @@
+using IdentityInit.Tests.Infrastructure;
 using IdentityInit.Training;
 
 namespace IdentityInit.Tests.Training;
 
+[Collection(EngineCollection.Name)]
 public sealed class SymmetryTests
 {
     [Theory]

@@ -1,7 +1,9 @@
+using IdentityInit.Tests.Infrastructure;
 using IdentityInit.Training;
 
 namespace IdentityInit.Tests.Training;
 
+[Collection(EngineCollection.Name)]
 public sealed class TrainerTests
 {
     // Dropout, augmentation and jitter all draw random numbers: the hardest case for reproducibility.

@@ -1,3 +1,4 @@
+using IdentityInit.Tests.Infrastructure;
 using System.Buffers.Binary;
 using System.Text.Json;
 using IdentityInit.Training;
@@ -6,6 +7,7 @@ using IdentityInit.Training.Models;
 
 namespace IdentityInit.Tests.Training;
 
+[Collection(EngineCollection.Name)]
 public sealed class WeightsTests
 {
     static Task<(int Code, string Output, string Errors)> Cli(params string[] args) => CliTests.Cli(args);

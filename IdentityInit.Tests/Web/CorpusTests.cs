@@ -18,6 +18,7 @@ namespace IdentityInit.Tests.Web;
 /// twice, nesting, a cut or a stray byte. Whatever the case, the answer is never a 5xx, never longer than 16 KB, and a
 /// refusal stores nothing. CI runs a short seeded sample; IDENTITYINIT_CORPUS_CASES=100000 runs it long (by hand).
 /// </summary>
+[Collection(EngineCollection.Name)]
 public sealed class CorpusTests : IAsyncLifetime
 {
     static readonly long Cases = long.TryParse(Environment.GetEnvironmentVariable("IDENTITYINIT_CORPUS_CASES"), out var n) ? n : 120;

@@ -7,6 +7,7 @@ namespace IdentityInit.Tests.Web;
 /// PostgreSQL stopped mid-run and started again, on a server of this class's own: stopping the collection's shared server
 /// would leave the other classes' pooled connections dead.
 /// </summary>
+[Collection(FaultCollection.Name)]
 public sealed class DatabaseOutageTests : IAsyncLifetime
 {
     readonly PostgresServer postgres = new();

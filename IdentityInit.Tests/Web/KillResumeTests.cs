@@ -3,6 +3,7 @@ using IdentityInit.Tests.Infrastructure;
 namespace IdentityInit.Tests.Web;
 
 /// <summary>The app as a real process, killed with SIGKILL mid-run and started again on the same data folder.</summary>
+[Collection(FaultCollection.Name)]
 public sealed class KillResumeTests
 {
     static AppProcess Start(string dataDir, int port) =>

@@ -6,6 +6,7 @@ using IdentityInit.Tests.Infrastructure;
 namespace IdentityInit.Tests.Web;
 
 /// <summary>The HTTP API on the embedded default store (SQLite + in-memory Hangfire).</summary>
+[Collection(EngineCollection.Name)]
 public sealed class RunsApiTests : IAsyncLifetime
 {
     readonly LabFactory lab = new();

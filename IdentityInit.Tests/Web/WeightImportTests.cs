@@ -7,6 +7,7 @@ using IdentityInit.Tests.Infrastructure;
 namespace IdentityInit.Tests.Web;
 
 /// <summary>Weights out of one run and into another as its initialization, through the HTTP API.</summary>
+[Collection(EngineCollection.Name)]
 public sealed class WeightImportTests
 {
 

@@ -11,7 +11,7 @@ namespace IdentityInit.Web.Runs;
 /// gone; with PostgreSQL a job still "processing" on a dead server of this host is requeued at once instead of after
 /// the invisibility timeout. The job resumes from the run's last checkpoint.
 /// </summary>
-public sealed class RunRecovery(AppDb db, RunService runs, JobStorage storage, ILogger<RunRecovery> logger) : IHostedService
+public sealed class RunRecovery(AppDb db, RunService runs, JobStorage storage, IBackgroundJobClient jobs, ILogger<RunRecovery> logger) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
@@ -23,7 +23,7 @@ public sealed class RunRecovery(AppDb db, RunService runs, JobStorage storage, I
         {
             var job = run.JobId is null ? null : connection.GetJobData(run.JobId);
             if (job is not null && !IsOrphaned(connection, run.JobId!, job)) continue;
-            if (job is not null) BackgroundJob.Delete(run.JobId);
+            if (job is not null) jobs.Delete(run.JobId);
             logger.LogInformation("re-queueing run {RunId} ({Status}) left by a previous process", run.Id, run.Status);
             await runs.EnqueueAsync(run.Id, run.Queue);
         }
