@@ -582,6 +582,7 @@ public sealed class LabBrowserTests
         await page.Locator("#study-seeds").PressAsync("Tab");
         await page.ClickAsync("#create-study");
         await Assertions.Expect(page.Locator("#study-name")).ToHaveTextAsync("constnet-breakers (cpu)");
+        await Assertions.Expect(page.Locator("#study-scale-caveat")).ToHaveCountAsync(0); // its config is not the preset's
         var he = page.Locator("tr.study-row[data-arm='He (random init)'] td[data-column='2']");
         await Assertions.Expect(he).ToHaveTextAsync("", new() { Timeout = 5_000 }); // queued: nothing measured yet
         await Assertions.Expect(he).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+\.\d$"), new() { Timeout = 180_000 }); // filled in live

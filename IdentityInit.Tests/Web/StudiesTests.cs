@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using IdentityInit.Tests.Infrastructure;
 using IdentityInit.Training;
 using IdentityInit.Web.Accounts;
@@ -304,6 +305,45 @@ public sealed class StudiesTests
         Assert.Equal("dropout", results.GetProperty("sweepAxis").GetString());
         Assert.Equal([null, 0.0, 1e-5, 0.1], results.GetProperty("arms").EnumerateArray()
             .Select(a => a.GetProperty("x").ValueKind == JsonValueKind.Null ? (double?)null : a.GetProperty("x").GetDouble()));
+    }
+
+    [Fact]
+    public async Task AStudyAtTheCpuScaleSaysWhichOfThePapersClaimsThatScaleCannotReach()
+    {
+        // Issue 20: at CPU scale the ConstNet breakers stay 12-19 points below He; the page and the API say so beside the
+        // verdicts, for the preset's own config only (a study that changes the config or runs at the paper's scale does not).
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+        async Task<JsonElement> CaveatAsync(string preset, string scale, JsonObject? config = null)
+        {
+            var arms = StudyPresets.Find(preset)!.Arms;
+            var study = new Study
+            {
+                Id = Guid.NewGuid(), Name = preset, Preset = preset, Scale = scale, Owner = LabFactory.Admin, CreatedAt = DateTime.UtcNow,
+                DefinitionJson = JsonSerializer.Serialize(new StudyDefinition(arms, [1], config, null, null), new JsonSerializerOptions(JsonSerializerDefaults.Web)),
+            };
+            await using (var context = lab.Services.GetRequiredService<AppDb>().Create())
+            {
+                context.Studies.Add(study);
+                await context.SaveChangesAsync();
+            }
+            var caveat = JsonDocument.Parse(await http.GetStringAsync($"/api/studies/{study.Id}")).RootElement.GetProperty("scaleCaveat").Clone();
+            var markdown = await http.GetStringAsync($"/api/studies/{study.Id}/table.md"); // the export carries it too
+            Assert.Equal(caveat.ValueKind == JsonValueKind.String, markdown.Contains("**At this scale:** " + caveat.GetString()?[..40]));
+            return caveat;
+        }
+
+        var cpu = await CaveatAsync("constnet-breakers", "cpu");
+        var paper = await CaveatAsync("constnet-breakers", "paper");
+        var changed = await CaveatAsync("constnet-breakers", "cpu", new JsonObject { ["epochs"] = 8 });
+        var leaky = await CaveatAsync("leakynet-strings", "cpu");
+        var toy = await CaveatAsync("toy-unique-features", "cpu");
+
+        Assert.Contains("\"within 2 points of He\" claims are expected to fail at this scale", cpu.GetString());
+        Assert.Equal(JsonValueKind.Null, paper.ValueKind);
+        Assert.Equal(JsonValueKind.Null, changed.ValueKind);
+        Assert.Equal(JsonValueKind.Null, leaky.ValueKind); // both of its claims are decided as the paper says
+        Assert.Contains("2.7 ± 0.3 points", toy.GetString());
     }
 
     [Theory]

@@ -11,7 +11,9 @@ namespace IdentityInit.Web.Studies;
 /// <summary>/api/studies: presets, create, list, one study with its table, extend, cancel, exports; the share side under /api/share/{token}/study.</summary>
 public static class StudiesApi
 {
-    public sealed record StudyDto(StudySummary Summary, StudyDefinition Definition, string? Description, StudyResults Results, IReadOnlyList<StudyRunDto> Runs);
+    /// <param name="ScaleCaveat">what the study's scale cannot show of the paper's claims (the preset's CPU caveat), if anything</param>
+    public sealed record StudyDto(StudySummary Summary, StudyDefinition Definition, string? Description, StudyResults Results,
+        IReadOnlyList<StudyRunDto> Runs, string? ScaleCaveat);
 
     public sealed record StudyRunDto(Guid Id, string Arm, long Seed, RunStatus Status, long Step, long TotalSteps, string? Worker, double? FinalTestAccuracy);
 
@@ -75,19 +77,21 @@ public static class StudiesApi
         var summary = new StudySummary(study.Id, study.Name, study.Preset, study.Scale, shared ? "" : study.Owner, study.CreatedAt, study.EndedAt, study.Cancelled,
             runs.Count, runs.Count(r => r.IsFinished), runs.Count(r => r.Status == RunStatus.Running));
         return new StudyDto(summary, StudyService.DefinitionOf(study), study.Preset is null ? null : StudyPresets.Find(study.Preset)?.Claim, results,
-            [.. runs.Select(r => new StudyRunDto(r.Id, r.Arm ?? "", r.Seed, r.Status, r.Step, r.TotalSteps, shared ? null : r.Worker, r.FinalTestAccuracy))]);
+            [.. runs.Select(r => new StudyRunDto(r.Id, r.Arm ?? "", r.Seed, r.Status, r.Step, r.TotalSteps, shared ? null : r.Worker, r.FinalTestAccuracy))],
+            StudyPresets.CaveatOf(study));
     }
 
     /// <summary>table.csv, table.md, table.tex (the last two with the claims), claims.csv, and each figure as png or svg.</summary>
     static IResult Export(StudyResults results, Study study, string file, string extension)
     {
         var stem = Exports.Exporter.FileStem(study.Name);
+        var caveat = StudyPresets.CaveatOf(study);
         if (file == "table")
             return extension switch
             {
                 "csv" => Results.File(Encoding.UTF8.GetBytes(StudyExports.Csv(results)), "text/csv", $"{stem}.csv"),
-                "md" => Results.File(Encoding.UTF8.GetBytes(StudyExports.Markdown(results)), "text/markdown", $"{stem}.md"),
-                "tex" => Results.File(Encoding.UTF8.GetBytes(StudyExports.Latex(results)), "application/x-tex", $"{stem}.tex"),
+                "md" => Results.File(Encoding.UTF8.GetBytes(StudyExports.Markdown(results, caveat)), "text/markdown", $"{stem}.md"),
+                "tex" => Results.File(Encoding.UTF8.GetBytes(StudyExports.Latex(results, caveat)), "application/x-tex", $"{stem}.tex"),
                 _ => Results.ValidationProblem(new Dictionary<string, string[]> { ["format"] = [$"'{extension}' is not csv, md or tex"] }),
             };
         if (file == "claims")

@@ -60,7 +60,8 @@ public static class StudyExports
         _ => ch.ToString(),
     }));
 
-    public static string Markdown(StudyResults results)
+    /// <param name="caveat">what the study's scale cannot show (StudyPresets.CaveatOf), after the claims</param>
+    public static string Markdown(StudyResults results, string? caveat = null)
     {
         var md = new StringBuilder("| " + string.Join(" | ", Columns.Select(c => c.Header)) + " |\n");
         md.Append("| " + string.Join(" | ", Columns.Select(_ => "---")) + " |\n");
@@ -70,6 +71,7 @@ public static class StudyExports
             md.Append("\n| claim (paper) | measured | verdict | why |\n| --- | --- | --- | --- |\n");
             foreach (var c in results.Claims) md.Append($"| {Md(c.Paper)} | {Md(c.Measured)} | {Verdict(c)} | {Md(c.Reason)} |\n");
         }
+        if (caveat is not null) md.Append($"\n> **At this scale:** {Md(caveat)}\n");
         return md.ToString();
     }
 
@@ -86,7 +88,7 @@ public static class StudyExports
         return csv.ToString();
     }
 
-    public static string Latex(StudyResults results)
+    public static string Latex(StudyResults results, string? caveat = null)
     {
         var tex = new StringBuilder("\\begin{tabular}{l" + new string('r', Columns.Count - 1) + "}\n\\hline\n");
         tex.Append(string.Join(" & ", Columns.Select(c => Tex(c.Header)))).Append(" \\\\\n\\hline\n");
@@ -95,7 +97,9 @@ public static class StudyExports
         if (results.Claims.Count == 0) return tex.ToString();
         tex.Append("\n\\begin{tabular}{p{5cm}p{4cm}lp{5cm}}\n\\hline\nclaim (paper) & measured & verdict & why \\\\\n\\hline\n");
         foreach (var c in results.Claims) tex.Append($"{Tex(c.Paper)} & {Tex(c.Measured)} & {Verdict(c)} & {Tex(c.Reason)} \\\\\n");
-        return tex.Append("\\hline\n\\end{tabular}\n").ToString();
+        tex.Append("\\hline\n\\end{tabular}\n");
+        if (caveat is not null) tex.Append($"\n\\noindent\\textit{{At this scale:}} {Tex(caveat)}\n");
+        return tex.ToString();
     }
 
     public static byte[] Figure(StudyResults results, string figure, string format, out string contentType)

@@ -436,6 +436,27 @@ public sealed class ComponentTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task AStudyPageAtTheCpuScaleShowsWhatThatScaleCannotReachBesideTheClaims()
+    {
+        var preset = IdentityInit.Web.Studies.StudyPresets.Find("constnet-breakers")!;
+        var study = new Study
+        {
+            Id = Guid.NewGuid(), Name = "breakers", Preset = preset.Name, Scale = "cpu", Owner = LabFactory.Admin, CreatedAt = DateTime.UtcNow,
+            DefinitionJson = JsonSerializer.Serialize(new IdentityInit.Web.Studies.StudyDefinition(preset.Arms, [1], null, null, null),
+                new JsonSerializerOptions(JsonSerializerDefaults.Web)),
+        };
+        await using (var store = lab.Services.GetRequiredService<AppDb>().Create())
+        {
+            store.Studies.Add(study);
+            await store.SaveChangesAsync();
+        }
+
+        var page = context.Render<IdentityInit.Web.Components.Studies.StudyView>(p => p.Add(v => v.Study, study).AddCascadingValue(Admin));
+
+        page.WaitForAssertion(() => Assert.Equal(preset.CpuCaveat, page.Find("#study-scale-caveat").TextContent.Trim()));
+    }
+
+    [Fact]
     public async Task TheTokensPageShowsANewTokenOnceListsItAndRevokesIt()
     {
         await lab.EnsureUserAsync("ada", IdentityInit.Web.Accounts.LabRoles.Researcher);
