@@ -65,6 +65,7 @@ public static class Estimator
         ConfigValidation.ThrowIfInvalid(config);
         TorchRuntime.Initialize();
         var (channels, height, width, classes, trainCount) = DatasetCatalog.Shape(config.Dataset);
+        using var random = TorchRuntime.GlobalRandom.EnterScope(); // default init, randn and dropout draw from the global generator
         using var scope = NewDisposeScope();
         using var model = ModelFactory.Create(config, channels, height, width, classes);
         Initializer.Apply(model, config with { InitNoise = 0 });

@@ -6,6 +6,13 @@ namespace IdentityInit.Training;
 /// <summary>Process-wide torch set-up: allocator and OpenMP tuning, device parsing, determinism flags, versions.</summary>
 public static partial class TorchRuntime
 {
+    /// <summary>
+    /// Held by whatever draws from libtorch's global generator (manual_seed, PyTorch's default layer init, dropout, randn).
+    /// The generator is process-wide: a web process estimating a config (or checking staged weights) beside a run trained
+    /// in the same process (the CLI, the tests) would otherwise shift that run's dropout masks between its seed and its draw.
+    /// </summary>
+    public static readonly Lock GlobalRandom = new();
+
     static readonly Lock Gate = new();
     static bool initialized;
 

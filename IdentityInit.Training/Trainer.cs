@@ -15,7 +15,7 @@ namespace IdentityInit.Training;
 internal sealed record RunOptions(string? CheckpointDir = null, bool Resume = false, DatasetCatalog? Catalog = null, ImageDataset? Dataset = null,
     long? ResumeAtMost = null);
 
-internal static class Trainer
+internal static partial class Trainer
 {
     const int EvalBatch = 500;
 
@@ -56,9 +56,14 @@ internal static class Trainer
         var device = TorchRuntime.ResolveDevice(config.Device);
         if (config.Threads > 0) set_num_threads(config.Threads);
         var data = (options.Dataset ?? LoadDataset(config, options.Catalog, null)).Limit(config.TrainLimit, config.TestLimit);
-        manual_seed(config.Seed);
-        using var model = ModelFactory.Create(config, data.Channels, data.Height, data.Width, data.Classes);
-        Initializer.Apply(model, config);
+        ImageModel model;
+        lock (TorchRuntime.GlobalRandom)
+        {
+            manual_seed(config.Seed);
+            model = ModelFactory.Create(config, data.Channels, data.Height, data.Width, data.Classes);
+            Initializer.Apply(model, config);
+        }
+        using var _ = model;
         model.to(device);
         using var scope = NewDisposeScope();
         var probeSize = (int)Math.Min(config.ProbeSize, data.TestCount);
@@ -82,240 +87,8 @@ internal static class Trainer
     static RunSummary Loop(ExperimentConfig config, IProgress<RunEvent>? progress, CancellationToken cancellationToken,
         RunOptions options, ImageDataset data, Device device, DeterminismFlags determinism, Stopwatch clock)
     {
-        manual_seed(config.Seed);
-        using var model = ModelFactory.Create(config, data.Channels, data.Height, data.Width, data.Classes);
-        Initializer.Apply(model, config);
-        model.to(device);
-        var parameters = model.parameters().Select(p => (Tensor)p).ToList();
-        using var optimizer = new Sgd(parameters, config.Momentum, config.WeightDecay, config.Nesterov);
-        var layers = model.WeightLayers();
-        var configJson = JsonSerializer.Serialize(config with { DataDir = null }); // where this machine keeps datasets is not part of the run
-
-        var stepsPerEpoch = (int)((data.TrainCount + config.BatchSize - 1) / config.BatchSize);
-        var totalSteps = (long)stepsPerEpoch * config.Epochs;
-        if (config.MaxSteps > 0) totalSteps = Math.Min(totalSteps, config.MaxSteps);
-
-        var state = new TrainerState(0, 0, 0, 0, 0, null, [], configJson);
-        string? resumeFrom = null;
-        var unreadable = new List<string>();
-        // Newest first; one that cannot be read (a torn write, a full disk) gives way to the one before it, and says so.
-        var candidates = options.Resume && options.CheckpointDir is { } dir
-            ? Checkpoint.Completed(dir).Where(c => options.ResumeAtMost is null || c.Step <= options.ResumeAtMost).Reverse().ToList() : [];
-        foreach (var (_, path) in candidates)
-        {
-            try
-            {
-                state = Checkpoint.Load(path, model, optimizer);
-            }
-            catch (Exception e) when (e is InvalidDataException or IOException or System.Text.Json.JsonException or EndOfStreamException
-                                          or System.Runtime.InteropServices.ExternalException)
-            {
-                unreadable.Add($"{System.IO.Path.GetFileName(path)} is unreadable ({e.Message})");
-                continue;
-            }
-            if (state.ConfigJson != configJson)
-                throw new InvalidOperationException($"checkpoint {path} belongs to a different configuration");
-            resumeFrom = path;
-            break;
-        }
-        if (resumeFrom is null && unreadable.Count > 0) // a half-loaded model must not train on as if fresh
-            throw new InvalidDataException("no intact checkpoint to resume from: " + string.Join("; ", unreadable));
-
-        var record = new RunRecord(config.Seed, device.ToString(), get_num_threads(), TorchRuntime.TorchSharpVersion,
-            TorchRuntime.LibTorchVersion, determinism, SymmetryBreakers.Describe(config), data.Name, data.TrainCount,
-            data.TestCount, parameters.Sum(p => p.numel()), $"{Environment.MachineName} ({Environment.ProcessorCount} cores)",
-            DateTimeOffset.UtcNow);
-        progress?.Report(new RunStarted(record, state.Step, totalSteps, stepsPerEpoch, layers.Select(l => l.Name).ToList()));
-        foreach (var problem in unreadable) progress?.Report(new LogLine(state.Step, "checkpoint " + problem));
-        progress?.Report(new LogLine(state.Step, resumeFrom is null
-            ? $"training {config.Architecture} on {data.Name} ({data.TrainCount} images), {totalSteps} steps, breakers: {string.Join(", ", record.Breakers)}"
-            : $"resumed from {resumeFrom} at step {state.Step}"));
-
-        var trainImages = data.TrainImages.to(device);
-        var trainLabels = data.TrainLabels.to(device);
-        var probe = Normalized(data.TestImages[..(int)Math.Min(config.ProbeSize, data.TestCount)], data, device);
-        var probeLabels = data.TestLabels[..(int)Math.Min(config.ProbeSize, data.TestCount)].to(device);
-        var brokeAt = state.BrokeAt;
-        var step = state.Step;
-        var best = state.BestTestAccuracy;
-        var lastTest = state.LastTestAccuracy;
-        var lossSum = tensor(state.EpochLossSum, float64, device);
-        var correct = tensor(state.EpochCorrect, float64, device);
-        var seen = state.EpochSeen;
-        var augment = config.AugmentEffective;
-        var status = RunStatus.Completed;
-        string? divergedLayer = null, lastCheckpoint = resumeFrom, error = null;
-        var window = Stopwatch.StartNew();
-        long windowImages = 0;
-
-        string SaveCheckpoint()
-        {
-            if (options.CheckpointDir is null) return "";
-            ReadSpreads(); // the breaks so far go into the checkpoint's state
-            var path = Checkpoint.Save(options.CheckpointDir, model, optimizer, new TrainerState(
-                step, lossSum.item<double>(), correct.item<double>(), seen, best, lastTest, brokeAt, configJson));
-            progress?.Report(new CheckpointSaved(step, path));
-            return lastCheckpoint = path;
-        }
-
-        (double Loss, double Accuracy) EvaluateNow(int epoch)
-        {
-            if (config.PreciseBatchNorm > 0) RecomputeBatchNorm(model, config, data, trainImages, epoch);
-            return Evaluate(model, data, device);
-        }
-
-        // First-break detection stays on the device: each check updates per-layer tensors in place, with no host transfer
-        // (on a GPU, no synchronisation per step). They are read at the metric cadence, before checkpoints and at the
-        // end, where every layer that broke since is reported with the exact step it broke at and its spread then.
-        var count = layers.Count;
-        using var spreadNow = zeros(count, dtype: float64, device: device);
-        using var brokeAtStep = tensor(layers.Select(l => brokeAt.TryGetValue(l.Name, out var s) ? s : -1L).ToArray(), dtype: int64, device: device);
-        using var spreadAtBreak = zeros(count, dtype: float64, device: device);
-        var spreads = new double[count];
-        var unread = false;
-        void CheckSpread()
-        {
-            using var scope = NewDisposeScope();
-            using var noGrad = no_grad();
-            var current = ChannelSpread.Stacked(layers);
-            var broke = brokeAtStep.lt(0).logical_and_(current.ne(0));
-            brokeAtStep.masked_fill_(broke, step);
-            spreadAtBreak.copy_(where(broke, current, spreadAtBreak));
-            spreadNow.copy_(current);
-            unread = true;
-        }
-        void ReadSpreads() // one host transfer for all three
-        {
-            if (!unread) return;
-            unread = false;
-            double[] host;
-            using (NewDisposeScope()) host = cat([spreadNow, brokeAtStep.to(float64), spreadAtBreak]).cpu().data<double>().ToArray();
-            spreads = host[..count];
-            foreach (var l in Enumerable.Range(0, count).Where(l => host[count + l] >= 0 && !brokeAt.ContainsKey(layers[l].Name)).OrderBy(l => host[count + l]))
-            {
-                var at = (long)host[count + l];
-                brokeAt[layers[l].Name] = at;
-                progress?.Report(new SymmetryBroken(at, layers[l].Name, host[2 * count + l]));
-            }
-        }
-
-        var lastSnapshot = -1L;
-        void ReportSnapshot()
-        {
-            if (lastSnapshot == step) return;
-            lastSnapshot = step;
-            progress?.Report(Snapshot(model, layers, probe, config.Signals ? probeLabels : null, step));
-        }
-
-        if (step == 0)
-        {
-            CheckSpread();
-            ReadSpreads();
-            ReportSnapshot();
-            if (resumeFrom is null) SaveCheckpoint(); // the initialization, kept for export and replay
-        }
-
-        while (step < totalSteps)
-        {
-            var epoch = (int)(step / stepsPerEpoch);
-            var batchIndex = (int)(step % stepsPerEpoch);
-            using var order = config.Shuffle ? EpochOrder(config.Seed, epoch, data.TrainCount, device) : arange(data.TrainCount, device: device);
-            var learningRate = LearningRate.At(config, epoch, step, totalSteps);
-            model.train();
-            for (; batchIndex < stepsPerEpoch && step < totalSteps; batchIndex++)
-            {
-                if (cancellationToken.IsCancellationRequested)
-                {
-                    status = RunStatus.Cancelled;
-                    break;
-                }
-                var stepClock = Stopwatch.StartNew();
-                learningRate = LearningRate.At(config, epoch, step, totalSteps);
-                using (var scope = NewDisposeScope())
-                {
-                    manual_seed((long)Mix(config.Seed, step, 1)); // dropout draws from the global generator
-                    var start = batchIndex * config.BatchSize;
-                    var indices = order[start..(int)Math.Min(start + config.BatchSize, data.TrainCount)];
-                    var (x, y) = (Augment.Normalize(trainImages.index_select(0, indices), data.Mean, data.Std), trainLabels.index_select(0, indices));
-                    if (augment) x = Augment.CropAndFlip(x, new Generator(Mix(config.Seed, step, 2)));
-                    var logits = model.call(x);
-                    var loss = nn.functional.cross_entropy(logits, y);
-                    if (!isfinite(loss).item<bool>())
-                    {
-                        divergedLayer = FirstNonFinite(model, x) ?? "loss";
-                        status = RunStatus.Diverged;
-                        break;
-                    }
-                    model.zero_grad();
-                    loss.backward();
-                    if (config.RoundingJitter > 0)
-                        SymmetryBreakers.JitterGradients(parameters, config.RoundingJitter, new Generator(Mix(config.Seed, step, 3)));
-                    optimizer.Step(learningRate);
-                    using (no_grad())
-                    {
-                        lossSum.add_(loss.detach().to(float64) * y.shape[0]);
-                        correct.add_(logits.argmax(1).eq(y).sum().to(float64));
-                    }
-                    seen += y.shape[0];
-                    windowImages += y.shape[0];
-                    step++;
-                    if (step % config.SpreadEvery == 0) CheckSpread();
-                    if (step % config.MetricsEvery == 0)
-                    {
-                        ReadSpreads();
-                        var elapsed = window.Elapsed.TotalSeconds;
-                        progress?.Report(new StepMetrics(step, epoch, loss.item<float>(),
-                            logits.argmax(1).eq(y).to(float64).mean().item<double>(), learningRate,
-                            windowImages / Math.Max(elapsed, 1e-9), stepClock.Elapsed.TotalMilliseconds, spreads, ChannelSpread.Fingerprint(parameters)));
-                        window.Restart();
-                        windowImages = 0;
-                    }
-                }
-                if (config.CorrelationEvery > 0 && step % config.CorrelationEvery == 0) ReportSnapshot();
-                // An epoch's last step is checkpointed after the epoch ends (below): a checkpoint taken before would carry
-                // the finished epoch's running sums into the next and miss its evaluation when resumed from.
-                if (config.CheckpointEvery > 0 && step % config.CheckpointEvery == 0 && batchIndex + 1 < stepsPerEpoch && step < totalSteps)
-                    SaveCheckpoint(); // the last step's checkpoint is the final one, below
-            }
-            if (status != RunStatus.Completed) break;
-            if (batchIndex == stepsPerEpoch)
-            {
-                var (testLoss, testAccuracy) = EvaluateNow(epoch);
-                lastTest = testAccuracy;
-                best = Math.Max(best, testAccuracy);
-                progress?.Report(new EpochMetrics(epoch, step, lossSum.item<double>() / seen, correct.item<double>() / seen,
-                    testLoss, testAccuracy, best));
-                lossSum.zero_();
-                correct.zero_();
-                seen = 0;
-                if (config.CheckpointEvery > 0 && step % config.CheckpointEvery == 0 && step < totalSteps) SaveCheckpoint();
-            }
-        }
-
-        if (status == RunStatus.Completed && lastTest is null && data.TestCount > 0)
-        {
-            var (_, testAccuracy) = EvaluateNow((int)(step / stepsPerEpoch)); // stopped by MaxSteps inside an epoch
-            lastTest = testAccuracy;
-            best = Math.Max(best, testAccuracy);
-        }
-        if (status != RunStatus.Diverged)
-        {
-            if (step % config.SpreadEvery != 0) CheckSpread();
-            ReportSnapshot();
-            SaveCheckpoint();
-        }
-        if (status == RunStatus.Diverged)
-        {
-            error = $"loss became non-finite at step {step + 1}; first non-finite output: {divergedLayer}";
-            progress?.Report(new LogLine(step, error));
-        }
-        ReadSpreads();
-        var finalSpreads = ChannelSpread.OfWeights(layers);
-        var symmetry = layers.Select((l, i) => new LayerSymmetry(l.Name, brokeAt.TryGetValue(l.Name, out var s) ? s : null, finalSpreads[i])).ToList();
-        var summary = new RunSummary(status, step, (int)(step / stepsPerEpoch), lastTest, best, record, symmetry, error,
-            divergedLayer, string.IsNullOrEmpty(lastCheckpoint) ? null : lastCheckpoint, clock.Elapsed.TotalSeconds);
-        progress?.Report(new RunEnded(summary));
-        return summary;
+        using var loop = new TrainingLoop(config, progress, cancellationToken, options, data, device, clock);
+        return loop.Train(determinism);
     }
 
     /// <summary>Images of one batch, normalised, on the device.</summary>

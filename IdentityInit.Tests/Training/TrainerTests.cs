@@ -29,6 +29,35 @@ public sealed class TrainerTests
     }
 
     [Fact]
+    public async Task ARunIsBitwiseTheSameWhileTheSameProcessEstimatesAnotherConfigBesideIt()
+    {
+        // The web process estimates configs in-process (the new-run form); the tests and the CLI train in-process. Both draw
+        // from libtorch's one global generator: an estimate's draws between a step's seed and its dropout shifted the masks.
+        var alone = Tiny.Events(Random with { MaxSteps = 40 });
+        using var stop = new CancellationTokenSource();
+        var estimates = 0;
+        var first = new TaskCompletionSource();
+        var beside = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                Estimator.Of(Tiny.Config with { Dropout = 0.5, BatchSize = 8 });
+                Interlocked.Increment(ref estimates);
+                first.TrySetResult();
+            }
+        });
+        await first.Task;
+        var before = estimates;
+
+        var together = Tiny.Events(Random with { MaxSteps = 40 });
+        stop.Cancel();
+        await beside;
+
+        Assert.True(estimates - before >= 3, $"only {estimates - before} estimates ran beside the run");
+        Assert.Equal(alone.OfType<StepMetrics>().Select(s => s.Loss), together.OfType<StepMetrics>().Select(s => s.Loss));
+    }
+
+    [Fact]
     public void ResumeFromACheckpointContinuesBitwiseIdenticallyToAnUninterruptedRun()
     {
         var (whole, split) = (Tiny.TempDir(), Tiny.TempDir());

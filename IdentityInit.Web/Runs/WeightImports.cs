@@ -64,6 +64,7 @@ public sealed class WeightImports(IOptions<LabOptions> options)
         string? problem;
         using (TorchSharp.torch.NewDisposeScope())
         {
+            using var random = TorchRuntime.GlobalRandom.EnterScope(); // PyTorch's default layer init draws from the global generator
             using var model = Training.Models.ModelFactory.Create(c, channels, height, width, classes);
             problem = ModelWeights.Misfit(model, Safetensors.Header(c.InitFile!).Entries);
         }
