@@ -17,6 +17,7 @@ using IdentityInit.Training.Data;
 //   decompose --threads N --steps S --pairs P     where a step's time goes: library floor, engine arms, per-step extras
 //   study --preset NAME [--seeds N] [--workers W] a CPU-scale study through the API: wall time to the last run's end, and its table;
 //                                                 W > 1 trains W runs at once, each on one thread
+//   study-compare-shots [--out docs]              a 2-arm x 2-seed study trained for real, its compare page with seed bands as PNGs
 var command = args.FirstOrDefault() ?? "throughput";
 int Arg(string name, int fallback) => args.SkipWhile(a => a != name).Skip(1).Select(int.Parse).FirstOrDefault(fallback);
 switch (command)
@@ -32,6 +33,7 @@ switch (command)
             args.Contains("--seeds") ? Arg("--seeds", 3) : null, Arg("--workers", 1));
         return 0;
     case "child": await WebBenchmarks.ChildAsync(Arg("--steps", 300), Arg("--pairs", 2)); return 0;
+    case "study-compare-shots": await IdentityInit.Bench.StudyCompareShots.RunAsync(args.SkipWhile(a => a != "--out").Skip(1).FirstOrDefault() ?? "docs"); return 0;
 }
 
 TorchRuntime.Initialize();
