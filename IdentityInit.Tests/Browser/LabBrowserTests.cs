@@ -345,7 +345,7 @@ public sealed class LabBrowserTests
                 ids.Add(id);
                 context.Runs.Add(new IdentityInit.Web.Data.Run
                 {
-                    Id = id, Name = $"{arm} seed {i}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "cifar10",
+                    Id = id, Name = $"grid · {arm} · seed {i}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "cifar10",
                     Queue = "cpu", Status = IdentityInit.Training.RunStatus.Completed, CreatedAt = DateTime.UtcNow, GroupId = group,
                 });
                 await context.SaveChangesAsync();
@@ -357,6 +357,7 @@ public sealed class LabBrowserTests
             }
         }
         var values = Enumerable.Range(0, 12).Select(i => 0.5 + 0.01 * i * i % 0.13).ToArray(); // 12 seeds: 11 degrees of freedom
+        // Named as a study names its runs: the study's name, shared by every run, is left out of the band labels below.
         await SeedGroupAsync("arm", values);
         await SeedGroupAsync("pair", [0.1, 0.9]); // two seeds far apart: the t-interval (12.7 s / sqrt 2) reaches -4.6 .. 5.6
         var (playwright, context2) = await Chromium.SignedInAsync(lab, baseUrl);
