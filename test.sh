@@ -35,6 +35,16 @@ status=${PIPESTATUS[0]}
 read -r passed failed < <(grep -aE '^ +(Passed|Failed): +[0-9]+' "$log" |
   awk '$1 == "Passed:" {p += $2} $1 == "Failed:" {f += $2} END {print p + 0, f + 0}')
 if [[ $status -ne 0 && $failed -eq 0 ]]; then failed=1; fi   # build or host failure: no test summary
+# A whole run (no arguments) also checks the layout .editorconfig describes (whitespace only, seconds): a file off it
+# counts as one failed test, named with the fix (`dotnet format whitespace IdentityInit.sln`).
+if ((!$#)); then
+  if ! dotnet format whitespace IdentityInit.sln --verify-no-changes -v q > "$log.format" 2>&1; then
+    echo "  Failed layout: run 'dotnet format whitespace IdentityInit.sln' (.editorconfig):"
+    grep -a 'WHITESPACE' "$log.format" | sed "s#$PWD/##; s#^#    #" | head -20
+    failed=$((failed + 1)); status=1
+  fi
+  rm -f "$log.format"
+fi
 # Repeat each failure (its name, message and the top of its stack) here, where a reader of the log's tail finds it.
 if ((failed)); then
   echo "Failed tests:"

@@ -84,7 +84,10 @@ public static class ConfigOverlay
             {
                 var expected = (Nullable.GetUnderlyingType(type) ?? type).Name switch
                 {
-                    "Int32" or "Int64" => "a whole number", "Double" => "a finite number", "Boolean" => "true or false", _ => "a string",
+                    "Int32" or "Int64" => "a whole number",
+                    "Double" => "a finite number",
+                    "Boolean" => "true or false",
+                    _ => "a string",
                 };
                 errors.Add(new ConfigError(name, $"expected {expected}, got {ConfigValidation.Shown(value?.ToJsonString())}"));
             }

@@ -122,8 +122,10 @@ public sealed class CorrelationTests
         var rgb = Tiny.Data;
         var gray = rgb with
         {
-            TrainImages = rgb.TrainImages[.., 0..1].contiguous(), TestImages = rgb.TestImages[.., 0..1].contiguous(),
-            Mean = [rgb.Mean[0]], Std = [rgb.Std[0]],
+            TrainImages = rgb.TrainImages[.., 0..1].contiguous(),
+            TestImages = rgb.TestImages[.., 0..1].contiguous(),
+            Mean = [rgb.Mean[0]],
+            Std = [rgb.Std[0]],
         };
         var snapshots = new List<CorrelationSnapshot>();
 

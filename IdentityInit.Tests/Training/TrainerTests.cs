@@ -9,7 +9,12 @@ public sealed class TrainerTests
     // Dropout, augmentation and jitter all draw random numbers: the hardest case for reproducibility.
     static ExperimentConfig Random => Tiny.Config with
     {
-        Dropout = 0.05, Augment = true, RoundingJitter = 1, Epochs = 3, CheckpointEvery = 8, MetricsEvery = 1,
+        Dropout = 0.05,
+        Augment = true,
+        RoundingJitter = 1,
+        Epochs = 3,
+        CheckpointEvery = 8,
+        MetricsEvery = 1,
     };
 
     static byte[] FinalWeights(string checkpoints) => File.ReadAllBytes(Path.Combine(Checkpoint.Latest(checkpoints)!, "model.bin"));
@@ -198,8 +203,15 @@ public sealed class TrainerTests
         // every input, and a dead unit passes no gradient, so no breaker can revive it (issue 20's "K = 1 stays at chance").
         var config = Tiny.Config with
         {
-            Architecture = "toy", Dataset = "fashion-mnist", ToyHidden = 256, ToyUnique = 1, BatchSize = 128, TrainLimit = 4096, MaxSteps = 30,
-            CorrelationEvery = 10, ProbeSize = 64,
+            Architecture = "toy",
+            Dataset = "fashion-mnist",
+            ToyHidden = 256,
+            ToyUnique = 1,
+            BatchSize = 128,
+            TrainLimit = 4096,
+            MaxSteps = 30,
+            CorrelationEvery = 10,
+            ProbeSize = 64,
         };
         List<int> DeadPerSnapshot(ExperimentConfig c)
         {

@@ -98,7 +98,10 @@ public sealed class SurfaceTests
         static string Fill(string pattern) => "/" + System.Text.RegularExpressions.Regex.Replace(pattern.TrimStart('/'), @"\{\*{0,2}([A-Za-z]+)[^}]*\}", m =>
             m.Groups[1].Value.ToLowerInvariant() switch
             {
-                "id" or "runid" or "studyid" => Guid.NewGuid().ToString(), "extension" => "csv", "step" => "1", _ => "x",
+                "id" or "runid" or "studyid" => Guid.NewGuid().ToString(),
+                "extension" => "csv",
+                "step" => "1",
+                _ => "x",
             });
 
         var checkedCount = 0;

@@ -126,7 +126,8 @@ public static class Commands
             while (input.ReadLine() is { } line)
                 if (line.Trim() == "cancel") cancel.Cancel();
             Environment.Exit(3); // the host is gone: nobody would store what this run does next
-        }) { IsBackground = true, Name = "host-commands" };
+        })
+        { IsBackground = true, Name = "host-commands" };
         listener.Start();
         var gate = new Lock();
         var progress = new SyncProgress(e =>

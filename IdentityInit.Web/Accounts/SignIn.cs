@@ -31,8 +31,11 @@ public static class SignIn
         services.AddIdentityCore<IdentityUser>(o =>
             {
                 // Length over character classes (NIST SP 800-63B); lockout after repeated failures.
-                o.Password = new PasswordOptions { RequiredLength = Accounts.MinPassword, RequireDigit = false, RequireLowercase = false,
-                                                   RequireUppercase = false, RequireNonAlphanumeric = false, RequiredUniqueChars = 1 };
+                o.Password = new PasswordOptions
+                {
+                    RequiredLength = Accounts.MinPassword, RequireDigit = false, RequireLowercase = false,
+                    RequireUppercase = false, RequireNonAlphanumeric = false, RequiredUniqueChars = 1
+                };
                 o.Lockout.MaxFailedAccessAttempts = 10;
                 o.User.AllowedUserNameCharacters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-";
             })

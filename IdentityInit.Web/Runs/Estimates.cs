@@ -39,7 +39,8 @@ public sealed class Estimates(RunQueries queries)
         var median = rates.Order().ElementAt(rates.Count / 2);
         return estimate with
         {
-            ImagesPerSecond = median, Seconds = estimate.Steps * config.BatchSize / median,
+            ImagesPerSecond = median,
+            Seconds = estimate.Steps * config.BatchSize / median,
             Basis = $"measured: median of {rates.Count} steps of {runs.Count} completed run{(runs.Count == 1 ? "" : "s")} of this model, data, batch and device ({runs[0].Name}{(runs.Count > 1 ? ", ..." : "")})",
         };
     }

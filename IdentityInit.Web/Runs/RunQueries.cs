@@ -72,10 +72,21 @@ public sealed class RunQueries(AppDb db)
         }
         return sort switch
         {
-            "name" => By(r => r.Name), "owner" => By(r => r.Owner), "preset" => By(r => r.Preset), "architecture" => By(r => r.Architecture), "init" => By(r => r.Init),
-            "breakers" => By(r => r.Breakers), "dataset" => By(r => r.Dataset), "seed" => By(r => r.Seed), "status" => By(r => r.Status),
-            "step" => By(r => r.Step), "bestTestAccuracy" => By(r => r.BestTestAccuracy), "finalTestAccuracy" => By(r => r.FinalTestAccuracy),
-            "layersBroken" => By(r => r.LayersBroken), "startedAt" => By(r => r.StartedAt), "finishedAt" => By(r => r.FinishedAt),
+            "name" => By(r => r.Name),
+            "owner" => By(r => r.Owner),
+            "preset" => By(r => r.Preset),
+            "architecture" => By(r => r.Architecture),
+            "init" => By(r => r.Init),
+            "breakers" => By(r => r.Breakers),
+            "dataset" => By(r => r.Dataset),
+            "seed" => By(r => r.Seed),
+            "status" => By(r => r.Status),
+            "step" => By(r => r.Step),
+            "bestTestAccuracy" => By(r => r.BestTestAccuracy),
+            "finalTestAccuracy" => By(r => r.FinalTestAccuracy),
+            "layersBroken" => By(r => r.LayersBroken),
+            "startedAt" => By(r => r.StartedAt),
+            "finishedAt" => By(r => r.FinishedAt),
             _ => By(r => r.CreatedAt),
         };
     }

@@ -28,7 +28,10 @@ public static class RunsApi
         /// </summary>
         public RunDto ForShare() => this with
         {
-            Owner = null, Notes = null, Worker = null, WorkerSince = null,
+            Owner = null,
+            Notes = null,
+            Worker = null,
+            WorkerSince = null,
             Record = Record is { ValueKind: JsonValueKind.Object } record
                 ? JsonSerializer.SerializeToElement(record.EnumerateObject().Where(p => !p.NameEquals("machine")).ToDictionary(p => p.Name, p => p.Value))
                 : Record,

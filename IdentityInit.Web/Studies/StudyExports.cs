@@ -55,8 +55,19 @@ public static class StudyExports
     /// <summary>A LaTeX table cell: every character TeX treats specially, escaped once (text mode).</summary>
     static string Tex(string s) => string.Concat(s.Select(ch => ch switch
     {
-        '\\' => "\\textbackslash{}", '&' => "\\&", '%' => "\\%", '_' => "\\_", '#' => "\\#", '$' => "\\$", '{' => "\\{", '}' => "\\}",
-        '^' => "\\textasciicircum{}", '~' => "\\textasciitilde{}", '±' => "$\\pm$", '≥' => "$\\geq$", '\n' or '\r' => " ",
+        '\\' => "\\textbackslash{}",
+        '&' => "\\&",
+        '%' => "\\%",
+        '_' => "\\_",
+        '#' => "\\#",
+        '$' => "\\$",
+        '{' => "\\{",
+        '}' => "\\}",
+        '^' => "\\textasciicircum{}",
+        '~' => "\\textasciitilde{}",
+        '±' => "$\\pm$",
+        '≥' => "$\\geq$",
+        '\n' or '\r' => " ",
         _ => ch.ToString(),
     }));
 
@@ -77,7 +88,9 @@ public static class StudyExports
 
     public static string Verdict(Claim claim) => claim.Verdict switch
     {
-        Studies.Verdict.Holds => "holds", Studies.Verdict.Fails => "fails", _ => "inconclusive",
+        Studies.Verdict.Holds => "holds",
+        Studies.Verdict.Fails => "fails",
+        _ => "inconclusive",
     };
 
     /// <summary>The claims as CSV: the paper's wording, the measurement, the verdict and its reason (interval, threshold, n).</summary>

@@ -53,7 +53,10 @@ switch (command)
             // --spread-every N and --deterministic 1 measure the engine's own per-step costs.
             var seconds = TimeSteps(wrn with
             {
-                MaxSteps = warmup + steps, MetricsEvery = 5, CorrelationEvery = 0, SpreadEvery = Arg("--spread-every", 1),
+                MaxSteps = warmup + steps,
+                MetricsEvery = 5,
+                CorrelationEvery = 0,
+                SpreadEvery = Arg("--spread-every", 1),
                 Deterministic = Arg("--deterministic", 0) == 1,
             }, warmup);
             Console.WriteLine($"torchsharp threads={wrn.Threads} img/s={steps * 128 / seconds:F1}");

@@ -314,10 +314,16 @@ public sealed class ComponentTests : IAsyncLifetime
         const string reason = "the training process ended without finishing the run: it was killed (SIGKILL)";
         await using (var db = lab.Services.GetRequiredService<AppDb>().Create())
         {
-            db.Runs.Add(new Run { Id = Guid.NewGuid(), Name = "killed", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none",
-                Dataset = "synthetic", Queue = "cpu", Status = RunStatus.Failed, Error = reason, CreatedAt = DateTime.UtcNow });
-            db.Runs.Add(new Run { Id = Guid.NewGuid(), Name = "fine", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none",
-                Dataset = "synthetic", Queue = "cpu", Status = RunStatus.Completed, CreatedAt = DateTime.UtcNow });
+            db.Runs.Add(new Run
+            {
+                Id = Guid.NewGuid(), Name = "killed", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none",
+                Dataset = "synthetic", Queue = "cpu", Status = RunStatus.Failed, Error = reason, CreatedAt = DateTime.UtcNow
+            });
+            db.Runs.Add(new Run
+            {
+                Id = Guid.NewGuid(), Name = "fine", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none",
+                Dataset = "synthetic", Queue = "cpu", Status = RunStatus.Completed, CreatedAt = DateTime.UtcNow
+            });
             await db.SaveChangesAsync();
         }
 
