@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using System.Text.Json;
 using IdentityInit.Training.Data;
 using IdentityInit.Training.Initialization;
 using IdentityInit.Training.Metrics;

@@ -100,8 +100,8 @@ public static class Hosting
         // The storage and the job activator are this app's own singletons, not Hangfire's process-wide JobStorage.Current
         // and JobActivator.Current: AddHangfire registers those only when none is, and several apps in one process (the
         // test suite runs them side by side) would otherwise enqueue into and activate jobs from whichever started last.
-        services.AddSingleton<JobStorage>(_ => postgres is { Length: > 0 }
-            ? new PostgreSqlStorage(new NpgsqlConnectionFactory(postgres, PostgresJobs(options)), PostgresJobs(options))
+        services.AddSingleton<JobStorage>(_ => postgres is { Length: > 0 } && PostgresJobs(options) is var jobs
+            ? new PostgreSqlStorage(new NpgsqlConnectionFactory(postgres, jobs), jobs)
             : new InMemoryStorage(new InMemoryStorageOptions { MaxExpirationTime = TimeSpan.FromDays(7) }));
         services.AddSingleton<JobActivator>(sp => new Hangfire.AspNetCore.AspNetCoreJobActivator(sp.GetRequiredService<IServiceScopeFactory>()));
         services.AddHangfire((sp, c) => c.SetDataCompatibilityLevel(CompatibilityLevel.Version_180).UseSimpleAssemblyNameTypeSerializer()

@@ -55,16 +55,8 @@ static class LoadingBenchmark
         foreach (var spec in ChartSpec.All)
             server.Add($"{spec.Key} {await TimeAsync(() => queries.ChartAsync(runId, spec.SeriesPrefixes, s => spec.Label(s) is not null)):F0} ms");
 
-        using var playwright = await Playwright.CreateAsync();
-        await using var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = "/usr/bin/chromium", Headless = true, Args = ["--no-sandbox", "--disable-gpu"] });
-        await using var signedIn = await browser.NewContextAsync(new() { ViewportSize = new() { Width = 1400, Height = 1000 } });
-        var login = await signedIn.NewPageAsync();
-        await login.GotoAsync($"{url}/login");
-        await login.FillAsync("#userName", WebBenchmarks.Admin);
-        await login.FillAsync("#password", WebBenchmarks.Password);
-        await login.ClickAsync("#sign-in");
-        await login.WaitForSelectorAsync("#signed-in-as");
-        await login.CloseAsync();
+        await using var browser = await WebBenchmarks.SignedInBrowserAsync(url);
+        var signedIn = browser.Context;
         // Milestones inside the page, from navigation start: HTML parsed, the circuit live (the layout's #app-ready marker).
         await signedIn.AddInitScriptAsync("""
             new MutationObserver(() => {

@@ -35,19 +35,10 @@ public static class StudyCompareShots
         } while (study.GetProperty("summary").GetProperty("finished").GetInt32() < 4);
         var ids = study.GetProperty("runs").EnumerateArray().Select(r => r.GetProperty("id").GetGuid()).ToList();
 
-        using var playwright = await Playwright.CreateAsync();
-        await using var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = "/usr/bin/chromium", Headless = true, Args = ["--no-sandbox", "--disable-gpu"] });
-        await using var context = await browser.NewContextAsync(new() { ViewportSize = new() { Width = 1400, Height = 1000 } });
-        var page = await context.NewPageAsync();
-        await page.GotoAsync($"{url}/login");
-        await page.FillAsync("#userName", WebBenchmarks.Admin);
-        await page.FillAsync("#password", WebBenchmarks.Password);
-        await page.ClickAsync("#sign-in");
-        await page.WaitForSelectorAsync("#signed-in-as");
-        await page.GotoAsync($"{url}/compare?ids={string.Join(',', ids)}");
+        await using var browser = await WebBenchmarks.SignedInBrowserAsync(url);
+        var page = await browser.Context.NewPageAsync();
+        await page.GotoAsync($"{url}/compare?ids={string.Join(',', ids)}"); // the study's arms are seed groups: bands are on
         Directory.CreateDirectory(folder);
-        foreach (var run in ids) // the study's arms are seed groups: the compare page turns bands on for them
-            Console.WriteLine($"  run {run}: group {JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{run}")).RootElement.GetProperty("groupId")}");
         try
         {
             await page.WaitForFunctionAsync("() => iiCharts.bandFills(document.querySelector(\"[data-chart='accuracy']\").id).length >= 2", null, new() { Timeout = 60_000 });

@@ -12,6 +12,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.SignalR.Client;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Playwright;
 
 /// <summary>Benchmarks of the web lab: the real app on Kestrel (loopback), real SignalR clients, a real PostgreSQL.</summary>
 static class WebBenchmarks
@@ -49,6 +50,32 @@ static class WebBenchmarks
         var accounts = services.GetRequiredService<Accounts>();
         if ((await accounts.UsersAsync()).All(u => u.Name != Admin)) await accounts.CreateUserAsync(Admin, Password, LabRoles.Admin);
         return (await accounts.CreateTokenAsync(Admin, "bench", Accounts.WriteScope)).Token!.Token;
+    }
+
+    /// <summary>Debian's Chromium with one 1400x1000 context, signed in to the lab at <paramref name="url"/> as the bench's admin.</summary>
+    public static async Task<SignedInBrowser> SignedInBrowserAsync(string url)
+    {
+        var playwright = await Playwright.CreateAsync();
+        var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = "/usr/bin/chromium", Headless = true, Args = ["--no-sandbox", "--disable-gpu"] });
+        var context = await browser.NewContextAsync(new() { ViewportSize = new() { Width = 1400, Height = 1000 } });
+        var login = await context.NewPageAsync();
+        await login.GotoAsync($"{url}/login");
+        await login.FillAsync("#userName", Admin);
+        await login.FillAsync("#password", Password);
+        await login.ClickAsync("#sign-in");
+        await login.WaitForSelectorAsync("#signed-in-as");
+        await login.CloseAsync();
+        return new SignedInBrowser(playwright, browser, context);
+    }
+
+    public sealed record SignedInBrowser(IPlaywright Playwright, IBrowser Browser, IBrowserContext Context) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Context.DisposeAsync();
+            await Browser.DisposeAsync();
+            Playwright.Dispose();
+        }
     }
 
     public static HttpClient Client(string url) =>
