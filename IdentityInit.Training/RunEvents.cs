@@ -92,6 +92,12 @@ public sealed record RunEnded(RunSummary Summary) : RunEvent;
 /// </summary>
 public enum RunStatus { Queued, Running, Completed, Cancelled, Diverged, Failed }
 
+public static class RunStatusExtensions
+{
+    /// <summary>Completed, cancelled, diverged or failed: nothing more will be trained or written.</summary>
+    public static bool HasEnded(this RunStatus status) => status is RunStatus.Completed or RunStatus.Cancelled or RunStatus.Diverged or RunStatus.Failed;
+}
+
 /// <summary>What it takes to reproduce a run, as measured rather than as requested.</summary>
 public sealed record RunRecord(
     long Seed, string Device, int Threads, string TorchSharpVersion, string LibTorchVersion, DeterminismFlags Determinism,

@@ -10,12 +10,7 @@ namespace IdentityInit.Tests.Browser;
 /// <summary>The live charts at the moment symmetry breaks: a correlation leaving 1 by 1e-10 must draw, not hang the page.</summary>
 public sealed class ChartTests
 {
-    static string WebRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (!File.Exists(Path.Combine(dir!.FullName, "IdentityInit.sln"))) dir = dir.Parent;
-        return Path.Combine(dir.FullName, "IdentityInit.Web", "wwwroot");
-    }
+    static string WebRoot() => Path.Combine(Repository.Root, "IdentityInit.Web", "wwwroot");
 
     [Fact]
     public async Task ACorrelationLeavingOneByTinyAmountsDrawsAtOnceOnLinearAndLogAxes()

@@ -16,10 +16,8 @@ public sealed class AppProcess : IDisposable
 
     static string WebBinary()
     {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "IdentityInit.sln"))) dir = dir.Parent;
         var configuration = AppContext.BaseDirectory.Contains("/Release/", StringComparison.Ordinal) ? "Release" : "Debug";
-        return Path.Combine(dir!.FullName, "IdentityInit.Web", "bin", configuration, "net10.0", "linux-x64", "IdentityInit.Web.dll");
+        return Path.Combine(Repository.Root, "IdentityInit.Web", "bin", configuration, "net10.0", "linux-x64", "IdentityInit.Web.dll");
     }
 
     /// <param name="settings">configuration as environment variables (IdentityInit__DataDir, ConnectionStrings__Postgres, ...)</param>

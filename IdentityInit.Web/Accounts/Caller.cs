@@ -27,7 +27,7 @@ public sealed record Caller(string? Name, string? Role)
     public bool CanQueue => Role is LabRoles.Admin or LabRoles.Researcher;
 
     /// <summary>Cancel, edit, delete, revoke: the owner if they may still write, or an admin.</summary>
-    public bool CanChange(string owner) => IsAdmin || (CanQueue && owner == Name);
+    public bool CanChange(string? owner) => IsAdmin || (CanQueue && owner is not null && owner == Name);
 
     public static Caller From(ClaimsPrincipal? user)
     {

@@ -49,7 +49,7 @@ public sealed class Run
     public string? Worker { get; set; }
     public DateTime? WorkerSince { get; set; }
 
-    public bool IsFinished => Status is RunStatus.Completed or RunStatus.Cancelled or RunStatus.Diverged or RunStatus.Failed;
+    public bool IsFinished => Status.HasEnded();
     public IReadOnlyList<string> TagList => Tags.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
 }
 

@@ -21,6 +21,12 @@ public sealed class RunQueries(AppDb db)
         return [.. ids.Select(id => runs.FirstOrDefault(r => r.Id == id)).OfType<Run>()];
     }
 
+    /// <summary>A run as the pages show it.</summary>
+    public async Task<RunDto?> ReadAsync(Guid id) => await GetAsync(id) is { } run ? RunDto.Of(run) : null;
+
+    /// <summary>These runs as the pages show them, in the order asked; ids that name no run are left out.</summary>
+    public async Task<List<RunDto>> ReadManyAsync(IReadOnlyCollection<Guid> ids) => [.. (await GetManyAsync(ids)).Select(RunDto.Of)];
+
     /// <summary>
     /// One page of the runs list, filtered, sorted and paged in the database. Sort by a column (<see cref="SortColumns"/>)
     /// or by a config field ("config.depth"); filter config fields by equality (numbers compared as numbers).
@@ -261,7 +267,7 @@ public sealed class RunQueries(AppDb db)
         var run = await GetAsync(runId);
         if (run is null) return null;
         var series = await SeriesAsync(runId);
-        return new RunHistory(runId, ProgressOf(run), Flatten(series), await HeatmapStepsAsync(runId), await LogsAsync(runId),
+        return new RunHistory(runId, new RunProgress(run.Status, run.Step, run.TotalSteps, null, run.Error), Flatten(series), await HeatmapStepsAsync(runId), await LogsAsync(runId),
             [.. series.Where(s => s.Downsampled).Select(s => s.Series)]);
     }
 
@@ -276,5 +282,5 @@ public sealed class RunQueries(AppDb db)
     public static List<PointDto> Flatten(IEnumerable<SeriesData> series) =>
         [.. series.SelectMany(s => s.Steps.Select((step, i) => new PointDto(s.Series, step, s.Values[i])))];
 
-    public static RunProgress ProgressOf(Run run) => new(run.Status, run.Step, run.TotalSteps, null, run.Error);
+    public static RunProgress ProgressOf(RunDto run) => new(run.Status, run.Step, run.TotalSteps, null, run.Error);
 }

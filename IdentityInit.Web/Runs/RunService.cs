@@ -120,8 +120,6 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         return result;
     }
 
-    public static string DeviceOf(Run run) => ConfigOverlay.FromJson(run.ConfigJson, "run config").Device;
-
     /// <summary>
     /// The queue a device's runs wait in: <c>cpu</c>; <c>cuda</c> (any GPU a worker serving it has); <c>cuda_N</c> for
     /// <c>cuda:N</c>, served by a host that owns GPU N (IdentityInit:Queues=cuda_N).
@@ -142,8 +140,12 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
     /// A run again as a deterministic and a non-deterministic twin (metrics every step; on CPU the non-deterministic one
     /// gets rounding jitter, the CPU's stand-in for GPU non-determinism): both queued, or neither with the reason.
     /// </summary>
-    public async Task<(IReadOnlyList<Guid> Ids, string? Problem)> QueuePairAsync(Run run, Caller by)
+    public async Task<(IReadOnlyList<Guid> Ids, string? Problem)> QueuePairAsync(Guid runId, Caller by)
     {
+        Run? run;
+        await using (var context = db.Create())
+            run = await context.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.Id == runId);
+        if (run is null) return ([], $"run {runId} does not exist");
         var config = ConfigOverlay.FromJson(run.ConfigJson, "run config") with { MetricsEvery = 1 };
         var cpu = config.Device == "cpu";
         ExperimentConfig[] pair =
@@ -285,8 +287,11 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
     }
 
     /// <summary>Deletes an ended run with everything stored for it: series, heatmaps, logs, checkpoints.</summary>
-    public async Task DeleteAsync(Run run, Caller by)
+    public async Task DeleteAsync(Guid runId, Caller by)
     {
+        Run? run;
+        await using (var context = db.Create())
+            run = await context.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.Id == runId) ?? throw new KeyNotFoundException($"run {runId} does not exist");
         Authorize(run, by, "delete");
         if (!run.IsFinished) throw new InvalidOperationException($"run {run.Id} is {run.Status}: cancel it first");
         await using (var context = db.Create())
@@ -311,9 +316,8 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
                                          (by.CanQueue ? "" : $" ({by.Name ?? "you"} can only read)"));
     }
 
-    public static CreateRunRequest CloneRequest(Run run) =>
-        new(run.Name + " (clone)", null, JsonNode.Parse(run.ConfigJson)!.AsObject(),
-            run.TagList.ToList());
+    public static CreateRunRequest CloneRequest(RunDto run) =>
+        new(run.Name + " (clone)", null, JsonNode.Parse(run.Config.GetRawText())!.AsObject(), [.. run.Tags]);
 }
 
 /// <summary>In-process cancellation of running jobs; the job also polls the database flag (for other processes).</summary>

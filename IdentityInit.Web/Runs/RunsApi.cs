@@ -13,36 +13,6 @@ namespace IdentityInit.Web.Runs;
 /// <summary>The owner's API: presets, runs (create, list, get, metrics, cancel, clone), the det-vs-nondet comparison.</summary>
 public static class RunsApi
 {
-    /// <summary>A run as the API gives it; through a share link, <see cref="ForShare"/> leaves out who and where.</summary>
-    public sealed record RunDto(
-        Guid Id, string Name, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Owner, string? Preset, string Architecture,
-        string Init, string Breakers, string Dataset, string Queue,
-        long Seed, RunStatus Status, long Step, long TotalSteps, double? BestTestAccuracy, double? FinalTestAccuracy,
-        int? LayersBroken, int? LayerCount, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt, IReadOnlyList<string> Tags,
-        [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Notes, bool Archived, Guid? GroupId, Guid? StudyId, string? Arm,
-        string? Error, string? Worker, DateTime? WorkerSince, long? CheckpointStep, JsonElement Config, JsonElement? Record)
-    {
-        /// <summary>
-        /// What a collaborator reading a shared result needs: the run, its config and its reproducibility record, but not
-        /// the owner's name, their notes, or the worker host and process that trained it (nor the record's machine name).
-        /// </summary>
-        public RunDto ForShare() => this with
-        {
-            Owner = null,
-            Notes = null,
-            Worker = null,
-            WorkerSince = null,
-            Record = Record is { ValueKind: JsonValueKind.Object } record
-                ? JsonSerializer.SerializeToElement(record.EnumerateObject().Where(p => !p.NameEquals("machine")).ToDictionary(p => p.Name, p => p.Value))
-                : Record,
-        };
-
-        public static RunDto Of(Run r) => new(r.Id, r.Name, r.Owner, r.Preset, r.Architecture, r.Init, r.Breakers, r.Dataset, r.Queue, r.Seed,
-            r.Status, r.Step, r.TotalSteps, r.BestTestAccuracy, r.FinalTestAccuracy, r.LayersBroken, r.LayerCount, r.CreatedAt,
-            r.StartedAt, r.FinishedAt, r.TagList, r.Notes, r.Archived, r.GroupId, r.StudyId, r.Arm, r.Error, r.Worker, r.WorkerSince, r.CheckpointStep, JsonDocument.Parse(r.ConfigJson).RootElement,
-            r.RecordJson is null ? null : JsonDocument.Parse(r.RecordJson).RootElement);
-    }
-
     public sealed record FirstDifference(Guid A, Guid B, long? Step, long ComparedThrough, string Message);
 
     public static void MapRunsApi(this IEndpointRouteBuilder app)
@@ -90,12 +60,12 @@ public static class RunsApi
             if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
             RunService.Authorize(run, Caller.From(user), "delete");
             if (!run.IsFinished) return Results.Problem($"run {id} is {run.Status}: cancel it first", statusCode: StatusCodes.Status409Conflict);
-            await service.DeleteAsync(run, Caller.From(user));
+            await service.DeleteAsync(id, Caller.From(user));
             return Results.NoContent();
         });
 
         api.MapGet("/runs/{id:guid}", async (Guid id, RunQueries queries) =>
-            await queries.GetAsync(id) is { } run ? Results.Ok(RunDto.Of(run)) : Results.NotFound());
+            await queries.ReadAsync(id) is { } run ? Results.Ok(run) : Results.NotFound());
 
         api.MapGet("/runs/{id:guid}/metrics", async (Guid id, RunQueries queries, string? format, long? from, long? to, string? series, int? maxPoints) =>
             await queries.GetAsync(id) is null ? Results.NotFound() : await MetricsAsync(queries, id, format, from, to, series, maxPoints));
@@ -116,7 +86,7 @@ public static class RunsApi
 
         api.MapGet("/runs/{id:guid}/weights.safetensors", async (Guid id, long? step, RunQueries queries, WeightImports weights) =>
         {
-            if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
+            if (await queries.ReadAsync(id) is not { } run) return Results.NotFound();
             var file = Path.Combine(Path.GetTempPath(), $"identityinit-weights-{Guid.NewGuid():N}.safetensors");
             try
             {
@@ -137,7 +107,7 @@ public static class RunsApi
         // Weights as the initialization of a new run: stage them, then create the run with init "file" and the returned initFile.
         api.MapPost("/runs/{id:guid}/weights/stage", async (Guid id, long? step, RunQueries queries, WeightImports weights) =>
         {
-            if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
+            if (await queries.ReadAsync(id) is not { } run) return Results.NotFound();
             try
             {
                 var staged = weights.FromRun(run, step);
@@ -179,7 +149,7 @@ public static class RunsApi
 
         api.MapPost("/runs/{id:guid}/clone", async (Guid id, ClaimsPrincipal user, RunService service, RunQueries queries) =>
         {
-            if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
+            if (await queries.ReadAsync(id) is not { } run) return Results.NotFound();
             var request = RunService.CloneRequest(run);
             var (configs, errors) = service.Plan(request);
             if (errors.Count > 0) return Results.ValidationProblem(errors);

@@ -73,8 +73,8 @@ public sealed class WeightImports(IOptions<LabOptions> options)
     }
 
     /// <summary>Writes a run's checkpoint at <paramref name="step"/> (null: the last) to <paramref name="file"/>; returns its step.</summary>
-    public long Export(Data.Run run, long? step, string file) =>
-        ModelWeights.ExportCheckpoint(Resolved(ConfigOverlay.FromJson(run.ConfigJson, "run config")),
+    public long Export(RunDto run, long? step, string file) =>
+        ModelWeights.ExportCheckpoint(Resolved(run.ReadConfig()),
             Path.Combine(options.Value.CheckpointRoot, run.Id.ToString("N")), step, file);
 
     /// <summary>Stages an uploaded file after reading it as safetensors; InvalidDataException says what is wrong with it, by the upload's name.</summary>
@@ -98,7 +98,7 @@ public sealed class WeightImports(IOptions<LabOptions> options)
     }
 
     /// <summary>Stages a run's checkpoint (null: its last; 0: its initialization).</summary>
-    public StagedWeights FromRun(Data.Run run, long? step)
+    public StagedWeights FromRun(RunDto run, long? step)
     {
         Directory.CreateDirectory(Folder);
         var temporary = Path.Combine(Folder, $"run-{Guid.NewGuid():N}.tmp");

@@ -45,6 +45,6 @@ public sealed class Workers(JobStorage storage, AppDb db, IOptions<LabOptions> o
     {
         await using var context = db.Create();
         var running = await context.Runs.AsNoTracking().Where(r => r.Status == RunStatus.Running).OrderBy(r => r.WorkerSince).ToListAsync(cancellationToken);
-        return new WorkersDto(List(), [.. running.Select(r => new RunningDto(r.Id, r.Name, r.Worker, RunService.DeviceOf(r), r.WorkerSince, r.Step, r.TotalSteps))]);
+        return new WorkersDto(List(), [.. running.Select(r => new RunningDto(r.Id, r.Name, r.Worker, ConfigOverlay.FromJson(r.ConfigJson, "run config").Device, r.WorkerSince, r.Step, r.TotalSteps))]);
     }
 }

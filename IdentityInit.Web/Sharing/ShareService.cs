@@ -5,13 +5,22 @@ using Microsoft.EntityFrameworkCore;
 
 namespace IdentityInit.Web.Sharing;
 
+/// <summary>A share link as the API and the pages show it; <paramref name="Url"/> is the page's path (/share/{token}).</summary>
+public sealed record ShareDto(string Token, string Url, string Owner, IReadOnlyList<Guid> RunIds, Guid? StudyId, DateTime CreatedAt, DateTime? RevokedAt)
+{
+    public static ShareDto Of(ShareLink link) => new(link.Token, $"/share/{link.Token}", link.Owner, link.Runs, link.StudyId, link.CreatedAt, link.RevokedAt);
+}
+
 /// <summary>
 /// Creating, listing and revoking share links: one place for the API and the pages. Researchers share any run (every
 /// account reads every run); each sees and revokes their own links, admins all of them.
 /// </summary>
-public sealed class ShareService(AppDb db, RunQueries queries, Revocations revocations)
+public sealed class ShareService(AppDb db, RunQueries queries, Revocations revocations, Access access)
 {
-    public async Task<(ShareLink? Link, ValidationErrors Errors)> CreateAsync(IReadOnlyList<Guid>? runIds, Caller by)
+    /// <summary>The live (not revoked) link with this token, or null.</summary>
+    public async Task<ShareDto?> ReadAsync(string? token) => await access.ShareAsync(token) is { } link ? ShareDto.Of(link) : null;
+
+    public async Task<(ShareDto? Link, ValidationErrors Errors)> CreateAsync(IReadOnlyList<Guid>? runIds, Caller by)
     {
         if (!by.CanQueue) throw new ForbiddenException($"{by.Name} can only read: researchers and admins make share links");
         var errors = new ValidationErrors();
@@ -25,11 +34,11 @@ public sealed class ShareService(AppDb db, RunQueries queries, Revocations revoc
         await using var context = db.Create();
         context.ShareLinks.Add(link);
         await context.SaveChangesAsync();
-        return (link, errors);
+        return (ShareDto.Of(link), errors);
     }
 
     /// <summary>A read-only link to a study's result page: its table, claims and figures (frozen once the study ends).</summary>
-    public async Task<(ShareLink? Link, ValidationErrors Errors)> CreateForStudyAsync(Guid studyId, Caller by)
+    public async Task<(ShareDto? Link, ValidationErrors Errors)> CreateForStudyAsync(Guid studyId, Caller by)
     {
         if (!by.CanQueue) throw new ForbiddenException($"{by.Name} can only read: researchers and admins make share links");
         var errors = new ValidationErrors();
@@ -39,14 +48,14 @@ public sealed class ShareService(AppDb db, RunQueries queries, Revocations revoc
         var link = new ShareLink { Token = Access.NewToken(), RunIds = "", StudyId = studyId, CreatedAt = DateTime.UtcNow, Owner = by.Name! };
         context.ShareLinks.Add(link);
         await context.SaveChangesAsync();
-        return (link, errors);
+        return (ShareDto.Of(link), errors);
     }
 
-    public async Task<List<ShareLink>> ListAsync(Caller by)
+    public async Task<List<ShareDto>> ListAsync(Caller by)
     {
         await using var context = db.Create();
         var links = context.ShareLinks.AsNoTracking().Where(s => by.IsAdmin || s.Owner == by.Name);
-        return [.. (await links.ToListAsync()).OrderByDescending(s => s.CreatedAt)];
+        return [.. (await links.ToListAsync()).OrderByDescending(s => s.CreatedAt).Select(ShareDto.Of)];
     }
 
     /// <summary>False when there is no live link with this token that the viewer may revoke (theirs, or any for admins).</summary>

@@ -15,8 +15,6 @@ public static class SharingApi
     /// <summary>Runs (one, or a comparison), or one study.</summary>
     public sealed record CreateShareRequest(IReadOnlyList<Guid>? RunIds, Guid? StudyId = null);
 
-    public sealed record ShareDto(string Token, string Url, string Owner, IReadOnlyList<Guid> RunIds, Guid? StudyId, DateTime CreatedAt, DateTime? RevokedAt);
-
     public static void MapSharingApi(this IEndpointRouteBuilder app)
     {
         var owner = app.MapGroup("/api/shares").WithTags("sharing");
@@ -28,10 +26,10 @@ public static class SharingApi
             var (link, errors) = request.StudyId is { } study && request.RunIds is null
                 ? await shares.CreateForStudyAsync(study, Caller.From(user))
                 : await shares.CreateAsync(request.RunIds, Caller.From(user));
-            return link is null ? Results.ValidationProblem(errors) : Results.Created($"/share/{link.Token}", Dto(link));
+            return link is null ? Results.ValidationProblem(errors) : Results.Created(link.Url, link);
         }).RequireAuthorization(LabRoles.QueuePolicy);
 
-        owner.MapGet("", async (ClaimsPrincipal user, ShareService shares) => (await shares.ListAsync(Caller.From(user))).Select(Dto));
+        owner.MapGet("", async (ClaimsPrincipal user, ShareService shares) => await shares.ListAsync(Caller.From(user)));
 
         owner.MapDelete("/{token}", async (string token, ClaimsPrincipal user, ShareService shares) =>
             await shares.RevokeAsync(token, Caller.From(user)) ? Results.NoContent() : Results.NotFound());
@@ -40,7 +38,7 @@ public static class SharingApi
 
         viewer.MapGet("", async (string token, Access access, RunQueries queries) =>
             await access.ShareAsync(token) is { } link
-                ? Results.Ok((await queries.GetManyAsync(link.Runs)).Select(r => RunsApi.RunDto.Of(r).ForShare()))
+                ? Results.Ok((await queries.GetManyAsync(link.Runs)).Select(r => RunDto.Of(r).ForShare()))
                 : Results.NotFound());
 
         viewer.MapGet("/runs/{id:guid}/metrics", async (string token, Guid id, string? format, long? from, long? to, string? series,
@@ -55,6 +53,4 @@ public static class SharingApi
                 ? await Exporter.FigureAsync(queries, [id], chart, extension)
                 : Results.NotFound());
     }
-
-    static ShareDto Dto(ShareLink link) => new(link.Token, $"/share/{link.Token}", link.Owner, link.Runs, link.StudyId, link.CreatedAt, link.RevokedAt);
 }

@@ -11,12 +11,6 @@ namespace IdentityInit.Web.Studies;
 /// <summary>/api/studies: presets, create, list, one study with its table, extend, cancel, exports; the share side under /api/share/{token}/study.</summary>
 public static class StudiesApi
 {
-    /// <param name="ScaleCaveat">what the study's scale cannot show of the paper's claims (the preset's CPU caveat), if anything</param>
-    public sealed record StudyDto(StudySummary Summary, StudyDefinition Definition, string? Description, StudyResults Results,
-        IReadOnlyList<StudyRunDto> Runs, string? ScaleCaveat);
-
-    public sealed record StudyRunDto(Guid Id, string Arm, long Seed, RunStatus Status, long Step, long TotalSteps, string? Worker, double? FinalTestAccuracy);
-
     public sealed record ExtendRequest(int? Seeds);
 
     public static void MapStudiesApi(this IEndpointRouteBuilder app)
@@ -35,24 +29,24 @@ public static class StudiesApi
             if (body.Refusal is { } refusal) return refusal;
             var (study, errors) = await studies.CreateAsync(body.Value!, Caller.From(user));
             return study is null ? Results.ValidationProblem(errors, title: "The study is invalid")
-                : Results.Created($"/api/studies/{study.Id}", await DtoAsync(studies, study));
+                : Results.Created($"/api/studies/{study.Id}", await studies.ReadAsync(study.Id));
         }).RequireAuthorization(LabRoles.QueuePolicy);
 
         api.MapGet("/{id:guid}", async (Guid id, StudyService studies) =>
-            await studies.GetAsync(id) is { } study ? Results.Ok(await DtoAsync(studies, study)) : Results.NotFound());
+            await studies.ReadAsync(id) is { } study ? Results.Ok(study) : Results.NotFound());
 
         api.MapPost("/{id:guid}/extend", async (Guid id, JsonBody<ExtendRequest> body, ClaimsPrincipal user, StudyService studies) =>
         {
-            if (await studies.GetAsync(id) is not { } study) return Results.NotFound();
+            if (await studies.GetAsync(id) is null) return Results.NotFound();
             if (body.Refusal is { } refusal) return refusal;
-            var errors = await studies.ExtendAsync(study, body.Value!.Seeds ?? 1, Caller.From(user));
-            return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The extension is invalid") : Results.Ok(await DtoAsync(studies, (await studies.GetAsync(id))!));
+            var errors = await studies.ExtendAsync(id, body.Value!.Seeds ?? 1, Caller.From(user));
+            return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The extension is invalid") : Results.Ok(await studies.ReadAsync(id));
         }).RequireAuthorization(LabRoles.QueuePolicy);
 
         api.MapPost("/{id:guid}/cancel", async (Guid id, ClaimsPrincipal user, StudyService studies) =>
         {
-            if (await studies.GetAsync(id) is not { } study) return Results.NotFound();
-            await studies.CancelAsync(study, Caller.From(user));
+            if (await studies.GetAsync(id) is null) return Results.NotFound();
+            await studies.CancelAsync(id, Caller.From(user));
             return Results.Accepted($"/api/studies/{id}");
         }).RequireAuthorization(LabRoles.QueuePolicy);
 
@@ -61,25 +55,13 @@ public static class StudiesApi
 
         var shared = app.MapGroup("/api/share/{token}/study").WithTags("shared").AllowAnonymous(); // the token is the permission
         shared.MapGet("", async (string token, Access access, StudyService studies) =>
-            await SharedAsync(token, access, studies) is { } study ? Results.Ok(await DtoAsync(studies, study, shared: true)) : Results.NotFound());
+            await SharedAsync(token, access, studies) is { } study ? Results.Ok(await studies.ReadAsync(study.Id, shared: true)) : Results.NotFound());
         shared.MapGet("/{file}.{extension}", async (string token, string file, string extension, Access access, StudyService studies) =>
             await SharedAsync(token, access, studies) is { } study ? Export(await studies.ResultsAsync(study), study, file, extension) : Results.NotFound());
     }
 
     public static async Task<Study?> SharedAsync(string token, Access access, StudyService studies) =>
         await access.ShareAsync(token) is { StudyId: { } id } ? await studies.GetAsync(id) : null;
-
-    /// <param name="shared">through a share link: no owner's name, no worker host:pid</param>
-    public static async Task<StudyDto> DtoAsync(StudyService studies, Study study, bool shared = false)
-    {
-        var runs = await studies.RunsAsync(study.Id);
-        var results = await studies.ResultsAsync(study, runs);
-        var summary = new StudySummary(study.Id, study.Name, study.Preset, study.Scale, shared ? "" : study.Owner, study.CreatedAt, study.EndedAt, study.Cancelled,
-            runs.Count, runs.Count(r => r.IsFinished), runs.Count(r => r.Status == RunStatus.Running));
-        return new StudyDto(summary, StudyService.DefinitionOf(study), study.Preset is null ? null : StudyPresets.Find(study.Preset)?.Claim, results,
-            [.. runs.Select(r => new StudyRunDto(r.Id, r.Arm ?? "", r.Seed, r.Status, r.Step, r.TotalSteps, shared ? null : r.Worker, r.FinalTestAccuracy))],
-            StudyPresets.CaveatOf(study));
-    }
 
     /// <summary>table.csv, table.md, table.tex (the last two with the claims), claims.csv, and each figure as png or svg.</summary>
     static IResult Export(StudyResults results, Study study, string file, string extension)

@@ -23,6 +23,15 @@ public sealed record StudyDefinition(IReadOnlyList<StudyArm> Arms, IReadOnlyList
 public sealed record StudySummary(Guid Id, string Name, string? Preset, string Scale, string Owner, DateTime CreatedAt, DateTime? EndedAt,
     bool Cancelled, int Runs, int Finished, int Running);
 
+/// <summary>A study as the API and the pages show it: what it is, what was asked, its results and its runs.</summary>
+/// <param name="ScaleCaveat">what the study's scale cannot show of the paper's claims (the preset's CPU caveat), if anything</param>
+public sealed record StudyDto(StudySummary Summary, StudyDefinition Definition, string? Description, StudyResults Results,
+    IReadOnlyList<StudyRunDto> Runs, string? ScaleCaveat);
+
+/// <summary>One run of a study, in the results table's order (arm by arm, seed by seed).</summary>
+public sealed record StudyRunDto(Guid Id, string Arm, long Seed, RunStatus Status, long Step, long TotalSteps, string? Worker,
+    double? FinalTestAccuracy, string? Error);
+
 /// <summary>
 /// Studies, one place for the API and the pages: create (queues arms x seeds as ordinary runs that carry the study and
 /// arm), extend with more seeds, cancel as a whole, and the results table, computed from the stored runs on each call
@@ -152,8 +161,9 @@ public sealed class StudyService(AppDb db, RunService runs)
     public static StudyDefinition DefinitionOf(Study study) => JsonSerializer.Deserialize<StudyDefinition>(study.DefinitionJson, Json)!;
 
     /// <summary>Adds <paramref name="more"/> seeds to every arm (the next seed numbers); the frozen results thaw.</summary>
-    public async Task<ValidationErrors> ExtendAsync(Study study, int more, Caller by)
+    public async Task<ValidationErrors> ExtendAsync(Guid studyId, int more, Caller by)
     {
+        var study = await GetAsync(studyId) ?? throw new KeyNotFoundException($"study {studyId} does not exist");
         var errors = new ValidationErrors();
         if (!by.CanChange(study.Owner)) throw new ForbiddenException($"study {study.Id} belongs to {study.Owner}: only its owner or an admin may extend it");
         var definition = DefinitionOf(study);
@@ -173,8 +183,9 @@ public sealed class StudyService(AppDb db, RunService runs)
     }
 
     /// <summary>Cancels every run of the study that has not ended.</summary>
-    public async Task CancelAsync(Study study, Caller by)
+    public async Task CancelAsync(Guid studyId, Caller by)
     {
+        var study = await GetAsync(studyId) ?? throw new KeyNotFoundException($"study {studyId} does not exist");
         if (!by.CanChange(study.Owner)) throw new ForbiddenException($"study {study.Id} belongs to {study.Owner}: only its owner or an admin may cancel it");
         await using (var context = db.Create())
             await context.Studies.Where(s => s.Id == study.Id).ExecuteUpdateAsync(s => s.SetProperty(x => x.Cancelled, true));
@@ -186,6 +197,19 @@ public sealed class StudyService(AppDb db, RunService runs)
     {
         await using var context = db.Create();
         return await context.Studies.AsNoTracking().FirstOrDefaultAsync(s => s.Id == id);
+    }
+
+    /// <summary>The study as the API and its page show it; <paramref name="shared"/>: through a share link (no owner's name, no worker host:pid).</summary>
+    public async Task<StudyDto?> ReadAsync(Guid id, bool shared = false)
+    {
+        if (await GetAsync(id) is not { } study) return null;
+        var runs = await RunsAsync(study.Id);
+        var results = await ResultsAsync(study, runs);
+        var summary = new StudySummary(study.Id, study.Name, study.Preset, study.Scale, shared ? "" : study.Owner, study.CreatedAt, study.EndedAt,
+            study.Cancelled, runs.Count, runs.Count(r => r.IsFinished), runs.Count(r => r.Status == RunStatus.Running));
+        return new StudyDto(summary, DefinitionOf(study), study.Preset is null ? null : StudyPresets.Find(study.Preset)?.Claim, results,
+            [.. runs.Select(r => new StudyRunDto(r.Id, r.Arm ?? "", r.Seed, r.Status, r.Step, r.TotalSteps, shared ? null : r.Worker, r.FinalTestAccuracy, r.Error))],
+            StudyPresets.CaveatOf(study));
     }
 
     public async Task<List<Run>> RunsAsync(Guid studyId)
@@ -209,7 +233,7 @@ public sealed class StudyService(AppDb db, RunService runs)
         {
             var mine = counts.Where(c => c.StudyId == s.Id).ToList();
             return new StudySummary(s.Id, s.Name, s.Preset, s.Scale, s.Owner, s.CreatedAt, s.EndedAt, s.Cancelled, mine.Sum(c => c.Count),
-                mine.Where(c => c.Status is not (RunStatus.Queued or RunStatus.Running)).Sum(c => c.Count),
+                mine.Where(c => c.Status.HasEnded()).Sum(c => c.Count),
                 mine.Where(c => c.Status == RunStatus.Running).Sum(c => c.Count));
         })];
     }

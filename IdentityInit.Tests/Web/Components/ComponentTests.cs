@@ -165,7 +165,7 @@ public sealed class ComponentTests : IAsyncLifetime
         var http = lab.CreateClient();
         var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, preset: "constnet-deterministic"))).GetProperty("id").GetGuid();
         await Api.WaitForStatusAsync(http, id, "Completed");
-        var run = await lab.Services.GetRequiredService<RunQueries>().GetAsync(id);
+        var run = await lab.Services.GetRequiredService<RunQueries>().ReadAsync(id);
 
         var view = context.Render<RunView>(p => p.AddCascadingValue(Admin).Add(v => v.Run, run!));
 
@@ -204,7 +204,7 @@ public sealed class ComponentTests : IAsyncLifetime
         var db = lab.Services.GetRequiredService<AppDb>();
         await using (var store = db.Create())
             await store.Runs.Where(r => r.Id == id).ExecuteUpdateAsync(u => u.SetProperty(r => r.Status, RunStatus.Running));
-        var run = (await lab.Services.GetRequiredService<RunQueries>().GetAsync(id))!;
+        var run = (await lab.Services.GetRequiredService<RunQueries>().ReadAsync(id))!;
         var charts = context.Render<RunCharts>(p => p.Add(c => c.Runs, [run]));
         charts.WaitForAssertion(() => Assert.Contains(context.JSInterop.Invocations, i => i.Identifier == "iiCharts.add"));
         static bool To(JSRuntimeInvocation i, string chart, long step) => i.Identifier == "iiCharts.add"
@@ -248,7 +248,7 @@ public sealed class ComponentTests : IAsyncLifetime
     {
         var id = await IdentityInit.Tests.Web.HistoryTests.SeedAsync(lab.Services);
         var queries = lab.Services.GetRequiredService<RunQueries>();
-        var view = context.Render<RunView>(p => p.AddCascadingValue(Admin).Add(v => v.Run, queries.GetAsync(id).Result!));
+        var view = context.Render<RunView>(p => p.AddCascadingValue(Admin).Add(v => v.Run, queries.ReadAsync(id).Result!));
         view.FindAll(".mud-tab").First(t => t.TextContent.Trim() == "Notes").Click();
 
         view.Find("#run-notes").Change("seed 3 diverged at lr 0.1");
@@ -268,9 +268,9 @@ public sealed class ComponentTests : IAsyncLifetime
     {
         var http = lab.CreateClient();
         var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
-        var run = await lab.Services.GetRequiredService<RunQueries>().GetAsync(id);
+        var run = (await lab.Services.GetRequiredService<RunQueries>().ReadAsync(id))!.ForShare(); // as the shared page passes it
 
-        var view = context.Render<RunView>(p => p.Add(v => v.Run, run!).Add(v => v.ShareToken, "token123"));
+        var view = context.Render<RunView>(p => p.Add(v => v.Run, run).Add(v => v.ShareToken, "token123"));
 
         Assert.Empty(view.FindAll("#cancel-run"));
         Assert.Empty(view.FindAll("#share-run"));
@@ -361,7 +361,7 @@ public sealed class ComponentTests : IAsyncLifetime
     public async Task TheDeterministicPairQueuesBothTwinsAndOpensTheirComparison()
     {
         var source = await SeedFinishedRunAsync();
-        var view = context.Render<RunView>(p => p.AddCascadingValue(Admin).Add(v => v.Run, source));
+        var view = context.Render<RunView>(p => p.AddCascadingValue(Admin).Add(v => v.Run, RunDto.Of(source)));
 
         await view.InvokeAsync(() => view.Find("#pair-run").Click());
 
@@ -379,7 +379,7 @@ public sealed class ComponentTests : IAsyncLifetime
     public async Task ADeterministicPairTheQueueCannotHoldQueuesNeitherTwin()
     {
         var source = await SeedFinishedRunAsync(queuedBeside: 499); // one place left of the 500 a user may have waiting
-        var view = context.Render<RunView>(p => p.AddCascadingValue(Admin).Add(v => v.Run, source));
+        var view = context.Render<RunView>(p => p.AddCascadingValue(Admin).Add(v => v.Run, RunDto.Of(source)));
 
         await view.InvokeAsync(() => view.Find("#pair-run").Click());
 
@@ -424,7 +424,8 @@ public sealed class ComponentTests : IAsyncLifetime
         var db = lab.Services.GetRequiredService<AppDb>();
         await using (var store = db.Create()) // as the worker marks it when it starts (the table shows a running arm's newest epoch)
             await store.Runs.Where(r => r.Id == run.Id).ExecuteUpdateAsync(u => u.SetProperty(r => r.Status, RunStatus.Running));
-        var page = context.Render<IdentityInit.Web.Components.Studies.StudyView>(p => p.Add(v => v.Study, study).AddCascadingValue(Admin));
+        var studyView = await studies.ReadAsync(study.Id);
+        var page = context.Render<IdentityInit.Web.Components.Studies.StudyView>(p => p.Add(v => v.Study, studyView!).AddCascadingValue(Admin));
         page.WaitForAssertion(() => Assert.Contains("1 running", page.Find("#study-progress").TextContent));
 
         // Three epochs arrive at uneven moments; each shows within 1 s of its batch (a 2-s poll misses ~7 in 8).
@@ -456,8 +457,9 @@ public sealed class ComponentTests : IAsyncLifetime
             store.Studies.Add(study);
             await store.SaveChangesAsync();
         }
+        var studyView = await lab.Services.GetRequiredService<IdentityInit.Web.Studies.StudyService>().ReadAsync(study.Id);
 
-        var page = context.Render<IdentityInit.Web.Components.Studies.StudyView>(p => p.Add(v => v.Study, study).AddCascadingValue(Admin));
+        var page = context.Render<IdentityInit.Web.Components.Studies.StudyView>(p => p.Add(v => v.Study, studyView!).AddCascadingValue(Admin));
 
         page.WaitForAssertion(() => Assert.Equal(preset.CpuCaveat, page.Find("#study-scale-caveat").TextContent.Trim()));
     }

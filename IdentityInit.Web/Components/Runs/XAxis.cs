@@ -1,5 +1,4 @@
 using IdentityInit.Training;
-using IdentityInit.Web.Data;
 using IdentityInit.Web.Runs;
 
 namespace IdentityInit.Web.Components.Runs;
@@ -20,11 +19,11 @@ public sealed class XAxis(string mode, long stepsPerEpoch)
     public string Mode => mode;
     public bool IsTime => mode is "relative" or "wall";
 
-    public static XAxis For(Run run, string mode) => new(mode, mode == "epoch" ? StepsPerEpoch(run) : 1);
+    public static XAxis For(RunDto run, string mode) => new(mode, mode == "epoch" ? StepsPerEpoch(run) : 1);
 
-    public static long StepsPerEpoch(Run run)
+    public static long StepsPerEpoch(RunDto run)
     {
-        var config = ConfigOverlay.FromJson(run.ConfigJson, "run config");
+        var config = run.ReadConfig();
         var (_, _, _, _, count) = IdentityInit.Training.Data.DatasetCatalog.Shape(config.Dataset);
         var examples = config.TrainLimit > 0 ? Math.Min(config.TrainLimit, count) : count;
         return Math.Max(1, (examples + config.BatchSize - 1) / config.BatchSize);
