@@ -3,8 +3,8 @@
 # Fashion-MNIST package, fonts for figures), builds, runs every test, and ends
 # with "N passed, N failed". Needs root or sudo only when a package is missing. Extra arguments go to dotnet test
 # (e.g. ./test.sh --filter FullyQualifiedName~Training). Each test prints a line as it ends ("Passed <name> [time]").
-# ./test.sh --fast: the inner loop, without the browser, the process-killing, outage, PostgreSQL, worker and corpus
-# classes (the README says how long each takes).
+# ./test.sh --fast: the inner loop, without the browser, the child-process and process-killing, outage, PostgreSQL,
+# worker and corpus classes, nor the tests marked [Trait("Speed", "Slow")] (the README says how long each takes).
 set -uo pipefail
 cd "$(dirname "$0")"
 export DEBIAN_FRONTEND=noninteractive DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -21,9 +21,9 @@ fi
 
 if [[ ${1:-} == --fast ]]; then
   shift
-  slow=(Browser KillResumeTests DatabaseOutageTests PostgresTests WorkerTests CorpusTests)
+  slow=(Browser ChildProcessTests KillResumeTests DatabaseOutageTests PostgresTests WorkerTests CorpusTests)
   filter=$(printf '&FullyQualifiedName!~%s' "${slow[@]}")
-  set -- --filter "${filter:1}" "$@"
+  set -- --filter "Speed!=Slow$filter" "$@"   # and the tests marked [Trait("Speed", "Slow")] (over ~5 s each)
 fi
 
 log=$(mktemp)

@@ -226,7 +226,7 @@ public sealed class ChartTests
         var baseUrl = lab.StartKestrel();
         using var http = lab.Client(baseUrl);
         // CPU rounding jitter: correlations leave 1 by ~1e-9 in the first steps, the values that once froze this page.
-        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 24, extra: new { correlationEvery = 4 }))).GetProperty("id").GetGuid();
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 12, extra: new { correlationEvery = 4 }))).GetProperty("id").GetGuid();
         await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 24, 120, "the run to pass step 24");
         var (playwright, context) = await Chromium.SignedInAsync(lab, baseUrl);
         using var _ = playwright;

@@ -36,6 +36,8 @@ public sealed class LabBrowserTests
     static Task ReadyAsync(IPage page) =>
         page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = WaitForSelectorState.Attached });
 
+    static readonly Dictionary<string, string?> TwoWorkers = new() { ["IdentityInit:Workers:cpu"] = "2" };
+
     [Fact]
     public async Task AResearcherConfiguresQueuesWatchesAndSharesARunInTheBrowser()
     {
@@ -388,7 +390,7 @@ public sealed class LabBrowserTests
     public async Task ABreakerSizeSweepRunsFromTheStudiesPageToItsFiguresAgainstTheField()
     {
         Assertions.SetDefaultExpectTimeout(15_000);
-        await using var lab = new LabFactory();
+        await using var lab = new LabFactory(settings: TwoWorkers); // a study's runs two at a time, as the studies are benchmarked
         var baseUrl = lab.StartKestrel();
         var (playwright, context) = await Chromium.SignedInAsync(lab, baseUrl);
         using var _ = playwright;
@@ -564,7 +566,7 @@ public sealed class LabBrowserTests
     public async Task AResearcherQueuesAStudyWatchesItsTableFillInAndSharesTheResultPage()
     {
         Assertions.SetDefaultExpectTimeout(15_000);
-        await using var lab = new LabFactory();
+        await using var lab = new LabFactory(settings: TwoWorkers);
         var baseUrl = lab.StartKestrel();
         var (playwright, context) = await Chromium.SignedInAsync(lab, baseUrl, "rosalind", global::IdentityInit.Web.Accounts.LabRoles.Researcher);
         using var _ = playwright;

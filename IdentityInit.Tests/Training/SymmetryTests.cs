@@ -7,6 +7,7 @@ namespace IdentityInit.Tests.Training;
 public sealed class SymmetryTests
 {
     [Theory]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     [InlineData(1)]
     [InlineData(2)]
     public void DeterministicConstNetKeepsChannelsBitwiseIdenticalForTwoHundredSteps(int threads)

@@ -20,6 +20,7 @@ public sealed class TrainerTests
     static byte[] FinalWeights(string checkpoints) => File.ReadAllBytes(Path.Combine(Checkpoint.Latest(checkpoints)!, "model.bin"));
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public void SameSeedGivesABitwiseIdenticalRun()
     {
         var (dirA, dirB) = (Tiny.TempDir(), Tiny.TempDir());
@@ -34,6 +35,7 @@ public sealed class TrainerTests
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task ARunIsBitwiseTheSameWhileTheSameProcessEstimatesAnotherConfigBesideIt()
     {
         // The web process estimates configs in-process (the new-run form); the tests and the CLI train in-process. Both draw
@@ -63,6 +65,7 @@ public sealed class TrainerTests
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public void ResumeFromACheckpointContinuesBitwiseIdenticallyToAnUninterruptedRun()
     {
         var (whole, split) = (Tiny.TempDir(), Tiny.TempDir());
@@ -95,6 +98,7 @@ public sealed class TrainerTests
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public void AnUnreadableNewestCheckpointGivesWayToThePreviousIntactOne()
     {
         var (whole, split) = (Tiny.TempDir(), Tiny.TempDir());
@@ -114,6 +118,7 @@ public sealed class TrainerTests
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public void ResumeFromACheckpointAtAnEpochBoundaryKeepsTheNextEpochsMetricsExact()
     {
         var (whole, split) = (Tiny.TempDir(), Tiny.TempDir());
@@ -197,6 +202,7 @@ public sealed class TrainerTests
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public void AToyNetWithOneFeatureCopiedToEveryUnitReportsTheUnitsDyingTogether()
     {
         // K = 1: the 256 copies move as one unit with 256 times the step; the first overshoot leaves its ReLU below 0 on

@@ -63,6 +63,7 @@ public sealed class WeightsTests
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task StepZeroIsTheInitializationAndAFileInitRestoresItBitwise()
     {
         var first = await TrainTiny();
@@ -138,6 +139,7 @@ public sealed class WeightsTests
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task AFileThatDoesNotFitTheModelFailsTheRunNamingTheTensors()
     {
         var run = await TrainTiny();

@@ -16,6 +16,7 @@ namespace IdentityInit.Tests.Web;
 public sealed class AccountsTests
 {
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task AFreshInstallCreatesItsFirstAdminThroughTheOneTimeLinkItPrints()
     {
         var dataDir = Path.Combine(Path.GetTempPath(), "identityinit-first-" + Guid.NewGuid().ToString("N")[..8]);
@@ -67,6 +68,7 @@ public sealed class AccountsTests
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task ResearchersChangeTheirOwnRunsViewersReadAndAdminsChangeAny()
     {
         await using var lab = new LabFactory();
@@ -104,6 +106,7 @@ public sealed class AccountsTests
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task ATokenIsScopedStoredHashedAndStopsAtOnceWhenRevoked()
     {
         await using var lab = new LabFactory();
@@ -187,6 +190,7 @@ public sealed class AccountsTests
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task AnAdminInvitesSomeoneAndChangesTheirRoleButNeverRemovesTheLastAdmin()
     {
         await using var lab = new LabFactory();

@@ -21,6 +21,7 @@ public sealed class RunsApiTests : IAsyncLifetime
     public async Task DisposeAsync() => await lab.DisposeAsync();
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task AQueuedRunTrainsAndItsSeriesCanBeExportedAsJsonCsvAndFigures()
     {
         var created = await Api.CreateAsync(http, Api.TinyRun());
@@ -105,6 +106,7 @@ public sealed class RunsApiTests : IAsyncLifetime
     };
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task EveryJsonEndpointRefusesABodyThatIsNotJsonWith415AndQueuesNothing()
     {
         await using var lab = new LabFactory();
@@ -180,6 +182,7 @@ public sealed class RunsApiTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task CancelStopsARunningRunWithinAStepAndAnEndedRunCannotBeCancelledAgain()
     {
         var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 200))).GetProperty("id").GetGuid();
@@ -250,6 +253,7 @@ public sealed class RunsApiTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task TheDeterministicAndNonDeterministicPairReportsTheFirstStepWhereWeightsDiffer()
     {
         var det = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { metricsEvery = 1 }, preset: "constnet-deterministic"))).GetProperty("id").GetGuid();
@@ -272,6 +276,7 @@ public sealed class RunsApiTests : IAsyncLifetime
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task AFinishedRunsWeightsDownloadAsSafetensorsAtTheLastStepAndAtTheInitialization()
     {
         var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, preset: "constnet-he"))).GetProperty("id").GetGuid();

@@ -109,6 +109,7 @@ public sealed class RunsListTests
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task ARunIsRenamedAnnotatedArchivedAndDeletedWithEverythingItStored()
     {
         await using var lab = new LabFactory();

@@ -14,6 +14,7 @@ namespace IdentityInit.Tests.Web;
 public sealed class StreamingTests
 {
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task PointsStreamedToAHubClientEqualTheStoredSeriesWithNoGapAndNoDuplicate()
     {
         await using var lab = new LabFactory();
@@ -73,6 +74,7 @@ public sealed class StreamingTests
 public sealed class NonFiniteValueTests
 {
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task NaNAndInfinitiesAreStoredAndServedAsTheyWere()
     {
         await using var lab = new LabFactory();

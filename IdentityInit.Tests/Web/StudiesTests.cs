@@ -249,6 +249,7 @@ public sealed class StudiesTests
     static object TinyArm(string label, object? extra = null) => new { label, preset = "constnet-nondeterministic", config = Api.TinyConfig(200, extra) };
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task AStudyQueuesEveryArmForEverySeedGrowsBySeedsAndIsCancelledAsAWhole()
     {
         await using var lab = new LabFactory();
@@ -279,6 +280,7 @@ public sealed class StudiesTests
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task AStudyVariesOneFieldOverValuesBesideABaselineArm()
     {
         await using var lab = new LabFactory();

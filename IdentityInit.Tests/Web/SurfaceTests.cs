@@ -26,6 +26,7 @@ public sealed class SurfaceTests
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task AnotherSitesPageCannotCancelARunButTheLabsOwnPagesAndScriptsCan()
     {
         await using var lab = new LabFactory();

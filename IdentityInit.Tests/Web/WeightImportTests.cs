@@ -23,6 +23,7 @@ public sealed class WeightImportTests
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task AnUploadedInitializationTrainsBitwiseAsTheRunItCameFrom()
     {
         await using var lab = new LabFactory();
@@ -105,6 +106,7 @@ public sealed class WeightImportTests
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task StagingAStepARunDidNotKeepNamesTheStepsItKept()
     {
         await using var lab = new LabFactory();
