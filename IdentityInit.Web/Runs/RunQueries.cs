@@ -114,7 +114,7 @@ public sealed class RunQueries(AppDb db)
         var query = context.Points.AsNoTracking().Where(p => p.RunId == runId);
         if (from is { } f) query = query.Where(p => p.Step >= f);
         if (to is { } t) query = query.Where(p => p.Step <= t);
-        if (!string.IsNullOrEmpty(seriesPrefix)) query = query.Where(p => p.Series.StartsWith(seriesPrefix));
+        if (!string.IsNullOrEmpty(seriesPrefix)) query = Under(query, seriesPrefix);
         var rows = await query.OrderBy(p => p.Series).ThenBy(p => p.Step).Select(p => new { p.Series, p.Step, p.Value }).ToListAsync();
         return [.. rows.Select(p => new PointDto(p.Series, p.Step, p.Value ?? double.NaN))]; // NULL is a stored NaN
     }
@@ -184,15 +184,7 @@ public sealed class RunQueries(AppDb db)
         foreach (var prefix in prefixes ?? [""])
         {
             var window = Window(context, runId, from, to);
-            if (prefix.EndsWith('/') && db.IsPostgres) window = window.Where(p => p.Series.StartsWith(prefix));
-            else if (prefix.EndsWith('/'))
-            {
-                // SQLite's LIKE cannot use the (run, series, step) key and walks all of a run's points (37 ms for an
-                // empty chart of a paper-scale run); "spread/" <= s < "spread0" is the same set in bytewise order and a
-                // range of the key.
-                var end = prefix[..^1] + (char)(prefix[^1] + 1);
-                window = window.Where(p => string.Compare(p.Series, prefix) >= 0 && string.Compare(p.Series, end) < 0);
-            }
+            if (prefix.EndsWith('/')) window = Under(window, prefix);
             else if (prefix.Length > 0) window = window.Where(p => p.Series == prefix);
             spans.AddRange(await window.GroupBy(p => p.Series)
                 .Select(g => new SeriesSpan(g.Key, g.Count(), g.Min(p => p.Step), g.Max(p => p.Step))).ToListAsync());
@@ -218,6 +210,16 @@ public sealed class RunQueries(AppDb db)
         return window;
     }
 
+    /// <summary>The points of the series named with this prefix ("spread/", "break/").</summary>
+    IQueryable<MetricPoint> Under(IQueryable<MetricPoint> points, string prefix)
+    {
+        if (db.IsPostgres || prefix.Length == 0) return points.Where(p => p.Series.StartsWith(prefix));
+        // SQLite's LIKE cannot use the (run, series, step) key and walks all of a run's points (37 ms for an empty chart
+        // of a paper-scale run); "spread/" <= s < "spread0" is the same set in bytewise order and a range of the key.
+        var end = prefix[..^1] + (char)(prefix[^1] + 1);
+        return points.Where(p => string.Compare(p.Series, prefix) >= 0 && string.Compare(p.Series, end) < 0);
+    }
+
     /// <summary>
     /// Per layer: the step its symmetry broke (its "break/" point, if any) and its latest channel spread with that step,
     /// in the engine's layer order (the order of the run's summary, else of the stored series).
@@ -225,14 +227,13 @@ public sealed class RunQueries(AppDb db)
     public async Task<List<LayerSymmetryNow>> SymmetryAsync(Guid runId)
     {
         await using var context = db.Create();
-        var latest = await context.Points.AsNoTracking().Where(p => p.RunId == runId && p.Series.StartsWith(Series.Spread))
+        var latest = await Under(Window(context, runId, null, null), Series.Spread)
             .GroupBy(p => p.Series).Select(g => new { Series = g.Key, Step = g.Max(p => p.Step) }).ToListAsync();
         var steps = latest.Select(l => l.Step).Distinct().ToList();
-        var spreads = (await context.Points.AsNoTracking()
-                .Where(p => p.RunId == runId && p.Series.StartsWith(Series.Spread) && steps.Contains(p.Step)).ToListAsync())
+        var spreads = (await Under(Window(context, runId, null, null), Series.Spread).Where(p => steps.Contains(p.Step)).ToListAsync())
             .Where(p => latest.Any(l => l.Series == p.Series && l.Step == p.Step))
             .ToDictionary(p => p.Series[Series.Spread.Length..], p => (p.Step, Value: p.Value ?? double.NaN));
-        var breaks = (await context.Points.AsNoTracking().Where(p => p.RunId == runId && p.Series.StartsWith(Series.Break)).ToListAsync())
+        var breaks = (await Under(Window(context, runId, null, null), Series.Break).ToListAsync())
             .GroupBy(p => p.Series[Series.Break.Length..]).ToDictionary(g => g.Key, g => g.Min(p => p.Step));
         var summary = await context.Runs.AsNoTracking().Where(r => r.Id == runId).Select(r => r.SummaryJson).FirstOrDefaultAsync();
         var order = summary is null ? [] : System.Text.Json.JsonDocument.Parse(summary).RootElement.GetProperty("symmetry").EnumerateArray()

@@ -51,6 +51,9 @@ static class LoadingBenchmark
             return Median(times);
         }
         var server = new List<string> { $"spans {await TimeAsync(() => queries.SpansAsync(runId)):F0} ms" };
+        // What prerendering the page reads besides the charts: the Symmetry tab's table and the heatmap's steps.
+        server.Add($"symmetry {await TimeAsync(() => queries.SymmetryAsync(runId)):F0} ms");
+        server.Add($"heatmap-steps {await TimeAsync(() => queries.HeatmapStepsAsync(runId)):F0} ms");
         // Per card as the page's HTTP fetch reads it (the card's own spans, then its buckets).
         foreach (var spec in ChartSpec.All)
             server.Add($"{spec.Key} {await TimeAsync(() => queries.ChartAsync(runId, spec.SeriesPrefixes, s => spec.Label(s) is not null)):F0} ms");
