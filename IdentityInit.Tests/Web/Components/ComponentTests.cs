@@ -31,7 +31,7 @@ public sealed class ComponentTests : IAsyncLifetime
         // The app's own singletons, so components read and write the same store the app uses.
         foreach (var type in new[] { typeof(AppDb), typeof(RunQueries), typeof(RunService), typeof(Estimates), typeof(RunStream), typeof(WeightImports),
                      typeof(IdentityInit.Web.Sharing.ShareService), typeof(IdentityInit.Web.Sharing.Access), typeof(IdentityInit.Web.Accounts.Accounts),
-                     typeof(IdentityInit.Web.Studies.StudyService) })
+                     typeof(IdentityInit.Web.Studies.StudyService), typeof(IdentityInit.Web.Accounts.Revocations) })
             context.Services.AddSingleton(type, lab.Services.GetRequiredService(type));
         context.Renderer.SetRendererInfo(new RendererInfo("Server", true)); // interactive, as the circuit renders
         context.Render<MudPopoverProvider>();
@@ -276,6 +276,28 @@ public sealed class ComponentTests : IAsyncLifetime
         Assert.Empty(view.FindAll("#cancel-run"));
         Assert.Empty(view.FindAll("#share-run"));
         Assert.NotEmpty(view.FindAll("#export-menu"));
+    }
+
+    [Fact]
+    public async Task ASharedRunPageShowsTheRecordButNotTheMachineTheRunTrainedOn()
+    {
+        var http = lab.CreateClient();
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
+        await Api.WaitForStatusAsync(http, id, "Completed");
+        var (link, _) = await lab.Services.GetRequiredService<IdentityInit.Web.Sharing.ShareService>().CreateAsync([id], Admin);
+        var machine = Environment.MachineName;
+
+        var shared = context.Render<IdentityInit.Web.Components.Pages.SharedPage>(p => p.Add(s => s.Token, link!.Token));
+        var own = context.Render<RunView>(p => p.AddCascadingValue(Admin).Add(v => v.Run, lab.Services.GetRequiredService<RunQueries>().ReadAsync(id).Result!));
+
+        shared.WaitForAssertion(() => Assert.Contains("Breakers configured", shared.Find("#record-table").TextContent));
+        // The record as the share API gives it: no machine ("vm (2 cores)"), no worker ("on vm:1234"), no owner, no log.
+        Assert.DoesNotContain($"{machine} (", shared.Markup);
+        Assert.DoesNotContain($"on {machine}:", shared.Markup);
+        Assert.DoesNotContain(LabFactory.Admin, shared.Find("#run-name").Parent!.TextContent);
+        Assert.Empty(shared.FindAll("#run-log"));
+        Assert.Contains($"{machine} (", own.Find("#record-table").TextContent); // the lab's own page shows where it ran
+        Assert.Contains($"on {machine}:", own.Find("#run-log").TextContent);
     }
 
     [Fact]
