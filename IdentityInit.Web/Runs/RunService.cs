@@ -36,7 +36,7 @@ public sealed class ValidationErrors : Dictionary<string, string[]>
 
 /// <summary>Creating, queueing, cancelling and cloning runs: one place for the API and the pages.</summary>
 public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellation cancellation, Workers workers, IOptions<LabOptions> options,
-    WeightImports imports)
+    WeightImports imports, RunQueries queries)
 {
     public const int MaxSweep = 64;
     public const int MaxName = 200;
@@ -142,10 +142,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
     /// </summary>
     public async Task<(IReadOnlyList<Guid> Ids, string? Problem)> QueuePairAsync(Guid runId, Caller by)
     {
-        Run? run;
-        await using (var context = db.Create())
-            run = await context.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.Id == runId);
-        if (run is null) return ([], $"run {runId} does not exist");
+        if (await queries.GetAsync(runId) is not { } run) return ([], $"run {runId} does not exist");
         var config = ConfigOverlay.FromJson(run.ConfigJson, "run config") with { MetricsEvery = 1 };
         var cpu = config.Device == "cpu";
         ExperimentConfig[] pair =
@@ -289,9 +286,7 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
     /// <summary>Deletes an ended run with everything stored for it: series, heatmaps, logs, checkpoints.</summary>
     public async Task DeleteAsync(Guid runId, Caller by)
     {
-        Run? run;
-        await using (var context = db.Create())
-            run = await context.Runs.AsNoTracking().FirstOrDefaultAsync(r => r.Id == runId) ?? throw new KeyNotFoundException($"run {runId} does not exist");
+        var run = await queries.GetAsync(runId) ?? throw new KeyNotFoundException($"run {runId} does not exist");
         Authorize(run, by, "delete");
         if (!run.IsFinished) throw new InvalidOperationException($"run {run.Id} is {run.Status}: cancel it first");
         await using (var context = db.Create())

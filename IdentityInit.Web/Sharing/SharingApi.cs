@@ -36,10 +36,8 @@ public static class SharingApi
 
         var viewer = app.MapGroup("/api/share/{token}").WithTags("shared").AllowAnonymous(); // the token is the permission
 
-        viewer.MapGet("", async (string token, Access access, RunQueries queries) =>
-            await access.ShareAsync(token) is { } link
-                ? Results.Ok((await queries.GetManyAsync(link.Runs)).Select(r => RunDto.Of(r).ForShare()))
-                : Results.NotFound());
+        viewer.MapGet("", async (string token, ShareService shares) =>
+            await shares.ReadAsync(token) is { } link ? Results.Ok(await shares.RunsOfAsync(link)) : Results.NotFound());
 
         viewer.MapGet("/runs/{id:guid}/metrics", async (string token, Guid id, string? format, long? from, long? to, string? series,
             int? maxPoints, Access access, RunQueries queries) =>
