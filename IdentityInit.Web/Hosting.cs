@@ -58,7 +58,6 @@ public static class Hosting
             services.AddHostedService<LiveRelay>();
             services.AddHostedService<RevocationListener>();
         }
-        services.AddSingleton<RunQueries>();
         services.AddLabAccounts();
         services.AddHostedService<FirstAdmin>();
         // Cookie and antiforgery keys in the store: every web node reads the others' cookies, and restarts keep sessions.
@@ -123,6 +122,7 @@ public static class Hosting
         services.AddSingleton<RunCancellation>();
         services.AddSingleton<Workers>();
         services.AddSingleton<WeightImports>(); // RunService checks a run's initFile against the staged weights
+        services.AddSingleton<RunQueries>(); // RunService reads runs through it, on web nodes and worker hosts alike
         services.AddSingleton<RunService>();
         services.AddHostedService<RunRecovery>();
         return options;
