@@ -49,6 +49,48 @@ public sealed class ChartTests
         Assert.Empty(errors);
     }
 
+    [Fact]
+    public async Task EveryTickLabelFitsBesideItsAxisTitleAndInsideTheChartAndPowersOfTenReadShort()
+    {
+        // The Signal tab's backward signal (1e-11 .. 1e-4 on a log axis) printed "1.000e-4" into a 64 px axis, over its
+        // title; a spread near -1.2e-12 needs even more; rotated layer names ran into "layer" and off the right edge. Each
+        // label's measured extent, plus the tick and the gap, must fit.
+        var (playwright, context) = await Chromium.LaunchAsync();
+        using var _ = playwright;
+        await using var __ = context;
+        var page = await BarePageAsync(context);
+
+        var axes = await page.EvaluateAsync<string[][]>("""
+            async () => {
+              const names = ["conv1", ...[1, 2, 3].flatMap(b => [0, 1].flatMap(l => [`block${b}.layer.${l}.conv`, `block${b}.layer.${l}.conv_res`])).slice(1), "fc"];
+              const cases = [[[3e-11, 1e-11, 2e-10, 5e-4], true], [[-1.23456e-12, -1.23457e-12, -1.23458e-12], false],
+                             [[0.9999998, 0.9999999, 1], false], [[1, 2, 3], false], [[2e6, 3e7, 9e7], false], [names.map((_, k) => k % 3 + 0.5), false, names]];
+              const ctx = document.createElement("canvas").getContext("2d");
+              const width = (axis, v) => { ctx.font = axis.font[0]; return ctx.measureText(v).width / devicePixelRatio; };
+              const out = [];
+              for (const [ys, logY, xNames] of cases) {
+                iiCharts.create("chart", { title: "signal", logY, xNames, xLabel: xNames ? "layer" : "step" });
+                iiCharts.add("chart", [["s", ys.map((_, i) => i), ys]]);
+                await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+                const u = iiCharts.plot("chart"), [x, y] = u.axes, room = a => a.ticks.size + a.gap;
+                const widest = Math.max(...y._values.map(v => width(y, v)));
+                out.push([String(y._size >= widest + room(y)), y._values.filter(v => v).join(" "), String(y._size), String(widest)]);
+                if (!xNames) continue;
+                // Layer names at -25 degrees: as deep as the longest one drops, and none runs past the canvas's right edge.
+                const rad = 25 * Math.PI / 180, left = u.bbox.left / devicePixelRatio;
+                const drop = Math.max(...xNames.map(n => width(x, n) * Math.sin(rad))) + x.font[1] * Math.cos(rad);
+                const reach = Math.max(...xNames.map((n, k) => left + u.valToPos(k, "x") + width(x, n) * Math.cos(rad)));
+                out.push([String(x._size >= drop + room(x) && reach <= u.width), xNames.join(" "), `${x._size} deep, ${u.width} wide`, `${drop} drop, ${reach} reach`]);
+              }
+              return out;
+            }
+            """);
+
+        Assert.All(axes, a => Assert.True(a[0] == "true", $"labels {a[1]}: {a[3]} px in a {a[2]} px axis"));
+        Assert.Contains("1e-5", axes[0][1].Split(' ')); // a power of ten reads as one, not 1.000e-5
+        Assert.DoesNotContain(axes[0][1].Split(' '), v => v.Contains(".0e") || v.Contains(".000e"));
+    }
+
     static async Task<IPage> BarePageAsync(IBrowserContext context)
     {
         var page = await context.NewPageAsync();

@@ -35,9 +35,25 @@
     return vals.map(v => {
       if (v == null) return "";
       const a = Math.abs(v);
-      return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(Math.max(0, digits - 4)) : String(+v.toPrecision(digits));
+      // Exponents without the mantissa's trailing zeros: a log axis reads 1e-4, 1e-6, not 1.000e-4.
+      return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(Math.max(0, digits - 4)).replace(/\.?0+e/, "e") : String(+v.toPrecision(digits));
     });
   }
+
+  // An axis as deep as its tick labels need (a fixed size let "-1.2346e-12" run into the y title and rotated layer names
+  // into "layer"): the widest label across a y axis, a rotated label's height below an x axis. uPlot asks again once the
+  // ticks are laid out (cycleNum); the first answer stands from the second cycle on, so the layout settles.
+  function labelWidth(u, axis, labels) {
+    u.ctx.font = Array.isArray(axis.font) ? axis.font[0] : axis.font || "12px sans-serif"; // uPlot keeps [css, px] once set up
+    return (labels || []).reduce((w, v) => Math.max(w, u.ctx.measureText(v).width / devicePixelRatio), 0);
+  }
+  const axisSize = (degrees = 0) => (u, values, axisIdx, cycleNum) => {
+    const axis = u.axes[axisIdx];
+    if (cycleNum > 1) return axis._size;
+    const widest = labelWidth(u, axis, values), rad = degrees * Math.PI / 180;
+    const depth = axis.side % 2 === 1 ? widest : widest * Math.abs(Math.sin(rad)) + axis.font[1] * Math.cos(rad);
+    return Math.max(50, Math.ceil(depth + (axis.ticks.size ?? 10) + (axis.gap ?? 5) + 4));
+  };
 
   // uPlot 1.6.32 collapses a y range narrower than ~1e-6 of its magnitude to one value and then loops forever laying out
   // ticks 1e-16 apart (RangeError: Invalid array length after ~50 s with the main thread blocked): [1, 0.9999999999, 1]
@@ -163,11 +179,23 @@
       },
       axes: [chart.timeX ? { label: chart.xLabel }
              // Categories (layers against depth): one tick per name, the name as its label.
-             : chart.xNames ? { label: chart.xLabel, size: 70, splits: () => chart.xNames.map((_, i) => i),
+             : chart.xNames ? { label: chart.xLabel, size: axisSize(-25), splits: () => chart.xNames.map((_, i) => i),
                                 values: (u, vals) => vals.map(v => chart.xNames[Math.round(v)] ?? ""), rotate: -25 }
              : { label: chart.xLabel, values: (u, vals) => formatTicks(vals) },
-             { label: chart.yLabel, size: 64, values: (u, vals) => formatTicks(vals) }]
+             { label: chart.yLabel, size: axisSize(), values: (u, vals) => formatTicks(vals) }]
         .map(a => dark ? { ...a, stroke: "#ccc", grid: { stroke: "#ffffff1f" }, ticks: { stroke: "#ffffff1f" } } : a),
+      // A rotated layer name runs right of its tick: room on the right (p) for the one that reaches furthest past the
+      // categories after it. Tick k sits at (k + 0.5) / n of the plot's width W = width - (y axis) - p, so label k fits
+      // when p >= (w_k cos - (width - y axis) f) / (1 - f), with f = (n - k - 0.5) / n.
+      padding: chart.xNames ? [null, (u, side) => {
+        if (side !== 1) return null;
+        const n = chart.xNames.length, cos = Math.cos(25 * Math.PI / 180), inner = width - (u.axes[1]._size || 60);
+        const needs = chart.xNames.map((name, k) => {
+          const f = (n - k - 0.5) / n;
+          return (labelWidth(u, u.axes[0], [name]) * cos - inner * f) / (1 - f);
+        });
+        return Math.max(12, Math.ceil(Math.max(...needs)) + 8); // + the y axis's own padding, which uPlot settles later
+      }, null, null] : undefined,
       legend: { live: true },
       // Hovering one chart shows the same x on every chart of the page (all share the x axis the page chose).
       cursor: { drag: { x: true, y: false }, sync: { key: "iiCharts" } },
@@ -390,6 +418,7 @@
     },
     setTransform(id, transform, yLabel) { const c = charts.get(id); if (c) { c.transform = transform; if (yLabel) c.yLabel = yLabel; c.plotNames = []; schedule(c); } },
     yLabel(id) { const c = charts.get(id); return c && c.plot ? c.plot.axes[1].label : null; },
+    plot(id) { const c = charts.get(id); return c ? c.plot : null; }, // the uPlot instance, for tests of its layout
     formatValue,
     setEmptyText(id, text) { const c = charts.get(id); if (c) { c.emptyText = text; if (c.info && c.series.size === 0) c.info.textContent = text; } },
     markers(id) { const c = charts.get(id); return c ? (c.markers || []).map(m => ({ line: m.line, xs: m.xs, color: colorOf(c, m.line) })) : []; },
