@@ -54,7 +54,8 @@ public sealed class ChartTests
     {
         // The Signal tab's backward signal (1e-11 .. 1e-4 on a log axis) printed "1.000e-4" into a 64 px axis, over its
         // title; a spread near -1.2e-12 needs even more; rotated layer names ran into "layer" and off the right edge. Each
-        // label's measured extent, plus the tick and the gap, must fit.
+        // label's measured extent, plus the tick and the gap, must fit; and no two ticks may read the same (He's diversity,
+        // about -6e-4, read "-6e-4" on every tick).
         var (playwright, context) = await Chromium.LaunchAsync();
         using var _ = playwright;
         await using var __ = context;
@@ -64,7 +65,7 @@ public sealed class ChartTests
             async () => {
               const names = ["conv1", ...[1, 2, 3].flatMap(b => [0, 1].flatMap(l => [`block${b}.layer.${l}.conv`, `block${b}.layer.${l}.conv_res`])).slice(1), "fc"];
               const cases = [[[3e-11, 1e-11, 2e-10, 5e-4], true], [[-1.23456e-12, -1.23457e-12, -1.23458e-12], false],
-                             [[0.9999998, 0.9999999, 1], false], [[1, 2, 3], false], [[2e6, 3e7, 9e7], false], [names.map((_, k) => k % 3 + 0.5), false, names]];
+                             [[0.9999998, 0.9999999, 1], false], [[1, 2, 3], false], [[2e6, 3e7, 9e7], false], [[-6.1e-4, -6.3e-4, -6.5e-4], false], [names.map((_, k) => k % 3 + 0.5), false, names]];
               const ctx = document.createElement("canvas").getContext("2d");
               const width = (axis, v) => { ctx.font = axis.font[0]; return ctx.measureText(v).width / devicePixelRatio; };
               const out = [];
@@ -74,7 +75,8 @@ public sealed class ChartTests
                 await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
                 const u = iiCharts.plot("chart"), [x, y] = u.axes, room = a => a.ticks.size + a.gap;
                 const widest = Math.max(...y._values.map(v => width(y, v)));
-                out.push([String(y._size >= widest + room(y)), y._values.filter(v => v).join(" "), String(y._size), String(widest)]);
+                const labels = y._values.filter(v => v);
+                out.push([String(y._size >= widest + room(y) && new Set(labels).size === labels.length), labels.join(" "), String(y._size), String(widest)]);
                 if (!xNames) continue;
                 // Layer names at -25 degrees: as deep as the longest one drops, and none runs past the canvas's right edge.
                 const rad = 25 * Math.PI / 180, left = u.bbox.left / devicePixelRatio;
@@ -86,7 +88,7 @@ public sealed class ChartTests
             }
             """);
 
-        Assert.All(axes, a => Assert.True(a[0] == "true", $"labels {a[1]}: {a[3]} px in a {a[2]} px axis"));
+        Assert.All(axes, a => Assert.True(a[0] == "true", $"labels {a[1]} (distinct, fitting): {a[3]} px in a {a[2]} px axis"));
         Assert.Contains("1e-5", axes[0][1].Split(' ')); // a power of ten reads as one, not 1.000e-5
         Assert.DoesNotContain(axes[0][1].Split(' '), v => v.Contains(".0e") || v.Contains(".000e"));
     }

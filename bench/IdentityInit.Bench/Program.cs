@@ -18,6 +18,7 @@ using IdentityInit.Training.Data;
 //   study --preset NAME [--seeds N] [--workers W] a CPU-scale study through the API: wall time to the last run's end, and its table;
 //                                                 W > 1 trains W runs at once, each on one thread
 //   study-compare-shots [--out docs]              a 2-arm x 2-seed study trained for real, its compare page with seed bands as PNGs
+//   signal-shots [--out docs]                     a deterministic ConstNet and a He run trained for real, their Signal tabs as PNGs
 var command = args.FirstOrDefault() ?? "throughput";
 int Arg(string name, int fallback) => args.SkipWhile(a => a != name).Skip(1).Select(int.Parse).FirstOrDefault(fallback);
 switch (command)
@@ -34,6 +35,7 @@ switch (command)
         return 0;
     case "child": await WebBenchmarks.ChildAsync(Arg("--steps", 300), Arg("--pairs", 2)); return 0;
     case "study-compare-shots": await IdentityInit.Bench.StudyCompareShots.RunAsync(args.SkipWhile(a => a != "--out").Skip(1).FirstOrDefault() ?? "docs"); return 0;
+    case "signal-shots": await IdentityInit.Bench.SignalShots.RunAsync(args.SkipWhile(a => a != "--out").Skip(1).FirstOrDefault() ?? "docs"); return 0;
 }
 
 TorchRuntime.Initialize();

@@ -191,6 +191,9 @@ public sealed class ComponentTests : IAsyncLifetime
         bool Drawn(string line) => context.JSInterop.Invocations.Any(i => i.Identifier == "iiCharts.add"
             && System.Text.Json.JsonSerializer.Serialize(i.Arguments).Contains($"\"{line}\""));
         view.WaitForAssertion(() => Assert.True(Drawn("step 0")));
+        // A finished run's tab (no live batch to follow) offers its steps, not "no snapshot yet" above drawn charts.
+        view.WaitForAssertion(() => Assert.Empty(view.FindAll("#signal-empty")));
+        Assert.Contains("Steps drawn", view.Find(".mud-select").TextContent);
 
         // Step 40's snapshot arrives live; the database does not have it (yet), so only the batch can show it.
         await view.InvokeAsync(() => view.Instance.NoteAsync(new RunBatch(id, 2, Snapshot(40), [], [], null)));

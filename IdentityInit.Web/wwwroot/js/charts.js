@@ -35,8 +35,9 @@
     return vals.map(v => {
       if (v == null) return "";
       const a = Math.abs(v);
-      // Exponents without the mantissa's trailing zeros: a log axis reads 1e-4, 1e-6, not 1.000e-4.
-      return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(Math.max(0, digits - 4)).replace(/\.?0+e/, "e") : String(+v.toPrecision(digits));
+      // Exponents with the digits neighbours need, less the mantissa's trailing zeros: 1e-4 on a log axis, not 1.000e-4;
+      // -6.1e-4 and -6.2e-4, not -6e-4 twice.
+      return a !== 0 && (a < 1e-3 || a >= 1e5) ? v.toExponential(digits - 1).replace(/\.?0+e/, "e") : String(+v.toPrecision(digits));
     });
   }
 
