@@ -86,6 +86,48 @@ public sealed class PostgresTests(PostgresServer postgres)
     }
 
     [Fact]
+    public async Task ALiveBatchInItsNotificationIsDeliveredAtOnceAndOneWhosePredecessorWasMissedWaitsForItFromTheTable()
+    {
+        // Issue 21 item 6: a small batch travels in its NOTIFY payload and is delivered without reading it back; a large one
+        // is read from live_batches. A batch this node never heard of (stored while it was not listening) must still come
+        // first: the inline batch after it does not follow the last delivered sequence, so the node reads the table.
+        var connection = await postgres.CreateDatabaseAsync();
+        await using var lab = new LabFactory(connection, new Dictionary<string, string?> { ["IdentityInit:Queues"] = "" });
+        lab.CreateClient(); // starts the node and its relay
+        var db = lab.Services.GetRequiredService<IdentityInit.Web.Data.AppDb>();
+        var run = Guid.NewGuid();
+        var got = new System.Collections.Concurrent.ConcurrentQueue<long>();
+        using var subscription = lab.Services.GetRequiredService<IdentityInit.Web.Runs.RunStream>()
+            .Subscribe(run, b => { got.Enqueue(b.Sequence); return Task.CompletedTask; });
+        IdentityInit.Web.Runs.RunBatch Batch(long sequence, int points = 2) =>
+            new(run, sequence, [.. Enumerable.Range(0, points).Select(k => new IdentityInit.Web.Runs.PointDto("loss", sequence * 1000 + k, k))], [], [], null);
+        await using var sql = new NpgsqlConnection(connection);
+        await sql.OpenAsync();
+        await Wait.UntilAsync(async () => (long)(await new NpgsqlCommand(
+            $"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{IdentityInit.Web.Runs.LiveRelay.ListenerName}' AND state = 'idle' AND query LIKE 'SELECT DISTINCT%'",
+            sql).ExecuteScalarAsync())! == 1, 30, "the relay to listen");
+
+        await IdentityInit.Web.Runs.LiveRelay.PublishAsync(db, Batch(1), default);
+        await IdentityInit.Web.Runs.LiveRelay.PublishAsync(db, Batch(2), default);
+        await Wait.UntilAsync(() => Task.FromResult(got.Count == 2), 30, "batches 1 and 2");
+        await using (var missed = new NpgsqlCommand("""INSERT INTO live_batches ("RunId", "Payload", "CreatedAt") VALUES (@run, @payload, now())""", sql))
+        {
+            missed.Parameters.AddWithValue("run", run);
+            missed.Parameters.AddWithValue("payload", System.Text.Json.JsonSerializer.Serialize(Batch(3), IdentityInit.Training.EngineJson.Options));
+            await missed.ExecuteNonQueryAsync(); // stored, never notified
+        }
+        await IdentityInit.Web.Runs.LiveRelay.PublishAsync(db, Batch(4), default);
+        await IdentityInit.Web.Runs.LiveRelay.PublishAsync(db, Batch(5, points: 400), default); // over the payload's limit
+        await IdentityInit.Web.Runs.LiveRelay.PublishAsync(db, Batch(6), default);
+        await Wait.UntilAsync(() => Task.FromResult(got.Count >= 6), 30, "batches 3 to 6");
+        await Task.Delay(500); // nothing delivered twice after that
+
+        Assert.True(System.Text.Json.JsonSerializer.Serialize(Batch(5, points: 400), IdentityInit.Training.EngineJson.Options).Length
+            > IdentityInit.Web.Runs.LiveRelay.InlineLimit);
+        Assert.Equal([1L, 2, 3, 4, 5, 6], got.ToArray());
+    }
+
+    [Fact]
     public async Task ARunInterruptedByAShutdownResumesInTheNextAppOnTheSameDatabase()
     {
         var connection = await postgres.CreateDatabaseAsync();

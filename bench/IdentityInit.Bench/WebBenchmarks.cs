@@ -203,13 +203,17 @@ static class WebBenchmarks
         var stream = worker.Services.GetRequiredService<RunStream>();
         var published = ids.ToDictionary(id => id, _ => new ConcurrentDictionary<long, long>());
         var latencies = new ConcurrentBag<double>();
+        var received = ids.ToDictionary(id => id, _ => new ConcurrentDictionary<long, int>()); // step -> times delivered
         var viewers = new List<HubConnection>();
         foreach (var id in ids)
             viewers.Add(await ViewerAsync(web.Urls.First(), id, batch =>
             {
                 var now = Stopwatch.GetTimestamp();
                 foreach (var p in batch.Points.Where(p => p.Series == "train/loss"))
+                {
+                    received[batch.RunId].AddOrUpdate(p.Step, 1, (_, n) => n + 1);
                     if (published[batch.RunId].TryGetValue(p.Step, out var sent)) latencies.Add(Stopwatch.GetElapsedTime(sent, now).TotalMilliseconds);
+                }
             }));
         using var stop = new CancellationTokenSource();
         var synthetic = ids.Skip(1).Select(id => Task.Run(async () =>
@@ -236,6 +240,10 @@ static class WebBenchmarks
         var sorted = latencies.Order().ToList();
         Console.WriteLine($"latency child process -> host -> PostgreSQL NOTIFY -> other web node -> SignalR client, {runs} run(s) streaming: n={sorted.Count}, " +
                           $"p50 {sorted[sorted.Count / 2]:F0} ms, p95 {sorted[(int)(sorted.Count * 0.95)]:F0} ms, max {sorted[^1]:F0} ms (goal p95 <= 100 ms)");
+        // Every point published reached its viewer once: a faster relay must not be faster by dropping batches.
+        var missing = ids.Sum(id => published[id].Keys.Count(step => !received[id].ContainsKey(step)));
+        var twice = ids.Sum(id => received[id].Values.Count(n => n > 1));
+        Console.WriteLine($"  points published {ids.Sum(id => published[id].Count)}, not delivered {missing}, delivered twice {twice}");
     }
 
     /// <summary>The same run trained in this process (what the app did before) and in a child process, interleaved A B A B.</summary>
