@@ -40,6 +40,10 @@ public sealed class RunsApiTests : IAsyncLifetime
         Assert.Equal("rounding-jitter 1", run.GetProperty("breakers").GetString());
         Assert.True(run.GetProperty("layersBroken").GetInt32() > 0);
         Assert.Equal("0.107.0", run.GetProperty("record").GetProperty("torchSharpVersion").GetString());
+        // The runs list is a summary: the config (bounded; scripts filter on it), not the reproducibility record (GET one run).
+        var listed = JsonDocument.Parse(await http.GetStringAsync("/api/runs")).RootElement.EnumerateArray().Single(r => r.GetProperty("id").GetGuid() == id);
+        Assert.False(listed.TryGetProperty("record", out _));
+        Assert.Equal(run.GetProperty("config").GetRawText(), listed.GetProperty("config").GetRawText());
         Assert.Equal([10L, 20, 30], points.Where(p => p.Series == "train/loss").Select(p => p.Step));
         Assert.Equal([0L, 8, 16, 24, 32], points.Where(p => p.Series == "wcorr.fwd/block2.layer.0.conv").Select(p => p.Step));
         Assert.Contains(points, p => p.Series.StartsWith("break/", StringComparison.Ordinal));

@@ -15,7 +15,8 @@ public sealed record RunDto(
     long Seed, RunStatus Status, long Step, long TotalSteps, double? BestTestAccuracy, double? FinalTestAccuracy,
     int? LayersBroken, int? LayerCount, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt, IReadOnlyList<string> Tags,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Notes, bool Archived, Guid? GroupId, Guid? StudyId, string? Arm,
-    string? Error, string? Worker, DateTime? WorkerSince, long? CheckpointStep, JsonElement Config, JsonElement? Record)
+    string? Error, string? Worker, DateTime? WorkerSince, long? CheckpointStep, JsonElement Config,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] JsonElement? Record)
 {
     /// <summary>
     /// What a collaborator reading a shared result needs: the run, its config and its reproducibility record, but not

@@ -44,7 +44,7 @@ public static class RunsApi
                     .Append(new("offset", (filter.Offset + filter.Limit).ToString(System.Globalization.CultureInfo.InvariantCulture))));
                 http.Response.Headers.Link = $"</api/runs{next}>; rel=\"next\"";
             }
-            return Results.Ok(page.Runs.Select(RunDto.Of));
+            return Results.Ok(page.Runs.Select(r => RunDto.Of(r) with { Record = null })); // a summary: GET /runs/{id} has the record
         });
 
         api.MapMethods("/runs/{id:guid}", ["PATCH"], async (Guid id, JsonBody<RunEdit> body, ClaimsPrincipal user, RunService service, RunQueries queries) =>
