@@ -48,6 +48,7 @@ public sealed class DataTests
     }
 
     [Fact]
+    [Trait("Speed", "Slow")] // ~9 s (the float64 reference over Fashion-MNIST): left out of ./test.sh --fast
     public void ChannelStatisticsAreBitwiseTheFloat64OnesWithoutAFloat64CopyOfTheImages()
     {
         // Normalisation constants feed every run: the integer sums that replaced a float64 copy of the whole training set
