@@ -25,6 +25,11 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
         var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 30, extra: new { checkpointEvery = 50, correlationEvery = 40 })))
             .GetProperty("id").GetGuid();
         await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 60, 120, "training past step 60");
+        // A live viewer on this node (fed by the PostgreSQL relay): every batch once, in sequence, across the outage.
+        var seen = new System.Collections.Concurrent.ConcurrentQueue<long>();
+        using var viewer = lab.Services.GetRequiredService<IdentityInit.Web.Runs.RunStream>()
+            .Subscribe(id, b => { seen.Enqueue(b.Sequence); return Task.CompletedTask; });
+        await Wait.UntilAsync(() => Task.FromResult(seen.Count >= 2), 30, "the viewer's first batches"); // a gap at the stop shows
 
         var probe = lab.Server.CreateClient(); // as a load balancer asks: no token to look up (CreateDefaultClient adds one)
         var readyBefore = await probe.GetAsync("/healthz/ready");
@@ -36,7 +41,11 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
         await Task.Delay(TimeSpan.FromSeconds(8));
         await postgres.StartAsync();
         await AssertWholeHistoryAsync(http, id);
+        await Task.Delay(1000); // the last batch's notification
 
+        var sequences = seen.ToArray();
+        Assert.True(sequences.Length >= 3, $"{sequences.Length} live batches"); // before, during (held back) and after the outage
+        Assert.Equal(Enumerable.Range((int)sequences[0], sequences.Length).Select(s => (long)s), sequences);
         Assert.Equal(System.Net.HttpStatusCode.OK, readyBefore.StatusCode);
         Assert.Equal(System.Net.HttpStatusCode.OK, alive.StatusCode); // the process lives ...
         Assert.Equal(System.Net.HttpStatusCode.ServiceUnavailable, ready.StatusCode); // ... but is not ready (200 before)

@@ -50,6 +50,7 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
         public DateTime WindowStart = DateTime.UtcNow;
         public long WindowStartStep;
         public bool Failing;                   // the last flush was refused: log once per outage, not every 150 ms
+        public readonly Queue<RunBatch> Unpushed = new(); // stored, not yet pushed live (the database went away between)
         public readonly Queue<(string Path, int Count)> Spilled = new(); // points older than those in memory, oldest first
     }
 
@@ -197,6 +198,7 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
 
     async Task<bool> FlushLockedAsync(Guid runId, Pending p, CancellationToken cancellationToken)
     {
+        if (!await PushAsync(p, cancellationToken)) return false; // viewers get every sequence, in order, before a new one
         RunBatch batch;
         string? record = null, spill = null;
         long? checkpoint = null;
@@ -244,14 +246,27 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
         if (spill is not null) lock (p.Gate) Dequeue(p);
         if (p.Failing) logger.LogWarning("run {RunId}: the database is back; the points kept meanwhile are stored", runId);
         p.Failing = false;
-        try
+        p.Unpushed.Enqueue(batch);
+        await PushAsync(p, cancellationToken);
+        return true; // stored; a batch not pushed yet goes out first on the next flush
+    }
+
+    /// <summary>Pushes the stored batches not yet pushed live, oldest first; false when one could not be (it stays queued).</summary>
+    async Task<bool> PushAsync(Pending p, CancellationToken cancellationToken)
+    {
+        while (p.Unpushed.TryPeek(out var batch))
         {
-            if (db.IsPostgres) await LiveRelay.PublishAsync(db, batch, cancellationToken);
-            else await DeliverAsync(batch);
-        }
-        catch (Exception e) when (e is not OperationCanceledException)
-        {
-            logger.LogWarning(e, "run {RunId}: batch {Sequence} is stored but could not be pushed live", runId, batch.Sequence);
+            try
+            {
+                if (db.IsPostgres) await LiveRelay.PublishAsync(db, batch, cancellationToken);
+                else await DeliverAsync(batch);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                logger.LogWarning(e, "run {RunId}: batch {Sequence} is stored but not pushed live yet; retrying before the next", batch.RunId, batch.Sequence);
+                return false;
+            }
+            p.Unpushed.Dequeue();
         }
         return true;
     }
@@ -280,7 +295,8 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
     bool HasPending(Guid runId)
     {
         if (!pending.TryGetValue(runId, out var p)) return false;
-        lock (p.Gate) return p.Points.Count > 0 || p.Heatmaps.Count > 0 || p.Logs.Count > 0 || p.ProgressChanged || p.Spilled.Count > 0;
+        lock (p.Gate) return p.Points.Count > 0 || p.Heatmaps.Count > 0 || p.Logs.Count > 0 || p.ProgressChanged || p.Spilled.Count > 0
+                || p.Unpushed.Count > 0;
     }
 
     /// <summary>Unstored points of a run (kept through a database outage, in memory or on disk), for the run's final status.</summary>
