@@ -67,8 +67,9 @@ public sealed record ExperimentConfig
 
     // Evaluation.
     /// <summary>
-    /// 0: evaluate with BatchNorm's running statistics (exponential average, momentum 0.1), as the reference code does.
-    /// N: first recompute them as the plain average over N fixed training batches with the current weights ("precise BN").
+    /// Test figures always use BatchNorm's running statistics (exponential average, momentum 0.1), as the reference code does.
+    /// N > 0: each evaluation also reports the test set with them recomputed as the plain average over N fixed training batches
+    /// with the current weights ("precise BN"); the running statistics are put back after.
     /// </summary>
     public int PreciseBatchNorm { get; init; }
 

@@ -54,8 +54,14 @@ public sealed record StepMetrics(
     IReadOnlyList<double> Spreads, double Fingerprint)
     : RunEvent;
 
+/// <summary>
+/// An epoch's end. Test figures use BatchNorm's running statistics, as the reference evaluates; with precise BN on
+/// (config.PreciseBatchNorm), <paramref name="PreciseTestLoss"/> and <paramref name="PreciseTestAccuracy"/> are the same
+/// test set with the statistics recomputed over training batches (null without it or without BatchNorm layers).
+/// </summary>
 public sealed record EpochMetrics(
-    int Epoch, long Step, double TrainLoss, double TrainAccuracy, double TestLoss, double TestAccuracy, double BestTestAccuracy)
+    int Epoch, long Step, double TrainLoss, double TrainAccuracy, double TestLoss, double TestAccuracy, double BestTestAccuracy,
+    double? PreciseTestLoss = null, double? PreciseTestAccuracy = null)
     : RunEvent;
 
 /// <summary>One conv/linear layer's weight correlations (rho; -log|rho| is derived) and channel spread.</summary>

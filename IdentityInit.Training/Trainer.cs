@@ -107,12 +107,12 @@ internal static partial class Trainer
     }
 
     /// <summary>Precise BN over config.PreciseBatchNorm batches of a fixed per-epoch draw of unaugmented training images.</summary>
-    static void RecomputeBatchNorm(ImageModel model, ExperimentConfig config, ImageDataset data, Tensor trainImages, int epoch)
+    static bool RecomputeBatchNorm(ImageModel model, ExperimentConfig config, ImageDataset data, Tensor trainImages, int epoch)
     {
         using var scope = NewDisposeScope();
         var count = (int)Math.Min((long)config.PreciseBatchNorm * config.BatchSize, data.TrainCount);
         var order = randperm(data.TrainCount, generator: new Generator(Mix(config.Seed, epoch, 5)))[..count].to(trainImages.device);
-        PreciseBatchNorm.Recompute(model, Enumerable.Range(0, (count + config.BatchSize - 1) / config.BatchSize).Select(b =>
+        return PreciseBatchNorm.Recompute(model, Enumerable.Range(0, (count + config.BatchSize - 1) / config.BatchSize).Select(b =>
             Augment.Normalize(trainImages.index_select(0, order[(b * config.BatchSize)..Math.Min((b + 1) * config.BatchSize, count)]), data.Mean, data.Std)));
     }
 

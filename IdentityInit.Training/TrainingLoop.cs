@@ -248,11 +248,11 @@ internal static partial class Trainer
         /// <summary>The epoch's test evaluation and running means; the sums start again for the next epoch.</summary>
         void EndEpoch(int epoch)
         {
-            var (testLoss, testAccuracy) = EvaluateNow(epoch);
-            lastTest = testAccuracy;
-            best = Math.Max(best, testAccuracy);
+            var test = EvaluateNow(epoch);
+            lastTest = test.Accuracy;
+            best = Math.Max(best, test.Accuracy);
             var (trainLoss, trainAccuracy) = (lossSum.item<double>() / seen, correct.item<double>() / seen);
-            progress?.Report(new EpochMetrics(epoch, step, trainLoss, trainAccuracy, testLoss, testAccuracy, best));
+            progress?.Report(new EpochMetrics(epoch, step, trainLoss, trainAccuracy, test.Loss, test.Accuracy, best, test.PreciseLoss, test.PreciseAccuracy));
             lossSum.zero_();
             correct.zero_();
             seen = 0;
@@ -266,9 +266,9 @@ internal static partial class Trainer
         {
             if (status == RunStatus.Completed && lastTest is null && data.TestCount > 0)
             {
-                var (_, testAccuracy) = EvaluateNow((int)(step / stepsPerEpoch)); // stopped by MaxSteps inside an epoch
-                lastTest = testAccuracy;
-                best = Math.Max(best, testAccuracy);
+                var test = EvaluateNow((int)(step / stepsPerEpoch)); // stopped by MaxSteps inside an epoch
+                lastTest = test.Accuracy;
+                best = Math.Max(best, test.Accuracy);
             }
             string? error = null;
             if (status != RunStatus.Diverged)
@@ -302,10 +302,18 @@ internal static partial class Trainer
             return lastCheckpoint = path;
         }
 
-        (double Loss, double Accuracy) EvaluateNow(int epoch)
+        /// <summary>
+        /// The test set with the running statistics, then (precise BN on) with statistics recomputed over training batches;
+        /// the running statistics are put back after, so the reference figures and later epochs are what they are without it.
+        /// </summary>
+        (double Loss, double Accuracy, double? PreciseLoss, double? PreciseAccuracy) EvaluateNow(int epoch)
         {
-            if (config.PreciseBatchNorm > 0) RecomputeBatchNorm(model, config, data, trainImages, epoch);
-            return Evaluate(model, data, device);
+            var (loss, accuracy) = Evaluate(model, data, device);
+            if (config.PreciseBatchNorm == 0) return (loss, accuracy, null, null);
+            using var running = PreciseBatchNorm.Keep(model);
+            if (!RecomputeBatchNorm(model, config, data, trainImages, epoch)) return (loss, accuracy, null, null);
+            var (preciseLoss, preciseAccuracy) = Evaluate(model, data, device);
+            return (loss, accuracy, preciseLoss, preciseAccuracy);
         }
 
         void CheckSpread()

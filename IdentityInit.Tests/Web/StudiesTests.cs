@@ -116,8 +116,11 @@ public sealed class StudiesTests
             study.GetProperty("runs").EnumerateArray().Select(r => $"{r.GetProperty("arm").GetString()} {r.GetProperty("seed").GetInt64()}"));
     }
 
-    /// <summary>A constnet-breakers study whose arms have completed with these final test accuracies (no layer broke).</summary>
-    static async Task<Guid> SeedFinalsAsync(IServiceProvider services, Dictionary<string, double[]> finals)
+    /// <summary>
+    /// A constnet-breakers study whose arms have completed with these final test accuracies (no layer broke); with
+    /// <paramref name="precise"/>, those arms' seeds also measured precise-BN test accuracy (these last, one epoch before 0.1).
+    /// </summary>
+    static async Task<Guid> SeedFinalsAsync(IServiceProvider services, Dictionary<string, double[]> finals, Dictionary<string, double[]>? precise = null)
     {
         var preset = StudyPresets.Find("constnet-breakers")!;
         var study = new Study
@@ -129,12 +132,18 @@ public sealed class StudiesTests
         context.Studies.Add(study);
         foreach (var (arm, values) in finals)
             foreach (var (value, seed) in values.Select((v, i) => (v, i + 1)))
-                context.Runs.Add(new Run
+            {
+                var run = new Run
                 {
                     Id = Guid.NewGuid(), Name = $"{arm} {seed}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "",
                     Dataset = "synthetic", Queue = "cpu", Seed = seed, Status = RunStatus.Completed, CreatedAt = DateTime.UtcNow, FinishedAt = DateTime.UtcNow,
                     StudyId = study.Id, Arm = arm, FinalTestAccuracy = value, BestTestAccuracy = value, LayersBroken = 0, LayerCount = 10,
-                });
+                };
+                context.Runs.Add(run);
+                if (precise?.GetValueOrDefault(arm) is not { } mine) continue;
+                context.Points.Add(new MetricPoint { RunId = run.Id, Series = "epoch/test_acc_precise_bn", Step = 200, Value = mine[seed - 1] });
+                context.Points.Add(new MetricPoint { RunId = run.Id, Series = "epoch/test_acc_precise_bn", Step = 100, Value = 0.1 });
+            }
         await context.SaveChangesAsync();
         return study.Id;
     }
@@ -174,6 +183,67 @@ public sealed class StudiesTests
         Assert.Contains("| inconclusive | the 95 % interval [", markdown);
         Assert.Contains("| fails | the whole 95 % interval [", markdown);
         Assert.Contains("inconclusive & one seed in an arm (n = 1 and 3)", latex);
+    }
+
+    [Fact]
+    public async Task PreciseBatchNormIsALabelledColumnBesideTheJudgedFigureWhereSeedsMeasuredIt()
+    {
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+        Dictionary<string, double[]> finals = new() { ["He (random init)"] = [0.80, 0.82, 0.87], ["deterministic"] = [0.30, 0.31, 0.35] };
+        var measured = await SeedFinalsAsync(lab.Services, finals, new() { ["He (random init)"] = [0.83, 0.84, 0.88] });
+        var unmeasured = await SeedFinalsAsync(lab.Services, finals);
+
+        var results = JsonDocument.Parse(await http.GetStringAsync($"/api/studies/{measured}")).RootElement.GetProperty("results");
+        var markdown = await http.GetStringAsync($"/api/studies/{measured}/table.md");
+        var latex = await http.GetStringAsync($"/api/studies/{measured}/table.tex");
+        var csv = (await http.GetStringAsync($"/api/studies/{measured}/table.csv")).Split('\n');
+        var plain = await http.GetStringAsync($"/api/studies/{unmeasured}/table.md");
+
+        var arms = results.GetProperty("arms").EnumerateArray().ToDictionary(a => a.GetProperty("arm").GetString()!);
+        var precise = arms["He (random init)"].GetProperty("preciseFinalAccuracy");
+        var sd = Math.Sqrt((0.02 * 0.02 + 0.01 * 0.01 + 0.03 * 0.03) / 2); // the last epoch's 0.83, 0.84, 0.88 around 0.85
+        Assert.Equal(0.85, precise.GetProperty("mean").GetDouble(), 12);
+        Assert.Equal(T975For2 * sd / Math.Sqrt(3), precise.GetProperty("halfWidth").GetDouble(), 9);
+        Assert.Equal(JsonValueKind.Null, arms["deterministic"].GetProperty("preciseFinalAccuracy").ValueKind);
+        Assert.Contains("| arm | n | final test acc (%) | final test acc, precise BN (%) | best test acc (%) |", markdown);
+        Assert.Contains($"| He (random init) | 3/3 | 83.0 ± 9.0 | 85.0 ± {T975For2 * sd / Math.Sqrt(3) * 100:F1} | 83.0 ± 9.0 |", markdown);
+        Assert.Matches(@"\| deterministic \| 3/3 \| 32\.0 ± [0-9.]+ \|  \| 32\.0 ± ", markdown); // measured nothing: an empty cell
+        Assert.Contains("final test acc, precise BN (\\%)", latex);
+        // Claims are judged on the running statistics' figure: He 83.0 vs deterministic 32.0, not the precise 85.0.
+        Assert.Contains("| Without a breaker it trains far below He (more than 2 points) | -51.0 ± ", markdown);
+        Assert.EndsWith(",precise_bn_final_acc_mean,precise_bn_final_acc_ci95", csv[0]);
+        Assert.Equal(0.85, double.Parse(csv.Single(l => l.StartsWith("He (random init),", StringComparison.Ordinal)).Split(',')[13],
+            System.Globalization.CultureInfo.InvariantCulture), 12);
+        Assert.DoesNotContain("precise", plain);
+    }
+
+    [Fact]
+    public async Task AStudysRunsWhoseLearningRateDoesNotDecayToZeroPerStepAlsoMeasurePreciseBatchNorm()
+    {
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+        var request = new
+        {
+            name = "lagging", seeds = 1,
+            arms = new[]
+            {
+                TinyArm("constant", new { schedule = "constant" }), TinyArm("cosine-step", new { schedule = "cosine-step" }),
+                TinyArm("off", new { schedule = "constant", preciseBatchNorm = 0 }), TinyArm("mine", new { preciseBatchNorm = 3 }),
+            },
+        };
+
+        var created = await http.PostAsJsonAsync("/api/studies", request);
+        var id = (await created.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("summary").GetProperty("id").GetGuid();
+        await http.PostAsync($"/api/studies/{id}/cancel", null);
+        var stored = JsonDocument.Parse(await http.GetStringAsync("/api/runs?search=lagging")).RootElement.EnumerateArray()
+            .ToDictionary(r => r.GetProperty("arm").GetString()!, r => r.GetProperty("config").GetProperty("preciseBatchNorm").GetInt32());
+
+        Assert.Equal(HttpStatusCode.Created, created.StatusCode);
+        Assert.Equal(StudyService.PreciseBatches, stored["constant"]);
+        Assert.Equal(0, stored["cosine-step"]); // decayed to 0 by the last step: the running statistics describe the final weights
+        Assert.Equal(0, stored["off"]); // the researcher's own choice stands
+        Assert.Equal(3, stored["mine"]);
     }
 
     [Fact]

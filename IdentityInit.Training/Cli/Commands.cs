@@ -244,6 +244,8 @@ public static class Commands
                 case EpochMetrics m:
                     console.MarkupLineInterpolated(
                         $"epoch {m.Epoch + 1}: train loss {m.TrainLoss:F4} acc {m.TrainAccuracy:P2}, test loss {m.TestLoss:F4} acc [bold]{m.TestAccuracy:P2}[/] (best {m.BestTestAccuracy:P2})");
+                    if (m.PreciseTestAccuracy is { } precise)
+                        console.MarkupLineInterpolated($"  with precise BatchNorm statistics: test loss {m.PreciseTestLoss:F4} acc {precise:P2}");
                     break;
                 case SymmetryBroken b:
                     console.MarkupLineInterpolated($"[yellow]symmetry broke[/] in {b.Layer} at step {b.Step} (spread {b.Spread:G3})");

@@ -36,8 +36,13 @@ internal sealed class RunFiles(string directory)
         File.WriteAllText(Path.Combine(Directory, "config.json"), ConfigOverlay.ToJson(config));
         Csv("steps.csv", "step,epoch,loss,accuracy,learning_rate,images_per_second,step_ms",
             steps.Select(s => Row(s.Step, s.Epoch, s.Loss, s.Accuracy, s.LearningRate, s.ImagesPerSecond, s.StepMilliseconds)));
-        Csv("epochs.csv", "epoch,step,train_loss,train_accuracy,test_loss,test_accuracy,best_test_accuracy",
-            epochs.Select(m => Row(m.Epoch, m.Step, m.TrainLoss, m.TrainAccuracy, m.TestLoss, m.TestAccuracy, m.BestTestAccuracy)));
+        if (epochs.Any(m => m.PreciseTestAccuracy is not null)) // precise BN on: its figures beside the running statistics'
+            Csv("epochs.csv", "epoch,step,train_loss,train_accuracy,test_loss,test_accuracy,best_test_accuracy,precise_bn_test_loss,precise_bn_test_accuracy",
+                epochs.Select(m => Row(m.Epoch, m.Step, m.TrainLoss, m.TrainAccuracy, m.TestLoss, m.TestAccuracy, m.BestTestAccuracy,
+                    m.PreciseTestLoss ?? double.NaN, m.PreciseTestAccuracy ?? double.NaN)));
+        else
+            Csv("epochs.csv", "epoch,step,train_loss,train_accuracy,test_loss,test_accuracy,best_test_accuracy",
+                epochs.Select(m => Row(m.Epoch, m.Step, m.TrainLoss, m.TrainAccuracy, m.TestLoss, m.TestAccuracy, m.BestTestAccuracy)));
         Csv("weight_correlation.csv", "step,layer,forward,backward,kernel,forward_neglog,backward_neglog,kernel_neglog,spread",
             snapshots.SelectMany(c => c.Weights.Select(w => Row(c.Step, w.Layer, w.Forward, w.Backward, w.Kernel,
                 w.ForwardNegLog, w.BackwardNegLog, w.KernelNegLog, w.Spread))));

@@ -11,6 +11,29 @@ namespace IdentityInit.Training.Models;
 /// </summary>
 internal static class PreciseBatchNorm
 {
+    /// <summary>Every BatchNorm's running statistics as they are now, put back when the result is disposed.</summary>
+    public static IDisposable Keep(nn.Module model)
+    {
+        var buffers = model.modules().OfType<BatchNorm2d>().Where(bn => bn.running_mean is not null)
+            .SelectMany(bn => new[] { bn.running_mean!, bn.running_var!, bn.num_batches_tracked! })
+            .Select(b => (Buffer: b, Copy: b.detach().clone())).ToList();
+        return new Restore(buffers);
+    }
+
+    sealed class Restore(List<(Tensor Buffer, Tensor Copy)> buffers) : IDisposable
+    {
+        public void Dispose()
+        {
+            using (no_grad())
+                foreach (var (buffer, copy) in buffers)
+                {
+                    buffer.copy_(copy);
+                    copy.Dispose();
+                }
+            buffers.Clear();
+        }
+    }
+
     /// <summary>Runs <paramref name="batches"/> through the model in train mode without gradients; returns false without BatchNorm.</summary>
     public static bool Recompute(nn.Module<Tensor, Tensor> model, IEnumerable<Tensor> batches)
     {

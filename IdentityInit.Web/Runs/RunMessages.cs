@@ -50,7 +50,8 @@ public static class Series
     public const string Time = "time", Throughput = "throughput", TrainLoss = "train/loss", TrainAccuracy = "train/acc", LearningRate = "lr",
         StepMilliseconds = "step_ms", Fingerprint = "fingerprint", Diversity = "diversity", SignalInput = "signal.input";
     public const string EpochIndex = "epoch/index", EpochTrainLoss = "epoch/train_loss", EpochTrainAccuracy = "epoch/train_acc",
-        EpochTestLoss = "epoch/test_loss", EpochTestAccuracy = "epoch/test_acc", EpochBestTestAccuracy = "epoch/best_test_acc";
+        EpochTestLoss = "epoch/test_loss", EpochTestAccuracy = "epoch/test_acc", EpochBestTestAccuracy = "epoch/best_test_acc",
+        EpochPreciseTestLoss = "epoch/test_loss_precise_bn", EpochPreciseTestAccuracy = "epoch/test_acc_precise_bn";
 
     /// <summary>Every signal-propagation series (per layer ones and the input's).</summary>
     public const string Signals = "signal.";
@@ -73,6 +74,9 @@ public static class Series
             new(EpochIndex, m.Step, m.Epoch), new(EpochTrainLoss, m.Step, m.TrainLoss), new(EpochTrainAccuracy, m.Step, m.TrainAccuracy),
             new(EpochTestLoss, m.Step, m.TestLoss), new(EpochTestAccuracy, m.Step, m.TestAccuracy),
             new(EpochBestTestAccuracy, m.Step, m.BestTestAccuracy),
+            .. (m.PreciseTestAccuracy is { } precise
+                ? new PointDto[] { new(EpochPreciseTestLoss, m.Step, m.PreciseTestLoss!.Value), new(EpochPreciseTestAccuracy, m.Step, precise) }
+                : []),
         ],
         CorrelationSnapshot c =>
         [

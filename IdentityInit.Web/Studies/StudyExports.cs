@@ -13,8 +13,16 @@ public static class StudyExports
 
     static readonly CultureInfo Invariant = CultureInfo.InvariantCulture;
 
-    /// <summary>The table's columns: header, and each arm's cell as text (accuracies in %, ± the 95 % half-width).</summary>
-    public static readonly IReadOnlyList<(string Header, Func<ArmResult, string> Cell)> Columns =
+    /// <summary>
+    /// The table's columns: header, and each arm's cell as text (accuracies in %, ± the 95 % half-width). The precise-BN
+    /// column is there when some arm measured it (its runs' learning rate did not decay to 0 per step).
+    /// </summary>
+    public static IReadOnlyList<(string Header, Func<ArmResult, string> Cell)> Columns(StudyResults results) =>
+        results.Arms.Any(a => a.PreciseFinalAccuracy is not null) ? [.. Fixed[..3], Precise, .. Fixed[3..]] : Fixed;
+
+    static readonly (string Header, Func<ArmResult, string> Cell) Precise = ("final test acc, precise BN (%)", a => a.PreciseFinalAccuracy?.Format(true) ?? "");
+
+    static readonly (string Header, Func<ArmResult, string> Cell)[] Fixed =
     [
         ("arm", a => a.Arm),
         ("n", a => $"{a.Completed}/{a.Seeds}"),
@@ -29,12 +37,14 @@ public static class StudyExports
     public static string Csv(StudyResults results)
     {
         var csv = new StringBuilder("arm,seeds,completed,final_acc_mean,final_acc_ci95,best_acc_mean,best_acc_ci95,layers_broken_fraction," +
-                                    "median_first_break_step,final_weight_corr,epochs_to_half_mean,epochs_to_half_ci95,reached_half\n");
+                                    "median_first_break_step,final_weight_corr,epochs_to_half_mean,epochs_to_half_ci95,reached_half," +
+                                    "precise_bn_final_acc_mean,precise_bn_final_acc_ci95\n");
         string N(double? v) => v?.ToString("R", Invariant) ?? "";
         foreach (var a in results.Arms)
             csv.Append(string.Join(',', Quote(a.Arm), a.Seeds, a.Completed, N(a.FinalAccuracy?.Mean), N(a.FinalAccuracy?.HalfWidth),
                 N(a.BestAccuracy?.Mean), N(a.BestAccuracy?.HalfWidth), N(a.BrokenFraction), N(a.MedianBreakStep), N(a.FinalWeightCorrelation),
-                N(a.EpochsToHalf?.Mean), N(a.EpochsToHalf?.HalfWidth), a.ReachedHalf)).Append('\n');
+                N(a.EpochsToHalf?.Mean), N(a.EpochsToHalf?.HalfWidth), a.ReachedHalf, N(a.PreciseFinalAccuracy?.Mean),
+                N(a.PreciseFinalAccuracy?.HalfWidth))).Append('\n');
         return csv.ToString();
     }
 
@@ -74,9 +84,10 @@ public static class StudyExports
     /// <param name="caveat">what the study's scale cannot show (StudyPresets.CaveatOf), after the claims</param>
     public static string Markdown(StudyResults results, string? caveat = null)
     {
-        var md = new StringBuilder("| " + string.Join(" | ", Columns.Select(c => c.Header)) + " |\n");
-        md.Append("| " + string.Join(" | ", Columns.Select(_ => "---")) + " |\n");
-        foreach (var a in results.Arms) md.Append("| " + string.Join(" | ", Columns.Select(c => Md(c.Cell(a)))) + " |\n");
+        var columns = Columns(results);
+        var md = new StringBuilder("| " + string.Join(" | ", columns.Select(c => c.Header)) + " |\n");
+        md.Append("| " + string.Join(" | ", columns.Select(_ => "---")) + " |\n");
+        foreach (var a in results.Arms) md.Append("| " + string.Join(" | ", columns.Select(c => Md(c.Cell(a)))) + " |\n");
         if (results.Claims.Count > 0)
         {
             md.Append("\n| claim (paper) | measured | verdict | why |\n| --- | --- | --- | --- |\n");
@@ -103,9 +114,10 @@ public static class StudyExports
 
     public static string Latex(StudyResults results, string? caveat = null)
     {
-        var tex = new StringBuilder("\\begin{tabular}{l" + new string('r', Columns.Count - 1) + "}\n\\hline\n");
-        tex.Append(string.Join(" & ", Columns.Select(c => Tex(c.Header)))).Append(" \\\\\n\\hline\n");
-        foreach (var a in results.Arms) tex.Append(string.Join(" & ", Columns.Select(c => Tex(c.Cell(a))))).Append(" \\\\\n");
+        var columns = Columns(results);
+        var tex = new StringBuilder("\\begin{tabular}{l" + new string('r', columns.Count - 1) + "}\n\\hline\n");
+        tex.Append(string.Join(" & ", columns.Select(c => Tex(c.Header)))).Append(" \\\\\n\\hline\n");
+        foreach (var a in results.Arms) tex.Append(string.Join(" & ", columns.Select(c => Tex(c.Cell(a))))).Append(" \\\\\n");
         tex.Append("\\hline\n\\end{tabular}\n");
         if (results.Claims.Count == 0) return tex.ToString();
         tex.Append("\n\\begin{tabular}{p{5cm}p{4cm}lp{5cm}}\n\\hline\nclaim (paper) & measured & verdict & why \\\\\n\\hline\n");

@@ -12,7 +12,7 @@ public sealed record ArmResult(
     string Arm, double? X, string? Line, int Seeds, int Completed, int Running, int Queued, int Failed,
     Estimate? FinalAccuracy, Estimate? BestAccuracy, double? BrokenFraction, double? MedianBreakStep, double? FinalWeightCorrelation,
     Estimate? EpochsToHalf, int ReachedHalf, double? Latest, int? LatestEpoch, IReadOnlyList<double> Finals,
-    Estimate? BreakStep = null, Estimate? Correlation = null);
+    Estimate? BreakStep = null, Estimate? Correlation = null, Estimate? PreciseFinalAccuracy = null);
 
 /// <summary>A mean curve with its 95 % band over seeds (the band collapses where one seed has the point).</summary>
 public sealed record Curve(string Label, double[] X, double[] Mean, double[] Low, double[] High);
@@ -21,9 +21,12 @@ public sealed record StudyResults(
     IReadOnlyList<ArmResult> Arms, IReadOnlyList<Claim> Claims, IReadOnlyList<Curve> Accuracy, IReadOnlyList<Curve> Correlation,
     string? SweepAxis, bool Final, DateTime ComputedAt);
 
-/// <summary>What the table needs of one run: its row, test accuracy per epoch, its layers' break steps, mean weight correlation per step.</summary>
+/// <summary>
+/// What the table needs of one run: its row, test accuracy per epoch, its layers' break steps, mean weight correlation per
+/// step, and its last test accuracy with precise BatchNorm statistics (when it measured one).
+/// </summary>
 public sealed record RunCell(Run Run, IReadOnlyList<(int Epoch, double Accuracy)> Epochs, IReadOnlyList<long> Breaks,
-    IReadOnlyList<(long Step, double Correlation)> Correlation);
+    IReadOnlyList<(long Step, double Correlation)> Correlation, double? PreciseFinal = null);
 
 public static class StudyTable
 {
@@ -61,7 +64,7 @@ public static class StudyTable
             correlations.Count > 0 ? correlations.Average() : null, Estimate.Of(toHalf), toHalf.Count, latest, latestEpoch, finals,
             // Over seeds: each seed's median break step over its broken layers, and its final mean weight correlation.
             Estimate.Of([.. done.Where(c => c.Breaks.Count > 0).Select(c => Median(c.Breaks.Select(b => (double)b).ToList())!.Value)]),
-            Estimate.Of(correlations));
+            Estimate.Of(correlations), Estimate.Of([.. done.Where(c => c.PreciseFinal is not null).Select(c => c.PreciseFinal!.Value)]));
     }
 
     public static double? Median(IReadOnlyList<double> values)

@@ -14,8 +14,10 @@ public sealed record ChartSpec(string Key, string Title, string YLabel, string[]
     // Min and Max bound what the quantity can be: a seed band (a t-interval over few seeds) is clipped to them.
     public static readonly IReadOnlyList<ChartSpec> All =
     [
-        new("loss", "Loss", "cross-entropy", [SeriesNames.TrainLoss, SeriesNames.EpochTrainLoss, SeriesNames.EpochTestLoss], Min: 0),
-        new("accuracy", "Accuracy", "accuracy", [SeriesNames.TrainAccuracy, SeriesNames.EpochTrainAccuracy, SeriesNames.EpochTestAccuracy], Min: 0, Max: 1),
+        new("loss", "Loss", "cross-entropy", [SeriesNames.TrainLoss, SeriesNames.EpochTrainLoss, SeriesNames.EpochTestLoss, SeriesNames.EpochPreciseTestLoss],
+            Min: 0),
+        new("accuracy", "Accuracy", "accuracy", [SeriesNames.TrainAccuracy, SeriesNames.EpochTrainAccuracy, SeriesNames.EpochTestAccuracy,
+            SeriesNames.EpochPreciseTestAccuracy], Min: 0, Max: 1),
         new("wcorr-fwd", "Forward weight correlation per layer", "-log|rho|", [SeriesNames.WeightCorrelationForward], Transform: "neglog", Correlation: true, Min: -1, Max: 1),
         new("wcorr-bwd", "Backward weight correlation per layer", "-log|rho|", [SeriesNames.WeightCorrelationBackward], Transform: "neglog", Correlation: true, Min: -1, Max: 1),
         new("spread", "Channel spread per layer (markers: symmetry broke)", "max |w_a - w_b|", [SeriesNames.Spread], LogY: true, MarkerPrefixes: [SeriesNames.Break], Min: 0),
