@@ -23,17 +23,7 @@ public static class RunProcess
         started?.Invoke(process.Id);
         await process.StandardInput.WriteLineAsync(ConfigOverlay.ToJson(config with { DataDir = null }).ReplaceLineEndings(" "));
         await process.StandardInput.FlushAsync(CancellationToken.None);
-
-        var lastErrors = new Queue<string>();
-        var stderr = Task.Run(async () =>
-        {
-            while (await process.StandardError.ReadLineAsync() is { } line)
-                lock (lastErrors)
-                {
-                    lastErrors.Enqueue(line);
-                    if (lastErrors.Count > 20) lastErrors.Dequeue();
-                }
-        }, CancellationToken.None);
+        var lastError = Task.Run(() => LastLineAsync(process.StandardError), CancellationToken.None);
 
         string? killedFor = null;
         void Kill(string reason)
@@ -42,36 +32,25 @@ public static class RunProcess
             try { process.Kill(entireProcessTree: true); } catch (InvalidOperationException) { } // already gone
         }
 
-        using var cancelled = cancellationToken.Register(() =>
-        {
-            try
-            {
-                process.StandardInput.WriteLine("cancel");
-                process.StandardInput.Flush();
-            }
-            catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException)
-            {
-                // the child has already ended
-            }
-            _ = Task.Delay(options.CancelGrace, CancellationToken.None).ContinueWith(_ =>
-            {
-                if (!HasExited(process)) Kill($"it did not stop within {options.CancelGrace.TotalSeconds:0} s of being cancelled and was killed");
-            }, TaskScheduler.Default);
-        });
-        using var watchdog = options.MemoryLimitBytes is { } limit ? new Timer(_ =>
-        {
-            try
-            {
-                process.Refresh();
-                if (!process.HasExited && process.WorkingSet64 > limit)
-                    Kill($"it used {process.WorkingSet64 / (1 << 20)} MiB, over the memory limit of {limit / (1 << 20)} MiB (IdentityInit:RunMemoryLimitMb), and was killed");
-            }
-            catch (InvalidOperationException)
-            {
-                // exited between the checks
-            }
-        }, null, TimeSpan.Zero, TimeSpan.FromMilliseconds(200)) : null;
+        using var cancelled = cancellationToken.Register(() => AskToStop(process, options.CancelGrace, Kill));
+        using var watchdog = options.MemoryLimitBytes is { } limit ? Watchdog(process, limit, Kill) : null;
+        var (summary, lastStep) = await ReadEventsAsync(process, progress);
+        await process.WaitForExitAsync(CancellationToken.None);
+        var last = await lastError ?? "(nothing on stderr)";
+        if (summary is not null && killedFor is null) return summary;
 
+        var reason = killedFor ?? Describe(process.ExitCode);
+        var error = $"the training process ended without finishing the run: {reason}; its last output: {last}";
+        // Cancelled, but too slow to stop (e.g. still building a huge model): the run is cancelled all the same, and says how.
+        var status = cancellationToken.IsCancellationRequested ? RunStatus.Cancelled : RunStatus.Failed;
+        var failed = new RunSummary(status, lastStep, 0, null, 0, null, [], error, null, null, clock.Elapsed.TotalSeconds);
+        progress.Report(new LogLine(lastStep, "failed: " + error));
+        return summary is null ? failed : summary with { Status = status, Error = error };
+    }
+
+    /// <summary>The child's events, reported as they come; its summary (null if it never ended the run) and last step.</summary>
+    static async Task<(RunSummary? Summary, long LastStep)> ReadEventsAsync(Process process, IProgress<RunEvent> progress)
+    {
         RunSummary? summary = null;
         long lastStep = 0;
         while (await process.StandardOutput.ReadLineAsync(CancellationToken.None) is { } line)
@@ -90,20 +69,50 @@ public static class RunProcess
             lastStep = e switch { RunStarted begun => begun.StartStep, StepMetrics m => m.Step, _ => lastStep };
             progress.Report(e);
         }
-        await process.WaitForExitAsync(CancellationToken.None);
-        await stderr;
-        if (summary is not null && killedFor is null) return summary;
-
-        string last;
-        lock (lastErrors) last = lastErrors.LastOrDefault(l => l.Trim().Length > 0) ?? "(nothing on stderr)";
-        var reason = killedFor ?? Describe(process.ExitCode);
-        var error = $"the training process ended without finishing the run: {reason}; its last output: {last}";
-        // Cancelled, but too slow to stop (e.g. still building a huge model): the run is cancelled all the same, and says how.
-        var status = cancellationToken.IsCancellationRequested ? RunStatus.Cancelled : RunStatus.Failed;
-        var failed = new RunSummary(status, lastStep, 0, null, 0, null, [], error, null, null, clock.Elapsed.TotalSeconds);
-        progress.Report(new LogLine(lastStep, "failed: " + error));
-        return summary is null ? failed : summary with { Status = status, Error = error };
+        return (summary, lastStep);
     }
+
+    /// <summary>The last non-blank line of a stream (a failed child's stderr says why there), read to its end.</summary>
+    static async Task<string?> LastLineAsync(StreamReader reader)
+    {
+        string? last = null;
+        while (await reader.ReadLineAsync() is { } line)
+            if (line.Trim().Length > 0) last = line;
+        return last;
+    }
+
+    /// <summary>Asks the child to checkpoint and stop; one that has not stopped after <paramref name="grace"/> is killed.</summary>
+    static void AskToStop(Process process, TimeSpan grace, Action<string> kill)
+    {
+        try
+        {
+            process.StandardInput.WriteLine("cancel");
+            process.StandardInput.Flush();
+        }
+        catch (Exception e) when (e is IOException or InvalidOperationException or ObjectDisposedException)
+        {
+            // the child has already ended
+        }
+        _ = Task.Delay(grace, CancellationToken.None).ContinueWith(_ =>
+        {
+            if (!HasExited(process)) kill($"it did not stop within {grace.TotalSeconds:0} s of being cancelled and was killed");
+        }, TaskScheduler.Default);
+    }
+
+    /// <summary>Kills the child once its working set passes <paramref name="limit"/> bytes (checked every 200 ms).</summary>
+    static Timer Watchdog(Process process, long limit, Action<string> kill) => new(_ =>
+    {
+        try
+        {
+            process.Refresh();
+            if (!process.HasExited && process.WorkingSet64 > limit)
+                kill($"it used {process.WorkingSet64 / (1 << 20)} MiB, over the memory limit of {limit / (1 << 20)} MiB (IdentityInit:RunMemoryLimitMb), and was killed");
+        }
+        catch (InvalidOperationException)
+        {
+            // exited between the checks
+        }
+    }, null, TimeSpan.Zero, TimeSpan.FromMilliseconds(200));
 
     /// <summary>Exit codes as the runtime reports them: 128 + N for a process ended by signal N.</summary>
     static string Describe(int exitCode) => exitCode switch

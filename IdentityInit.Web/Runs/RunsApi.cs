@@ -20,7 +20,16 @@ public static class RunsApi
         var api = app.MapGroup("/api").WithTags("runs").AddEndpointFilter(Refusals);
 
         api.MapGet("/presets", () => Presets.All.Select(p => new { p.Name, p.Description, p.Scale, p.Config }));
+        MapLifecycle(api);
+        MapData(api);
+        MapWeights(api);
+        api.MapGet("/workers", async (Workers workers, CancellationToken cancellationToken) => await workers.OverviewAsync(cancellationToken))
+            .RequireAuthorization(LabRoles.AdminPolicy);
+    }
 
+    /// <summary>A run's life: create, list, read, edit, delete, cancel, clone.</summary>
+    static void MapLifecycle(RouteGroupBuilder api)
+    {
         api.MapPost("/runs", async (JsonBody<CreateRunRequest> body, ClaimsPrincipal user, RunService service) =>
         {
             if (body.Refusal is { } refusal) return refusal;
@@ -67,6 +76,28 @@ public static class RunsApi
         api.MapGet("/runs/{id:guid}", async (Guid id, RunQueries queries) =>
             await queries.ReadAsync(id) is { } run ? Results.Ok(run) : Results.NotFound());
 
+        api.MapPost("/runs/{id:guid}/cancel", async (Guid id, ClaimsPrincipal user, RunService service, RunQueries queries) =>
+        {
+            if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
+            if (run.IsFinished) return Results.Problem($"run {id} has already ended ({run.Status})", statusCode: StatusCodes.Status409Conflict);
+            await service.CancelAsync(id, Caller.From(user));
+            return Results.Accepted($"/api/runs/{id}");
+        });
+
+        api.MapPost("/runs/{id:guid}/clone", async (Guid id, ClaimsPrincipal user, RunService service, RunQueries queries) =>
+        {
+            if (await queries.ReadAsync(id) is not { } run) return Results.NotFound();
+            var request = RunService.CloneRequest(run);
+            var (configs, errors) = service.Plan(request);
+            if (errors.Count > 0) return Results.ValidationProblem(errors);
+            var runs = await service.CreateAsync(request, configs, Caller.From(user));
+            return Results.Created($"/api/runs/{runs[0].Id}", RunDto.Of(runs[0]));
+        }).RequireAuthorization(LabRoles.QueuePolicy);
+    }
+
+    /// <summary>What a run measured: metrics, chart cards, heatmaps, logs, and where two runs' weights first differ.</summary>
+    static void MapData(RouteGroupBuilder api)
+    {
         api.MapGet("/runs/{id:guid}/metrics", async (Guid id, RunQueries queries, string? format, long? from, long? to, string? series, int? maxPoints) =>
             await queries.GetAsync(id) is null ? Results.NotFound() : await MetricsAsync(queries, id, format, from, to, series, maxPoints));
 
@@ -84,6 +115,16 @@ public static class RunsApi
         api.MapGet("/runs/{id:guid}/heatmap", async (Guid id, string layer, long? step, RunQueries queries) =>
             await queries.HeatmapAsync(id, layer, step) is { } heatmap ? Results.Ok(heatmap) : Results.NotFound());
 
+        api.MapGet("/runs/{id:guid}/logs", async (Guid id, RunQueries queries) =>
+            await queries.GetAsync(id) is null ? Results.NotFound() : Results.Ok(await queries.LogsAsync(id)));
+
+        api.MapGet("/compare/first-difference", async (Guid a, Guid b, RunQueries queries) =>
+            await FirstDifferenceAsync(queries, a, b) is { } result ? Results.Ok(result) : Results.NotFound());
+    }
+
+    /// <summary>Weights out (safetensors of a checkpoint) and in (staged for a new run's init "file").</summary>
+    static void MapWeights(RouteGroupBuilder api)
+    {
         api.MapGet("/runs/{id:guid}/weights.safetensors", async (Guid id, long? step, RunQueries queries, WeightImports weights) =>
         {
             if (await queries.ReadAsync(id) is not { } run) return Results.NotFound();
@@ -135,33 +176,6 @@ public static class RunsApi
             }
         }).RequireAuthorization(LabRoles.QueuePolicy).DisableAntiforgery().WithMetadata(new RequestSizeLimitAttribute(WeightImports.MaxUploadBytes))
           .WithMetadata(new RequestFormLimitsAttribute { MultipartBodyLengthLimit = WeightImports.MaxUploadBytes });
-
-        api.MapGet("/runs/{id:guid}/logs", async (Guid id, RunQueries queries) =>
-            await queries.GetAsync(id) is null ? Results.NotFound() : Results.Ok(await queries.LogsAsync(id)));
-
-        api.MapPost("/runs/{id:guid}/cancel", async (Guid id, ClaimsPrincipal user, RunService service, RunQueries queries) =>
-        {
-            if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
-            if (run.IsFinished) return Results.Problem($"run {id} has already ended ({run.Status})", statusCode: StatusCodes.Status409Conflict);
-            await service.CancelAsync(id, Caller.From(user));
-            return Results.Accepted($"/api/runs/{id}");
-        });
-
-        api.MapPost("/runs/{id:guid}/clone", async (Guid id, ClaimsPrincipal user, RunService service, RunQueries queries) =>
-        {
-            if (await queries.ReadAsync(id) is not { } run) return Results.NotFound();
-            var request = RunService.CloneRequest(run);
-            var (configs, errors) = service.Plan(request);
-            if (errors.Count > 0) return Results.ValidationProblem(errors);
-            var runs = await service.CreateAsync(request, configs, Caller.From(user));
-            return Results.Created($"/api/runs/{runs[0].Id}", RunDto.Of(runs[0]));
-        }).RequireAuthorization(LabRoles.QueuePolicy);
-
-        api.MapGet("/workers", async (Workers workers, CancellationToken cancellationToken) => await workers.OverviewAsync(cancellationToken))
-            .RequireAuthorization(LabRoles.AdminPolicy);
-
-        api.MapGet("/compare/first-difference", async (Guid a, Guid b, RunQueries queries) =>
-            await FirstDifferenceAsync(queries, a, b) is { } result ? Results.Ok(result) : Results.NotFound());
     }
 
     /// <summary>
