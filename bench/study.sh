@@ -2,7 +2,7 @@
 # The paper's three studies at CPU scale through the app (POST /api/studies), each with its preset's seeds, two runs at a time on one
 # thread each: wall time from queueing to the last run's end, and the results table and claims with their verdicts.
 #   bench/study.sh                 all three presets; writes bench/studies.md (the reading is in bench/README.md)
-#   bench/study.sh PRESET [ARGS]   one preset to stdout (ARGS: --seeds N, --workers W)
+#   bench/study.sh PRESET [ARGS]   one preset to stdout (ARGS: --seeds N, --workers W, --set field=value for every run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dotnet build bench/IdentityInit.Bench -c Release -v q -nologo >/dev/null

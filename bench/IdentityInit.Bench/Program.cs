@@ -31,7 +31,8 @@ switch (command)
     case "loading": await LoadingBenchmark.RunAsync(args.SkipWhile(a => a != "--pg").Skip(1).FirstOrDefault()); return 0;
     case "study":
         await IdentityInit.Bench.StudyBenchmark.RunAsync(args.SkipWhile(a => a != "--preset").Skip(1).FirstOrDefault() ?? "constnet-breakers",
-            args.Contains("--seeds") ? Arg("--seeds", 3) : null, Arg("--workers", 1));
+            args.Contains("--seeds") ? Arg("--seeds", 3) : null, Arg("--workers", 1),
+            [.. args.Select((a, i) => (a, i)).Where(t => t.a == "--set" && t.i + 1 < args.Length).Select(t => args[t.i + 1])]);
         return 0;
     case "child": await WebBenchmarks.ChildAsync(Arg("--steps", 300), Arg("--pairs", 2)); return 0;
     case "study-compare-shots": await IdentityInit.Bench.StudyCompareShots.RunAsync(args.SkipWhile(a => a != "--out").Skip(1).FirstOrDefault() ?? "docs"); return 0;
