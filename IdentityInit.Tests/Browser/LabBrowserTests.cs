@@ -572,7 +572,8 @@ public sealed class LabBrowserTests
         using var _ = playwright;
         await using var __ = context;
         var page = await OpenAsync(context, new Uri(baseUrl, "/studies").ToString());
-        var tiny = System.Text.Json.JsonSerializer.Serialize(IdentityInit.Tests.Web.Api.TinyConfig(epochs: 2));
+        // A constant learning rate: BatchNorm's running averages lag the final weights, so the runs also measure precise BN.
+        var tiny = System.Text.Json.JsonSerializer.Serialize(IdentityInit.Tests.Web.Api.TinyConfig(epochs: 2, new { schedule = "constant" }));
 
         await Assertions.Expect(page.Locator("#study-preset")).ToHaveValueAsync("constnet-breakers"); // the first study is the default
         await Fill(page, "study-config", tiny);
@@ -591,6 +592,10 @@ public sealed class LabBrowserTests
         await Assertions.Expect(he).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+\.\d$"), new() { Timeout = 180_000 }); // filled in live
         await Assertions.Expect(page.Locator("#study-final")).ToBeVisibleAsync(new() { Timeout = 180_000 });
         var cell = await he.TextContentAsync();
+        await Assertions.Expect(page.Locator("#study-table th").Nth(3)).ToHaveTextAsync("final test acc, precise BN (%)");
+        await Assertions.Expect(page.Locator("tr.study-row[data-arm='He (random init)'] td[data-column='3']"))
+            .ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+\.\d$"));
+        await Assertions.Expect(page.Locator("#study-precise-note")).ToContainTextAsync("recomputed over 100 training batches");
         await Assertions.Expect(page.Locator("#study-claims")).ToContainTextAsync("A deterministic ConstNet keeps every channel identical");
         var single = page.Locator("#study-claims tr.claim-row", new() { HasTextString = "With GPU non-determinism it trains to within 2 points of He" });
         await Assertions.Expect(single).ToHaveAttributeAsync("data-verdict", "inconclusive"); // one seed per arm: no interval, no verdict
