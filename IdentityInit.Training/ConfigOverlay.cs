@@ -56,7 +56,9 @@ public static class ConfigOverlay
         }
     }
 
-    /// <summary>Overlays field values on a config. Errors are keyed by the camelCase field name; with any error the result is null.</summary>
+    /// <summary>
+    /// Overlays field values on a config. Errors are keyed by the camelCase field name; with any error the result is null.
+    /// </summary>
     public static ExperimentConfig? Apply(ExperimentConfig config, IEnumerable<KeyValuePair<string, JsonNode?>> overrides, List<ConfigError> errors)
     {
         var node = JsonSerializer.SerializeToNode(config, Json)!.AsObject();

@@ -27,7 +27,9 @@ public static class ConfigValidation
     public static string Shown(string? value) =>
         value is null ? "null" : value.Length <= 80 ? value : $"{value[..77]}... ({value.Length:N0} characters)";
 
-    /// <summary>Names, labels and tags are one line of text: a control character (a newline splitting a CSV row, a tab) is refused.</summary>
+    /// <summary>
+    /// Names, labels and tags are one line of text: a control character (a newline splitting a CSV row, a tab) is refused.
+    /// </summary>
     public static bool HasControl(string? value) => value?.Any(char.IsControl) == true;
 
     public static IReadOnlyList<ConfigError> Validate(ExperimentConfig c)

@@ -114,7 +114,8 @@ public sealed class LabBrowserTests
         Assert.True(heat[0] is [> 240, < 20, < 20], $"bar top {string.Join(",", heat[0])}");      // +1 red
         Assert.True(heat[1] is [> 240, > 240, > 240], $"bar middle {string.Join(",", heat[1])}"); // 0 white
         Assert.True(heat[2] is [< 20, < 20, > 240], $"bar bottom {string.Join(",", heat[2])}");   // -1 blue
-        Assert.True(heat[3] is [> 240, < 20, < 20], $"matrix {string.Join(",", heat[3])}");       // a deterministic ConstNet: identical channels
+        // a deterministic ConstNet: identical channels
+        Assert.True(heat[3] is [> 240, < 20, < 20], $"matrix {string.Join(",", heat[3])}");
         Assert.InRange(heat[4][0], 2, 64);
         await page.Locator("canvas.heatmap").ScreenshotAsync(new() { Path = Shot("heatmap") });
 
@@ -250,8 +251,10 @@ public sealed class LabBrowserTests
         const string accuracy = "document.querySelector(\"[data-chart='accuracy']\").id";
         await page.WaitForFunctionAsync($"() => {{ const v = iiCharts.values({accuracy}, 'epoch test acc'); return v && Math.abs(v[0][0] - 1000 / 391) < 1e-6; }}");
         await page.Locator("#x-axis").GetByText("relative time (min)", new() { Exact = true }).ClickAsync();
-        await page.WaitForFunctionAsync($"() => {{ const v = iiCharts.values({accuracy}, 'epoch test acc'); return v && Math.abs(v[0][0] - 10) < 1e-6; }}"); // step 1000 at 600 s
-        Assert.NotNull(await page.EvaluateAsync<double[][]?>($"() => iiCharts.drawn({loss}, 'train loss (raw)')")); // smoothing kept by the new charts
+        // step 1000 at 600 s
+        await page.WaitForFunctionAsync($"() => {{ const v = iiCharts.values({accuracy}, 'epoch test acc'); return v && Math.abs(v[0][0] - 10) < 1e-6; }}");
+        // smoothing kept by the new charts
+        Assert.NotNull(await page.EvaluateAsync<double[][]?>($"() => iiCharts.drawn({loss}, 'train loss (raw)')"));
         await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "paper-scale-run.png"), FullPage = true });
 
         // A series with no finite value (the diversity of identical channels is -inf) says so instead of drawing nothing.
@@ -314,7 +317,8 @@ public sealed class LabBrowserTests
         Assert.Equal("[]", styles[4]);
         Assert.NotEqual("[]", styles[5]);
         Assert.Equal("det seed 1 · conv|nondet seed 1 · conv", styles[6]);
-        Assert.Equal(5, await page.EvaluateAsync<double>($"() => iiCharts.xRange({spread})[0]")); // the axis reaches back to the break at step 5
+        // the axis reaches back to the break at step 5
+        Assert.Equal(5, await page.EvaluateAsync<double>($"() => iiCharts.xRange({spread})[0]"));
 
         // Picking one layer leaves one entry per run in the per-layer charts' legends.
         await page.Locator(".mud-select:has(#layer-picker)").Last.ClickAsync();
@@ -374,7 +378,8 @@ public sealed class LabBrowserTests
         var sd = Math.Sqrt(values.Sum(v => (v - mean) * (v - mean)) / (values.Length - 1));
         const double t11 = 2.200985160082949; // Student t, 0.975 quantile, 11 degrees of freedom
         var expected = mean + t11 * sd / Math.Sqrt(12);
-        Assert.True(Math.Abs(hi - expected) < 1e-6, $"hi {hi} vs {expected}"); // float32 on the wire: ~3e-8; a rounded t (2.2) is off by 1e-5
+        // float32 on the wire: ~3e-8; a rounded t (2.2) is off by 1e-5
+        Assert.True(Math.Abs(hi - expected) < 1e-6, $"hi {hi} vs {expected}");
         await page.WaitForFunctionAsync($"() => iiCharts.values({accuracy}, 'pair (n=2) · epoch test acc hi') !== null");
         var clipped = await page.EvaluateAsync<double[]>($"() => [iiCharts.values({accuracy}, 'pair (n=2) · epoch test acc lo')[1][0], iiCharts.values({accuracy}, 'pair (n=2) · epoch test acc hi')[1][0]]");
         Assert.Equal([0.0, 1.0], clipped); // accuracy cannot leave [0, 1]
@@ -497,7 +502,8 @@ public sealed class LabBrowserTests
         await page.GotoAsync(baseUrl.ToString()); // the table's default view (the sort is in the URL), columns from this browser
         await ReadyAsync(page);
         await Assertions.Expect(page.Locator("th", new() { HasTextString = "depth" })).ToHaveCountAsync(1);
-        await Assertions.Expect(rows.First.Locator("td[data-column='config.depth']")).ToHaveTextAsync("16"); // run 249: depths cycle 7, 16, 28, 100
+        // run 249: depths cycle 7, 16, 28, 100
+        await Assertions.Expect(rows.First.Locator("td[data-column='config.depth']")).ToHaveTextAsync("16");
         await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "runs-table.png"), FullPage = true });
 
         // Delete two runs: nothing happens until the dialog is confirmed.
@@ -558,7 +564,8 @@ public sealed class LabBrowserTests
         await page.ClickAsync("#sign-out");
         await Assertions.Expect(page).ToHaveURLAsync(new Uri(baseUrl, "/login").ToString());
         await page.GotoAsync(new Uri(baseUrl, $"/runs/{id}").ToString());
-        await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/login\\?returnUrl=")); // signed out for real
+        // signed out for real
+        await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex("/login\\?returnUrl="));
         await admin.PostAsync($"/api/runs/{id}/cancel", null);
     }
 
@@ -607,7 +614,8 @@ public sealed class LabBrowserTests
         var shareUrl = (await page.Locator("#share-link").TextContentAsync())!;
         Assert.StartsWith(baseUrl.ToString(), shareUrl); // "Copy" puts a link a collaborator can open, not a relative path
         var shares = await OpenAsync(context, new Uri(baseUrl, "/shares").ToString());
-        await Assertions.Expect(shares.Locator(".share-study")).ToHaveTextAsync("study constnet-breakers (cpu)"); // which study, not just "study"
+        // which study, not just "study"
+        await Assertions.Expect(shares.Locator(".share-study")).ToHaveTextAsync("study constnet-breakers (cpu)");
 
         var (playwright2, collaborator) = await Chromium.LaunchAsync(); // no account
         using var ___ = playwright2;

@@ -37,7 +37,9 @@ public sealed class LabFactory(string? postgres = null, IReadOnlyDictionary<stri
     string? adminToken;
     public string AdminToken => adminToken ??= Task.Run(() => TokenForAsync(Admin, LabRoles.Admin)).GetAwaiter().GetResult();
 
-    /// <summary>Ensures <paramref name="user"/> exists with <see cref="Password"/> and <paramref name="role"/>; a new token for them.</summary>
+    /// <summary>
+    /// Ensures <paramref name="user"/> exists with <see cref="Password"/> and <paramref name="role"/>; a new token for them.
+    /// </summary>
     public async Task<string> TokenForAsync(string user, string role, string scope = Accounts.WriteScope)
     {
         await EnsureUserAsync(user, role);
@@ -57,7 +59,9 @@ public sealed class LabFactory(string? postgres = null, IReadOnlyDictionary<stri
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", AdminToken);
     }
 
-    /// <summary>A client of the Kestrel server at <paramref name="baseUrl"/> holding <paramref name="token"/> (default: the admin's).</summary>
+    /// <summary>
+    /// A client of the Kestrel server at <paramref name="baseUrl"/> holding <paramref name="token"/> (default: the admin's).
+    /// </summary>
     public HttpClient Client(Uri baseUrl, string? token = null) =>
         new() { BaseAddress = baseUrl, DefaultRequestHeaders = { Authorization = new AuthenticationHeaderValue("Bearer", token ?? AdminToken) } };
 

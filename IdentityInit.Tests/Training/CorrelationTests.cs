@@ -133,7 +133,8 @@ public sealed class CorrelationTests
             CancellationToken.None, new RunOptions(Dataset: gray));
 
         Assert.Equal([0L, 2], snapshots.Select(c => c.Step));
-        Assert.True(double.IsFinite(snapshots[1].Diversity), $"diversity {snapshots[1].Diversity}"); // step 0: -inf by the zero classifier, as the reference
+        // step 0: -inf by the zero classifier, as the reference
+        Assert.True(double.IsFinite(snapshots[1].Diversity), $"diversity {snapshots[1].Diversity}");
         Assert.All(snapshots, c => Assert.True(double.IsNaN(c.Weights.Single(w => w.Layer == "conv1").Backward)));
     }
 

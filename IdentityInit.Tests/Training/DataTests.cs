@@ -66,7 +66,8 @@ public sealed class DataTests
         foreach (var shape in new long[][] { [1, 1, 1, 2], [3, 3, 5, 7], [2500, 3, 8, 8], [1030, 1, 28, 28] })
             sets.Add(randint(0, 256, shape, uint8, generator: generator));
         sets.Add(full([5, 2, 3, 3], 255, uint8)); // every pixel the same: std exactly 0
-        using var fashion = catalog.Find("fashion-mnist") is null ? null : catalog.Load("fashion-mnist"); // the Debian package, where installed
+        // the Debian package, where installed
+        using var fashion = catalog.Find("fashion-mnist") is null ? null : catalog.Load("fashion-mnist");
         if (fashion is not null) sets.Add(fashion.TrainImages);
 
         foreach (var images in sets)

@@ -32,7 +32,8 @@ public sealed class InitializerTests
         foreach (var (name, value) in he)
         {
             var scaled = name.EndsWith(".weight", StringComparison.Ordinal) && value.dim() is 2 or 4 && !name.StartsWith("fc", StringComparison.Ordinal);
-            Assert.True(Same(scaled ? value * 0.5 : value, half[name]), $"{name}: {(scaled ? "not halved" : "changed")}"); // times 0.5 is exact
+            // times 0.5 is exact
+            Assert.True(Same(scaled ? value * 0.5 : value, half[name]), $"{name}: {(scaled ? "not halved" : "changed")}");
         }
         Assert.Null(Initializer.Variant("he-fanin*0.5", out _) is { } v && v == ("he-fanin", 0.5) ? null : "parsed wrong");
         Assert.Null(Initializer.Variant("he-fanin*-1", out var problem));

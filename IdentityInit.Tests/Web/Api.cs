@@ -62,7 +62,9 @@ public static class Api
 
     static double Value(JsonElement e) => e.ValueKind == JsonValueKind.String ? double.Parse(e.GetString()!, System.Globalization.CultureInfo.InvariantCulture) : e.GetDouble();
 
-    /// <summary>A run's stored series without the wall-clock ones (throughput, step time, time), in a fixed order: equal for equal training.</summary>
+    /// <summary>
+    /// A run's stored series without the wall-clock ones (throughput, step time, time), in a fixed order: equal for equal training.
+    /// </summary>
     public static List<(string, long, double)> Deterministic(List<(string Series, long Step, double Value)> points) =>
         [.. points.Where(p => p.Series is not ("throughput" or "step_ms" or "time")).OrderBy(p => p.Series, StringComparer.Ordinal).ThenBy(p => p.Step)];
 }

@@ -79,7 +79,8 @@ public sealed class CorpusTests : IAsyncLifetime
             }
             if (kind >= 4) text = (text ?? root.ToJsonString()) switch
             {
-                var t when kind == 4 => t.Insert(t.IndexOf('{') + 1, $"\"{Keys[arg % Keys.Length]}\":{Value(arg)},\"{Keys[arg % Keys.Length]}\":1,"), // a key twice
+                // a key twice
+                var t when kind == 4 => t.Insert(t.IndexOf('{') + 1, $"\"{Keys[arg % Keys.Length]}\":{Value(arg)},\"{Keys[arg % Keys.Length]}\":1,"),
                 var t when kind == 5 => t[..(arg % Math.Max(1, t.Length))], // cut short
                 var t when kind == 6 => t.Insert(arg % Math.Max(1, t.Length), ((char)(arg % 0x3000)).ToString()), // a stray character
                 _ => Value(arg), // not the request at all

@@ -81,8 +81,10 @@ public sealed class HistoryTests
         Assert.True(loss.GetProperty("overview").GetBoolean());
         var column = Assert.Single(loss.GetProperty("columns").EnumerateArray()); // the loss chart's only series: not test accuracy
         Assert.Equal("train loss", column[0].GetString());
-        Assert.Equal(RunQueries.DefaultMaxPoints - 10, column[1].GetArrayLength()); // 500 buckets, min and max each; the 10 all-NaN ones a gap each
-        Assert.Contains(column[2].EnumerateArray(), v => v.ValueKind == System.Text.Json.JsonValueKind.Number && v.GetDouble() == 1000); // the spike
+        // 500 buckets, min and max each; the 10 all-NaN ones a gap each
+        Assert.Equal(RunQueries.DefaultMaxPoints - 10, column[1].GetArrayLength());
+        // the spike
+        Assert.Contains(column[2].EnumerateArray(), v => v.ValueKind == System.Text.Json.JsonValueKind.Number && v.GetDouble() == 1000);
         Assert.Contains(column[2].EnumerateArray(), v => v.ValueKind == System.Text.Json.JsonValueKind.Null); // the NaN stretch is a gap
 
         var accuracy = System.Text.Json.JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{id}/charts/accuracy")).RootElement;

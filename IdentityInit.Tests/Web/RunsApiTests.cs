@@ -51,7 +51,8 @@ public sealed class RunsApiTests : IAsyncLifetime
         Assert.StartsWith("series,step,value\ntrain/loss,10,", csv);
         Assert.Equal(4, csv.Trim().Split('\n').Length);
         Assert.Equal([0x89, (byte)'P', (byte)'N', (byte)'G'], png[..4]);
-        Assert.Equal("constnet-nondeterministic-spread.svg", named?.FileNameStar ?? named?.FileName?.Trim('"')); // the run's name, not spread.svg
+        // the run's name, not spread.svg
+        Assert.Equal("constnet-nondeterministic-spread.svg", named?.FileNameStar ?? named?.FileName?.Trim('"'));
         Assert.Contains("<svg", svg);
         // Spreads of exactly 0 (before the break) are left out of the log axis, not drawn at a floor 20 decades down;
         // the break is a dashed rule.
@@ -295,7 +296,8 @@ public sealed class RunsApiTests : IAsyncLifetime
         var tensors = IdentityInit.Training.Weights.Safetensors.Read(await WriteTemp(await last.Content.ReadAsByteArrayAsync()));
         var initial = IdentityInit.Training.Weights.Safetensors.Read(await WriteTemp(init));
         var name = "block2.layer.0.conv.weight";
-        Assert.False(tensors.Single(t => t.Name == name).Value.allclose(initial.Single(t => t.Name == name).Value, rtol: 0, atol: 0)); // trained
+        // trained
+        Assert.False(tensors.Single(t => t.Name == name).Value.allclose(initial.Single(t => t.Name == name).Value, rtol: 0, atol: 0));
         Assert.Equal(System.Net.HttpStatusCode.BadRequest, missing.StatusCode);
         Assert.Contains("no checkpoint at step 5", await missing.Content.ReadAsStringAsync());
     }

@@ -41,7 +41,8 @@ public sealed class SignalApiTests : IAsyncLifetime
         {
             var hidden = snapshot.GetProperty("signals").EnumerateArray().Where(l => l.GetProperty("layer").GetString() != "fc").ToList();
             Assert.Equal(7, hidden.Count); // conv1 and 3 groups of 2 blocks (depth 10 = 3 x 2 + 4)
-            Assert.All(hidden, l => Assert.InRange(l.GetProperty("forward").GetDouble() / input, 1e-3, 1e3)); // propagates: neither vanishes nor explodes
+            // propagates: neither vanishes nor explodes
+            Assert.All(hidden, l => Assert.InRange(l.GetProperty("forward").GetDouble() / input, 1e-3, 1e3));
         }
         // ConstNet: every channel identical in every layer; He: not.
         Assert.All(constNet.GetProperty("activations").EnumerateArray(), a => Assert.Equal(1.0, a.GetProperty("correlation").GetDouble(), 6));

@@ -14,7 +14,8 @@ namespace IdentityInit.Tests.Web;
 /// <summary>Studies through the API: the results table against hand computation, and the grid's life (create, extend, cancel).</summary>
 public sealed class StudiesTests
 {
-    // Student's t 0.975 quantile for 2 degrees of freedom in closed form, (2p - 1) / sqrt(2p(1 - p)) = 4.3026527297...; a table's 4.303 is off by 3.5e-4.
+    // Student's t 0.975 quantile for 2 degrees of freedom in closed form, (2p - 1) / sqrt(2p(1 - p)) = 4.3026527297...; a table's 4.303 is
+    // off by 3.5e-4.
     static readonly double T975For2 = 0.95 / Math.Sqrt(2 * 0.975 * 0.025);
 
     /// <summary>A constnet-breakers study stored as runs would leave it: two arms of 3 completed seeds, one arm of 2 running.</summary>
@@ -40,13 +41,15 @@ public sealed class StudiesTests
             context.Runs.Add(run);
             for (var e = 0; e < epochAccuracies.Length; e++)
             {
-                context.Points.Add(new MetricPoint { RunId = run.Id, Series = "epoch/index", Step = 100 * (e + 1), Value = e }); // the engine counts from 0
+                // the engine counts from 0
+                context.Points.Add(new MetricPoint { RunId = run.Id, Series = "epoch/index", Step = 100 * (e + 1), Value = e });
                 context.Points.Add(new MetricPoint { RunId = run.Id, Series = "epoch/test_acc", Step = 100 * (e + 1), Value = epochAccuracies[e] });
             }
             for (var l = 0; l < breaks.Length; l++) context.Points.Add(new MetricPoint { RunId = run.Id, Series = $"break/block{l}", Step = breaks[l], Value = 1e-7 });
             for (var l = 0; l < lastCorrelations.Length; l++)
             {
-                context.Points.Add(new MetricPoint { RunId = run.Id, Series = $"wcorr.fwd/block{l}", Step = 100, Value = 0.99 }); // not the last snapshot
+                // not the last snapshot
+                context.Points.Add(new MetricPoint { RunId = run.Id, Series = $"wcorr.fwd/block{l}", Step = 100, Value = 0.99 });
                 context.Points.Add(new MetricPoint { RunId = run.Id, Series = $"wcorr.fwd/block{l}", Step = 300, Value = lastCorrelations[l] });
             }
         }
@@ -110,7 +113,8 @@ public sealed class StudiesTests
         Assert.Contains("He (random init)", figure);
         Assert.False(study.GetProperty("results").GetProperty("final").GetBoolean());
         var band = study.GetProperty("results").GetProperty("accuracy").EnumerateArray().Single(c => c.GetProperty("label").GetString() == "GPU non-determinism (n=2)");
-        Assert.Equal((0.0, 1.0), (band.GetProperty("low")[0].GetDouble(), band.GetProperty("high")[0].GetDouble())); // 0.45 ± 0.89, clipped to [0, 1]
+        // 0.45 ± 0.89, clipped to [0, 1]
+        Assert.Equal((0.0, 1.0), (band.GetProperty("low")[0].GetDouble(), band.GetProperty("high")[0].GetDouble()));
         Assert.Equal(["deterministic 1", "deterministic 2", "deterministic 3", "GPU non-determinism 1", "GPU non-determinism 2",
                       "He (random init) 1", "He (random init) 2", "He (random init) 3"],
             study.GetProperty("runs").EnumerateArray().Select(r => $"{r.GetProperty("arm").GetString()} {r.GetProperty("seed").GetInt64()}"));
@@ -369,7 +373,8 @@ public sealed class StudiesTests
             .ToDictionary(r => r.GetProperty("arm").GetString()!, r => r.GetProperty("config"));
 
         Assert.Equal(HttpStatusCode.Created, created.StatusCode);
-        Assert.Equal(["He", "dropout = 0", "dropout = 0.1", "dropout = 1e-5"], stored.Keys.Order(StringComparer.Ordinal)); // 1e-5, not 1E-05
+        // 1e-5, not 1E-05
+        Assert.Equal(["He", "dropout = 0", "dropout = 0.1", "dropout = 1e-5"], stored.Keys.Order(StringComparer.Ordinal));
         Assert.Equal(1e-5, stored["dropout = 1e-5"].GetProperty("dropout").GetDouble());
         Assert.Equal("const", stored["dropout = 0.1"].GetProperty("init").GetString()); // the varied preset's, not He's
         Assert.Equal("he-fanout", stored["He"].GetProperty("init").GetString());

@@ -128,7 +128,8 @@ public sealed class SurfaceTests
         await using var lab = new LabFactory(settings: new Dictionary<string, string?> { ["environment"] = "Production" });
         var http = lab.CreateClient();
         await using (var context = lab.Services.GetRequiredService<IdentityInit.Web.Data.AppDb>().Create())
-            await Microsoft.EntityFrameworkCore.RelationalDatabaseFacadeExtensions.ExecuteSqlRawAsync(context.Database, "DROP TABLE studies"); // a broken store: no outage, a fault
+            // a broken store: no outage, a fault
+            await Microsoft.EntityFrameworkCore.RelationalDatabaseFacadeExtensions.ExecuteSqlRawAsync(context.Database, "DROP TABLE studies");
 
         var response = await http.GetAsync("/api/studies");
 

@@ -328,7 +328,8 @@ public sealed class WorkerTests(PostgresServer postgres)
         Assert.Equal(host, run.GetProperty("worker").GetString());
         Assert.True(viewer.Batches.Count > 3 && again.Batches.Count > 3, "both viewers were live");
         Assert.All(beforeRestart, p => Assert.Equal(p.Value, stored.Single(s => (s.Series, s.Step) == p.Key).Value));
-        var seenUpTo = beforeRestart.Keys.Where(k => k.Item1 == "train/loss").Max(k => k.Item2); // a step's later events may be in the next batch
+        // a step's later events may be in the next batch
+        var seenUpTo = beforeRestart.Keys.Where(k => k.Item1 == "train/loss").Max(k => k.Item2);
         Assert.True(seenUpTo >= 120, $"the first viewer saw up to step {seenUpTo}");
         Assert.All(stored.Where(p => p.Step < seenUpTo), p => Assert.True(beforeRestart.ContainsKey((p.Series, p.Step)),
             $"the first viewer missed {p.Series} at step {p.Step} (no gap across the lost connection)"));

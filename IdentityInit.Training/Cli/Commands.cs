@@ -6,7 +6,10 @@ using Spectre.Console;
 
 namespace IdentityInit.Training.Cli;
 
-/// <summary>The headless command line (System.CommandLine): train, export-weights, list-presets, datasets, config. Exit codes: 0 ok, 1 run failed, 2 bad input, 130 cancelled.</summary>
+/// <summary>
+/// The headless command line (System.CommandLine): train, export-weights, list-presets,
+/// datasets, config. Exit codes: 0 ok, 1 run failed, 2 bad input, 130 cancelled.
+/// </summary>
 public static class Commands
 {
     static readonly Option<string?> PresetOption = new("--preset") { Description = "start from a preset (list-presets shows them)" };
@@ -161,7 +164,9 @@ public static class Commands
         return 0;
     }
 
-    /// <summary>Spectre.Console over the command's writer: live progress and colour on a terminal, plain wide text when redirected.</summary>
+    /// <summary>
+    /// Spectre.Console over the command's writer: live progress and colour on a terminal, plain wide text when redirected.
+    /// </summary>
     static IAnsiConsole Terminal(TextWriter output)
     {
         var terminal = ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected;

@@ -7,7 +7,9 @@ internal static class Cifar
 {
     public const int ImageBytes = 3 * 32 * 32;
 
-    /// <summary>Labels int64 [N] and images uint8 [N, 3, 32, 32] of <paramref name="paths"/>; CIFAR-100 records carry coarse then fine label.</summary>
+    /// <summary>
+    /// Labels int64 [N] and images uint8 [N, 3, 32, 32] of <paramref name="paths"/>; CIFAR-100 records carry coarse then fine label.
+    /// </summary>
     public static (Tensor Labels, Tensor Images) Read(IEnumerable<string> paths, bool cifar100)
     {
         var labelBytes = cifar100 ? 2 : 1;

@@ -32,7 +32,9 @@ public readonly record struct ConvLayer(bool IsStem, bool IsShortcut, long Out, 
 
 public static class Initializer
 {
-    /// <summary>The ConstNet-family schemes, the table above as code. Under every one the classifier starts at 0 (weights and bias).</summary>
+    /// <summary>
+    /// The ConstNet-family schemes, the table above as code. Under every one the classifier starts at 0 (weights and bias).
+    /// </summary>
     public static IReadOnlyList<InitScheme> Registry { get; } =
     [
         new(Const, "ConstNet: the stem's centre tap 1/C_in, block convs 0 (each block the identity), 1x1 shortcuts 1/C_in: every channel identical",

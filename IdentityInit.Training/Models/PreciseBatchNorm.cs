@@ -34,7 +34,9 @@ internal static class PreciseBatchNorm
         }
     }
 
-    /// <summary>Runs <paramref name="batches"/> through the model in train mode without gradients; returns false without BatchNorm.</summary>
+    /// <summary>
+    /// Runs <paramref name="batches"/> through the model in train mode without gradients; returns false without BatchNorm.
+    /// </summary>
     public static bool Recompute(nn.Module<Tensor, Tensor> model, IEnumerable<Tensor> batches)
     {
         var norms = model.modules().OfType<BatchNorm2d>().ToList();

@@ -71,7 +71,9 @@ public static class ModelWeights
                                          misshapen.Count > 0 ? List(misshapen) : null }.OfType<string>());
     }
 
-    /// <summary>Copies every tensor of the model's state from the file; a missing, extra or misshapen tensor is an error naming it.</summary>
+    /// <summary>
+    /// Copies every tensor of the model's state from the file; a missing, extra or misshapen tensor is an error naming it.
+    /// </summary>
     public static void Load(ImageModel model, string path)
     {
         if (Misfit(model, Safetensors.Header(path).Entries) is { } misfit) throw new InvalidDataException($"{path}: does not fit this model; {misfit}");

@@ -15,8 +15,8 @@ public static class LabRoles
 }
 
 /// <summary>
-/// Who is asking (the caller of a page, an API route or the hub; not the viewer role), from the signed-in principal (a session cookie or an API token): pages, the API and the hub decide
-/// with the same rules. Anonymous viewers hold at most a share link.
+/// Who is asking (the caller of a page, an API route or the hub; not the viewer role), from the signed-in principal (a session cookie or an
+/// API token): pages, the API and the hub decide with the same rules. Anonymous viewers hold at most a share link.
 /// </summary>
 public sealed record Caller(string? Name, string? Role)
 {

@@ -73,7 +73,8 @@ public static class SignIn
     {
         if (redirect is not null && !http.Request.Path.StartsWithSegments("/api") && HttpMethods.IsGet(http.Request.Method))
         {
-            http.Response.Redirect(Uri.TryCreate(redirect, UriKind.Absolute, out var absolute) ? absolute.PathAndQuery : redirect); // this site's path, whatever Host said
+            // this site's path, whatever Host said
+            http.Response.Redirect(Uri.TryCreate(redirect, UriKind.Absolute, out var absolute) ? absolute.PathAndQuery : redirect);
             return Task.CompletedTask;
         }
         http.Response.StatusCode = status;

@@ -11,7 +11,9 @@ public sealed record SeriesData(string Series, long[] Steps, double[] Values, bo
 /// <summary>One series of a run in a window of steps: how many points it holds there, its first and last step.</summary>
 public sealed record SeriesSpan(string Series, int Count, long First, long Last);
 
-/// <summary>A layer's symmetry as stored so far: the step it broke (null: channels still identical) and its latest spread, at which step.</summary>
+/// <summary>
+/// A layer's symmetry as stored so far: the step it broke (null: channels still identical) and its latest spread, at which step.
+/// </summary>
 public sealed record LayerSymmetryNow(string Layer, long? BrokeAtStep, double? Spread, long? SpreadStep);
 
 public sealed record HeatmapDto(string Layer, long Step, int Size, float[] Data);
@@ -38,12 +40,11 @@ public sealed record RunHistory(
     IReadOnlyList<LogDto> Logs, IReadOnlyList<string> Downsampled);
 
 /// <summary>
-/// Series names, one place: "train/loss" (every MetricsEvery steps), "epoch/test_acc" (at epoch ends),
-/// "wcorr.fwd/&lt;layer&gt;" (rho; charts derive -log|rho|), "spread/&lt;layer&gt;" (with the step metrics), "break/&lt;layer&gt;" (the step a layer's
-/// spread left 0, valued at that spread), "acorr/&lt;layer&gt;", "aspread/&lt;layer&gt;" and "dead/&lt;layer&gt;" (probe batch), "diversity",
-/// signal propagation on the probe ("signal.fwd/", "signal.bwd/", "signal.gain/" per tapped layer, "signal.wgrad/" per weight,
-/// "signal.input" the probe's own mean square), and
-/// "time" (Unix seconds when the host received a step's metrics: the wall-clock x axis).
+/// Series names, one place: "train/loss" (every MetricsEvery steps), "epoch/test_acc" (at epoch ends), "wcorr.fwd/&lt;layer&gt;" (rho;
+/// charts derive -log|rho|), "spread/&lt;layer&gt;" (with the step metrics), "break/&lt;layer&gt;" (the step a layer's spread left 0,
+/// valued at that spread), "acorr/&lt;layer&gt;", "aspread/&lt;layer&gt;" and "dead/&lt;layer&gt;" (probe batch), "diversity", signal
+/// propagation on the probe ("signal.fwd/", "signal.bwd/", "signal.gain/" per tapped layer, "signal.wgrad/" per weight, "signal.input" the
+/// probe's own mean square), and "time" (Unix seconds when the host received a step's metrics: the wall-clock x axis).
 /// </summary>
 public static class Series
 {

@@ -9,11 +9,11 @@ using Microsoft.EntityFrameworkCore;
 namespace IdentityInit.Web.Runs;
 
 /// <summary>
-/// The one place a run's progress fans out: training jobs publish events here; as soon as something is pending (at most
-/// one round every <see cref="FlushGap"/>) each run's pending batch is (a) persisted, then (b) delivered: pushed to the run's SignalR group and handed to in-process
-/// subscribers (Blazor components). Persisting before pushing is what lets a viewer load history and then go live with
-/// no gap. On PostgreSQL delivery goes through the database (<see cref="LiveRelay"/>): the batch is stored with a
-/// NOTIFY, and every web node, whichever machine trains the run, delivers it to its own viewers.
+/// The one place a run's progress fans out: training jobs publish events here; as soon as something is pending (at most one round every
+/// <see cref="FlushGap"/>) each run's pending batch is (a) persisted, then (b) delivered: pushed to the run's SignalR group and handed to
+/// in-process subscribers (Blazor components). Persisting before pushing is what lets a viewer load history and then go live with no gap.
+/// On PostgreSQL delivery goes through the database (<see cref="LiveRelay"/>): the batch is stored with a NOTIFY, and every web node,
+/// whichever machine trains the run, delivers it to its own viewers.
 /// </summary>
 public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Microsoft.Extensions.Options.IOptions<LabOptions> options,
     ILogger<RunStream> logger) : BackgroundService
@@ -233,7 +233,8 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
                     if (!stored.Rows) (p.Heatmaps, p.Logs) = ([.. batch.Heatmaps, .. p.Heatmaps], [.. batch.Logs, .. p.Logs]);
                     p.ProgressChanged |= batch.Progress is not null; // p.Progress is the newest state either way
                     p.RecordJson ??= record;
-                    p.CheckpointStep ??= checkpoint; // a newer checkpoint, should one have come meanwhile, is stored after this batch anyway
+                    // a newer checkpoint, should one have come meanwhile, is stored after this batch anyway
+                    p.CheckpointStep ??= checkpoint;
                 } // a spilled batch stays in its file: the next flush reads it again
                 p.Sequence--;
                 if (p.Points.Count > options.Value.StreamMemoryPoints) Spill(runId, p);

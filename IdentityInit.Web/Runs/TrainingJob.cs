@@ -265,7 +265,9 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
         stream.Forget(runId);
     }
 
-    /// <summary>Forwards the engine's events to the stream; <paramref name="starting"/> runs before the run's first event is published.</summary>
+    /// <summary>
+    /// Forwards the engine's events to the stream; <paramref name="starting"/> runs before the run's first event is published.
+    /// </summary>
     sealed class Relay(Guid runId, RunStream stream, Action<RunStarted> starting) : IProgress<RunEvent>
     {
         public void Report(RunEvent value)

@@ -72,12 +72,16 @@ public sealed class WeightImports(IOptions<LabOptions> options)
         return problem;
     }
 
-    /// <summary>Writes a run's checkpoint at <paramref name="step"/> (null: the last) to <paramref name="file"/>; returns its step.</summary>
+    /// <summary>
+    /// Writes a run's checkpoint at <paramref name="step"/> (null: the last) to <paramref name="file"/>; returns its step.
+    /// </summary>
     public long Export(RunDto run, long? step, string file) =>
         ModelWeights.ExportCheckpoint(Resolved(run.ReadConfig()),
             Path.Combine(options.Value.CheckpointRoot, run.Id.ToString("N")), step, file);
 
-    /// <summary>Stages an uploaded file after reading it as safetensors; InvalidDataException says what is wrong with it, by the upload's name.</summary>
+    /// <summary>
+    /// Stages an uploaded file after reading it as safetensors; InvalidDataException says what is wrong with it, by the upload's name.
+    /// </summary>
     public async Task<StagedWeights> FromUploadAsync(Stream content, string name, CancellationToken cancellationToken = default)
     {
         Directory.CreateDirectory(Folder);

@@ -20,7 +20,9 @@ public sealed class ShareService(AppDb db, RunQueries queries, Revocations revoc
     /// <summary>The live (not revoked) link with this token, or null.</summary>
     public async Task<ShareDto?> ReadAsync(string? token) => await access.ShareAsync(token) is { } link ? ShareDto.Of(link) : null;
 
-    /// <summary>The runs a link shares, as a collaborator reads them (<see cref="RunDto.ForShare"/>): the API's and the page's one rule.</summary>
+    /// <summary>
+    /// The runs a link shares, as a collaborator reads them (<see cref="RunDto.ForShare"/>): the API's and the page's one rule.
+    /// </summary>
     public async Task<List<RunDto>> RunsOfAsync(ShareDto link) => [.. (await queries.ReadManyAsync(link.RunIds)).Select(r => r.ForShare())];
 
     public async Task<(ShareDto? Link, ValidationErrors Errors)> CreateAsync(IReadOnlyList<Guid>? runIds, Caller by)

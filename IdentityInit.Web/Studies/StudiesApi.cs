@@ -8,7 +8,9 @@ using IdentityInit.Web.Sharing;
 
 namespace IdentityInit.Web.Studies;
 
-/// <summary>/api/studies: presets, create, list, one study with its table, extend, cancel, exports; the share side under /api/share/{token}/study.</summary>
+/// <summary>
+/// /api/studies: presets, create, list, one study with its table, extend, cancel, exports; the share side under /api/share/{token}/study.
+/// </summary>
 public static class StudiesApi
 {
     public sealed record ExtendRequest(int? Seeds);

@@ -73,7 +73,8 @@ public sealed class StudyService(AppDb db, RunService runs)
         if (arms.Count > MaxArms) errors.Add("arms", $"at most {MaxArms} arms, got {arms.Count}");
         for (var i = 0; i < arms.Count; i++)
         {
-            if (arms[i] is null) errors.Add($"arms[{i}]", "an arm is an object: { label, preset, config? }"); // null: a 500 the corpus found
+            // null: a 500 the corpus found
+            if (arms[i] is null) errors.Add($"arms[{i}]", "an arm is an object: { label, preset, config? }");
             else if (string.IsNullOrWhiteSpace(arms[i].Label) || arms[i].Label.Length > 60 || ConfigValidation.HasControl(arms[i].Label))
                 errors.Add($"arms[{i}].label", "a label is 1-60 characters, without control characters (newlines, tabs)");
             else if (arms.Take(i).Any(a => a?.Label == arms[i].Label)) errors.Add($"arms[{i}].label", $"'{arms[i].Label}' names two arms");
@@ -210,7 +211,9 @@ public sealed class StudyService(AppDb db, RunService runs)
         return await context.Studies.AsNoTracking().FirstOrDefaultAsync(s => s.Id == id);
     }
 
-    /// <summary>The study as the API and its page show it; <paramref name="shared"/>: through a share link (no owner's name, no worker host:pid).</summary>
+    /// <summary>
+    /// The study as the API and its page show it; <paramref name="shared"/>: through a share link (no owner's name, no worker host:pid).
+    /// </summary>
     public async Task<StudyDto?> ReadAsync(Guid id, bool shared = false)
     {
         if (await GetAsync(id) is not { } study) return null;

@@ -5,7 +5,9 @@ namespace IdentityInit.Web.Studies;
 /// <summary>What a study's numbers say of a claim: decided only where the whole 95 % interval lies on one side.</summary>
 public enum Verdict { Holds, Fails, Inconclusive }
 
-/// <summary>A claim of the paper beside what a study measured, its verdict and the reason for it (the interval, the threshold, n).</summary>
+/// <summary>
+/// A claim of the paper beside what a study measured, its verdict and the reason for it (the interval, the threshold, n).
+/// </summary>
 public sealed record Claim(string Paper, string Measured, Verdict Verdict, string Reason)
 {
     public static Claim Pending(string paper, string needs) => new(paper, needs, Verdict.Inconclusive, needs);

@@ -52,7 +52,9 @@ static class WebBenchmarks
         return (await accounts.CreateTokenAsync(Admin, "bench", Accounts.WriteScope)).Token!.Token;
     }
 
-    /// <summary>Debian's Chromium with one 1400x1000 context, signed in to the lab at <paramref name="url"/> as the bench's admin.</summary>
+    /// <summary>
+    /// Debian's Chromium with one 1400x1000 context, signed in to the lab at <paramref name="url"/> as the bench's admin.
+    /// </summary>
     public static async Task<SignedInBrowser> SignedInBrowserAsync(string url)
     {
         var playwright = await Playwright.CreateAsync();

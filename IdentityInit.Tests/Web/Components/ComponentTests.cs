@@ -126,7 +126,8 @@ public sealed class ComponentTests : IAsyncLifetime
         Type(form, "field-leakyinit", "1_iiqi_11ii_iiii");
 
         form.WaitForAssertion(() => Assert.Contains("character 5 ('q')", form.Find(".form-error[data-field='config.leakyInit']").TextContent));
-        Assert.StartsWith("Leaky init:", form.Find(".form-error[data-field='config.leakyInit']").TextContent.Trim()); // the form's words, not the API key
+        // the form's words, not the API key
+        Assert.StartsWith("Leaky init:", form.Find(".form-error[data-field='config.leakyInit']").TextContent.Trim());
     }
 
     [Fact]
@@ -326,7 +327,8 @@ public sealed class ComponentTests : IAsyncLifetime
         form.WaitForAssertion(() => Assert.Contains("do not fit this model: missing block1.layer.1.", form.Markup));
         Assert.True(form.Find("#submit-run").HasAttribute("disabled"));
         Type(form, "field-depth", "7");
-        form.WaitForAssertion(() => Assert.Contains("'conv1.weight' is [16, 3, 3, 3], the model expects [16, 1, 3, 3]", form.Markup)); // and its images
+        // and its images
+        form.WaitForAssertion(() => Assert.Contains("'conv1.weight' is [16, 3, 3, 3], the model expects [16, 1, 3, 3]", form.Markup));
         var dataset = form.FindComponents<MudSelect<string>>().Single(s => s.Instance.Label == "Dataset");
         await form.InvokeAsync(() => dataset.Instance.ValueChanged.InvokeAsync("synthetic"));
         form.WaitForAssertion(() => Assert.DoesNotContain("do not fit this model", form.Markup));
