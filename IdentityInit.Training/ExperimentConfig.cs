@@ -75,6 +75,13 @@ public sealed record ExperimentConfig
 
     public static IReadOnlyList<string> Schedules { get; } = ["reference", "constant", "cosine", "cosine-step"];
 
+    /// <summary>
+    /// Whether the learning rate reaches 0 at the last step (cosine-step, see Sgd.At): only then do BatchNorm's running
+    /// averages describe the final weights; otherwise they lag them.
+    /// </summary>
+    [JsonIgnore]
+    public bool LearningRateEndsAtZero => Schedule == "cosine-step";
+
     [JsonIgnore]
     public bool AugmentEffective => Augment ?? Dataset is "cifar10" or "cifar100" or "imagenet32";
 }

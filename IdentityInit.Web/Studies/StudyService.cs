@@ -168,7 +168,7 @@ public sealed class StudyService(AppDb db, RunService runs)
     /// behind the final weights (issue 20: 1.7-2.4 points at 2 epochs): such runs also report precise-BN test figures.
     /// </summary>
     static ExperimentConfig WithPreciseBatchNorm(ExperimentConfig config) =>
-        config.Schedule == "cosine-step" || config.PreciseBatchNorm > 0 ? config : config with { PreciseBatchNorm = PreciseBatches };
+        config.LearningRateEndsAtZero || config.PreciseBatchNorm > 0 ? config : config with { PreciseBatchNorm = PreciseBatches };
 
     public static StudyDefinition DefinitionOf(Study study) => JsonSerializer.Deserialize<StudyDefinition>(study.DefinitionJson, Json)!;
 
