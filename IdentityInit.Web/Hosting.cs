@@ -122,6 +122,7 @@ public static class Hosting
         services.AddSingleton<RunCancellation>();
         services.AddSingleton<Workers>();
         services.AddSingleton<WeightImports>(); // RunService checks a run's initFile against the staged weights
+        services.AddSingleton<ChartCards>();
         services.AddSingleton<RunQueries>(); // RunService reads runs through it, on web nodes and worker hosts alike
         services.AddSingleton<RunService>();
         services.AddHostedService<RunRecovery>();

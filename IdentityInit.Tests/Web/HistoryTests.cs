@@ -2,6 +2,7 @@ using IdentityInit.Tests.Infrastructure;
 using IdentityInit.Training;
 using IdentityInit.Web.Data;
 using IdentityInit.Web.Runs;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 
 namespace IdentityInit.Tests.Web;
@@ -103,6 +104,48 @@ public sealed class HistoryTests
         Assert.Equal(System.Net.HttpStatusCode.NotFound, (await http.GetAsync($"/api/runs/{Guid.NewGuid()}/charts/loss")).StatusCode);
         using var anonymous = lab.Server.CreateClient();
         Assert.Equal(System.Net.HttpStatusCode.Unauthorized, (await anonymous.GetAsync($"/api/runs/{id}/charts/loss")).StatusCode);
+    }
+
+    [Fact]
+    public async Task AnEndedRunsCardsAreKeptAndARunThatTrainsOnOrIsResumedIsReadAfresh()
+    {
+        await using var lab = new LabFactory();
+        var http = lab.CreateClient();
+        var id = await SeedAsync(lab.Services);
+        var db = lab.Services.GetRequiredService<AppDb>();
+        var cards = lab.Services.GetRequiredService<ChartCards>();
+        async Task SetAsync(RunStatus status, DateTime? finishedAt, long step)
+        {
+            await using var context = db.Create();
+            await context.Runs.Where(r => r.Id == id).ExecuteUpdateAsync(u => u.SetProperty(r => r.Status, status)
+                .SetProperty(r => r.FinishedAt, finishedAt).SetProperty(r => r.Step, step));
+        }
+        async Task<long> TrainAsync(long from, int steps) // more points, as a run that trains on writes them
+        {
+            await db.WritePointsAsync([.. Enumerable.Range(0, steps).Select(k => new MetricPoint { RunId = id, Series = "train/loss", Step = from + k, Value = 1 })]);
+            return from + steps - 1;
+        }
+        async Task<long> UpToAsync() => System.Text.Json.JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{id}/charts/loss")).RootElement.GetProperty("upTo").GetInt64();
+
+        await SetAsync(RunStatus.Running, null, Steps - 1);
+        var live = await UpToAsync();
+        var trained = await TrainAsync(Steps, 100);
+        var liveAgain = await UpToAsync();
+        await SetAsync(RunStatus.Completed, DateTime.UtcNow, trained);
+        var hits = cards.Hits;
+        var ended = await http.GetByteArrayAsync($"/api/runs/{id}/charts/loss");
+        var endedAgain = await http.GetByteArrayAsync($"/api/runs/{id}/charts/loss");
+        var hitsAfter = cards.Hits;
+        await SetAsync(RunStatus.Running, null, trained); // resumed
+        var resumed = await TrainAsync(trained + 1, 50);
+        await SetAsync(RunStatus.Completed, DateTime.UtcNow.AddMinutes(1), resumed);
+        var endedLater = await UpToAsync();
+
+        Assert.Equal((Steps - 1L, Steps + 99L), (live, liveAgain)); // a live run's card is read every time
+        Assert.Equal(hits + 1, hitsAfter); // an ended run's card: read once, then from memory, the same bytes
+        Assert.Equal(ended, endedAgain);
+        Assert.Equal(trained, System.Text.Json.JsonDocument.Parse(ended).RootElement.GetProperty("upTo").GetInt64());
+        Assert.Equal(resumed, endedLater); // a run resumed and ended again is read afresh
     }
 
     [Fact]

@@ -103,13 +103,12 @@ public static class RunsApi
 
         // One chart card's history as the run page draws it (columns for iiCharts.add), so a page can draw its charts from
         // the HTML before its interactive circuit is up; upTo is the last step read, where the page's live tail starts.
-        api.MapGet("/runs/{id:guid}/charts/{key}", async (Guid id, string key, RunQueries queries) =>
+        api.MapGet("/runs/{id:guid}/charts/{key}", async (Guid id, string key, RunQueries queries, ChartCards cards) =>
         {
             if (ChartSpec.All.FirstOrDefault(s => s.Key == key) is not { } spec)
                 return Results.Problem($"no chart '{ConfigValidation.Shown(key)}'; charts: {string.Join(", ", ChartSpec.All.Select(s => s.Key))}", statusCode: StatusCodes.Status404NotFound);
-            if (await queries.GetAsync(id) is null) return Results.NotFound();
-            var (series, upTo) = await queries.ChartAsync(id, spec.SeriesPrefixes, s => spec.Label(s) is not null);
-            return Results.Ok(new { upTo, overview = series.Any(s => s.Downsampled), columns = spec.Columns(series, null, step => step) });
+            if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
+            return Results.Bytes(await cards.JsonAsync(run, spec), "application/json");
         });
 
         api.MapGet("/runs/{id:guid}/heatmap", async (Guid id, string layer, long? step, RunQueries queries) =>
