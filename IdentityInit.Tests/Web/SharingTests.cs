@@ -10,27 +10,44 @@ using Microsoft.Extensions.DependencyInjection;
 namespace IdentityInit.Tests.Web;
 
 /// <summary>Without an account, a share link reads exactly what it names and nothing else.</summary>
-public sealed class SharingTests : IAsyncLifetime
+public sealed class SharingTests(SharingTests.Lab fixture) : IClassFixture<SharingTests.Lab>, IAsyncLifetime
 {
-    readonly LabFactory lab = new();
-    Uri baseUrl = null!;
-    HttpClient owner = null!, stranger = null!;
-    Guid shared, other;
+    /// <summary>One app and its two runs for the class (one trained, one not shared); each test shares it anew.</summary>
+    public sealed class Lab : IAsyncLifetime
+    {
+        public readonly LabFactory App = new();
+        public Uri BaseUrl = null!;
+        public Guid Shared, Other;
+
+        public async Task InitializeAsync()
+        {
+            BaseUrl = App.StartKestrel();
+            using var owner = App.Client(BaseUrl);
+            Shared = (await Api.CreateAsync(owner, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
+            Other = (await Api.CreateAsync(owner, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
+            await Api.WaitForStatusAsync(owner, Shared, "Completed");
+        }
+
+        public async Task DisposeAsync() => await App.DisposeAsync();
+    }
+
+    readonly Uri baseUrl = fixture.BaseUrl;
+    readonly HttpClient owner = fixture.App.Client(fixture.BaseUrl), stranger = new() { BaseAddress = fixture.BaseUrl };
+    readonly Guid shared = fixture.Shared, other = fixture.Other;
     string token = "";
 
-    public async Task InitializeAsync()
+    public async Task InitializeAsync() // a link of this test's own: one test revokes its link
     {
-        baseUrl = lab.StartKestrel();
-        owner = lab.Client(baseUrl);
-        stranger = new HttpClient { BaseAddress = baseUrl };
-        shared = (await Api.CreateAsync(owner, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
-        other = (await Api.CreateAsync(owner, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
-        await Api.WaitForStatusAsync(owner, shared, "Completed");
         var response = await owner.PostAsJsonAsync("/api/shares", new { runIds = new[] { shared } });
         token = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("token").GetString()!;
     }
 
-    public async Task DisposeAsync() => await lab.DisposeAsync();
+    public Task DisposeAsync()
+    {
+        owner.Dispose();
+        stranger.Dispose();
+        return Task.CompletedTask;
+    }
 
     [Theory]
     [InlineData("//evil.example/")]
