@@ -579,8 +579,9 @@ public sealed class LabBrowserTests
         using var _ = playwright;
         await using var __ = context;
         var page = await OpenAsync(context, new Uri(baseUrl, "/studies").ToString());
-        // A constant learning rate: BatchNorm's running averages lag the final weights, so the runs also measure precise BN.
-        var tiny = System.Text.Json.JsonSerializer.Serialize(IdentityInit.Tests.Web.Api.TinyConfig(epochs: 2, new { schedule = "constant" }));
+        // A constant learning rate: BatchNorm's running averages lag the final weights, so the runs also measure precise BN,
+        // here over one epoch's 16 batches rather than the study's default 100 (six passes of a tiny set, twice per run).
+        var tiny = System.Text.Json.JsonSerializer.Serialize(IdentityInit.Tests.Web.Api.TinyConfig(epochs: 2, new { schedule = "constant", preciseBatchNorm = 16 }));
 
         await Assertions.Expect(page.Locator("#study-preset")).ToHaveValueAsync("constnet-breakers"); // the first study is the default
         await Fill(page, "study-config", tiny);
@@ -604,7 +605,7 @@ public sealed class LabBrowserTests
         await Assertions.Expect(page.Locator("#study-table th").Nth(3)).ToHaveTextAsync("final test acc, precise BN (%)");
         await Assertions.Expect(page.Locator("tr.study-row[data-arm='He (random init)'] td[data-column='3']"))
             .ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+\.\d$"));
-        await Assertions.Expect(page.Locator("#study-precise-note")).ToContainTextAsync("recomputed over 100 training batches");
+        await Assertions.Expect(page.Locator("#study-precise-note")).ToContainTextAsync("recomputed over 16 training batches"); // what the runs used, not the default
         await Assertions.Expect(page.Locator("#study-claims")).ToContainTextAsync("A deterministic ConstNet keeps every channel identical");
         var single = page.Locator("#study-claims tr.claim-row", new() { HasTextString = "With GPU non-determinism it trains to within 2 points of He" });
         await Assertions.Expect(single).ToHaveAttributeAsync("data-verdict", "inconclusive"); // one seed per arm: no interval, no verdict

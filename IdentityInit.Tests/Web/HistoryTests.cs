@@ -1,5 +1,6 @@
 using IdentityInit.Tests.Infrastructure;
 using IdentityInit.Training;
+using IdentityInit.Web.Components.Runs;
 using IdentityInit.Web.Data;
 using IdentityInit.Web.Runs;
 using Microsoft.EntityFrameworkCore;
@@ -132,20 +133,42 @@ public sealed class HistoryTests
         var trained = await TrainAsync(Steps, 100);
         var liveAgain = await UpToAsync();
         await SetAsync(RunStatus.Completed, DateTime.UtcNow, trained);
-        var hits = cards.Hits;
+        var reads = cards.Reads;
         var ended = await http.GetByteArrayAsync($"/api/runs/{id}/charts/loss");
         var endedAgain = await http.GetByteArrayAsync($"/api/runs/{id}/charts/loss");
-        var hitsAfter = cards.Hits;
+        var readsAfter = cards.Reads;
         await SetAsync(RunStatus.Running, null, trained); // resumed
         var resumed = await TrainAsync(trained + 1, 50);
         await SetAsync(RunStatus.Completed, DateTime.UtcNow.AddMinutes(1), resumed);
         var endedLater = await UpToAsync();
 
         Assert.Equal((Steps - 1L, Steps + 99L), (live, liveAgain)); // a live run's card is read every time
-        Assert.Equal(hits + 1, hitsAfter); // an ended run's card: read once, then from memory, the same bytes
+        Assert.Equal(reads + 1, readsAfter); // an ended run's card: read once, then from memory, the same bytes
         Assert.Equal(ended, endedAgain);
         Assert.Equal(trained, System.Text.Json.JsonDocument.Parse(ended).RootElement.GetProperty("upTo").GetInt64());
         Assert.Equal(resumed, endedLater); // a run resumed and ended again is read afresh
+    }
+
+    [Fact]
+    public async Task AFinishedRunsPagePrerenderReadsItsCardsAheadOnceEachAndTheBrowsersFetchesReadNothingMore()
+    {
+        await using var lab = new LabFactory();
+        var baseUrl = lab.StartKestrel();
+        await lab.EnsureUserAsync(LabFactory.Admin, IdentityInit.Web.Accounts.LabRoles.Admin);
+        using var browser = SignInClient.Browser(baseUrl);
+        await SignInClient.SignInAsync(browser, LabFactory.Admin, LabFactory.Password);
+        var id = await SeedAsync(lab.Services);
+        var cards = lab.Services.GetRequiredService<ChartCards>();
+        var before = cards.Reads;
+
+        var page = await browser.GetStringAsync($"/runs/{id}");
+        // no card fetched yet: the prerender alone reads them
+        await Wait.UntilAsync(() => Task.FromResult(cards.Reads - before == ChartSpec.All.Count), 30, "every card to be read ahead");
+        var fetched = await Task.WhenAll(ChartSpec.All.Select(spec => browser.GetStringAsync($"/api/runs/{id}/charts/{spec.Key}")));
+
+        Assert.Contains($"api/runs/{id}/charts/loss", page);
+        Assert.Equal(ChartSpec.All.Count, cards.Reads - before); // the page's fetches were answered from what was read ahead
+        Assert.Equal(Steps - 1, System.Text.Json.JsonDocument.Parse(fetched[0]).RootElement.GetProperty("upTo").GetInt64());
     }
 
     [Fact]

@@ -61,7 +61,8 @@ public sealed class ChildProcessTests
         // slot free, that second execution must end at once, not start a second process training the same run.
         await using var lab = new LabFactory(settings: new Dictionary<string, string?> { ["IdentityInit:Workers:cpu"] = "2" });
         var http = lab.CreateClient();
-        var config = Api.TinyRun(epochs: 30, extra: new { checkpointEvery = 25, correlationEvery = 50 });
+        // 192 steps: the second execution ends within a second or two of step 30, well before the run does (asserted).
+        var config = Api.TinyRun(epochs: 12, extra: new { checkpointEvery = 25, correlationEvery = 50 });
         var id = (await Api.CreateAsync(http, config)).GetProperty("id").GetGuid();
         await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 30, 60, "training to be under way");
         var jobs = lab.Services.GetRequiredService<IBackgroundJobClient>();
@@ -345,14 +346,14 @@ public sealed class WorkerTests(PostgresServer postgres)
         var checkpoints = Checkpoints();
         await using var web = WebNode(connection);
         var http = web.CreateClient();
-        var config = Api.TinyRun(epochs: 30, extra: new { checkpointEvery = 25, correlationEvery = 50 });
-        using var first = StartWorker(connection, checkpoints);
-        var firstHost = await AliveAsync(http, first);
+        var config = Api.TinyRun(epochs: 12, extra: new { checkpointEvery = 25, correlationEvery = 50 });
+        using var one = StartWorker(connection, checkpoints);
+        using var another = StartWorker(connection, checkpoints);
+        var hosts = new Dictionary<string, AppProcess> { [await AliveAsync(http, one)] = one, [await AliveAsync(http, another)] = another };
         var id = (await Api.CreateAsync(http, config)).GetProperty("id").GetGuid();
-        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 110, 90, "the first worker to train past step 110");
-        using var second = StartWorker(connection, checkpoints); // idle until the first dies
-        var secondHost = await AliveAsync(http, second);
-        Assert.Equal(firstHost, (await Api.GetRunAsync(http, id)).GetProperty("worker").GetString());
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 60, 90, "a worker to train past step 60");
+        var firstHost = (await Api.GetRunAsync(http, id)).GetProperty("worker").GetString()!;
+        var (first, secondHost) = (hosts[firstHost], hosts.Keys.Single(h => h != firstHost)); // the other idles until the first dies
 
         var killedAt = (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64();
         var clock = Stopwatch.StartNew();
@@ -373,8 +374,8 @@ public sealed class WorkerTests(PostgresServer postgres)
         var uninterrupted = (await Api.CreateAsync(http, config)).GetProperty("id").GetGuid();
         await Api.WaitForStatusAsync(http, uninterrupted, "Completed", 120);
 
-        Assert.Equal(480, run.GetProperty("step").GetInt64());
-        Assert.InRange(killedAt, 110, 479);
+        Assert.Equal(192, run.GetProperty("step").GetInt64());
+        Assert.InRange(killedAt, 60, 191);
         Assert.True(takenOver < TimeSpan.FromSeconds(10 + 20), $"taken over after {takenOver} (requeue after 10 s)");
         var resumedAt = long.Parse(Regex.Match(logs, @"resumed from \S+ at step (\d+)").Groups[1].Value);
         Assert.InRange(resumedAt, killedAt - 2 * 25, killedAt + 25);

@@ -107,7 +107,7 @@ public static class RunsApi
         {
             if (ChartSpec.All.FirstOrDefault(s => s.Key == key) is not { } spec)
                 return Results.Problem($"no chart '{ConfigValidation.Shown(key)}'; charts: {string.Join(", ", ChartSpec.All.Select(s => s.Key))}", statusCode: StatusCodes.Status404NotFound);
-            if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
+            if (await queries.ReadAsync(id) is not { } run) return Results.NotFound();
             return Results.Bytes(await cards.JsonAsync(run, spec), "application/json");
         });
 

@@ -17,9 +17,10 @@ public sealed record ArmResult(
 /// <summary>A mean curve with its 95 % band over seeds (the band collapses where one seed has the point).</summary>
 public sealed record Curve(string Label, double[] X, double[] Mean, double[] Low, double[] High);
 
+/// <summary>PreciseBatches: the training batches its runs recomputed BatchNorm's statistics over, where they did (ascending).</summary>
 public sealed record StudyResults(
     IReadOnlyList<ArmResult> Arms, IReadOnlyList<Claim> Claims, IReadOnlyList<Curve> Accuracy, IReadOnlyList<Curve> Correlation,
-    string? SweepAxis, bool Final, DateTime ComputedAt);
+    string? SweepAxis, bool Final, DateTime ComputedAt, IReadOnlyList<int>? PreciseBatches = null);
 
 /// <summary>
 /// What the table needs of one run: its row, test accuracy per epoch, its layers' break steps, mean weight correlation per
@@ -42,7 +43,8 @@ public static class StudyTable
         var correlation = arms.Select(arm => Band(arm.Label, cells.Where(c => c.Run.Arm == arm.Label)
             .Select(c => c.Correlation.Select(p => ((double)p.Step, p.Correlation)).ToList()).ToList(), -1, 1)).Where(c => c.X.Length > 0).ToList();
         var final = cells.Count > 0 && cells.All(c => c.Run.IsFinished);
-        return new StudyResults(rows, preset?.Judge(rows) ?? [], accuracy, correlation, sweepAxis, final, DateTime.UtcNow);
+        var precise = cells.Select(c => ConfigOverlay.FromJson(c.Run.ConfigJson, "run").PreciseBatchNorm).Where(n => n > 0).Distinct().Order().ToList();
+        return new StudyResults(rows, preset?.Judge(rows) ?? [], accuracy, correlation, sweepAxis, final, DateTime.UtcNow, precise);
     }
 
     static ArmResult Row(StudyArm arm, List<RunCell> cells)

@@ -29,7 +29,7 @@ public sealed class ComponentTests : IAsyncLifetime
         context.JSInterop.Mode = JSRuntimeMode.Loose;
         context.Services.AddMudServices();
         // The app's own singletons, so components read and write the same store the app uses.
-        foreach (var type in new[] { typeof(AppDb), typeof(RunQueries), typeof(RunService), typeof(Estimates), typeof(RunStream), typeof(WeightImports),
+        foreach (var type in new[] { typeof(AppDb), typeof(RunQueries), typeof(ChartCards), typeof(RunService), typeof(Estimates), typeof(RunStream), typeof(WeightImports),
                      typeof(IdentityInit.Web.Sharing.ShareService), typeof(IdentityInit.Web.Sharing.Access), typeof(IdentityInit.Web.Accounts.Accounts),
                      typeof(IdentityInit.Web.Studies.StudyService), typeof(IdentityInit.Web.Accounts.Revocations) })
             context.Services.AddSingleton(type, lab.Services.GetRequiredService(type));
