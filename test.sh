@@ -21,7 +21,7 @@ fi
 
 if [[ ${1:-} == --fast ]]; then
   shift
-  slow=(Browser ChildProcessTests KillResumeTests DatabaseOutageTests PostgresTests WorkerTests CorpusTests)
+  slow=(Browser ChildProcessTests RepeatedJobTests KillResumeTests DatabaseOutageTests PostgresTests WorkerTests CorpusTests)
   filter=$(printf '&FullyQualifiedName!~%s' "${slow[@]}")
   set -- --filter "Speed!=Slow$filter" "$@"   # and the tests marked [Trait("Speed", "Slow")] (over ~5 s each)
 fi

@@ -55,82 +55,6 @@ public sealed class ChildProcessTests
     }
 
     [Fact]
-    public async Task AJobExecutedAgainWhileItsRunTrainsStartsNoSecondTrainer()
-    {
-        // Hangfire may execute a job again while it still runs (fetched once more after the job storage blinked). With a
-        // slot free, that second execution must end at once, not start a second process training the same run.
-        await using var lab = new LabFactory(settings: new Dictionary<string, string?> { ["IdentityInit:Workers:cpu"] = "2" });
-        var http = lab.CreateClient();
-        // 192 steps: the second execution ends within a second or two of step 30, well before the run does (asserted).
-        var config = Api.TinyRun(epochs: 12, extra: new { checkpointEvery = 25, correlationEvery = 50 });
-        var id = (await Api.CreateAsync(http, config)).GetProperty("id").GetGuid();
-        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 30, 60, "training to be under way");
-        var jobs = lab.Services.GetRequiredService<IBackgroundJobClient>();
-        var again = jobs.Create<TrainingJob>(j => j.Run(id, JobCancellationToken.Null), new Hangfire.States.EnqueuedState("cpu"));
-        var monitor = lab.Services.GetRequiredService<JobStorage>().GetMonitoringApi();
-        await Wait.UntilAsync(() => Task.FromResult(monitor.JobDetails(again)?.History.Any(h => h.StateName == "Succeeded") == true), 60,
-            "the second execution to end");
-        var statusWhenItEnded = (await Api.GetRunAsync(http, id)).GetProperty("status").GetString();
-        await Api.WaitForStatusAsync(http, id, "Completed", 120);
-        var points = await Api.PointsAsync(http, $"/api/runs/{id}/metrics");
-        var logs = await http.GetStringAsync($"/api/runs/{id}/logs");
-        var alone = (await Api.CreateAsync(http, config)).GetProperty("id").GetGuid();
-        await Api.WaitForStatusAsync(http, alone, "Completed", 120);
-
-        Assert.Equal("Running", statusWhenItEnded); // it did execute while the run trained
-        Assert.Single(Regex.Matches(logs, "training in process"));
-        Assert.Equal(Api.Deterministic(await Api.PointsAsync(http, $"/api/runs/{alone}/metrics")), Api.Deterministic(points));
-    }
-
-    [Fact]
-    public async Task AJobExecutedOnAnotherHostWhileALiveHostTrainsItsRunEndsAndADeadHostsRunIsTakenOver()
-    {
-        // Issue 22: the job of a run that a live worker on another machine trains is fetched again here (the holder could
-        // not extend its claim while the job storage blinked). It must not train the run beside it; once the holder's
-        // heartbeat stops, an execution takes the run over instead of leaving it "running" for good.
-        await using var lab = new LabFactory(settings: new Dictionary<string, string?> { ["IdentityInit:Queues"] = "" });
-        var http = lab.CreateClient();
-        var storage = lab.Services.GetRequiredService<JobStorage>();
-        const string holder = "elsewhere:4242";
-        var serverId = $"{holder}:cpu:{Guid.NewGuid():N}";
-        using (var connection = storage.GetConnection())
-            connection.AnnounceServer(serverId, new Hangfire.Server.ServerContext { Queues = ["cpu"], WorkerCount = 1 });
-        using var beating = new CancellationTokenSource();
-        var heart = Task.Run(async () =>
-        {
-            while (!beating.IsCancellationRequested)
-            {
-                using (var connection = storage.GetConnection()) connection.Heartbeat(serverId);
-                await Task.Delay(1000);
-            }
-        });
-        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 3))).GetProperty("id").GetGuid(); // queued for the host elsewhere
-        var db = lab.Services.GetRequiredService<AppDb>();
-        await using (var context = db.Create())
-            await context.Runs.Where(r => r.Id == id).ExecuteUpdateAsync(u => u.SetProperty(r => r.Status, RunStatus.Running)
-                .SetProperty(r => r.Worker, holder).SetProperty(r => r.WorkerSince, DateTime.UtcNow));
-        var job = ActivatorUtilities.CreateInstance<TrainingJob>(lab.Services);
-
-        var started = Stopwatch.StartNew();
-        await Task.Run(() => job.Run(id, new JobCancellationToken(false)));
-        var whileAlive = await Api.GetRunAsync(http, id);
-        var pointsWhileAlive = await Api.PointsAsync(http, $"/api/runs/{id}/metrics");
-        await beating.CancelAsync();
-        await heart;
-        await Task.Run(() => job.Run(id, new JobCancellationToken(false)));
-        var after = await Api.GetRunAsync(http, id);
-
-        Assert.Equal("Running", whileAlive.GetProperty("status").GetString());
-        Assert.Equal(holder, whileAlive.GetProperty("worker").GetString());
-        Assert.Empty(pointsWhileAlive);
-        Assert.True(started.Elapsed >= Workers.AliveWithin, $"ended after {started.Elapsed.TotalSeconds:F1} s: the holder was watched for less than its heartbeat window");
-        Assert.Equal("Completed", after.GetProperty("status").GetString());
-        Assert.Equal(TrainingJob.WorkerName, after.GetProperty("worker").GetString());
-        Assert.Equal(after.GetProperty("totalSteps").GetInt64(), after.GetProperty("step").GetInt64());
-        Assert.NotEmpty(await Api.PointsAsync(http, $"/api/runs/{id}/metrics?series=train/"));
-    }
-
-    [Fact]
     public async Task ATrainingProcessKilledBySignalFailsItsRunWithTheReasonAndTheAppStaysUp()
     {
         await using var lab = new LabFactory();
@@ -213,6 +137,89 @@ public sealed class ChildProcessTests
         Assert.InRange(step, 10, 200 * 16 - 1);
         Assert.Equal(200 * 16, run.GetProperty("totalSteps").GetInt64()); // "step 63 of 3200", not "of 63"
         Assert.Contains($"checkpoint at step {step}", await http.GetStringAsync($"/api/runs/{id}/logs")); // stopped cleanly, not killed
+    }
+}
+
+/// <summary>
+/// A run's job executed again, here or on another host, while the run trains: the repeated execution never starts a
+/// second trainer. Apart from <see cref="ChildProcessTests"/> so that the two classes (each over a minute) run side by side.
+/// </summary>
+public sealed class RepeatedJobTests
+{
+    [Fact]
+    public async Task AJobExecutedAgainWhileItsRunTrainsStartsNoSecondTrainer()
+    {
+        // Hangfire may execute a job again while it still runs (fetched once more after the job storage blinked). With a
+        // slot free, that second execution must end at once, not start a second process training the same run.
+        await using var lab = new LabFactory(settings: new Dictionary<string, string?> { ["IdentityInit:Workers:cpu"] = "2" });
+        var http = lab.CreateClient();
+        // 192 steps: the second execution ends within a second or two of step 30, well before the run does (asserted).
+        var config = Api.TinyRun(epochs: 12, extra: new { checkpointEvery = 25, correlationEvery = 50 });
+        var id = (await Api.CreateAsync(http, config)).GetProperty("id").GetGuid();
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 30, 60, "training to be under way");
+        var jobs = lab.Services.GetRequiredService<IBackgroundJobClient>();
+        var again = jobs.Create<TrainingJob>(j => j.Run(id, JobCancellationToken.Null), new Hangfire.States.EnqueuedState("cpu"));
+        var monitor = lab.Services.GetRequiredService<JobStorage>().GetMonitoringApi();
+        await Wait.UntilAsync(() => Task.FromResult(monitor.JobDetails(again)?.History.Any(h => h.StateName == "Succeeded") == true), 60,
+            "the second execution to end");
+        var statusWhenItEnded = (await Api.GetRunAsync(http, id)).GetProperty("status").GetString();
+        await Api.WaitForStatusAsync(http, id, "Completed", 120);
+        var points = await Api.PointsAsync(http, $"/api/runs/{id}/metrics");
+        var logs = await http.GetStringAsync($"/api/runs/{id}/logs");
+        var alone = (await Api.CreateAsync(http, config)).GetProperty("id").GetGuid();
+        await Api.WaitForStatusAsync(http, alone, "Completed", 120);
+
+        Assert.Equal("Running", statusWhenItEnded); // it did execute while the run trained
+        Assert.Single(Regex.Matches(logs, "training in process"));
+        Assert.Equal(Api.Deterministic(await Api.PointsAsync(http, $"/api/runs/{alone}/metrics")), Api.Deterministic(points));
+    }
+
+    [Fact]
+    public async Task AJobExecutedOnAnotherHostWhileALiveHostTrainsItsRunEndsAndADeadHostsRunIsTakenOver()
+    {
+        // Issue 22: the job of a run that a live worker on another machine trains is fetched again here (the holder could
+        // not extend its claim while the job storage blinked). It must not train the run beside it; once the holder's
+        // heartbeat stops, an execution takes the run over instead of leaving it "running" for good.
+        await using var lab = new LabFactory(settings: new Dictionary<string, string?> { ["IdentityInit:Queues"] = "" });
+        var http = lab.CreateClient();
+        var storage = lab.Services.GetRequiredService<JobStorage>();
+        const string holder = "elsewhere:4242";
+        var serverId = $"{holder}:cpu:{Guid.NewGuid():N}";
+        using (var connection = storage.GetConnection())
+            connection.AnnounceServer(serverId, new Hangfire.Server.ServerContext { Queues = ["cpu"], WorkerCount = 1 });
+        using var beating = new CancellationTokenSource();
+        var heart = Task.Run(async () =>
+        {
+            while (!beating.IsCancellationRequested)
+            {
+                using (var connection = storage.GetConnection()) connection.Heartbeat(serverId);
+                await Task.Delay(1000);
+            }
+        });
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 3))).GetProperty("id").GetGuid(); // queued for the host elsewhere
+        var db = lab.Services.GetRequiredService<AppDb>();
+        await using (var context = db.Create())
+            await context.Runs.Where(r => r.Id == id).ExecuteUpdateAsync(u => u.SetProperty(r => r.Status, RunStatus.Running)
+                .SetProperty(r => r.Worker, holder).SetProperty(r => r.WorkerSince, DateTime.UtcNow));
+        var job = ActivatorUtilities.CreateInstance<TrainingJob>(lab.Services);
+
+        var started = Stopwatch.StartNew();
+        await Task.Run(() => job.Run(id, new JobCancellationToken(false)));
+        var whileAlive = await Api.GetRunAsync(http, id);
+        var pointsWhileAlive = await Api.PointsAsync(http, $"/api/runs/{id}/metrics");
+        await beating.CancelAsync();
+        await heart;
+        await Task.Run(() => job.Run(id, new JobCancellationToken(false)));
+        var after = await Api.GetRunAsync(http, id);
+
+        Assert.Equal("Running", whileAlive.GetProperty("status").GetString());
+        Assert.Equal(holder, whileAlive.GetProperty("worker").GetString());
+        Assert.Empty(pointsWhileAlive);
+        Assert.True(started.Elapsed >= Workers.AliveWithin, $"ended after {started.Elapsed.TotalSeconds:F1} s: the holder was watched for less than its heartbeat window");
+        Assert.Equal("Completed", after.GetProperty("status").GetString());
+        Assert.Equal(TrainingJob.WorkerName, after.GetProperty("worker").GetString());
+        Assert.Equal(after.GetProperty("totalSteps").GetInt64(), after.GetProperty("step").GetInt64());
+        Assert.NotEmpty(await Api.PointsAsync(http, $"/api/runs/{id}/metrics?series=train/"));
     }
 }
 
