@@ -93,3 +93,16 @@ public static class Wait
         }
     }
 }
+
+/// <summary>
+/// One app for a class whose tests leave it as they found it (requests refused, nothing queued): a theory of 40 refusals
+/// starts one app instead of 40, each start being most of such a test's time.
+/// </summary>
+public sealed class SharedLab : IAsyncLifetime
+{
+    public LabFactory App { get; } = new();
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public Task DisposeAsync() => App.DisposeAsync().AsTask();
+}

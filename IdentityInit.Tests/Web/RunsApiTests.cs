@@ -62,54 +62,6 @@ public sealed class RunsApiTests : IAsyncLifetime
         Assert.Matches(@"<path fill=""#[0-9A-Fa-f]{6}"" d=""(M[^M""]+){5,}""", spread); // ScottPlot's SVG writes a dashed rule as its dashes
     }
 
-    static readonly string TwentyOneTags = string.Join(",", Enumerable.Range(0, 21).Select(i => $"'t{i}'".Replace('\'', '"')));
-
-    public static TheoryData<string, string, string> InvalidRequests => new()
-    {
-        { """{"preset":"nope"}""", "preset", "unknown preset 'nope'" },
-        { """{"preset":"constnet-he","config":{"depth":8}}""", "config.depth", "depth must be 3n + 4" },
-        { """{"preset":"constnet-he","config":{"colour":"red"}}""", "config.colour", "unknown field 'colour'" },
-        { """{"preset":"constnet-he","config":{"dropout":"lots"}}""", "config.dropout", "expected a finite number, got \"lots\"" },
-        { """{"preset":"constnet-he","config":{"learningRate":1e309}}""", "config.learningRate", "expected a finite number" },
-        { """{"preset":"constnet-he","config":{"epochs":1.5}}""", "config.epochs", "expected a whole number" },
-        { """{"preset":"constnet-he","config":{"architecture":"leakynet","leakyInit":"h_hhxh_hhhh_hhhh"}}""", "config.leakyInit", "character 5 ('x')" },
-        { """{"preset":"constnet-he","config":{"device":"cuda"}}""", "config.device", "no live worker serves the 'cuda' queue" },
-        { """{"preset":"constnet-he","config":{"device":"cuda:1"}}""", "config.device", "no live worker serves the 'cuda_1' queue" },
-        { """{"preset":"constnet-he","config":{"device":"tpu"}}""", "config.device", "'tpu' is not a device" },
-        { """{"preset":"constnet-he","config":{"dataset":"svhn"}}""", "config.dataset", "'svhn' is not one of" },
-        { """{"preset":"constnet-he","config":{"dataset":"imagenet32"}}""", "config.dataset", "dataset 'imagenet32' is not on this machine: looked in" },
-        { """{"preset":"constnet-he","sweep":{}}""", "sweep", "give seeds, or a field and its values" },
-        { """{"preset":"constnet-he","sweep":{"seeds":[1],"field":"Seed","values":[1]}}""", "sweep", "not both" },
-        { """{"preset":"constnet-he","sweep":{"field":"Wingspan","values":[1]}}""", "sweep.field", "unknown field 'Wingspan'" },
-        { """{"preset":"constnet-he","sweep":{"field":"Dropout","values":[]}}""", "sweep.values", "give at least one value" },
-        { """{"preset":"constnet-he","sweep":{"field":"Dropout","values":[0.1,"x"]}}""", "sweep.values[1].dropout", "expected a finite number" },
-        { """{"preset":"constnet-he","sweep":{"seeds":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65]}}""", "sweep", "at most 64 runs" },
-        { """{"preset":"constnet-he","tags":["a,b"]}""", "tags", "without commas" },
-        { """{"preset":"constnet-he","tags":["a\tb"]}""", "tags", "without commas or control characters" },
-        // Found by the generated corpus (each a 500): a null where a field may not be absent, a NUL in a path.
-        { """{"preset":"constnet-he","config":{"device":null}}""", "config.device", "expected a string, got null" },
-        { """{"preset":"constnet-he","config":{"init":"file","initFile":"\u0000"}}""", "config.initFile", "must be the id of weights staged by POST /api/weights" },
-        { """{"preset":"constnet-he","name":"one\ntwo"}""", "name", "must not contain control characters" }, // a newline splits a CSV row
-        { """{"preset":"constnet-he","config":{"name":"one\r\ntwo"}}""", "config.name", "must not contain control characters" },
-        { """{}""", "preset", "give a preset, or a config with at least dataset and epochs" },
-        { """{"config":{"dataset":"synthetic"}}""", "preset", "give a preset, or a config with at least dataset and epochs" },
-        { $$"""{"preset":"constnet-he","name":"{{new string('n', 201)}}"}""", "name", "at most 200 characters, got 201" },
-        { """{"preset":"constnet-he","config":{"depth":10,"Depth":13}}""", "config", "the key 'Depth' appears more than once" },
-        { """{"preset":"constnet-he","config":{"learningRate":0.1},"preset":"constnet-deterministic"}""", "preset", "the key 'preset' appears more than once" },
-        { """{"preset":"constnet-he","config":""", "body", "not valid JSON" },
-        { """[1,2]""", "body", "expected a JSON object" },
-        { """{"preset":"constnet-he","tags":"one"}""", "tags", "wrong type" },
-        { """{"preset":"constnet-he","config":{"depth":1000000}}""", "config.depth", "parameters; the 'cpu' queue takes at most" },
-        { """{"preset":"toy-k4","config":{"toyHidden":1000000000}}""", "config.toyHidden", "parameters; the 'cpu' queue takes at most" },
-        { """{"preset":"constnet-he","config":{"dataset":"cifar10","depth":16,"widen":10,"batchSize":65536}}""", "config.batchSize", "MiB (weights, gradients, momentum and activations at batch 65536)" },
-        { $$"""{"preset":"constnet-he","tags":[{{TwentyOneTags}}]}""", "tags", "at most 20 tags, got 21" },
-        { """{"preset":"constnet-he","config":{"init":"file","initFile":"/etc/passwd"}}""", "config.initFile", "must be the id of weights staged by POST /api/weights" },
-        { """{"preset":"constnet-he","config":{"init":"file","initFile":"/no/such/file.safetensors"}}""", "config.initFile", "no server file is named in a request" },
-        { $$$"""{"preset":"constnet-he","config":{"name":"{{{new string('n', 1_000_000)}}}"}}""", "config.name", "at most 200 characters, got 1,000,000" },
-        { $$$"""{"preset":"constnet-he","config":{"preset":"{{{new string('p', 1_000_000)}}}"}}""", "config.preset", "is not a preset" },
-        { $$$"""{"preset":"constnet-he","config":{"leakyInit":"{{{new string('h', 3_000_000)}}}"}}""", "config.leakyInit", "the init string is a LeakyNet option" },
-    };
-
     [Fact]
     [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task EveryJsonEndpointRefusesABodyThatIsNotJsonWith415AndQueuesNothing()
@@ -128,34 +80,6 @@ public sealed class RunsApiTests : IAsyncLifetime
             Assert.Contains("application/json", await response.Content.ReadAsStringAsync());
         }
         Assert.Equal("1", (await http.GetAsync("/api/runs")).Headers.GetValues("X-Total-Count").Single());
-    }
-
-    [Fact]
-    public async Task AMegabyteOfBadInputComesBackAsAShortProblemAndQueuesNothing()
-    {
-        var huge = new string('x', 1_000_000);
-        var body = $$$"""{"preset":"constnet-he","config":{"{{{huge}}}":1,"architecture":"{{{huge}}}"},"tags":["{{{huge}}}"]}""";
-
-        var response = await http.PostAsync("/api/runs", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
-        var text = await response.Content.ReadAsStringAsync();
-
-        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-        Assert.True(text.Length < 4000, $"a {text.Length:N0}-character answer to 2 MB of bad input");
-        Assert.Contains("(1,000,000 characters)", text);
-        Assert.Empty(JsonDocument.Parse(await http.GetStringAsync("/api/runs")).RootElement.EnumerateArray());
-    }
-
-    [Theory]
-    [MemberData(nameof(InvalidRequests))]
-    public async Task EveryInvalidRequestIsAProblemDetailsNamingTheFieldAndQueuesNothing(string body, string field, string message)
-    {
-        var response = await http.PostAsync("/api/runs", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
-
-        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
-        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-        Assert.Contains(message, string.Join(" ", problem.GetProperty("errors").GetProperty(field).EnumerateArray().Select(e => e.GetString())));
-        Assert.Empty(JsonDocument.Parse(await http.GetStringAsync("/api/runs")).RootElement.EnumerateArray());
     }
 
     [Theory]
@@ -307,5 +231,87 @@ public sealed class RunsApiTests : IAsyncLifetime
         var path = Path.Combine(Path.GetTempPath(), $"identityinit-test-{Guid.NewGuid():N}.safetensors");
         await File.WriteAllBytesAsync(path, bytes);
         return path;
+    }
+}
+
+/// <summary>Requests to queue a run that are refused: one app for the class, since none of them may leave a trace in it.</summary>
+public sealed class RunRequestRefusalTests(SharedLab lab) : IClassFixture<SharedLab>
+{
+    readonly HttpClient http = lab.App.CreateClient();
+
+    static readonly string TwentyOneTags = string.Join(",", Enumerable.Range(0, 21).Select(i => $"'t{i}'".Replace('\'', '"')));
+
+    public static TheoryData<string, string, string> InvalidRequests => new()
+    {
+        { """{"preset":"nope"}""", "preset", "unknown preset 'nope'" },
+        { """{"preset":"constnet-he","config":{"depth":8}}""", "config.depth", "depth must be 3n + 4" },
+        { """{"preset":"constnet-he","config":{"colour":"red"}}""", "config.colour", "unknown field 'colour'" },
+        { """{"preset":"constnet-he","config":{"dropout":"lots"}}""", "config.dropout", "expected a finite number, got \"lots\"" },
+        { """{"preset":"constnet-he","config":{"learningRate":1e309}}""", "config.learningRate", "expected a finite number" },
+        { """{"preset":"constnet-he","config":{"epochs":1.5}}""", "config.epochs", "expected a whole number" },
+        { """{"preset":"constnet-he","config":{"architecture":"leakynet","leakyInit":"h_hhxh_hhhh_hhhh"}}""", "config.leakyInit", "character 5 ('x')" },
+        { """{"preset":"constnet-he","config":{"device":"cuda"}}""", "config.device", "no live worker serves the 'cuda' queue" },
+        { """{"preset":"constnet-he","config":{"device":"cuda:1"}}""", "config.device", "no live worker serves the 'cuda_1' queue" },
+        { """{"preset":"constnet-he","config":{"device":"tpu"}}""", "config.device", "'tpu' is not a device" },
+        { """{"preset":"constnet-he","config":{"dataset":"svhn"}}""", "config.dataset", "'svhn' is not one of" },
+        { """{"preset":"constnet-he","config":{"dataset":"imagenet32"}}""", "config.dataset", "dataset 'imagenet32' is not on this machine: looked in" },
+        { """{"preset":"constnet-he","sweep":{}}""", "sweep", "give seeds, or a field and its values" },
+        { """{"preset":"constnet-he","sweep":{"seeds":[1],"field":"Seed","values":[1]}}""", "sweep", "not both" },
+        { """{"preset":"constnet-he","sweep":{"field":"Wingspan","values":[1]}}""", "sweep.field", "unknown field 'Wingspan'" },
+        { """{"preset":"constnet-he","sweep":{"field":"Dropout","values":[]}}""", "sweep.values", "give at least one value" },
+        { """{"preset":"constnet-he","sweep":{"field":"Dropout","values":[0.1,"x"]}}""", "sweep.values[1].dropout", "expected a finite number" },
+        { """{"preset":"constnet-he","sweep":{"seeds":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65]}}""", "sweep", "at most 64 runs" },
+        { """{"preset":"constnet-he","tags":["a,b"]}""", "tags", "without commas" },
+        { """{"preset":"constnet-he","tags":["a\tb"]}""", "tags", "without commas or control characters" },
+        // Found by the generated corpus (each a 500): a null where a field may not be absent, a NUL in a path.
+        { """{"preset":"constnet-he","config":{"device":null}}""", "config.device", "expected a string, got null" },
+        { """{"preset":"constnet-he","config":{"init":"file","initFile":"\u0000"}}""", "config.initFile", "must be the id of weights staged by POST /api/weights" },
+        { """{"preset":"constnet-he","name":"one\ntwo"}""", "name", "must not contain control characters" }, // a newline splits a CSV row
+        { """{"preset":"constnet-he","config":{"name":"one\r\ntwo"}}""", "config.name", "must not contain control characters" },
+        { """{}""", "preset", "give a preset, or a config with at least dataset and epochs" },
+        { """{"config":{"dataset":"synthetic"}}""", "preset", "give a preset, or a config with at least dataset and epochs" },
+        { $$"""{"preset":"constnet-he","name":"{{new string('n', 201)}}"}""", "name", "at most 200 characters, got 201" },
+        { """{"preset":"constnet-he","config":{"depth":10,"Depth":13}}""", "config", "the key 'Depth' appears more than once" },
+        { """{"preset":"constnet-he","config":{"learningRate":0.1},"preset":"constnet-deterministic"}""", "preset", "the key 'preset' appears more than once" },
+        { """{"preset":"constnet-he","config":""", "body", "not valid JSON" },
+        { """[1,2]""", "body", "expected a JSON object" },
+        { """{"preset":"constnet-he","tags":"one"}""", "tags", "wrong type" },
+        { """{"preset":"constnet-he","config":{"depth":1000000}}""", "config.depth", "parameters; the 'cpu' queue takes at most" },
+        { """{"preset":"toy-k4","config":{"toyHidden":1000000000}}""", "config.toyHidden", "parameters; the 'cpu' queue takes at most" },
+        { """{"preset":"constnet-he","config":{"dataset":"cifar10","depth":16,"widen":10,"batchSize":65536}}""", "config.batchSize", "MiB (weights, gradients, momentum and activations at batch 65536)" },
+        { $$"""{"preset":"constnet-he","tags":[{{TwentyOneTags}}]}""", "tags", "at most 20 tags, got 21" },
+        { """{"preset":"constnet-he","config":{"init":"file","initFile":"/etc/passwd"}}""", "config.initFile", "must be the id of weights staged by POST /api/weights" },
+        { """{"preset":"constnet-he","config":{"init":"file","initFile":"/no/such/file.safetensors"}}""", "config.initFile", "no server file is named in a request" },
+        { $$$"""{"preset":"constnet-he","config":{"name":"{{{new string('n', 1_000_000)}}}"}}""", "config.name", "at most 200 characters, got 1,000,000" },
+        { $$$"""{"preset":"constnet-he","config":{"preset":"{{{new string('p', 1_000_000)}}}"}}""", "config.preset", "is not a preset" },
+        { $$$"""{"preset":"constnet-he","config":{"leakyInit":"{{{new string('h', 3_000_000)}}}"}}""", "config.leakyInit", "the init string is a LeakyNet option" },
+    };
+
+    [Fact]
+    public async Task AMegabyteOfBadInputComesBackAsAShortProblemAndQueuesNothing()
+    {
+        var huge = new string('x', 1_000_000);
+        var body = $$$"""{"preset":"constnet-he","config":{"{{{huge}}}":1,"architecture":"{{{huge}}}"},"tags":["{{{huge}}}"]}""";
+
+        var response = await http.PostAsync("/api/runs", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+        var text = await response.Content.ReadAsStringAsync();
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.True(text.Length < 4000, $"a {text.Length:N0}-character answer to 2 MB of bad input");
+        Assert.Contains("(1,000,000 characters)", text);
+        Assert.Empty(JsonDocument.Parse(await http.GetStringAsync("/api/runs")).RootElement.EnumerateArray());
+    }
+
+    [Theory]
+    [MemberData(nameof(InvalidRequests))]
+    public async Task EveryInvalidRequestIsAProblemDetailsNamingTheFieldAndQueuesNothing(string body, string field, string message)
+    {
+        var response = await http.PostAsync("/api/runs", new StringContent(body, System.Text.Encoding.UTF8, "application/json"));
+
+        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains(message, string.Join(" ", problem.GetProperty("errors").GetProperty(field).EnumerateArray().Select(e => e.GetString())));
+        Assert.Empty(JsonDocument.Parse(await http.GetStringAsync("/api/runs")).RootElement.EnumerateArray());
     }
 }
