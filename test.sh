@@ -35,8 +35,8 @@ status=${PIPESTATUS[0]}
 read -r passed failed < <(grep -aE '^ +(Passed|Failed): +[0-9]+' "$log" |
   awk '$1 == "Passed:" {p += $2} $1 == "Failed:" {f += $2} END {print p + 0, f + 0}')
 if [[ $status -ne 0 && $failed -eq 0 ]]; then failed=1; fi   # build or host failure: no test summary
-# A whole run (no arguments) also checks the layout .editorconfig describes (whitespace only, seconds): a file off it
-# counts as one failed test, named with the fix (`dotnet format whitespace IdentityInit.sln`).
+# A whole run (no arguments) also checks the layout .editorconfig describes (whitespace, and lines of at most 140
+# characters; seconds): a file off it counts as one failed test, named with the fix (`dotnet format whitespace IdentityInit.sln`).
 if ((!$#)); then
   if ! dotnet format whitespace IdentityInit.sln --verify-no-changes -v q > "$log.format" 2>&1; then
     echo "  Failed layout: run 'dotnet format whitespace IdentityInit.sln' (.editorconfig):"
@@ -44,6 +44,14 @@ if ((!$#)); then
     failed=$((failed + 1)); status=1
   fi
   rm -f "$log.format"
+  # Lines stay within .editorconfig's max_line_length (140), which the formatter does not enforce; generated migrations aside.
+  long=$(find IdentityInit.* bench build \( -name bin -o -name obj -o -name Migrations \) -prune -o \( -name '*.cs' -o -name '*.razor' \) -print0 |
+    xargs -0 awk 'length > 140 { print "    " FILENAME ":" FNR ": " length " characters" }')
+  if [[ -n $long ]]; then
+    echo "  Failed layout: lines over 140 characters (.editorconfig's max_line_length):"
+    echo "$long" | head -20
+    failed=$((failed + 1)); status=1
+  fi
 fi
 # Repeat each failure (its name, message and the top of its stack) here, where a reader of the log's tail finds it.
 if ((failed)); then

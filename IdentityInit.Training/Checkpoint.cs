@@ -110,9 +110,11 @@ public static class Checkpoint
             var bytes = reader.ReadBytes(reader.ReadInt32());
             var destination = target(name) ?? throw new InvalidDataException($"{path}: tensor '{name}' does not belong to this model");
             if (destination.dtype != dtype || !destination.shape.SequenceEqual(shape))
-                throw new InvalidDataException($"{path}: tensor '{name}' has shape [{string.Join(", ", shape)}], the model expects [{string.Join(", ", destination.shape)}]");
+                throw new InvalidDataException($"{path}: tensor '{name}' has shape [{string.Join(", ", shape)}], the model expects " +
+                    $"[{string.Join(", ", destination.shape)}]");
             if (bytes.Length != destination.numel() * destination.element_size())
-                throw new InvalidDataException($"{path}: tensor '{name}' is cut short ({bytes.Length} of {destination.numel() * destination.element_size()} bytes)");
+                throw new InvalidDataException($"{path}: tensor '{name}' is cut short ({bytes.Length} of " +
+                    $"{destination.numel() * destination.element_size()} bytes)");
             using var host = empty(shape, dtype);
             host.bytes = bytes;
             destination.copy_(host);

@@ -59,7 +59,8 @@ public static class ConfigOverlay
     /// <summary>
     /// Overlays field values on a config. Errors are keyed by the camelCase field name; with any error the result is null.
     /// </summary>
-    public static ExperimentConfig? Apply(ExperimentConfig config, IEnumerable<KeyValuePair<string, JsonNode?>> overrides, List<ConfigError> errors)
+    public static ExperimentConfig? Apply(ExperimentConfig config, IEnumerable<KeyValuePair<string, JsonNode?>> overrides,
+        List<ConfigError> errors)
     {
         var node = JsonSerializer.SerializeToNode(config, Json)!.AsObject();
         var before = errors.Count;
@@ -67,7 +68,8 @@ public static class ConfigOverlay
         {
             if (!Fields.TryGetValue(key, out var property))
             {
-                errors.Add(new ConfigError(ConfigValidation.Shown(key), $"unknown field '{ConfigValidation.Shown(key)}'; fields: {string.Join(", ", FieldNames)}"));
+                errors.Add(new ConfigError(ConfigValidation.Shown(key),
+                    $"unknown field '{ConfigValidation.Shown(key)}'; fields: {string.Join(", ", FieldNames)}"));
                 continue;
             }
             var name = JsonNamingPolicy.CamelCase.ConvertName(property.Name);
@@ -77,7 +79,8 @@ public static class ConfigOverlay
                 var parsed = value is null ? null : value.Deserialize(type, Json);
                 // null only where the field may be absent (initFile, preset, dataDir): a null device once reached the validator.
                 if (parsed is null && (type.IsValueType ? Nullable.GetUnderlyingType(type) is null
-                                                        : new System.Reflection.NullabilityInfoContext().Create(property).ReadState != System.Reflection.NullabilityState.Nullable))
+                                                        : new System.Reflection.NullabilityInfoContext()
+                                                            .Create(property).ReadState != System.Reflection.NullabilityState.Nullable))
                     throw new JsonException("null");
                 if (parsed is double d && !double.IsFinite(d)) throw new JsonException("not finite");
                 node[name] = JsonSerializer.SerializeToNode(parsed, type, Json);

@@ -47,11 +47,16 @@ public static class ConfigValidation
         Check(c.Preset is null || Presets.Find(c.Preset) is not null, nameof(c.Preset),
             $"'{Shown(c.Preset)}' is not a preset (list-presets, or GET /api/presets, shows them)");
         // Fields of another architecture are refused, not silently carried (a 3 MB leakyInit on a ConstNet run).
-        Check(c.Architecture == Architectures.LeakyNet || c.LeakyInit == defaults.LeakyInit, nameof(c.LeakyInit), "the init string is a LeakyNet option");
-        Check(c.Architecture == Architectures.LeakyNet || c.LeakyAlpha == defaults.LeakyAlpha, nameof(c.LeakyAlpha), "the LeakyReLU slope is a LeakyNet option");
-        Check(c.Architecture == Architectures.Toy || c.ToyHidden == defaults.ToyHidden, nameof(c.ToyHidden), "hidden units are a toy-model option");
-        Check(c.Architecture == Architectures.Toy || c.ToyUnique == defaults.ToyUnique, nameof(c.ToyUnique), "unique features are a toy-model option");
-        Check(c.InitFile is not { Length: > MaxPath } && c.DataDir is not { Length: > MaxPath }, c.InitFile is { Length: > MaxPath } ? nameof(c.InitFile) : nameof(c.DataDir),
+        Check(c.Architecture == Architectures.LeakyNet || c.LeakyInit == defaults.LeakyInit, nameof(c.LeakyInit),
+            "the init string is a LeakyNet option");
+        Check(c.Architecture == Architectures.LeakyNet || c.LeakyAlpha == defaults.LeakyAlpha, nameof(c.LeakyAlpha),
+            "the LeakyReLU slope is a LeakyNet option");
+        Check(c.Architecture == Architectures.Toy || c.ToyHidden == defaults.ToyHidden, nameof(c.ToyHidden),
+            "hidden units are a toy-model option");
+        Check(c.Architecture == Architectures.Toy || c.ToyUnique == defaults.ToyUnique, nameof(c.ToyUnique),
+            "unique features are a toy-model option");
+        Check(c.InitFile is not { Length: > MaxPath } && c.DataDir is not { Length: > MaxPath },
+            c.InitFile is { Length: > MaxPath } ? nameof(c.InitFile) : nameof(c.DataDir),
             $"a path is at most {MaxPath} characters");
         Check(Architectures.All.Contains(c.Architecture), nameof(c.Architecture),
             $"'{Shown(c.Architecture)}' is not one of {string.Join(", ", Architectures.All)}");
@@ -60,7 +65,8 @@ public static class ConfigValidation
         Check(c.Widen is >= 1 and <= 64, nameof(c.Widen), $"widen factor must be an integer from 1 to 64, got {c.Widen}");
         if (c.Architecture == Architectures.LeakyNet)
         {
-            if (c.LeakyInit.Length > 64) errors.Add(new ConfigError(nameof(c.LeakyInit), $"at most 64 characters, got {c.LeakyInit.Length:N0}"));
+            if (c.LeakyInit.Length > 64) errors.Add(new ConfigError(nameof(c.LeakyInit),
+                $"at most 64 characters, got {c.LeakyInit.Length:N0}"));
             else if (ConstNet.DepthError(c.Depth) is null && LeakyNet.InitStringError(c.LeakyInit, c.Depth) is { } initError)
                 errors.Add(new ConfigError(nameof(c.LeakyInit), initError));
             Check(c.LeakyAlpha is > 0 and < 1, nameof(c.LeakyAlpha), $"must be in (0, 1), got {c.LeakyAlpha}");
@@ -77,7 +83,8 @@ public static class ConfigValidation
             $"{Shown(c.Architecture)} is initialised by its own options (LeakyInit, ToyUnique); leave Init as 'const' (or 'file')");
         if (c.Init == Initializer.FromFile)
             Check(!string.IsNullOrWhiteSpace(c.InitFile) && File.Exists(c.InitFile), nameof(c.InitFile),
-                string.IsNullOrWhiteSpace(c.InitFile) ? "Init 'file' needs the path of a .safetensors file" : $"'{Shown(c.InitFile)}' does not exist");
+                string.IsNullOrWhiteSpace(c.InitFile) ? "Init 'file' needs the path of a .safetensors file"
+                    : $"'{Shown(c.InitFile)}' does not exist");
         Check(c.InitNoise is >= 0 and <= 100, nameof(c.InitNoise), $"must be from 0 to 100, got {c.InitNoise}");
         Check(c.InitScale is > 0 and <= 100, nameof(c.InitScale), $"must be above 0 and at most 100, got {c.InitScale}");
         Check(c.Dropout is >= 0 and < 1, nameof(c.Dropout), $"must be in [0, 1), got {c.Dropout}");
@@ -87,9 +94,11 @@ public static class ConfigValidation
             "the toy model has no branches or blocks to drop out; use RoundingJitter");
         Check(c.Architecture == Architectures.ConstNet || c.StemDropout == 0, nameof(c.StemDropout), "stem dropout is a ConstNet option");
         Check(c.ClassifierNoise is >= 0 and <= 100, nameof(c.ClassifierNoise), $"must be from 0 to 100, got {c.ClassifierNoise}");
-        Check(c.Architecture == Architectures.LeakyNet || c.ClassifierNoise == 0, nameof(c.ClassifierNoise), "classifier noise is a LeakyNet option");
+        Check(c.Architecture == Architectures.LeakyNet || c.ClassifierNoise == 0, nameof(c.ClassifierNoise),
+            "classifier noise is a LeakyNet option");
         Check(c.Architecture == Architectures.ConstNet || c.InitNoise == 0, nameof(c.InitNoise),
-            $"init noise is added to ConstNet's block convs; {Shown(c.Architecture)} has none (LeakyNet: the letters k and a; or RoundingJitter)");
+            $"init noise is added to ConstNet's block convs; {Shown(c.Architecture)} has none (LeakyNet: the letters k and a; or " +
+                "RoundingJitter)");
         Check(DatasetCatalog.Names.Contains(c.Dataset), nameof(c.Dataset),
             $"'{Shown(c.Dataset)}' is not one of {string.Join(", ", DatasetCatalog.Names)}");
         Check(c.TrainLimit >= 0, nameof(c.TrainLimit), "must be 0 (all) or positive");
@@ -111,7 +120,8 @@ public static class ConfigValidation
         Check(c.SpreadEvery >= 1, nameof(c.SpreadEvery), "must be at least 1 step");
         Check(c.CorrelationEvery >= 0, nameof(c.CorrelationEvery), "must be 0 (start and end only) or positive");
         Check(c.ProbeSize is >= 2 and <= 4096, nameof(c.ProbeSize), "must be from 2 to 4096 images");
-        Check(c.PreciseBatchNorm is >= 0 and <= 10000, nameof(c.PreciseBatchNorm), $"must be 0 (off) or a number of batches up to 10000, got {c.PreciseBatchNorm}");
+        Check(c.PreciseBatchNorm is >= 0 and <= 10000, nameof(c.PreciseBatchNorm),
+            $"must be 0 (off) or a number of batches up to 10000, got {c.PreciseBatchNorm}");
         Check(c.CheckpointEvery >= 0, nameof(c.CheckpointEvery), "must be 0 (end only) or positive");
         return errors;
     }

@@ -96,6 +96,7 @@ public static class Estimator
         var steps = stepsPerEpoch * config.Epochs;
         if (config.MaxSteps > 0) steps = Math.Min(steps, config.MaxSteps);
         return new Estimate(parameters, parameters * 4 * 3, activationsPerImage * 4 * 3 * config.BatchSize, imagesPerSecond, steps,
-            steps * config.BatchSize / imagesPerSecond, $"{timed} timed forward+backward steps at batch {batch} on this machine (no optimizer, no probes)");
+            steps * config.BatchSize / imagesPerSecond,
+                $"{timed} timed forward+backward steps at batch {batch} on this machine (no optimizer, no probes)");
     }
 }

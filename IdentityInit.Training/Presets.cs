@@ -16,7 +16,8 @@ public static class Presets
     };
 
     public static IReadOnlyList<string> LeakyInits { get; } =
-        ["h_hhhh_hhhh_hhhh", "i_iiii_iiii_iiii", "1_iiii_iiii_iiii", "1_iiii_11ii_iiii", "1_iiii_1111_iiii", "1_ii11_ii11_ii11", "1_1111_1111_1111"];
+        ["h_hhhh_hhhh_hhhh", "i_iiii_iiii_iiii", "1_iiii_iiii_iiii", "1_iiii_11ii_iiii", "1_iiii_1111_iiii", "1_ii11_ii11_ii11",
+            "1_1111_1111_1111"];
 
     public static IReadOnlyList<int> ToyUniques { get; } = [1, 2, 4, 16, 64, 256];
 
@@ -27,10 +28,12 @@ public static class Presets
     static List<Preset> Build()
     {
         var list = new List<Preset>();
-        void Pair(string name, string description, Func<ExperimentConfig, ExperimentConfig> paper, Func<ExperimentConfig, ExperimentConfig> cpu)
+        void Pair(string name, string description, Func<ExperimentConfig, ExperimentConfig> paper,
+            Func<ExperimentConfig, ExperimentConfig> cpu)
         {
             list.Add(new Preset(name, description, "cpu", cpu(Cpu) with { Name = name, Preset = name }));
-            list.Add(new Preset(name + "-paper", description, "paper", paper(Paper) with { Name = name + "-paper", Preset = name + "-paper" }));
+            list.Add(new Preset(name + "-paper", description, "paper",
+                paper(Paper) with { Name = name + "-paper", Preset = name + "-paper" }));
         }
 
         Pair("constnet-nondeterministic", "ConstNet, no breaker but the GPU's own non-determinism (CPU: rounding jitter 1)",
@@ -49,11 +52,28 @@ public static class Presets
         foreach (var init in LeakyInits)
             Pair("leakynet-" + init, $"LeakyNet (remodel.py) with init string {init}; more '1' layers pull the channels back together " +
                                       "(GPU non-determinism; CPU: rounding jitter 1)",
-                c => c with { Architecture = Architectures.LeakyNet, LeakyInit = init, Depth = 16, Epochs = 200, Device = "cuda", Deterministic = false },
+                c => c with
+                {
+                    Architecture = Architectures.LeakyNet,
+                    LeakyInit = init,
+                    Depth = 16,
+                    Epochs = 200,
+                    Device = "cuda",
+                    Deterministic = false
+                },
                 c => c with { Architecture = Architectures.LeakyNet, LeakyInit = init, Depth = 16, RoundingJitter = 1 });
         foreach (var k in ToyUniques)
             Pair($"toy-k{k}", $"Toy one-hidden-layer net, 256 hidden units holding {k} unique features",
-                c => c with { Architecture = Architectures.Toy, Dataset = "mnist", ToyHidden = 256, ToyUnique = k, Epochs = 100, Device = "cuda", Deterministic = false },
+                c => c with
+                {
+                    Architecture = Architectures.Toy,
+                    Dataset = "mnist",
+                    ToyHidden = 256,
+                    ToyUnique = k,
+                    Epochs = 100,
+                    Device = "cuda",
+                    Deterministic = false
+                },
                 c => c with { Architecture = Architectures.Toy, ToyHidden = 256, ToyUnique = k, Epochs = 2, RoundingJitter = 1 });
         return list;
     }

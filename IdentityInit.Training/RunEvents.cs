@@ -43,7 +43,8 @@ public abstract record RunEvent
 }
 
 /// <summary><paramref name="Layers"/>: the conv/linear layers, in the order of <see cref="StepMetrics.Spreads"/>.</summary>
-public sealed record RunStarted(RunRecord Record, long StartStep, long TotalSteps, int StepsPerEpoch, IReadOnlyList<string> Layers) : RunEvent;
+public sealed record RunStarted(RunRecord Record, long StartStep, long TotalSteps, int StepsPerEpoch, IReadOnlyList<string> Layers)
+    : RunEvent;
 
 /// <summary>
 /// Per-step figures; <paramref name="Spreads"/> is each layer's weight channel spread at its latest probe and
@@ -101,7 +102,8 @@ public enum RunStatus { Queued, Running, Completed, Cancelled, Diverged, Failed 
 public static class RunStatusExtensions
 {
     /// <summary>Completed, cancelled, diverged or failed: nothing more will be trained or written.</summary>
-    public static bool HasEnded(this RunStatus status) => status is RunStatus.Completed or RunStatus.Cancelled or RunStatus.Diverged or RunStatus.Failed;
+    public static bool HasEnded(this RunStatus status) =>
+        status is RunStatus.Completed or RunStatus.Cancelled or RunStatus.Diverged or RunStatus.Failed;
 }
 
 /// <summary>What it takes to reproduce a run, as measured rather than as requested.</summary>

@@ -153,5 +153,6 @@ public static partial class TorchRuntime
 }
 
 /// <summary>Kernel flags as libtorch read them back at the start of a run (TF32: whether cuDNN / cuBLAS may use it).</summary>
-public sealed record DeterminismFlags(bool DeterministicAlgorithms, bool CudnnDeterministic, bool CudnnBenchmark, bool Tf32CuDnn = false, bool Tf32CuBlas = false,
+public sealed record DeterminismFlags(bool DeterministicAlgorithms, bool CudnnDeterministic, bool CudnnBenchmark, bool Tf32CuDnn = false,
+    bool Tf32CuBlas = false,
     bool FillUninitializedMemory = false);

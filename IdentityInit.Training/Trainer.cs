@@ -11,7 +11,8 @@ namespace IdentityInit.Training;
 
 /// <summary>Where checkpoints go and whether to continue from the newest one; the dataset may be passed in preloaded.</summary>
 /// <param name="ResumeAtMost">resume from the newest checkpoint at or before this step (one whose events a store has persisted).</param>
-internal sealed record RunOptions(string? CheckpointDir = null, bool Resume = false, DatasetCatalog? Catalog = null, ImageDataset? Dataset = null,
+internal sealed record RunOptions(string? CheckpointDir = null, bool Resume = false, DatasetCatalog? Catalog = null,
+    ImageDataset? Dataset = null,
     long? ResumeAtMost = null);
 
 internal static partial class Trainer
@@ -78,7 +79,8 @@ internal static partial class Trainer
         {
             var mb = p.Bytes >> 23; // every 8 MiB
             if (mb == Interlocked.Exchange(ref lastReported, mb)) return;
-            progress?.Report(new LogLine(0, $"downloading {p.File}: {p.Bytes / 1e6:F0} MB" + (p.Total is { } t ? $" of {t / 1e6:F0} MB" : "")));
+            progress?.Report(new LogLine(0,
+                $"downloading {p.File}: {p.Bytes / 1e6:F0} MB" + (p.Total is { } t ? $" of {t / 1e6:F0} MB" : "")));
         });
         return catalog.LoadAsync(config.Dataset, downloads).GetAwaiter().GetResult();
     }
@@ -113,7 +115,8 @@ internal static partial class Trainer
         var count = (int)Math.Min((long)config.PreciseBatchNorm * config.BatchSize, data.TrainCount);
         var order = randperm(data.TrainCount, generator: new Generator(Mix(config.Seed, epoch, 5)))[..count].to(trainImages.device);
         return PreciseBatchNorm.Recompute(model, Enumerable.Range(0, (count + config.BatchSize - 1) / config.BatchSize).Select(b =>
-            Augment.Normalize(trainImages.index_select(0, order[(b * config.BatchSize)..Math.Min((b + 1) * config.BatchSize, count)]), data.Mean, data.Std)));
+            Augment.Normalize(trainImages.index_select(0, order[(b * config.BatchSize)..Math.Min((b + 1) * config.BatchSize, count)]),
+                data.Mean, data.Std)));
     }
 
     static (double Loss, double Accuracy) Evaluate(ImageModel model, ImageDataset data, Device device)

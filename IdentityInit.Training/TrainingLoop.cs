@@ -239,7 +239,8 @@ internal static partial class Trainer
             ReadSpreads();
             var elapsed = window.Elapsed.TotalSeconds;
             var accuracy = logits.argmax(1).eq(y).to(float64).mean().item<double>();
-            progress?.Report(new StepMetrics(step, epoch, loss.item<float>(), accuracy, learningRate, windowImages / Math.Max(elapsed, 1e-9),
+            progress?.Report(new StepMetrics(step, epoch, loss.item<float>(), accuracy, learningRate,
+                windowImages / Math.Max(elapsed, 1e-9),
                 stepClock.Elapsed.TotalMilliseconds, spreads, ChannelSpread.Fingerprint(parameters)));
             window.Restart();
             windowImages = 0;
@@ -252,7 +253,8 @@ internal static partial class Trainer
             lastTest = test.Accuracy;
             best = Math.Max(best, test.Accuracy);
             var (trainLoss, trainAccuracy) = (lossSum.item<double>() / seen, correct.item<double>() / seen);
-            progress?.Report(new EpochMetrics(epoch, step, trainLoss, trainAccuracy, test.Loss, test.Accuracy, best, test.PreciseLoss, test.PreciseAccuracy));
+            progress?.Report(new EpochMetrics(epoch, step, trainLoss, trainAccuracy, test.Loss, test.Accuracy, best, test.PreciseLoss,
+                test.PreciseAccuracy));
             lossSum.zero_();
             correct.zero_();
             seen = 0;

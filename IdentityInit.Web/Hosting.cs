@@ -102,7 +102,8 @@ public static class Hosting
         services.AddSingleton<JobStorage>(_ => postgres is { Length: > 0 } && PostgresJobs(options) is var jobs
             ? new PostgreSqlStorage(new NpgsqlConnectionFactory(postgres, jobs), jobs)
             : new InMemoryStorage(new InMemoryStorageOptions { MaxExpirationTime = TimeSpan.FromDays(7) }));
-        services.AddSingleton<JobActivator>(sp => new Hangfire.AspNetCore.AspNetCoreJobActivator(sp.GetRequiredService<IServiceScopeFactory>()));
+        services.AddSingleton<JobActivator>(sp =>
+            new Hangfire.AspNetCore.AspNetCoreJobActivator(sp.GetRequiredService<IServiceScopeFactory>()));
         services.AddHangfire((sp, c) => c.SetDataCompatibilityLevel(CompatibilityLevel.Version_180).UseSimpleAssemblyNameTypeSerializer()
             .UseRecommendedSerializerSettings().UseStorage(sp.GetRequiredService<JobStorage>()));
         foreach (var queue in options.QueueList)
@@ -137,7 +138,8 @@ public static class Hosting
             // An API caller gets a problem body it can read, not the error page's HTML.
             app.UseWhen(http => http.Request.Path.StartsWithSegments("/api"), api => api.UseExceptionHandler(new ExceptionHandlerOptions
             {
-                ExceptionHandler = http => Results.Problem(title: "The lab failed on this request", statusCode: StatusCodes.Status500InternalServerError,
+                ExceptionHandler = http =>
+                    Results.Problem(title: "The lab failed on this request", statusCode: StatusCodes.Status500InternalServerError,
                     detail: "An unexpected error; the server's log has the details.").ExecuteAsync(http),
             }));
         }
@@ -169,7 +171,8 @@ public static class Hosting
             {
                 // The circuit's own endpoints serve share pages' anonymous viewers too; each page checks its viewer, and the
                 // pages' HTTP endpoints are default-deny unless the page says [AllowAnonymous].
-                if (endpoint is RouteEndpointBuilder { RoutePattern.RawText: { } route } && route.TrimStart('/').StartsWith("_", StringComparison.Ordinal))
+                if (endpoint is RouteEndpointBuilder { RoutePattern.RawText: { } route }
+                    && route.TrimStart('/').StartsWith("_", StringComparison.Ordinal))
                     endpoint.Metadata.Add(new Microsoft.AspNetCore.Authorization.AllowAnonymousAttribute());
             });
         return app;
@@ -206,8 +209,10 @@ public static class Hosting
             headers.XContentTypeOptions = "nosniff";
             headers["Referrer-Policy"] = "no-referrer";
             headers.XFrameOptions = "DENY";
-            headers.ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; " +
-                                            "font-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'";
+            headers.ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' " +
+                "data: blob:; " +
+                                            "font-src 'self' data:; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri " +
+                                                "'self'; form-action 'self'";
             return Task.CompletedTask;
         });
         return next();
@@ -231,7 +236,8 @@ public static class Hosting
             await http.Response.WriteAsJsonAsync(new
             {
                 title = "cross-origin request refused",
-                detail = $"a page from {IdentityInit.Training.ConfigValidation.Shown(string.Join(", ", origins.ToArray()))} may not change or stream this lab",
+                detail = $"a page from {IdentityInit.Training.ConfigValidation.Shown(string.Join(", ", origins.ToArray()))} may not " +
+                    "change or stream this lab",
             });
             return;
         }
@@ -244,7 +250,8 @@ public static class Hosting
         public bool Authorize(DashboardContext context)
         {
             var http = context.GetHttpContext();
-            var local = http.Connection.RemoteIpAddress is { } ip && (System.Net.IPAddress.IsLoopback(ip) || ip.Equals(http.Connection.LocalIpAddress));
+            var local = http.Connection.RemoteIpAddress is { } ip
+                && (System.Net.IPAddress.IsLoopback(ip) || ip.Equals(http.Connection.LocalIpAddress));
             return (allowRemote || local) && Caller.From(http.User).IsAdmin;
         }
     }

@@ -33,7 +33,8 @@ public static class JsonBody
         static IResult Invalid(string field, string message) =>
             Results.ValidationProblem(new Dictionary<string, string[]> { [field] = [message] }, title: "The request body is invalid");
         if (!http.HasJsonContentType())
-            return (null, Results.Problem($"send the body as application/json, not '{ConfigValidation.Shown(http.ContentType ?? "no content type")}'",
+            return (null, Results.Problem("send the body as application/json, not " +
+                $"'{ConfigValidation.Shown(http.ContentType ?? "no content type")}'",
                 title: "Unsupported media type", statusCode: StatusCodes.Status415UnsupportedMediaType));
         JsonDocument document;
         try
@@ -42,7 +43,8 @@ public static class JsonBody
         }
         catch (JsonException e)
         {
-            return (null, Invalid("body", $"not valid JSON: {e.Message.Split(" Path:")[0]} (line {e.LineNumber + 1}, byte {e.BytePositionInLine})"));
+            return (null, Invalid("body",
+                $"not valid JSON: {e.Message.Split(" Path:")[0]} (line {e.LineNumber + 1}, byte {e.BytePositionInLine})"));
         }
         using (document)
         {

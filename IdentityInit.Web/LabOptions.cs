@@ -4,7 +4,8 @@ namespace IdentityInit.Web;
 public sealed class LabOptions
 {
     /// <summary>Where the SQLite file, checkpoints and datasets live by default.</summary>
-    public string DataDir { get; set; } = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData), "identityinit");
+    public string DataDir { get; set; } = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData),
+        "identityinit");
 
     public string? CheckpointDir { get; set; }
 

@@ -3,7 +3,11 @@ using IdentityInit.Web;
 if (args is ["worker", .. var rest])
 {
     // A worker host: trains the queues it is configured for (IdentityInit:Queues) against ConnectionStrings:Postgres, no web server.
-    var worker = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = rest, ContentRootPath = AppContext.BaseDirectory });
+    var worker = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings
+    {
+        Args = rest,
+        ContentRootPath = AppContext.BaseDirectory
+    });
     if (worker.Configuration.GetConnectionString("Postgres") is not { Length: > 0 })
     {
         Console.Error.WriteLine("error: ConnectionStrings:Postgres: a worker host shares its queues and runs with web nodes through " +

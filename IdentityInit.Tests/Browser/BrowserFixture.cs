@@ -30,7 +30,8 @@ public static class Chromium
     /// A browser signed in to the lab at <paramref name="baseUrl"/> through its sign-in page, as <paramref name="user"/>.
     /// </summary>
     public static async Task<(IPlaywright Playwright, IBrowserContext Context)> SignedInAsync(
-        Infrastructure.LabFactory lab, Uri baseUrl, string user = Infrastructure.LabFactory.Admin, string role = global::IdentityInit.Web.Accounts.LabRoles.Admin)
+        Infrastructure.LabFactory lab, Uri baseUrl, string user = Infrastructure.LabFactory.Admin,
+            string role = global::IdentityInit.Web.Accounts.LabRoles.Admin)
     {
         await lab.EnsureUserAsync(user, role);
         var (playwright, context) = await LaunchAsync();

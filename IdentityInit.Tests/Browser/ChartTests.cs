@@ -63,9 +63,13 @@ public sealed class ChartTests
 
         var axes = await page.EvaluateAsync<string[][]>("""
             async () => {
-              const names = ["conv1", ...[1, 2, 3].flatMap(b => [0, 1].flatMap(l => [`block${b}.layer.${l}.conv`, `block${b}.layer.${l}.conv_res`])).slice(1), "fc"];
+              const names = ["conv1",
+                             ...[1, 2, 3].flatMap(b => [0, 1].flatMap(l => [`block${b}.layer.${l}.conv`, `block${b}.layer.${l}.conv_res`]))
+                                         .slice(1),
+                             "fc"];
               const cases = [[[3e-11, 1e-11, 2e-10, 5e-4], true], [[-1.23456e-12, -1.23457e-12, -1.23458e-12], false],
-                             [[0.9999998, 0.9999999, 1], false], [[1, 2, 3], false], [[2e6, 3e7, 9e7], false], [[-6.1e-4, -6.3e-4, -6.5e-4], false], [names.map((_, k) => k % 3 + 0.5), false, names]];
+                             [[0.9999998, 0.9999999, 1], false], [[1, 2, 3], false], [[2e6, 3e7, 9e7], false],
+                             [[-6.1e-4, -6.3e-4, -6.5e-4], false], [names.map((_, k) => k % 3 + 0.5), false, names]];
               const ctx = document.createElement("canvas").getContext("2d");
               const width = (axis, v) => { ctx.font = axis.font[0]; return ctx.measureText(v).width / devicePixelRatio; };
               const out = [];
@@ -76,13 +80,15 @@ public sealed class ChartTests
                 const u = iiCharts.plot("chart"), [x, y] = u.axes, room = a => a.ticks.size + a.gap;
                 const widest = Math.max(...y._values.map(v => width(y, v)));
                 const labels = y._values.filter(v => v);
-                out.push([String(y._size >= widest + room(y) && new Set(labels).size === labels.length), labels.join(" "), String(y._size), String(widest)]);
+                out.push([String(y._size >= widest + room(y) && new Set(labels).size === labels.length), labels.join(" "),
+                          String(y._size), String(widest)]);
                 if (!xNames) continue;
                 // Layer names at -25 degrees: as deep as the longest one drops, and none runs past the canvas's right edge.
                 const rad = 25 * Math.PI / 180, left = u.bbox.left / devicePixelRatio;
                 const drop = Math.max(...xNames.map(n => width(x, n) * Math.sin(rad))) + x.font[1] * Math.cos(rad);
                 const reach = Math.max(...xNames.map((n, k) => left + u.valToPos(k, "x") + width(x, n) * Math.cos(rad)));
-                out.push([String(x._size >= drop + room(x) && reach <= u.width), xNames.join(" "), `${x._size} deep, ${u.width} wide`, `${drop} drop, ${reach} reach`]);
+                out.push([String(x._size >= drop + room(x) && reach <= u.width), xNames.join(" "), `${x._size} deep, ${u.width} wide`,
+                          `${drop} drop, ${reach} reach`]);
               }
               return out;
             }
@@ -127,8 +133,11 @@ public sealed class ChartTests
             """);
         // Every line identifiable: twelve legend entries, the legend scrolls rather than cutting the last ones off.
         var legend = await page.EvaluateAsync<int[]>("""
-            () => { const l = document.querySelector("#chart .u-legend"); return [l.querySelectorAll("tr.u-series").length, l.scrollHeight, l.clientHeight,
-                    getComputedStyle(l).overflowY === "auto" ? 1 : 0]; }
+            () => {
+              const l = document.querySelector("#chart .u-legend");
+              return [l.querySelectorAll("tr.u-series").length, l.scrollHeight, l.clientHeight,
+                      getComputedStyle(l).overflowY === "auto" ? 1 : 0];
+            }
             """);
         await page.Locator("#chart").ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "chart-12-layers.png") });
         var runs = await page.EvaluateAsync<string[]>("""
@@ -139,7 +148,8 @@ public sealed class ChartTests
                                      [b + " · train loss", [0, 1], [2, 1]], [b + " · epoch test loss", [1], [1.5]]]);
               await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
               const style = n => iiCharts.seriesColor("chart", n) + " " + JSON.stringify(iiCharts.seriesDash("chart", n));
-              return [style(a + " · train loss"), style(a + " · epoch test loss"), style(b + " · train loss"), style(b + " · epoch test loss")];
+              return [style(a + " · train loss"), style(a + " · epoch test loss"),
+                      style(b + " · train loss"), style(b + " · epoch test loss")];
             }
             """);
 
@@ -163,7 +173,10 @@ public sealed class ChartTests
         var page = await BarePageAsync(context);
         await page.EvaluateAsync("""
             async () => {
-              const other = document.createElement("div"); other.id = "other"; other.style.width = "600px"; document.body.appendChild(other);
+              const other = document.createElement("div");
+              other.id = "other";
+              other.style.width = "600px";
+              document.body.appendChild(other);
               const xs = [...Array(101).keys()].map(i => i * 10);
               iiCharts.create("chart", { title: "loss" }); iiCharts.add("chart", [["train loss", xs, xs.map(x => 2 - x / 1000)]]);
               iiCharts.create("other", { title: "spread" }); iiCharts.add("other", [["conv1", xs, xs.map(x => x * 1e-9)]]);
@@ -251,7 +264,8 @@ public sealed class ChartTests
         await page.WaitForFunctionAsync($"() => iiCharts.pointCount({accuracy}.id) === 10 && iiCharts.pointCount({loss}.id) === {Bucketed}",
             null, new() { Timeout = 30_000 });
         var inView = await page.EvaluateAsync<string[]>(
-            "() => [...document.querySelectorAll('[data-chart-src]')].filter(e => { const r = e.getBoundingClientRect(); return r.bottom > 0 && r.top < innerHeight; }).map(e => e.dataset.chart)");
+            "() => [...document.querySelectorAll('[data-chart-src]')].filter(e => { const r = e.getBoundingClientRect(); return r.bottom " +
+                "> 0 && r.top < innerHeight; }).map(e => e.dataset.chart)");
         await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "run-page-before-circuit.png") });
 
         // Each card once: the two preloaded from the head (before any stylesheet or script has loaded) are not fetched
@@ -261,7 +275,8 @@ public sealed class ChartTests
         Assert.NotEmpty(inView);
         Assert.DoesNotContain("loss", inView);
         Assert.Equal(inView.Order(), fetched.Skip(2).Take(inView.Length).Order());
-        Assert.Equal($"{Bucketed} points · zoom in for full resolution", await page.EvaluateAsync<string>($"() => document.getElementById({loss}.id + '-info').textContent"));
+        Assert.Equal($"{Bucketed} points · zoom in for full resolution",
+            await page.EvaluateAsync<string>($"() => document.getElementById({loss}.id + '-info').textContent"));
         Assert.NotNull(await page.EvaluateAsync<double[]?>($"() => iiCharts.xRange({loss}.id)")); // drawn, not only held
         Assert.Equal("Loss", await page.EvaluateAsync<string>($"() => {loss}.querySelector('.u-title').textContent"));
     }
@@ -274,7 +289,8 @@ public sealed class ChartTests
         using var http = lab.Client(baseUrl);
         // CPU rounding jitter: correlations leave 1 by ~1e-9 in the first steps, the values that once froze this page.
         var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 12, extra: new { correlationEvery = 4 }))).GetProperty("id").GetGuid();
-        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 24, 120, "the run to pass step 24");
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 24, 120,
+            "the run to pass step 24");
         var (playwright, context) = await Chromium.SignedInAsync(lab, baseUrl);
         using var _ = playwright;
         await using var __ = context;
@@ -302,12 +318,15 @@ public sealed class ChartTests
             foreach (var series in points.GroupBy(p => p.Series).Where(g => spec.Label(g.Key) is not null))
             {
                 var label = spec.Label(series.Key)!;
-                var drawn = await page.EvaluateAsync<double[][]?>($"() => iiCharts.values({chart}, {System.Text.Json.JsonSerializer.Serialize(label)})");
+                var drawn = await page.EvaluateAsync<double[][]?>($"() => iiCharts.values({chart}, " +
+                    $"{System.Text.Json.JsonSerializer.Serialize(label)})");
                 var expected = series.Select(p => (double)p.Step).Order().ToArray();
                 if (drawn is null || !drawn[0].SequenceEqual(expected))
-                    missing.Add($"{spec.Key}/{label}: {drawn?[0].Length ?? 0} of {expected.Length} steps, last {drawn?[0].LastOrDefault()} of {expected[^1]}");
+                    missing.Add($"{spec.Key}/{label}: {drawn?[0].Length ?? 0} of {expected.Length} steps, last " +
+                        $"{drawn?[0].LastOrDefault()} of {expected[^1]}");
             }
-            var plotted = await page.EvaluateAsync<bool>($"() => {{ const id = {chart}; return iiCharts.seriesNames(id).length === 0 || iiCharts.xRange(id) !== null; }}");
+            var plotted = await page.EvaluateAsync<bool>($"() => {{ const id = {chart}; return iiCharts.seriesNames(id).length === 0 || " +
+                $"iiCharts.xRange(id) !== null; }}");
             if (!plotted) missing.Add($"{spec.Key}: has series but no plot");
         }
         Assert.Empty(missing);

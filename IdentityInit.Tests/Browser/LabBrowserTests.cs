@@ -57,7 +57,8 @@ public sealed class LabBrowserTests
         await ReadyAsync(page);
         var nameBox = await page.Locator("#field-name").BoundingBoxAsync(); // a preset's long description once squeezed it to nothing
         Assert.True(nameBox is { Width: > 150 }, $"run name field is {nameBox?.Width} px wide");
-        await Assertions.Expect(page.Locator(".mud-input-helper-text", new() { HasTextString = "no breaker but the GPU's own non-determinism" }))
+        await Assertions.Expect(page.Locator(".mud-input-helper-text",
+            new() { HasTextString = "no breaker but the GPU's own non-determinism" }))
             .ToBeVisibleAsync(); // the chosen preset's description, under its select
         await Choose(page, "field-dataset", "synthetic");
         await Fill(page, "field-depth", "8");
@@ -82,7 +83,8 @@ public sealed class LabBrowserTests
         await Assertions.Expect(lossInfo).ToContainTextAsync("points", new() { Timeout = 60_000 });
         var before = PointCount(await lossInfo.InnerTextAsync());
         await Assertions.Expect(page.Locator("#run-progress")).ToContainTextAsync("ETA", new() { Timeout = 60_000 });
-        await page.WaitForFunctionAsync($"() => {{ const t = document.querySelector(\"[id$='-loss-info']\").textContent; return parseInt(t) > {before}; }}",
+        await page.WaitForFunctionAsync($"() => {{ const t = document.querySelector(\"[id$='-loss-info']\").textContent; return " +
+            $"parseInt(t) > {before}; }}",
             null, new() { Timeout = 60_000 });
         await page.ScreenshotAsync(new() { Path = Shot("run-live"), FullPage = true });
 
@@ -107,8 +109,8 @@ public sealed class LabBrowserTests
               const canvas = document.querySelector("canvas.heatmap"), ctx = canvas.getContext("2d");
               const { matrix: [mx, my, mw, mh], bar: [bx, by, bw, bh] } = iiCharts.heatLayout(canvas.id);
               const at = (x, y) => [...ctx.getImageData(Math.round(x), Math.round(y), 1, 1).data.slice(0, 3)];
-              return [at(bx + bw / 2, by + 1), at(bx + bw / 2, by + (bh - 1) / 2), at(bx + bw / 2, by + bh - 2), at(mx + mw / 2, my + mh / 2),
-                      [Number(canvas.dataset.size)]];
+              return [at(bx + bw / 2, by + 1), at(bx + bw / 2, by + (bh - 1) / 2), at(bx + bw / 2, by + bh - 2),
+                      at(mx + mw / 2, my + mh / 2), [Number(canvas.dataset.size)]];
             }
             """);
         Assert.True(heat[0] is [> 240, < 20, < 20], $"bar top {string.Join(",", heat[0])}");      // +1 red
@@ -137,14 +139,16 @@ public sealed class LabBrowserTests
 
         await page.Locator("#share-run").ClickAsync();
         var shareUrl = await page.Locator("#share-link").InnerTextAsync();
-        await context.GrantPermissionsAsync(["clipboard-read", "clipboard-write"], new() { Origin = baseUrl.GetLeftPart(UriPartial.Authority) });
+        await context.GrantPermissionsAsync(["clipboard-read", "clipboard-write"],
+            new() { Origin = baseUrl.GetLeftPart(UriPartial.Authority) });
         await page.Locator("#copy-share").ClickAsync();
         await page.WaitForFunctionAsync("url => navigator.clipboard.readText().then(t => t === url)", shareUrl);
         var snack = (await page.Locator(".mud-snackbar", new() { HasTextString = "Copied." }).BoundingBoxAsync())!;
         foreach (var button in new[] { "#cancel-run", "#clone-run", "#pair-run", "#share-run" })
         {
             var b = (await page.Locator(button).BoundingBoxAsync())!;
-            var overlaps = snack.X < b.X + b.Width && b.X < snack.X + snack.Width && snack.Y < b.Y + b.Height && b.Y < snack.Y + snack.Height;
+            var overlaps = snack.X < b.X + b.Width && b.X < snack.X + snack.Width && snack.Y < b.Y + b.Height
+                && b.Y < snack.Y + snack.Height;
             Assert.False(overlaps, $"the snackbar covers {button}");
         }
         Assert.Contains("/share/", shareUrl);
@@ -217,7 +221,8 @@ public sealed class LabBrowserTests
         Assert.InRange(overview, 100, 1000);
         await page.EvaluateAsync($"() => iiCharts.zoom({loss}, 7700, 7800)");
         await Assertions.Expect(info).ToContainTextAsync("full resolution in the zoomed window");
-        var window = await page.EvaluateAsync<double[][]>($"() => {{ const [xs, ys] = iiCharts.values({loss}, 'train loss'); const k = xs.map((x, i) => i).filter(i => xs[i] >= 7700 && xs[i] <= 7800); return [k.map(i => xs[i]), k.map(i => ys[i])]; }}");
+        var window = await page.EvaluateAsync<double[][]>($"() => {{ const [xs, ys] = iiCharts.values({loss}, 'train loss'); const k = " +
+            $"xs.map((x, i) => i).filter(i => xs[i] >= 7700 && xs[i] <= 7800); return [k.map(i => xs[i]), k.map(i => ys[i])]; }}");
         Assert.Equal(Enumerable.Range(7700, 101).Select(s => (double)s), window[0]);
         Assert.Equal(1000, window[1][77]); // the spike at step 7777, exact
 
@@ -227,7 +232,9 @@ public sealed class LabBrowserTests
         var events = 0;
         void Count(object? _, IWebSocketFrame f)
         {
-            if (f.Binary is { } b && System.Text.Encoding.UTF8.GetString(b).Contains("DispatchBrowserEvent", StringComparison.Ordinal)) Interlocked.Increment(ref events);
+            if (f.Binary is { } b
+                && System.Text.Encoding.UTF8.GetString(b)
+                .Contains("DispatchBrowserEvent", StringComparison.Ordinal)) Interlocked.Increment(ref events);
         }
         var circuit = await circuitSocket;
         circuit.FrameSent += Count;
@@ -249,10 +256,12 @@ public sealed class LabBrowserTests
         await page.WaitForFunctionAsync($"() => iiCharts.logY({loss}) === true");
         await page.Locator("#x-axis").GetByText("epoch", new() { Exact = true }).ClickAsync();
         const string accuracy = "document.querySelector(\"[data-chart='accuracy']\").id";
-        await page.WaitForFunctionAsync($"() => {{ const v = iiCharts.values({accuracy}, 'epoch test acc'); return v && Math.abs(v[0][0] - 1000 / 391) < 1e-6; }}");
+        await page.WaitForFunctionAsync($"() => {{ const v = iiCharts.values({accuracy}, 'epoch test acc'); return v && Math.abs(v[0][0] " +
+            $"- 1000 / 391) < 1e-6; }}");
         await page.Locator("#x-axis").GetByText("relative time (min)", new() { Exact = true }).ClickAsync();
         // step 1000 at 600 s
-        await page.WaitForFunctionAsync($"() => {{ const v = iiCharts.values({accuracy}, 'epoch test acc'); return v && Math.abs(v[0][0] - 10) < 1e-6; }}");
+        await page.WaitForFunctionAsync($"() => {{ const v = iiCharts.values({accuracy}, 'epoch test acc'); return v && Math.abs(v[0][0] " +
+            $"- 10) < 1e-6; }}");
         // smoothing kept by the new charts
         Assert.NotNull(await page.EvaluateAsync<double[][]?>($"() => iiCharts.drawn({loss}, 'train loss (raw)')"));
         await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "paper-scale-run.png"), FullPage = true });
@@ -306,9 +315,11 @@ public sealed class LabBrowserTests
 
         // Identical loss curves: each run its colour, the second dashed, so both stay visible.
         var styles = await page.EvaluateAsync<string[]>($$"""
-            () => [iiCharts.seriesColor({{loss}}, 'det seed 1 · train loss'), iiCharts.seriesColor({{loss}}, 'nondet seed 1 · train loss'),
+            () => [iiCharts.seriesColor({{loss}}, 'det seed 1 · train loss'),
+                   iiCharts.seriesColor({{loss}}, 'nondet seed 1 · train loss'),
                    iiCharts.seriesColor({{spread}}, 'det seed 1 · conv'), iiCharts.seriesColor({{spread}}, 'det seed 1 · fc'),
-                   JSON.stringify(iiCharts.seriesDash({{loss}}, 'det seed 1 · train loss')), JSON.stringify(iiCharts.seriesDash({{loss}}, 'nondet seed 1 · train loss')),
+                   JSON.stringify(iiCharts.seriesDash({{loss}}, 'det seed 1 · train loss')),
+                   JSON.stringify(iiCharts.seriesDash({{loss}}, 'nondet seed 1 · train loss')),
                    iiCharts.markers({{spread}}).map(m => m.line).join('|')]
             """);
         Assert.NotEqual(styles[0], styles[1]);
@@ -351,14 +362,16 @@ public sealed class LabBrowserTests
                 ids.Add(id);
                 context.Runs.Add(new IdentityInit.Web.Data.Run
                 {
-                    Id = id, Name = $"grid · {arm} · seed {i}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "cifar10",
+                    Id = id, Name = $"grid · {arm} · seed {i}", ConfigJson = "{}", Architecture = "constnet", Init = "const",
+                    Breakers = "none", Dataset = "cifar10",
                     Queue = "cpu", Status = IdentityInit.Training.RunStatus.Completed, CreatedAt = DateTime.UtcNow, GroupId = group,
                 });
                 await context.SaveChangesAsync();
                 // Four epochs: the first is the checked one; the later ones rise toward 0.9 so the bands read as curves.
                 await db.WritePointsAsync([.. Enumerable.Range(0, 4).Select(e => new IdentityInit.Web.Data.MetricPoint
                 {
-                    RunId = id, Series = "epoch/test_acc", Step = 391 * (e + 1), Value = e == 0 ? finals[i] : finals[i] + (0.9 - finals[i]) * e / 4.0,
+                    RunId = id, Series = "epoch/test_acc", Step = 391 * (e + 1),
+                        Value = e == 0 ? finals[i] : finals[i] + (0.9 - finals[i]) * e / 4.0,
                 })]);
             }
         }
@@ -381,14 +394,16 @@ public sealed class LabBrowserTests
         // float32 on the wire: ~3e-8; a rounded t (2.2) is off by 1e-5
         Assert.True(Math.Abs(hi - expected) < 1e-6, $"hi {hi} vs {expected}");
         await page.WaitForFunctionAsync($"() => iiCharts.values({accuracy}, 'pair (n=2) · epoch test acc hi') !== null");
-        var clipped = await page.EvaluateAsync<double[]>($"() => [iiCharts.values({accuracy}, 'pair (n=2) · epoch test acc lo')[1][0], iiCharts.values({accuracy}, 'pair (n=2) · epoch test acc hi')[1][0]]");
+        var clipped = await page.EvaluateAsync<double[]>($"() => [iiCharts.values({accuracy}, 'pair (n=2) · epoch test acc lo')[1][0], " +
+            $"iiCharts.values({accuracy}, 'pair (n=2) · epoch test acc hi')[1][0]]");
         Assert.Equal([0.0, 1.0], clipped); // accuracy cannot leave [0, 1]
         await page.WaitForFunctionAsync($"() => iiCharts.bandFills({accuracy}).length === 2");
         var fills = await page.EvaluateAsync<string[]>($"() => iiCharts.bandFills({accuracy})");
         Assert.NotEqual(fills[0], fills[1]); // one shaded band per arm, in the arm's colour
         Assert.Equal(2, await page.EvaluateAsync<int>($"() => iiCharts.legendCount({accuracy})")); // the means, not lo/hi lines
         Assert.Equal(0, await page.EvaluateAsync<double>($"() => iiCharts.seriesWidth({accuracy}, 'arm (n=12) · epoch test acc lo')"));
-        await page.Locator("div.mud-paper", new() { Has = page.Locator("[data-chart='accuracy']") }).ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "compare-seed-bands.png") });
+        await page.Locator("div.mud-paper", new() { Has = page.Locator("[data-chart='accuracy']") })
+            .ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "compare-seed-bands.png") });
     }
 
     [Fact]
@@ -416,7 +431,8 @@ public sealed class LabBrowserTests
         {
             var image = page.Locator($"img.study-figure[data-figure='{figure}']");
             await Assertions.Expect(image).ToBeVisibleAsync();
-            Assert.Equal(200, await page.EvaluateAsync<int>("async src => (await fetch(src)).status", await image.GetAttributeAsync("src")));
+            Assert.Equal(200, await page.EvaluateAsync<int>("async src => (await fetch(src)).status",
+                await image.GetAttributeAsync("src")));
         }
         var svg = await page.EvaluateAsync<string>("async src => (await fetch(src)).text()",
             await page.Locator("img.study-figure[data-figure='sweep']").GetAttributeAsync("src"));
@@ -471,12 +487,14 @@ public sealed class LabBrowserTests
         await Assertions.Expect(rows).ToHaveCountAsync(50);
         await Assertions.Expect(page.Locator(".mud-table-pagination-caption").Last).ToContainTextAsync("of 250");
         await Assertions.Expect(rows.First.Locator("td").Nth(1)).ToContainTextAsync("run 249");
-        var fits = await page.EvaluateAsync<int[]>("() => { const c = document.querySelector('#runs-table .mud-table-container'); return [c.scrollWidth, c.clientWidth]; }");
+        var fits = await page.EvaluateAsync<int[]>("() => { const c = document.querySelector('#runs-table .mud-table-container'); return " +
+            "[c.scrollWidth, c.clientWidth]; }");
         Assert.True(fits[0] <= fits[1], $"the default columns need {fits[0]} px of {fits[1]}"); // 13 columns overflowed 1,440 px
 
         // Sorted in the database: the lowest accuracy of all 250 comes first, not the lowest of the page.
         await page.Locator("th").GetByText("Best test acc.").ClickAsync();
-        await Assertions.Expect(rows.First.Locator("td[data-column='bestTestAccuracy']")).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^0\.00 ?%$"));
+        await Assertions.Expect(rows.First.Locator("td[data-column='bestTestAccuracy']"))
+            .ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^0\.00 ?%$"));
 
         // The view is in the URL: sort and page survive a bookmark, opened in a fresh tab.
         await Assertions.Expect(page).ToHaveURLAsync(new System.Text.RegularExpressions.Regex(@"sort=bestTestAccuracy&desc=false"));
@@ -530,7 +548,8 @@ public sealed class LabBrowserTests
         await using var lab = new LabFactory();
         var baseUrl = lab.StartKestrel();
         using var admin = lab.Client(baseUrl);
-        var id = (await IdentityInit.Tests.Web.Api.CreateAsync(admin, IdentityInit.Tests.Web.Api.TinyRun(epochs: 200))).GetProperty("id").GetGuid();
+        var id = (await IdentityInit.Tests.Web.Api.CreateAsync(admin, IdentityInit.Tests.Web.Api.TinyRun(epochs: 200))).GetProperty("id")
+            .GetGuid();
         await lab.EnsureUserAsync("victor", global::IdentityInit.Web.Accounts.LabRoles.Viewer);
         var (playwright, context) = await Chromium.LaunchAsync();
         using var _ = playwright;
@@ -575,20 +594,23 @@ public sealed class LabBrowserTests
         Assertions.SetDefaultExpectTimeout(15_000);
         await using var lab = new LabFactory(settings: TwoWorkers);
         var baseUrl = lab.StartKestrel();
-        var (playwright, context) = await Chromium.SignedInAsync(lab, baseUrl, "rosalind", global::IdentityInit.Web.Accounts.LabRoles.Researcher);
+        var (playwright, context) = await Chromium.SignedInAsync(lab, baseUrl, "rosalind",
+            global::IdentityInit.Web.Accounts.LabRoles.Researcher);
         using var _ = playwright;
         await using var __ = context;
         var page = await OpenAsync(context, new Uri(baseUrl, "/studies").ToString());
         // A constant learning rate: BatchNorm's running averages lag the final weights, so the runs also measure precise BN,
         // here over one epoch's 16 batches rather than the study's default 100 (six passes of a tiny set, twice per run).
-        var tiny = System.Text.Json.JsonSerializer.Serialize(IdentityInit.Tests.Web.Api.TinyConfig(epochs: 2, new { schedule = "constant", preciseBatchNorm = 16 }));
+        var tiny = System.Text.Json.JsonSerializer.Serialize(IdentityInit.Tests.Web.Api.TinyConfig(epochs: 2,
+            new { schedule = "constant", preciseBatchNorm = 16 }));
 
         await Assertions.Expect(page.Locator("#study-preset")).ToHaveValueAsync("constnet-breakers"); // the first study is the default
         await Fill(page, "study-config", tiny);
         await page.Locator("#study-seeds").FillAsync("0"); // once silently raised to 1 and queued
         await page.Locator("#study-seeds").PressAsync("Tab");
         await page.ClickAsync("#create-study");
-        await Assertions.Expect(page.Locator("#study-seeds").Locator("xpath=ancestor::div[contains(@class,'mud-input-control')]").First).ToContainTextAsync("from 1 to 20 seeds, got 0");
+        await Assertions.Expect(page.Locator("#study-seeds").Locator("xpath=ancestor::div[contains(@class,'mud-input-control')]").First)
+            .ToContainTextAsync("from 1 to 20 seeds, got 0");
         Assert.Equal("0", (await lab.CreateClient().GetAsync("/api/runs")).Headers.GetValues("X-Total-Count").Single());
         await page.Locator("#study-seeds").FillAsync("1");
         await page.Locator("#study-seeds").PressAsync("Tab");
@@ -599,18 +621,22 @@ public sealed class LabBrowserTests
         await Assertions.Expect(page.Locator("#study-scale-caveat")).ToHaveCountAsync(0); // its config is not the preset's
         var he = page.Locator("tr.study-row[data-arm='He (random init)'] td[data-column='2']");
         await Assertions.Expect(he).ToHaveTextAsync("", new() { Timeout = 5_000 }); // queued: nothing measured yet
-        await Assertions.Expect(he).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+\.\d$"), new() { Timeout = 180_000 }); // filled in live
+        // filled in live
+        await Assertions.Expect(he).ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+\.\d$"), new() { Timeout = 180_000 });
         await Assertions.Expect(page.Locator("#study-final")).ToBeVisibleAsync(new() { Timeout = 180_000 });
         var cell = await he.TextContentAsync();
         await Assertions.Expect(page.Locator("#study-table th").Nth(3)).ToHaveTextAsync("final test acc, precise BN (%)");
         await Assertions.Expect(page.Locator("tr.study-row[data-arm='He (random init)'] td[data-column='3']"))
             .ToHaveTextAsync(new System.Text.RegularExpressions.Regex(@"^\d+\.\d$"));
-        await Assertions.Expect(page.Locator("#study-precise-note")).ToContainTextAsync("recomputed over 16 training batches"); // what the runs used, not the default
+        // what the runs used, not the default
+        await Assertions.Expect(page.Locator("#study-precise-note")).ToContainTextAsync("recomputed over 16 training batches");
         await Assertions.Expect(page.Locator("#study-claims")).ToContainTextAsync("A deterministic ConstNet keeps every channel identical");
-        var single = page.Locator("#study-claims tr.claim-row", new() { HasTextString = "With GPU non-determinism it trains to within 2 points of He" });
+        var single = page.Locator("#study-claims tr.claim-row",
+            new() { HasTextString = "With GPU non-determinism it trains to within 2 points of He" });
         await Assertions.Expect(single).ToHaveAttributeAsync("data-verdict", "inconclusive"); // one seed per arm: no interval, no verdict
         await Assertions.Expect(single.Locator(".mud-chip")).ToHaveTextAsync("inconclusive");
-        await Assertions.Expect(single.Locator(".claim-reason")).ToHaveTextAsync("one seed in an arm (n = 1 and 1): no interval to judge by");
+        await Assertions.Expect(single.Locator(".claim-reason"))
+            .ToHaveTextAsync("one seed in an arm (n = 1 and 1): no interval to judge by");
         await Assertions.Expect(page.Locator("img.study-figure[data-figure='accuracy']")).ToBeVisibleAsync();
         await page.ScreenshotAsync(new() { Path = Path.Combine(Chromium.Artifacts, "study.png"), FullPage = true });
         await page.ClickAsync("#share-study");

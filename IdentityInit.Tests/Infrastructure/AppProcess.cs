@@ -26,7 +26,7 @@ public sealed class AppProcess : IDisposable
         var binary = WebBinary();
         var start = new ProcessStartInfo("dotnet", [binary, .. arguments])
         {
-            WorkingDirectory = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(binary)))))!,
+            WorkingDirectory = Path.Combine(Repository.Root, "IdentityInit.Web"), // the project's folder, as dotnet run starts it
             RedirectStandardOutput = true, RedirectStandardError = true,
         };
         start.Environment["Logging__LogLevel__Default"] = "Warning";
@@ -64,7 +64,8 @@ public sealed class AppProcess : IDisposable
         using var browser = SignInClient.Browser(baseUrl);
         await Wait.UntilAsync(async () =>
         {
-            if ((await SignInClient.SignInAsync(browser, LabFactory.Admin, LabFactory.Password)).Headers.Location?.OriginalString == "/") return true;
+            if ((await SignInClient.SignInAsync(browser, LabFactory.Admin,
+                LabFactory.Password)).Headers.Location?.OriginalString == "/") return true;
             if (FirstAdminLink() is { } link) await SignInClient.AcceptAsync(browser, link, LabFactory.Admin, LabFactory.Password);
             return false;
         }, 30, "the first admin's link or a working sign-in");

@@ -11,7 +11,8 @@ namespace IdentityInit.Tests.Infrastructure;
 /// connection string is given. <see cref="StartKestrel"/> serves it on 127.0.0.1 for browsers and SignalR clients.
 /// Its clients act as an admin through a personal API token (the accounts themselves are tested through their pages).
 /// </summary>
-public sealed class LabFactory(string? postgres = null, IReadOnlyDictionary<string, string?>? settings = null) : WebApplicationFactory<Program>
+public sealed class LabFactory(string? postgres = null, IReadOnlyDictionary<string, string?>? settings = null)
+    : WebApplicationFactory<Program>
 {
     public string DataDir { get; } = Path.Combine(Path.GetTempPath(), "identityinit-lab-" + Guid.NewGuid().ToString("N")[..8]);
 
@@ -63,7 +64,11 @@ public sealed class LabFactory(string? postgres = null, IReadOnlyDictionary<stri
     /// A client of the Kestrel server at <paramref name="baseUrl"/> holding <paramref name="token"/> (default: the admin's).
     /// </summary>
     public HttpClient Client(Uri baseUrl, string? token = null) =>
-        new() { BaseAddress = baseUrl, DefaultRequestHeaders = { Authorization = new AuthenticationHeaderValue("Bearer", token ?? AdminToken) } };
+        new()
+        {
+            BaseAddress = baseUrl,
+            DefaultRequestHeaders = { Authorization = new AuthenticationHeaderValue("Bearer", token ?? AdminToken) }
+        };
 
     /// <summary>Starts Kestrel on a free loopback port and returns the base address.</summary>
     public Uri StartKestrel()

@@ -18,7 +18,8 @@ public sealed class PostgresServer : IAsyncLifetime
     public async Task InitializeAsync()
     {
         var versions = Directory.Exists("/usr/lib/postgresql") ? Directory.GetDirectories("/usr/lib/postgresql").Order().ToList() : [];
-        if (versions.Count == 0) throw new InvalidOperationException("PostgreSQL server binaries not found under /usr/lib/postgresql (apt-get install postgresql)");
+        if (versions.Count == 0) throw new InvalidOperationException("PostgreSQL server binaries not found under /usr/lib/postgresql " +
+            "(apt-get install postgresql)");
         bin = Path.Combine(versions[^1], "bin");
         port = FreePort();
         Directory.CreateDirectory(root);
@@ -30,7 +31,8 @@ public sealed class PostgresServer : IAsyncLifetime
 
     /// <summary>Starts the server (again, after <see cref="StopAsync"/>) on its port.</summary>
     public Task StartAsync() => RunAsPostgres("pg_ctl",
-        $"-D {root}/data -l {root}/log -w -t 60 -o \"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200\" start",
+        $"-D {root}/data -l {root}/log -w -t 60 -o \"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c " +
+            "synchronous_commit=off -c full_page_writes=off -c max_connections=200\" start",
         Environment.UserName == "root");
 
     /// <summary>Stops the server as an operator would (pg_ctl -m fast): the database outage a user meets.</summary>
@@ -71,11 +73,16 @@ public sealed class PostgresServer : IAsyncLifetime
 
     static void Run(string file, string arguments)
     {
-        using var process = Process.Start(new ProcessStartInfo(file, arguments) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        using var process = Process.Start(new ProcessStartInfo(file, arguments)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true
+        })!;
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
         process.WaitForExit();
-        if (process.ExitCode != 0) throw new InvalidOperationException($"{file} {arguments} failed ({process.ExitCode}): {output.Result}{error.Result}");
+        if (process.ExitCode != 0) throw new InvalidOperationException($"{file} {arguments} failed ({process.ExitCode}): " +
+            $"{output.Result}{error.Result}");
     }
 
     public static int FreePort()

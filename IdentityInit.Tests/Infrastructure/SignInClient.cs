@@ -19,17 +19,22 @@ public static partial class SignInClient
     private static partial Regex AntiforgeryField();
 
     /// <summary>Posts the form found at <paramref name="page"/> with <paramref name="fields"/>; the redirect it answers.</summary>
-    public static async Task<HttpResponseMessage> SubmitAsync(HttpClient browser, string page, string action, IDictionary<string, string> fields)
+    public static async Task<HttpResponseMessage> SubmitAsync(HttpClient browser, string page, string action,
+        IDictionary<string, string> fields)
     {
         var html = await browser.GetStringAsync(page);
         var antiforgery = AntiforgeryField().Match(html);
         if (!antiforgery.Success) throw new InvalidOperationException($"no form on {page}: {html[..Math.Min(html.Length, 400)]}");
-        var body = new Dictionary<string, string>(fields) { ["__RequestVerificationToken"] = WebUtility.HtmlDecode(antiforgery.Groups[1].Value) };
+        var body = new Dictionary<string, string>(fields)
+        {
+            ["__RequestVerificationToken"] = WebUtility.HtmlDecode(antiforgery.Groups[1].Value),
+        };
         return await browser.PostAsync(action, new FormUrlEncodedContent(body));
     }
 
     public static async Task<HttpResponseMessage> SignInAsync(HttpClient browser, string user, string password) =>
-        await SubmitAsync(browser, "/login", "/account/login", new Dictionary<string, string> { ["userName"] = user, ["password"] = password, ["returnUrl"] = "/" });
+        await SubmitAsync(browser, "/login", "/account/login",
+            new Dictionary<string, string> { ["userName"] = user, ["password"] = password, ["returnUrl"] = "/" });
 
     public static async Task<HttpResponseMessage> AcceptAsync(HttpClient browser, string invitePath, string user, string password) =>
         await SubmitAsync(browser, invitePath, "/account" + invitePath,

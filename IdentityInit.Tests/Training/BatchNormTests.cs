@@ -15,7 +15,8 @@ public sealed class BatchNormTests
     {
         var bn = nn.BatchNorm2d(3);
         var model = nn.Sequential(bn);
-        var batches = Enumerable.Range(0, 4).Select(i => randn([8, 3, 5, 5], generator: new Generator((ulong)i + 1)) * (i + 1) + i).ToList();
+        var batches = Enumerable.Range(0, 4).Select(i => randn([8, 3, 5, 5], generator: new Generator((ulong)i + 1)) * (i + 1) + i)
+            .ToList();
         model.call(randn(8, 3, 5, 5) * 50); // a stale exponential average to be replaced
         var tracked = bn.num_batches_tracked!.item<long>();
 
@@ -88,11 +89,13 @@ public sealed class BatchNormTests
         using (no_grad())
             for (var b = 0; b < 3; b++)
             {
-                var x = IdentityInit.Training.Data.Augment.Normalize(Tiny.Data.TrainImages[(b * 16)..((b + 1) * 16)], Tiny.Data.Mean, Tiny.Data.Std);
+                var x = IdentityInit.Training.Data.Augment.Normalize(Tiny.Data.TrainImages[(b * 16)..((b + 1) * 16)], Tiny.Data.Mean,
+                    Tiny.Data.Std);
                 expected = expected * 0.9 + stem.call(x).mean([0, 2, 3]).to(float64) * 0.1;
             }
         Checkpoint.LoadModel(Checkpoint.Latest(dir)!, model);
         var runningMean = model.state_dict()["block1.layer.0.bn.running_mean"].to(float64);
-        Assert.True(runningMean.allclose(expected, rtol: 1e-4, atol: 1e-6), $"{runningMean.max().item<double>()} vs {expected.max().item<double>()}");
+        Assert.True(runningMean.allclose(expected, rtol: 1e-4, atol: 1e-6),
+            $"{runningMean.max().item<double>()} vs {expected.max().item<double>()}");
     }
 }

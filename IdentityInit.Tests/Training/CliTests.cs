@@ -94,7 +94,8 @@ public sealed class CliTests
     [Fact]
     public async Task SignalMeasuresInitsAtInitializationAsTablesOrJsonAndRefusesAnUnknownInit()
     {
-        string[] network = ["--preset", "constnet-deterministic", "--set", "dataset=synthetic", "--set", "depth=7", "--set", "probeSize=16"];
+        string[] network = ["--preset", "constnet-deterministic", "--set", "dataset=synthetic", "--set", "depth=7", "--set",
+            "probeSize=16"];
         var (code, output, _) = await Cli(["signal", .. network, "--inits", "const,he-fanin"]);
         var (jsonCode, json, _) = await Cli(["signal", .. network, "--inits", "const", "--json"]);
         var (badCode, _, errors) = await Cli(["signal", .. network, "--inits", "const,file"]);
@@ -157,7 +158,8 @@ public sealed class CliTests
     {
         var dataDir = Tiny.TempDir();
 
-        var (code, output, _) = await Cli("train", "--preset", "constnet-deterministic", "--set", "dataset=imagenet32", "--data-dir", dataDir,
+        var (code, output, _) = await Cli("train", "--preset", "constnet-deterministic", "--set", "dataset=imagenet32", "--data-dir",
+            dataDir,
             "--out", Tiny.TempDir());
 
         Assert.Equal(1, code);

@@ -64,10 +64,13 @@ public sealed class ConfigValidationTests
     {
         var key = new string('k', 1_000_000);
 
-        var error = Assert.Throws<InvalidConfigException>(() => ConfigOverlay.ApplyAssignments(new ExperimentConfig(), [key + "=1", "depth=" + key]));
+        var error = Assert.Throws<InvalidConfigException>(() =>
+            ConfigOverlay.ApplyAssignments(new ExperimentConfig(), [key + "=1", "depth=" + key]));
 
-        Assert.All(error.Errors, e => Assert.True(e.Field.Length + e.Message.Length < 1000, $"{e.Field.Length} + {e.Message.Length} characters"));
-        Assert.Contains(error.Errors, e => e.Message.StartsWith("unknown field 'kkkk", StringComparison.Ordinal) && e.Message.Contains("(1,000,000 characters)"));
+        Assert.All(error.Errors,
+            e => Assert.True(e.Field.Length + e.Message.Length < 1000, $"{e.Field.Length} + {e.Message.Length} characters"));
+        Assert.Contains(error.Errors,
+            e => e.Message.StartsWith("unknown field 'kkkk", StringComparison.Ordinal) && e.Message.Contains("(1,000,000 characters)"));
         Assert.Contains(error.Errors, e => e.Field == "depth" && e.Message.Contains("expected a whole number"));
     }
 
@@ -96,7 +99,8 @@ public sealed class ConfigValidationTests
     {
         var c = new ExperimentConfig();
 
-        Assert.Equal((0.03, 0.9, false, 5e-4, 128, 300, "reference"), (c.LearningRate, c.Momentum, c.Nesterov, c.WeightDecay, c.BatchSize, c.Epochs, c.Schedule));
+        Assert.Equal((0.03, 0.9, false, 5e-4, 128, 300, "reference"),
+            (c.LearningRate, c.Momentum, c.Nesterov, c.WeightDecay, c.BatchSize, c.Epochs, c.Schedule));
         Assert.Equal((16, 10, "const"), (c.Depth, c.Widen, c.Init));
     }
 
@@ -115,7 +119,8 @@ public sealed class ConfigValidationTests
     {
         var error = LeakyNet.InitStringError("1_iiz_", 16)!;
 
-        Assert.Equal("'1_iiz_': character 5 ('z') is not h (random), i (identity), 1 (averaging), k (noisy identity) or a (noisy averaging)\n  1_iiz_\n      ^", error);
+        Assert.Equal("'1_iiz_': character 5 ('z') is not h (random), i (identity), 1 (averaging), k (noisy identity) or a (noisy " +
+            "averaging)\n  1_iiz_\n      ^", error);
     }
 
     [Fact]
@@ -125,8 +130,10 @@ public sealed class ConfigValidationTests
 
         Assert.Equal([2, 10], net.call(TorchSharp.torch.randn(2, 1, 28, 28)).shape);
         Assert.Equal([2, 10], net.call(TorchSharp.torch.randn(2, 1, 32, 32)).shape);
-        Assert.Equal(["conv1", "block1.layer.0.conv", "block1.layer.0.conv_res", "block1.layer.1.conv", "block2.layer.0.conv", "block2.layer.0.conv_res",
-                      "block2.layer.1.conv", "block3.layer.0.conv", "block3.layer.0.conv_res", "block3.layer.1.conv", "fc"], net.WeightLayers().Select(l => l.Name));
+        Assert.Equal(["conv1", "block1.layer.0.conv", "block1.layer.0.conv_res", "block1.layer.1.conv", "block2.layer.0.conv",
+            "block2.layer.0.conv_res",
+                      "block2.layer.1.conv", "block3.layer.0.conv", "block3.layer.0.conv_res", "block3.layer.1.conv", "fc"],
+                          net.WeightLayers().Select(l => l.Name));
     }
 
     [Fact]

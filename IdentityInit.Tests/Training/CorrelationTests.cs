@@ -129,7 +129,8 @@ public sealed class CorrelationTests
         };
         var snapshots = new List<CorrelationSnapshot>();
 
-        Trainer.Run(Tiny.Config with { Init = "he-fanout", MaxSteps = 2 }, new Progress(e => { if (e is CorrelationSnapshot c) snapshots.Add(c); }),
+        Trainer.Run(Tiny.Config with { Init = "he-fanout", MaxSteps = 2 },
+            new Progress(e => { if (e is CorrelationSnapshot c) snapshots.Add(c); }),
             CancellationToken.None, new RunOptions(Dataset: gray));
 
         Assert.Equal([0L, 2], snapshots.Select(c => c.Step));

@@ -17,9 +17,11 @@ public sealed class DataTests
     {
         Directory.CreateDirectory(folder);
         Idx.Write(Path.Combine(folder, "train-images-idx3-ubyte.gz"), [train, 28, 28], Pixels(train * 784, 1), gzip: true);
-        Idx.Write(Path.Combine(folder, "train-labels-idx1-ubyte.gz"), [train], Enumerable.Range(0, train).Select(i => (byte)(i % 10)).ToArray(), gzip: true);
+        Idx.Write(Path.Combine(folder, "train-labels-idx1-ubyte.gz"), [train],
+            Enumerable.Range(0, train).Select(i => (byte)(i % 10)).ToArray(), gzip: true);
         Idx.Write(Path.Combine(folder, "t10k-images-idx3-ubyte.gz"), [test, 28, 28], Pixels(test * 784, 2), gzip: true);
-        Idx.Write(Path.Combine(folder, "t10k-labels-idx1-ubyte.gz"), [test], Enumerable.Range(0, test).Select(i => (byte)(9 - i % 10)).ToArray(), gzip: true);
+        Idx.Write(Path.Combine(folder, "t10k-labels-idx1-ubyte.gz"), [test],
+            Enumerable.Range(0, test).Select(i => (byte)(9 - i % 10)).ToArray(), gzip: true);
     }
 
     [Fact]
@@ -28,7 +30,8 @@ public sealed class DataTests
         // Prototypes (4x4 uniform noise upsampled to 32x32) plus 0.35 Gaussian noise, clamped and rounded to bytes, each
         // split drawn in turn from one generator: written out plainly here, against the in-place version the engine uses.
         var generator = new Generator(20200707);
-        var prototypes = nn.functional.interpolate(rand([10, 3, 4, 4], generator: generator), [32, 32], mode: InterpolationMode.Bilinear, align_corners: false);
+        var prototypes = nn.functional.interpolate(rand([10, 3, 4, 4], generator: generator), [32, 32], mode: InterpolationMode.Bilinear,
+            align_corners: false);
         (Tensor Images, Tensor Labels) Split(int n)
         {
             var labels = (arange(n) % 10).index_select(0, randperm(n, generator: generator));
@@ -162,7 +165,8 @@ public sealed class DataTests
         var dir = Path.Combine(dataDir, "cifar10", "cifar-10-batches-bin");
         Directory.CreateDirectory(dir);
         byte[] Record(byte label, int seed) => [label, .. Pixels(3072, seed)];
-        for (var i = 1; i <= 5; i++) File.WriteAllBytes(Path.Combine(dir, $"data_batch_{i}.bin"), [.. Record((byte)i, i), .. Record(7, 10 + i)]);
+        for (var i = 1; i <= 5; i++) File.WriteAllBytes(Path.Combine(dir, $"data_batch_{i}.bin"),
+            [.. Record((byte)i, i), .. Record(7, 10 + i)]);
         File.WriteAllBytes(Path.Combine(dir, "test_batch.bin"), Record(3, 99));
 
         using var data = new DatasetCatalog(dataDir).Load("cifar10");
@@ -206,7 +210,8 @@ public sealed class DataTests
         {
             using var zip = ZipFile.Open(Path.Combine(dir, name), ZipArchiveMode.Create);
             using (var s = zip.CreateEntry("data.npy").Open()) s.Write(Npy.Write([n, 3072], Pixels(n * 3072, seed), null));
-            using (var s = zip.CreateEntry("labels.npy").Open()) s.Write(Npy.Write([n], null, Enumerable.Range(1, n).Select(i => (long)i * 100).ToArray()));
+            using (var s = zip.CreateEntry("labels.npy")
+                .Open()) s.Write(Npy.Write([n], null, Enumerable.Range(1, n).Select(i => (long)i * 100).ToArray()));
         }
         Npz("train_data_batch_1.npz", 3, 1);
         Npz("train_data_batch_2.npz", 2, 2);
@@ -312,7 +317,8 @@ public sealed class DataTests
         using var server = new LocalServer(_ => null);
 
         var error = await Assert.ThrowsAsync<HttpRequestException>(() =>
-            new Downloader(new HttpClient()).DownloadAsync(new Uri(server.Url, "missing.gz"), Path.Combine(Tiny.TempDir(), "x"), "00", null, default));
+            new Downloader(new HttpClient())
+                .DownloadAsync(new Uri(server.Url, "missing.gz"), Path.Combine(Tiny.TempDir(), "x"), "00", null, default));
 
         Assert.Contains("missing.gz", error.Message);
         Assert.Contains("404", error.Message);

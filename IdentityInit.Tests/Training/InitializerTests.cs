@@ -31,7 +31,8 @@ public sealed class InitializerTests
 
         foreach (var (name, value) in he)
         {
-            var scaled = name.EndsWith(".weight", StringComparison.Ordinal) && value.dim() is 2 or 4 && !name.StartsWith("fc", StringComparison.Ordinal);
+            var scaled = name.EndsWith(".weight", StringComparison.Ordinal) && value.dim() is 2 or 4
+                && !name.StartsWith("fc", StringComparison.Ordinal);
             // times 0.5 is exact
             Assert.True(Same(scaled ? value * 0.5 : value, half[name]), $"{name}: {(scaled ? "not halved" : "changed")}");
         }
@@ -59,7 +60,8 @@ public sealed class InitializerTests
     {
         var p = Parameters(Build(Net with { Depth = 10, Widen = 2 }));
 
-        var blockConvs = p.Where(kv => kv.Key.EndsWith(".conv.weight", StringComparison.Ordinal) && kv.Key.StartsWith("block", StringComparison.Ordinal)).ToList();
+        var blockConvs = p.Where(kv =>
+            kv.Key.EndsWith(".conv.weight", StringComparison.Ordinal) && kv.Key.StartsWith("block", StringComparison.Ordinal)).ToList();
 
         Assert.Equal(6, blockConvs.Count);
         Assert.All(blockConvs, kv => Assert.Equal(0, kv.Value.abs().max().item<float>()));
@@ -189,7 +191,8 @@ public sealed class InitializerTests
         Assert.Contains("block3.layer.1.bn.running_var", model.state_dict().Keys); // every block owns a BN, as in remodel.py
         Assert.Equal(6, names.Count(n => n.EndsWith(".conv.weight", StringComparison.Ordinal))); // 3n blocks, n = 2
         Assert.Equal(["fc.weight", "fc.bias"], names.TakeLast(2));
-        Assert.Equal(["conv1", "block1.layer.0", "block1.layer.1", "block2.layer.0", "block2.layer.1", "block3.layer.0", "block3.layer.1", "fc"],
+        Assert.Equal(["conv1", "block1.layer.0", "block1.layer.1", "block2.layer.0", "block2.layer.1", "block3.layer.0", "block3.layer.1",
+            "fc"],
             Taps(model, randn(1, 3, 32, 32)).Select(t => t.Layer));
     }
 

@@ -61,9 +61,11 @@ public sealed class SignalTests
         {
             var layer = signal.Layers[l];
             Assert.Equal(Math.Pow(S, 2 * (l + 1)) * input, layer.Forward, 4);                                  // a_l = S^(l+1) x
-            Assert.Equal(S * S, layer.Gain, 4);                                                                   // J = S I: |J^T u|^2 = S^2 |u|^2 for every u
+            // J = S I: |J^T u|^2 = S^2 |u|^2 for every u
+            Assert.Equal(S * S, layer.Gain, 4);
             Assert.Equal(0, layer.GainSpread, 4);
-            Assert.Equal(Math.Pow(S, 2 * (Depth - 1 - l)) * signal.Layers[^1].Backward, layer.Backward, 8);    // dL/da_l = S^(L-1-l) dL/da_L
+            // dL/da_l = S^(L-1-l) dL/da_L
+            Assert.Equal(Math.Pow(S, 2 * (Depth - 1 - l)) * signal.Layers[^1].Backward, layer.Backward, 8);
         }
         // dL/da_L of the mean cross-entropy, by hand: (softmax - onehot) / N; and dL/dW_l = (dL/da_l)^T a_(l-1).
         var logits = x * Math.Pow(S, Depth);
@@ -112,7 +114,8 @@ public sealed class SignalTests
         var without = Tiny.Events(config with { Signals = false }, dirB);
 
         Assert.Equal(without.OfType<StepMetrics>().Select(s => s.Loss), with.OfType<StepMetrics>().Select(s => s.Loss));
-        Assert.Equal(File.ReadAllBytes(Path.Combine(Checkpoint.Latest(dirB)!, "model.bin")), File.ReadAllBytes(Path.Combine(Checkpoint.Latest(dirA)!, "model.bin")));
+        Assert.Equal(File.ReadAllBytes(Path.Combine(Checkpoint.Latest(dirB)!, "model.bin")),
+            File.ReadAllBytes(Path.Combine(Checkpoint.Latest(dirA)!, "model.bin")));
         var snapshots = with.OfType<CorrelationSnapshot>().ToList();
         Assert.Equal([0L, 8, 16, 24], snapshots.Select(s => s.Step));
         Assert.All(snapshots, s =>

@@ -91,7 +91,8 @@ public sealed class SymmetryTests
         var metrics = everyStep.OfType<StepMetrics>().ToList();
 
         var expected = layers.Select((layer, l) => (layer, first: metrics.FirstOrDefault(m => m.Spreads[l] != 0)))
-            .Where(x => x.first is not null).ToDictionary(x => x.layer, x => (x.first!.Step, x.first.Spreads[layers.ToList().IndexOf(x.layer)]));
+            .Where(x => x.first is not null)
+                .ToDictionary(x => x.layer, x => (x.first!.Step, x.first.Spreads[layers.ToList().IndexOf(x.layer)]));
         var reported = sparse.OfType<SymmetryBroken>().ToDictionary(b => b.Layer, b => (b.Step, b.Spread));
 
         Assert.NotEmpty(expected);
@@ -121,7 +122,14 @@ public sealed class SymmetryTests
     [InlineData(0.0, 0.01, true)]
     public void AnAveragingLeakyNetStaysSymmetricUntilABreakerActs(double jitter, double dropout, bool breaks)
     {
-        var config = Tiny.Config with { Architecture = "leakynet", LeakyInit = "1_1_1_1", MaxSteps = 30, RoundingJitter = jitter, Dropout = dropout };
+        var config = Tiny.Config with
+        {
+            Architecture = "leakynet",
+            LeakyInit = "1_1_1_1",
+            MaxSteps = 30,
+            RoundingJitter = jitter,
+            Dropout = dropout
+        };
 
         var summary = Tiny.Run(config);
 

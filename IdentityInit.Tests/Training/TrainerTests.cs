@@ -88,7 +88,8 @@ public sealed class TrainerTests
     {
         var dir = Tiny.TempDir();
 
-        var events = Tiny.Events(Tiny.Config with { MaxSteps = 100, CheckpointEvery = 0 }, dir, cancelWhen: e => e is StepMetrics { Step: 10 });
+        var events = Tiny.Events(Tiny.Config with { MaxSteps = 100, CheckpointEvery = 0 }, dir,
+            cancelWhen: e => e is StepMetrics { Step: 10 });
 
         var summary = events.OfType<RunEnded>().Single().Summary;
         Assert.Equal(RunStatus.Cancelled, summary.Status);
@@ -111,7 +112,8 @@ public sealed class TrainerTests
         var second = Tiny.Events(config, split, resume: true);
 
         Assert.Equal(40, second.OfType<RunStarted>().Single().StartStep);
-        Assert.Contains(second.OfType<LogLine>(), l => l.Message.StartsWith("checkpoint step-000000045 is unreadable") && l.Message.Contains("cut short"));
+        Assert.Contains(second.OfType<LogLine>(),
+            l => l.Message.StartsWith("checkpoint step-000000045 is unreadable") && l.Message.Contains("cut short"));
         Assert.Equal(RunStatus.Completed, second.OfType<RunEnded>().Single().Summary.Status);
         Assert.Equal(uninterrupted.OfType<StepMetrics>().Where(s => s.Step > 40).Select(s => (s.Step, s.Loss)),
             second.OfType<StepMetrics>().Select(s => (s.Step, s.Loss)));
@@ -151,7 +153,15 @@ public sealed class TrainerTests
     [Fact]
     public void ANonFiniteLossStopsTheRunAsDivergedAndNamesTheFirstNonFiniteLayer()
     {
-        var config = Tiny.Config with { Init = "he-fanout", LearningRate = 10, Momentum = 0.99, BatchNorm = false, Epochs = 10, MaxSteps = 300 };
+        var config = Tiny.Config with
+        {
+            Init = "he-fanout",
+            LearningRate = 10,
+            Momentum = 0.99,
+            BatchNorm = false,
+            Epochs = 10,
+            MaxSteps = 300
+        };
 
         var summary = Tiny.Run(config);
 
@@ -222,7 +232,8 @@ public sealed class TrainerTests
         List<int> DeadPerSnapshot(ExperimentConfig c)
         {
             var dead = new List<int>();
-            Trainer.Run(c, new Progress(e => { if (e is CorrelationSnapshot s) dead.Add(s.Activations.Single(a => a.Layer == "fc1").Dead); }),
+            Trainer.Run(c, new Progress(e =>
+                { if (e is CorrelationSnapshot s) dead.Add(s.Activations.Single(a => a.Layer == "fc1").Dead); }),
                 CancellationToken.None, new RunOptions());
             return dead;
         }

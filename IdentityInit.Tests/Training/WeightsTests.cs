@@ -15,7 +15,8 @@ public sealed class WeightsTests
     static async Task<string> TrainTiny(params string[] sets)
     {
         var dir = Tiny.TempDir();
-        string[] args = ["train", "--preset", "constnet-he", "--set", "dataset=synthetic", "--set", "trainLimit=64", "--set", "testLimit=32",
+        string[] args = ["train", "--preset", "constnet-he", "--set", "dataset=synthetic", "--set", "trainLimit=64", "--set",
+            "testLimit=32",
             "--set", "batchSize=16", "--set", "depth=7", "--set", "widen=1", "--set", "probeSize=8", "--out", dir];
         var (code, output, errors) = await Cli([.. args, .. sets.SelectMany(s => new[] { "--set", s })]);
         Assert.True(code == 0, output + errors);
@@ -31,7 +32,8 @@ public sealed class WeightsTests
         return header.RootElement.EnumerateObject().Where(p => p.Name != "__metadata__").ToDictionary(p => p.Name, p =>
         {
             var offsets = p.Value.GetProperty("data_offsets").EnumerateArray().Select(o => o.GetInt64()).ToArray();
-            return (p.Value.GetProperty("dtype").GetString()!, p.Value.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()).ToArray(),
+            return (p.Value.GetProperty("dtype").GetString()!,
+                p.Value.GetProperty("shape").EnumerateArray().Select(d => d.GetInt64()).ToArray(),
                 bytes[(8 + n + (int)offsets[0])..(8 + n + (int)offsets[1])]);
         });
     }
@@ -99,10 +101,13 @@ public sealed class WeightsTests
     [InlineData("""{"w": {"dtype": "F32", "shape": [-4], "data_offsets": [0, 16]}}""", "no shape of non-negative integers")]
     [InlineData("""{"w": {"dtype": "F32", "shape": [1099511627776, 1099511627776], "data_offsets": [0, 16]}}""", "byte size overflows")]
     [InlineData("""{"w": {"dtype": "F32", "shape": [4], "data_offsets": [-8, 8]}}""", "no data_offsets [begin, end]")]
-    [InlineData("""{"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}, "w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}""", "names a tensor twice")]
-    [InlineData("""{"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 12]}, "b": {"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}""", "tensors overlap or leave a hole")]
+    [InlineData("""{"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}, "w": """ +
+                """{"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}""", "names a tensor twice")]
+    [InlineData("""{"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 12]}, "b": """ +
+                """{"dtype": "F32", "shape": [2], "data_offsets": [8, 16]}}""", "tensors overlap or leave a hole")]
     [InlineData("""{"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}""", "cover 8 of the file's 16 data bytes")]
-    [InlineData("""{"a": {"dtype": "F32", "shape": [8], "data_offsets": [0, 32]}}""", "do not fit its shape (32 bytes) or the file's 16 data bytes")]
+    [InlineData("""{"a": {"dtype": "F32", "shape": [8], "data_offsets": [0, 32]}}""",
+        "do not fit its shape (32 bytes) or the file's 16 data bytes")]
     public void ACraftedHeaderIsRefusedNamingWhatIsWrongBeforeAnythingIsAllocated(string header, string message)
     {
         var path = Crafted(header);
@@ -132,7 +137,8 @@ public sealed class WeightsTests
     {
         var run = await TrainTiny();
 
-        var (code, _, errors) = await Cli(["export-weights", "--run", run, "--out", Path.Combine(run, "w.safetensors"), .. extra.Split('|')]);
+        var (code, _, errors) = await Cli(["export-weights", "--run", run, "--out", Path.Combine(run, "w.safetensors"),
+            .. extra.Split('|')]);
 
         Assert.Equal(2, code);
         Assert.Contains(message, errors);

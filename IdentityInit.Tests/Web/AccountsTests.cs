@@ -21,9 +21,14 @@ public sealed class AccountsTests
     {
         var dataDir = Path.Combine(Path.GetTempPath(), "identityinit-first-" + Guid.NewGuid().ToString("N")[..8]);
         var port = PostgresServer.FreePort();
-        using var app = AppProcess.Start(["--urls", $"http://127.0.0.1:{port}"], new Dictionary<string, string> { ["IdentityInit__DataDir"] = dataDir });
+        using var app = AppProcess.Start(["--urls", $"http://127.0.0.1:{port}"],
+            new Dictionary<string, string> { ["IdentityInit__DataDir"] = dataDir });
         var baseUrl = new Uri($"http://127.0.0.1:{port}");
-        try { await Wait.UntilAsync(() => Task.FromResult(app.FirstAdminLink() is not null), 120, "the first admin's link on the console"); }
+        try
+        {
+            await Wait.UntilAsync(() => Task.FromResult(app.FirstAdminLink() is not null), 120,
+            "the first admin's link on the console");
+        }
         catch (TimeoutException e) { throw new TimeoutException($"{e.Message}; the app printed:\n{app.Output}"); }
         var link = app.FirstAdminLink()!;
         using var anonymous = new HttpClient { BaseAddress = baseUrl };
@@ -170,11 +175,13 @@ public sealed class AccountsTests
         await SignInClient.SignInAsync(session, "alice", LabFactory.Password);
 
         var zero = await session.PostAsJsonAsync("/api/tokens", new { name = "never-valid", scope = "read", expiresInDays = 0 });
-        var made = await (await session.PostAsJsonAsync("/api/tokens", new { name = "short", scope = "read", expiresInDays = 1 })).Content.ReadFromJsonAsync<JsonElement>();
+        var made = await (await session.PostAsJsonAsync("/api/tokens",
+            new { name = "short", scope = "read", expiresInDays = 1 })).Content.ReadFromJsonAsync<JsonElement>();
         using var client = SignInClient.WithToken(baseUrl, made.GetProperty("token").GetString()!);
         var fresh = await client.GetAsync("/api/runs");
         await using (var store = lab.Services.GetRequiredService<AppDb>().Create()) // a day later
-            await store.ApiTokens.Where(t => t.Name == "short").ExecuteUpdateAsync(u => u.SetProperty(t => t.ExpiresAt, DateTime.UtcNow.AddSeconds(-1)));
+            await store.ApiTokens.Where(t => t.Name == "short")
+                .ExecuteUpdateAsync(u => u.SetProperty(t => t.ExpiresAt, DateTime.UtcNow.AddSeconds(-1)));
         var expired = await client.GetAsync("/api/runs");
         var listed = JsonDocument.Parse(await session.GetStringAsync("/api/tokens")).RootElement.EnumerateArray().Single();
 
@@ -200,7 +207,8 @@ public sealed class AccountsTests
 
         var refused = await researcher.PostAsJsonAsync("/api/invitations", new { role = "admin" });
         var badRole = await admin.PostAsJsonAsync("/api/invitations", new { role = "owner" });
-        var invitation = await (await admin.PostAsJsonAsync("/api/invitations", new { role = "viewer" })).Content.ReadFromJsonAsync<JsonElement>();
+        var invitation = await (await admin.PostAsJsonAsync("/api/invitations",
+            new { role = "viewer" })).Content.ReadFromJsonAsync<JsonElement>();
         using var newcomer = SignInClient.Browser(baseUrl);
         var shortPassword = await SignInClient.AcceptAsync(newcomer, invitation.GetProperty("url").GetString()!, "grace", "short");
         await SignInClient.AcceptAsync(newcomer, invitation.GetProperty("url").GetString()!, "grace", LabFactory.Password);
@@ -216,7 +224,8 @@ public sealed class AccountsTests
         var promoted = await admin.PatchAsJsonAsync("/api/users/grace", new { role = "researcher" });
         var closedInTime = await Task.WhenAny(closed.Task, Task.Delay(TimeSpan.FromSeconds(5))) == closed.Task;
         var lastAdmin = await admin.PatchAsJsonAsync($"/api/users/{LabFactory.Admin}", new { role = "viewer" });
-        using var graceWrites = lab.Client(baseUrl, (await lab.Services.GetRequiredService<Accounts>().CreateTokenAsync("grace", "t", "write")).Token!.Token);
+        using var graceWrites = lab.Client(baseUrl,
+            (await lab.Services.GetRequiredService<Accounts>().CreateTokenAsync("grace", "t", "write")).Token!.Token);
 
         Assert.Equal(HttpStatusCode.Forbidden, refused.StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, badRole.StatusCode);

@@ -57,14 +57,18 @@ public static class Api
     public static async Task<List<(string Series, long Step, double Value)>> PointsAsync(HttpClient http, string url)
     {
         var points = JsonDocument.Parse(await http.GetStringAsync(url)).RootElement;
-        return [.. points.EnumerateArray().Select(p => (p.GetProperty("series").GetString()!, p.GetProperty("step").GetInt64(), Value(p.GetProperty("value"))))];
+        return [.. points.EnumerateArray()
+            .Select(p => (p.GetProperty("series").GetString()!, p.GetProperty("step").GetInt64(), Value(p.GetProperty("value"))))];
     }
 
-    static double Value(JsonElement e) => e.ValueKind == JsonValueKind.String ? double.Parse(e.GetString()!, System.Globalization.CultureInfo.InvariantCulture) : e.GetDouble();
+    static double Value(JsonElement e) =>
+        e.ValueKind == JsonValueKind.String ? double.Parse(e.GetString()!, System.Globalization.CultureInfo.InvariantCulture)
+        : e.GetDouble();
 
     /// <summary>
     /// A run's stored series without the wall-clock ones (throughput, step time, time), in a fixed order: equal for equal training.
     /// </summary>
     public static List<(string, long, double)> Deterministic(List<(string Series, long Step, double Value)> points) =>
-        [.. points.Where(p => p.Series is not ("throughput" or "step_ms" or "time")).OrderBy(p => p.Series, StringComparer.Ordinal).ThenBy(p => p.Step)];
+        [.. points.Where(p => p.Series is not ("throughput" or "step_ms" or "time")).OrderBy(p => p.Series, StringComparer.Ordinal)
+            .ThenBy(p => p.Step)];
 }

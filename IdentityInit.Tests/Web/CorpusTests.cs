@@ -40,9 +40,11 @@ public sealed class CorpusTests : IAsyncLifetime
     static readonly string[] Hostile =
     [
         "null", "true", "-1", "0", "1e308", "-1e308", "1.5", "2147483648", "9223372036854775807", "18446744073709551616", "\"\"",
-        JsonSerializer.Serialize(new string('x', 5000)), "\"constnet-he\"", "\"/etc/passwd\"", "\"imports/../../../etc/passwd\"", "\"\\u0000\"",
+        JsonSerializer.Serialize(new string('x', 5000)), "\"constnet-he\"", "\"/etc/passwd\"", "\"imports/../../../etc/passwd\"",
+            "\"\\u0000\"",
         "\"=cmd|' /C calc'!A0\"", "\"a\\nb\"", "[]", "{}", "[1,2,3]", "{\"a\":{\"b\":{\"c\":[]}}}", "\"NaN\"", "\"Infinity\"", "-0",
-        "\"constnet\"", "\"leakynet\"", "\"toy\"", "\"h_hh_hh_hh\"", "\"cuda:7\"", "\"dropout\"", "[null]", "[\"x\"]", "{\"depth\":10,\"depth\":16}",
+        "\"constnet\"", "\"leakynet\"", "\"toy\"", "\"h_hh_hh_hh\"", "\"cuda:7\"", "\"dropout\"", "[null]", "[\"x\"]",
+            "{\"depth\":10,\"depth\":16}",
         new string('[', 80) + new string(']', 80),
     ];
 
@@ -74,13 +76,16 @@ public sealed class CorpusTests : IAsyncLifetime
                 case 0 when keys.Count > 0: target[keys[arg % keys.Count]] = Node(arg / 7); break;
                 case 1: target[Keys[arg % Keys.Length]] = Node(arg / 11); break;
                 case 2 when keys.Count > 0: target.Remove(keys[arg % keys.Count]); break;
-                case 3 when keys.Count > 0: target[keys[arg % keys.Count]] = new JsonArray(Node(arg), new JsonObject { ["x"] = Node(arg / 3) }); break;
+                case 3 when keys.Count > 0:
+                    target[keys[arg % keys.Count]] = new JsonArray(Node(arg),
+                    new JsonObject { ["x"] = Node(arg / 3) }); break;
                 default: break;
             }
             if (kind >= 4) text = (text ?? root.ToJsonString()) switch
             {
                 // a key twice
-                var t when kind == 4 => t.Insert(t.IndexOf('{') + 1, $"\"{Keys[arg % Keys.Length]}\":{Value(arg)},\"{Keys[arg % Keys.Length]}\":1,"),
+                var t when kind == 4 =>
+                    t.Insert(t.IndexOf('{') + 1, $"\"{Keys[arg % Keys.Length]}\":{Value(arg)},\"{Keys[arg % Keys.Length]}\":1,"),
                 var t when kind == 5 => t[..(arg % Math.Max(1, t.Length))], // cut short
                 var t when kind == 6 => t.Insert(arg % Math.Max(1, t.Length), ((char)(arg % 0x3000)).ToString()), // a stray character
                 _ => Value(arg), // not the request at all
@@ -111,7 +116,8 @@ public sealed class CorpusTests : IAsyncLifetime
         using var response = await http.PostAsync(path, content);
         var reply = await response.Content.ReadAsStringAsync();
         var status = (int)response.StatusCode;
-        Assert.True(status < 500, $"{path} answered {status} to {body[..Math.Min(body.Length, 600)]}: {reply[..Math.Min(reply.Length, 1500)]}");
+        Assert.True(status < 500,
+            $"{path} answered {status} to {body[..Math.Min(body.Length, 600)]}: {reply[..Math.Min(reply.Length, 1500)]}");
         Assert.True(reply.Length <= MaxResponse, $"{path} answered {reply.Length:N0} characters to {ConfigValidation.Shown(body)}");
         if (status >= 400) Assert.Equal(before, await CountAsync());
         return response.IsSuccessStatusCode ? JsonDocument.Parse(reply).RootElement.Clone() : null;
@@ -120,12 +126,17 @@ public sealed class CorpusTests : IAsyncLifetime
     [Fact]
     public async Task MalformedRunRequestsAreRefusedCleanly()
     {
-        var valid = JsonSerializer.Serialize(new { preset = "constnet-he", name = "corpus", tags = new[] { "a" }, config = Api.TinyConfig(1) });
+        var valid = JsonSerializer.Serialize(new
+        {
+            preset = "constnet-he", name = "corpus", tags = new[] { "a" },
+            config = Api.TinyConfig(1)
+        });
         await Codes.SampleAsync(async codes =>
         {
             var body = Mutate(valid, codes);
             if (await SendAsync("/api/runs", new StringContent(body, Encoding.UTF8, "application/json"), body) is { } created)
-                foreach (var run in created.EnumerateArray()) await http.PostAsync($"/api/runs/{run.GetProperty("id").GetGuid()}/cancel", null);
+                foreach (var run in created.EnumerateArray()) await http.PostAsync($"/api/runs/{run.GetProperty("id").GetGuid()}/cancel",
+                    null);
         }, seed: Seed, iter: Cases, threads: 1);
     }
 
@@ -136,7 +147,8 @@ public sealed class CorpusTests : IAsyncLifetime
         string[] valid =
         [
             JsonSerializer.Serialize(new { name = "corpus", seeds = 1, arms = new[] { arm } }),
-            JsonSerializer.Serialize(new { name = "corpus", seeds = 1, config = Api.TinyConfig(1), vary = new { field = "dropout", values = new[] { 0.0, 0.1 }, preset = "constnet-deterministic" } }),
+            JsonSerializer.Serialize(new { name = "corpus", seeds = 1, config = Api.TinyConfig(1),
+                vary = new { field = "dropout", values = new[] { 0.0, 0.1 }, preset = "constnet-deterministic" } }),
         ];
         await Gen.Select(Gen.Int[0, valid.Length - 1], Codes).SampleAsync(async (which, codes) =>
         {
@@ -149,14 +161,22 @@ public sealed class CorpusTests : IAsyncLifetime
     [Fact]
     public async Task MalformedSafetensorsHeadersAreRefusedCleanly()
     {
-        var imports = Path.Combine(lab.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<IdentityInit.Web.LabOptions>>().Value.CheckpointRoot, "imports");
+        var options = lab.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<IdentityInit.Web.LabOptions>>().Value;
+        var imports = Path.Combine(options.CheckpointRoot, "imports");
         int Staged() => Directory.Exists(imports) ? Directory.GetFiles(imports).Length : 0;
         const string valid = """{"w":{"dtype":"F32","shape":[2,2],"data_offsets":[0,16]},"__metadata__":{"format":"pt"}}""";
         // The header's length as written (sometimes a lie), the header, then the data.
         await Gen.Select(Codes, Gen.Int[0, 5], Gen.Int[0, 64]).SampleAsync(async (codes, lengthLie, dataBytes) =>
         {
             var header = Encoding.UTF8.GetBytes(Mutate(valid, codes));
-            var length = lengthLie switch { 0 => header.Length + 1, 1 => header.Length - 1, 2 => long.MaxValue, 3 => 0, _ => header.Length };
+            var length = lengthLie switch
+            {
+                0 => header.Length + 1,
+                1 => header.Length - 1,
+                2 => long.MaxValue,
+                3 => 0,
+                _ => header.Length
+            };
             var file = BitConverter.GetBytes((long)length).Concat(header).Concat(new byte[dataBytes]).ToArray();
             var before = Staged();
             var form = new MultipartFormDataContent { { new ByteArrayContent(file), "file", "w.safetensors" } };

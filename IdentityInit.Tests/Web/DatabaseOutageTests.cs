@@ -24,7 +24,8 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
         var http = lab.CreateClient();
         var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 30, extra: new { checkpointEvery = 50, correlationEvery = 40 })))
             .GetProperty("id").GetGuid();
-        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 60, 120, "training past step 60");
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 60, 120,
+            "training past step 60");
         // A live viewer on this node (fed by the PostgreSQL relay): every batch once, in sequence, across the outage.
         var seen = new System.Collections.Concurrent.ConcurrentQueue<long>();
         using var viewer = lab.Services.GetRequiredService<IdentityInit.Web.Runs.RunStream>()
@@ -59,11 +60,13 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
     public async Task AnOutageLongerThanMemoryHoldsSpillsToTheRunsFolderAndStillLosesNothing()
     {
         // 50 points in memory (a few steps of this run): the rest of the outage's points wait in files.
-        await using var lab = new LabFactory(await postgres.CreateDatabaseAsync(), new Dictionary<string, string?> { ["IdentityInit:StreamMemoryPoints"] = "50" });
+        await using var lab = new LabFactory(await postgres.CreateDatabaseAsync(),
+            new Dictionary<string, string?> { ["IdentityInit:StreamMemoryPoints"] = "50" });
         var http = lab.CreateClient();
         var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 30, extra: new { checkpointEvery = 50, correlationEvery = 40 })))
             .GetProperty("id").GetGuid();
-        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 60, 120, "training past step 60");
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 60, 120,
+            "training past step 60");
         var folder = lab.Services.GetRequiredService<IdentityInit.Web.Runs.RunStream>().SpillFolder(id);
 
         await postgres.StopAsync();
@@ -92,7 +95,8 @@ public sealed class DatabaseOutageTests : IAsyncLifetime
         var logs = await http.GetStringAsync($"/api/runs/{id}/logs");
         Assert.Equal(480, run.GetProperty("step").GetInt64());
         Assert.Equal(Enumerable.Range(1, 48).Select(i => i * 10L), points.Where(p => p.Series == "train/loss").Select(p => p.Step));
-        Assert.Equal(Enumerable.Range(0, 13).Select(i => i * 40L), points.Where(p => p.Series == "wcorr.fwd/block2.layer.0.conv").Select(p => p.Step));
+        Assert.Equal(Enumerable.Range(0, 13).Select(i => i * 40L),
+            points.Where(p => p.Series == "wcorr.fwd/block2.layer.0.conv").Select(p => p.Step));
         Assert.Equal(Enumerable.Range(0, 30).Select(i => (double)i), points.Where(p => p.Series == "epoch/index").Select(p => p.Value));
         foreach (var step in new[] { 100, 150, 200, 250 }) Assert.Contains($"checkpoint at step {step}", logs);
     }

@@ -17,7 +17,8 @@ public sealed class HistoryTests
     const int Steps = 10_000;
 
     /// <summary>A wavy loss with one spike at step 7777 and NaN over steps 9000-9199 (exactly bucket 45 at width 200).</summary>
-    static double? Loss(long step) => step is >= 9000 and < 9200 ? null : step == 7777 ? 1000 : 2 + Math.Sin(step / 37.0) / (1 + step / 1000.0);
+    static double? Loss(long step) =>
+        step is >= 9000 and < 9200 ? null : step == 7777 ? 1000 : 2 + Math.Sin(step / 37.0) / (1 + step / 1000.0);
 
     /// <summary>withTimes: a "time" point every 10 steps, 6 s apart (step 1000 at 10 min).</summary>
     internal static async Task<Guid> SeedAsync(IServiceProvider services, bool withTimes = false, string name = "long")
@@ -28,15 +29,18 @@ public sealed class HistoryTests
         {
             context.Runs.Add(new Run
             {
-                Id = id, Name = name, ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic",
+                Id = id, Name = name, ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none",
+                Dataset = "synthetic",
                 Queue = "cpu", Status = RunStatus.Completed, CreatedAt = DateTime.UtcNow,
             });
             await context.SaveChangesAsync();
         }
         await db.WritePointsAsync([
             .. Enumerable.Range(0, Steps).Select(s => new MetricPoint { RunId = id, Series = "train/loss", Step = s, Value = Loss(s) }),
-            .. Enumerable.Range(1, 10).Select(e => new MetricPoint { RunId = id, Series = "epoch/test_acc", Step = e * 1000, Value = e / 10.0 }),
-            .. Enumerable.Range(0, withTimes ? Steps / 10 : 0).Select(k => new MetricPoint { RunId = id, Series = "time", Step = k * 10, Value = 1.7e9 + k * 6 }),
+            .. Enumerable.Range(1, 10)
+                .Select(e => new MetricPoint { RunId = id, Series = "epoch/test_acc", Step = e * 1000, Value = e / 10.0 }),
+            .. Enumerable.Range(0, withTimes ? Steps / 10 : 0)
+                .Select(k => new MetricPoint { RunId = id, Series = "time", Step = k * 10, Value = 1.7e9 + k * 6 }),
         ]);
         return id;
     }
@@ -77,7 +81,8 @@ public sealed class HistoryTests
 
         Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
         Assert.Equal("gzip", Assert.Single(response.Content.Headers.ContentEncoding));
-        await using var body = new System.IO.Compression.GZipStream(await response.Content.ReadAsStreamAsync(), System.IO.Compression.CompressionMode.Decompress);
+        await using var body = new System.IO.Compression.GZipStream(await response.Content.ReadAsStreamAsync(),
+            System.IO.Compression.CompressionMode.Decompress);
         var loss = (await System.Text.Json.JsonDocument.ParseAsync(body)).RootElement;
         Assert.Equal(Steps - 1, loss.GetProperty("upTo").GetInt64());
         Assert.True(loss.GetProperty("overview").GetBoolean());
@@ -123,10 +128,13 @@ public sealed class HistoryTests
         }
         async Task<long> TrainAsync(long from, int steps) // more points, as a run that trains on writes them
         {
-            await db.WritePointsAsync([.. Enumerable.Range(0, steps).Select(k => new MetricPoint { RunId = id, Series = "train/loss", Step = from + k, Value = 1 })]);
+            await db.WritePointsAsync([.. Enumerable.Range(0, steps)
+                .Select(k => new MetricPoint { RunId = id, Series = "train/loss", Step = from + k, Value = 1 })]);
             return from + steps - 1;
         }
-        async Task<long> UpToAsync() => System.Text.Json.JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{id}/charts/loss")).RootElement.GetProperty("upTo").GetInt64();
+        async Task<long> UpToAsync() =>
+            System.Text.Json.JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{id}/charts/loss")).RootElement.GetProperty("upTo")
+            .GetInt64();
 
         await SetAsync(RunStatus.Running, null, Steps - 1);
         var live = await UpToAsync();

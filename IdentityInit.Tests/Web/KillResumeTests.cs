@@ -21,7 +21,8 @@ public sealed class KillResumeTests
         {
             var http = await first.ReadyAsync(port);
             id = (await Api.CreateAsync(http, config)).GetProperty("id").GetGuid();
-            await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 110, 90, "training past step 110");
+            await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 110, 90,
+                "training past step 110");
             killedAt = (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64();
             await first.KillAsync(entireTree: true); // SIGKILL: no shutdown, no final checkpoint
         }

@@ -15,8 +15,10 @@ public sealed class LayeringTests
     [Fact]
     public void NoComponentHoldsAStoredEntityInItsParametersOrState()
     {
-        const BindingFlags members = BindingFlags.Instance | BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly;
-        var components = typeof(IdentityInit.Web.Runs.RunDto).Assembly.GetTypes().Where(t => typeof(ComponentBase).IsAssignableFrom(t)).ToList();
+        const BindingFlags members =
+            BindingFlags.Instance | BindingFlags.Static | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly;
+        var components = typeof(IdentityInit.Web.Runs.RunDto).Assembly.GetTypes().Where(t => typeof(ComponentBase).IsAssignableFrom(t))
+            .ToList();
 
         var offenders = components
             .SelectMany(t => t.GetFields(members).Select(f => (Component: t, f.Name, Type: f.FieldType))

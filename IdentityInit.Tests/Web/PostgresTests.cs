@@ -12,8 +12,9 @@ public sealed class PostgresTests(PostgresServer postgres)
 {
     static readonly int MigrationCount = typeof(IdentityInit.Web.Data.PostgresDbContext).Assembly.GetTypes().Count(t =>
         t.IsSubclassOf(typeof(Microsoft.EntityFrameworkCore.Migrations.Migration))
-        && System.Reflection.CustomAttributeExtensions.GetCustomAttribute<Microsoft.EntityFrameworkCore.Infrastructure.DbContextAttribute>(t)?.ContextType
-        == typeof(IdentityInit.Web.Data.PostgresDbContext));
+        && System.Reflection.CustomAttributeExtensions
+               .GetCustomAttribute<Microsoft.EntityFrameworkCore.Infrastructure.DbContextAttribute>(t)?.ContextType
+           == typeof(IdentityInit.Web.Data.PostgresDbContext));
 
     [Fact]
     public async Task WithPostgresConfiguredARunIsQueuedTrainedAndStoredThere()
@@ -28,7 +29,8 @@ public sealed class PostgresTests(PostgresServer postgres)
 
         await using var db = new NpgsqlConnection(connection);
         await db.OpenAsync();
-        var stored = (long)(await new NpgsqlCommand($"SELECT count(*) FROM metric_points WHERE \"RunId\" = '{id}'", db).ExecuteScalarAsync())!;
+        var stored = (long)(await new NpgsqlCommand($"SELECT count(*) FROM metric_points WHERE \"RunId\" = '{id}'", db)
+            .ExecuteScalarAsync())!;
         var jobs = (long)(await new NpgsqlCommand("SELECT count(*) FROM hangfire.job", db).ExecuteScalarAsync())!;
         var migrations = (long)(await new NpgsqlCommand("SELECT count(*) FROM \"__EFMigrationsHistory\"", db).ExecuteScalarAsync())!;
         Assert.Equal(points.Count, stored);
@@ -66,7 +68,8 @@ public sealed class PostgresTests(PostgresServer postgres)
         var id = (await Api.CreateAsync(owner, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
         await Api.WaitForStatusAsync(owner, id, "Completed");
         var share = await owner.PostAsJsonAsync("/api/shares", new { runIds = new[] { id } });
-        var token = System.Text.Json.JsonDocument.Parse(await share.Content.ReadAsStringAsync()).RootElement.GetProperty("token").GetString()!;
+        var token = System.Text.Json.JsonDocument.Parse(await share.Content.ReadAsStringAsync()).RootElement.GetProperty("token")
+            .GetString()!;
         await using var second = new LabFactory(connection, new Dictionary<string, string?> { ["IdentityInit:Queues"] = "" });
         var secondUrl = second.StartKestrel();
         await using var hub = new HubConnectionBuilder().WithUrl(new Uri(secondUrl, "/hubs/runs"))
@@ -100,20 +103,24 @@ public sealed class PostgresTests(PostgresServer postgres)
         using var subscription = lab.Services.GetRequiredService<IdentityInit.Web.Runs.RunStream>()
             .Subscribe(run, b => { got.Enqueue(b.Sequence); return Task.CompletedTask; });
         IdentityInit.Web.Runs.RunBatch Batch(long sequence, int points = 2) =>
-            new(run, sequence, [.. Enumerable.Range(0, points).Select(k => new IdentityInit.Web.Runs.PointDto("loss", sequence * 1000 + k, k))], [], [], null);
+            new(run, sequence, [.. Enumerable.Range(0, points)
+                .Select(k => new IdentityInit.Web.Runs.PointDto("loss", sequence * 1000 + k, k))], [], [], null);
         await using var sql = new NpgsqlConnection(connection);
         await sql.OpenAsync();
         await Wait.UntilAsync(async () => (long)(await new NpgsqlCommand(
-            $"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{IdentityInit.Web.Runs.LiveRelay.ListenerName}' AND state = 'idle' AND query LIKE 'SELECT DISTINCT%'",
+            $"SELECT count(*) FROM pg_stat_activity WHERE application_name = '{IdentityInit.Web.Runs.LiveRelay.ListenerName}' AND state " +
+                "= 'idle' AND query LIKE 'SELECT DISTINCT%'",
             sql).ExecuteScalarAsync())! == 1, 30, "the relay to listen");
 
         await IdentityInit.Web.Runs.LiveRelay.PublishAsync(db, Batch(1), default);
         await IdentityInit.Web.Runs.LiveRelay.PublishAsync(db, Batch(2), default);
         await Wait.UntilAsync(() => Task.FromResult(got.Count == 2), 30, "batches 1 and 2");
-        await using (var missed = new NpgsqlCommand("""INSERT INTO live_batches ("RunId", "Payload", "CreatedAt") VALUES (@run, @payload, now())""", sql))
+        const string insert = """INSERT INTO live_batches ("RunId", "Payload", "CreatedAt") VALUES (@run, @payload, now())""";
+        await using (var missed = new NpgsqlCommand(insert, sql))
         {
             missed.Parameters.AddWithValue("run", run);
-            missed.Parameters.AddWithValue("payload", System.Text.Json.JsonSerializer.Serialize(Batch(3), IdentityInit.Training.EngineJson.Options));
+            missed.Parameters.AddWithValue("payload",
+                System.Text.Json.JsonSerializer.Serialize(Batch(3), IdentityInit.Training.EngineJson.Options));
             await missed.ExecuteNonQueryAsync(); // stored, never notified
         }
         await IdentityInit.Web.Runs.LiveRelay.PublishAsync(db, Batch(4), default);
@@ -131,14 +138,19 @@ public sealed class PostgresTests(PostgresServer postgres)
     public async Task ARunInterruptedByAShutdownResumesInTheNextAppOnTheSameDatabase()
     {
         var connection = await postgres.CreateDatabaseAsync();
-        var shared = new Dictionary<string, string?> { ["IdentityInit:CheckpointDir"] = Path.Combine(Path.GetTempPath(), "identityinit-ckpt-" + Guid.NewGuid().ToString("N")) };
+        var shared = new Dictionary<string, string?>
+        {
+            ["IdentityInit:CheckpointDir"] = Path.Combine(Path.GetTempPath(),
+            "identityinit-ckpt-" + Guid.NewGuid().ToString("N"))
+        };
         Guid id;
         long interruptedAt;
         await using (var first = new LabFactory(connection, shared))
         {
             var http = first.CreateClient();
             id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 8))).GetProperty("id").GetGuid(); // 128 steps, a checkpoint every 16
-            await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 20, 120, "the run to pass step 20");
+            await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 20, 120,
+                "the run to pass step 20");
         }
         await using (var db = new NpgsqlConnection(connection))
         {
@@ -174,7 +186,8 @@ public sealed class PostgresTests(PostgresServer postgres)
         {
             var http = first.CreateClient();
             id = (await Api.CreateAsync(http, config)).GetProperty("id").GetGuid();
-            await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 40, 120, "the run to pass step 40");
+            await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 40, 120,
+                "the run to pass step 40");
         } // the shutdown checkpoints the run where it stopped
         var newest = IdentityInit.Training.Checkpoint.Completed(Path.Combine(checkpoints, id.ToString("N"))).Last();
         var model = Path.Combine(newest.Path, "model.bin");
@@ -190,7 +203,8 @@ public sealed class PostgresTests(PostgresServer postgres)
         Assert.Contains($"checkpoint step-{newest.Step:D9} is unreadable", logs);
         // The host trims the store to where the engine really resumed, so the replayed steps are stored once, bitwise as
         // an uninterrupted run's (trimming to the torn checkpoint's step instead leaves duplicates that fail the COPY).
-        Assert.Equal(Api.Deterministic(await Api.PointsAsync(client, $"/api/runs/{uninterrupted}/metrics")), Api.Deterministic(await Api.PointsAsync(client, $"/api/runs/{id}/metrics")));
+        Assert.Equal(Api.Deterministic(await Api.PointsAsync(client, $"/api/runs/{uninterrupted}/metrics")),
+            Api.Deterministic(await Api.PointsAsync(client, $"/api/runs/{id}/metrics")));
     }
 
 }

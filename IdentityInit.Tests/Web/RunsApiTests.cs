@@ -41,7 +41,8 @@ public sealed class RunsApiTests : IAsyncLifetime
         Assert.True(run.GetProperty("layersBroken").GetInt32() > 0);
         Assert.Equal("0.107.0", run.GetProperty("record").GetProperty("torchSharpVersion").GetString());
         // The runs list is a summary: the config (bounded; scripts filter on it), not the reproducibility record (GET one run).
-        var listed = JsonDocument.Parse(await http.GetStringAsync("/api/runs")).RootElement.EnumerateArray().Single(r => r.GetProperty("id").GetGuid() == id);
+        var listed = JsonDocument.Parse(await http.GetStringAsync("/api/runs")).RootElement.EnumerateArray()
+            .Single(r => r.GetProperty("id").GetGuid() == id);
         Assert.False(listed.TryGetProperty("record", out _));
         Assert.Equal(run.GetProperty("config").GetRawText(), listed.GetProperty("config").GetRawText());
         Assert.Equal([10L, 20, 30], points.Where(p => p.Series == "train/loss").Select(p => p.Step));
@@ -56,10 +57,12 @@ public sealed class RunsApiTests : IAsyncLifetime
         Assert.Contains("<svg", svg);
         // Spreads of exactly 0 (before the break) are left out of the log axis, not drawn at a floor 20 decades down;
         // the break is a dashed rule.
-        var decades = System.Text.RegularExpressions.Regex.Matches(spread, @">\s*1e(-?\d+)\s*<").Select(m => int.Parse(m.Groups[1].Value)).ToList();
+        var decades = System.Text.RegularExpressions.Regex.Matches(spread, @">\s*1e(-?\d+)\s*<").Select(m => int.Parse(m.Groups[1].Value))
+            .ToList();
         Assert.NotEmpty(decades);
         Assert.True(decades.Min() > -20, $"the spread axis reaches 1e{decades.Min()}");
-        Assert.Matches(@"<path fill=""#[0-9A-Fa-f]{6}"" d=""(M[^M""]+){5,}""", spread); // ScottPlot's SVG writes a dashed rule as its dashes
+        // ScottPlot's SVG writes a dashed rule as its dashes
+        Assert.Matches(@"<path fill=""#[0-9A-Fa-f]{6}"" d=""(M[^M""]+){5,}""", spread);
     }
 
     [Fact]
@@ -71,11 +74,14 @@ public sealed class RunsApiTests : IAsyncLifetime
         var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
         const string body = """{"preset":"constnet-he"}""";
 
-        foreach (var (method, path) in new[] { ("POST", "/api/runs"), ("POST", "/api/studies"), ("POST", "/api/signal"), ("POST", "/api/shares"),
+        foreach (var (method, path) in new[] { ("POST", "/api/runs"), ("POST", "/api/studies"), ("POST", "/api/signal"),
+            ("POST", "/api/shares"),
                                                ("PATCH", $"/api/runs/{id}"), ("POST", "/api/tokens"), ("POST", "/api/invitations") })
         {
             // text/plain is what a cross-site form may send without a preflight: it must not be read as JSON.
-            var response = await http.SendAsync(new HttpRequestMessage(new HttpMethod(method), path) { Content = new StringContent(body, System.Text.Encoding.UTF8, "text/plain") });
+            var response = await http.SendAsync(new HttpRequestMessage(new HttpMethod(method),
+                path)
+            { Content = new StringContent(body, System.Text.Encoding.UTF8, "text/plain") });
             Assert.True(response.StatusCode == HttpStatusCode.UnsupportedMediaType, $"{method} {path}: {(int)response.StatusCode}");
             Assert.Contains("application/json", await response.Content.ReadAsStringAsync());
         }
@@ -138,15 +144,26 @@ public sealed class RunsApiTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Created, response.StatusCode);
         Assert.NotEqual(id, clone.GetProperty("id").GetGuid());
         Assert.Equal(42, clone.GetProperty("config").GetProperty("seed").GetInt64());
-        Assert.Equal(original.GetProperty("config").GetProperty("trainLimit").GetInt32(), clone.GetProperty("config").GetProperty("trainLimit").GetInt32());
+        Assert.Equal(original.GetProperty("config").GetProperty("trainLimit").GetInt32(),
+            clone.GetProperty("config").GetProperty("trainLimit").GetInt32());
         Assert.EndsWith("(clone)", clone.GetProperty("name").GetString());
     }
 
     [Fact]
     public async Task ASweepQueuesOneRunPerSeedOrValueAsAGroup()
     {
-        var seeds = await http.PostAsJsonAsync("/api/runs", new { preset = "constnet-deterministic", config = new { dataset = "synthetic", maxSteps = 1 }, sweep = new { seeds = new[] { 1, 2, 3 } } });
-        var values = await http.PostAsJsonAsync("/api/runs", new { preset = "constnet-deterministic", config = new { dataset = "synthetic", maxSteps = 1 }, sweep = new { field = "dropout", values = new[] { 0.0, 0.01 } } });
+        var seeds = await http.PostAsJsonAsync("/api/runs",
+            new
+            {
+                preset = "constnet-deterministic", config = new { dataset = "synthetic", maxSteps = 1 },
+                sweep = new { seeds = new[] { 1, 2, 3 } }
+            });
+        var values = await http.PostAsJsonAsync("/api/runs",
+            new
+            {
+                preset = "constnet-deterministic", config = new { dataset = "synthetic", maxSteps = 1 },
+                sweep = new { field = "dropout", values = new[] { 0.0, 0.01 } }
+            });
 
         var seedRuns = JsonDocument.Parse(await seeds.Content.ReadAsStringAsync()).RootElement.EnumerateArray().ToList();
         var valueRuns = JsonDocument.Parse(await values.Content.ReadAsStringAsync()).RootElement.EnumerateArray().ToList();
@@ -161,8 +178,14 @@ public sealed class RunsApiTests : IAsyncLifetime
     [Fact]
     public async Task TheRunListFiltersBySearchStatusAndTag()
     {
-        await Api.CreateAsync(http, new { preset = "leakynet-1_1111_1111_1111", name = "averaging", tags = new[] { "leaky" }, config = new { dataset = "synthetic", maxSteps = 1 } });
-        await Api.CreateAsync(http, new { preset = "constnet-he", name = "baseline", config = new { dataset = "synthetic", maxSteps = 1 } });
+        await Api.CreateAsync(http,
+            new
+            {
+                preset = "leakynet-1_1111_1111_1111", name = "averaging", tags = new[] { "leaky" },
+                config = new { dataset = "synthetic", maxSteps = 1 }
+            });
+        await Api.CreateAsync(http,
+            new { preset = "constnet-he", name = "baseline", config = new { dataset = "synthetic", maxSteps = 1 } });
 
         var search = JsonDocument.Parse(await http.GetStringAsync("/api/runs?search=averag")).RootElement;
         var tag = JsonDocument.Parse(await http.GetStringAsync("/api/runs?tag=leaky")).RootElement;
@@ -185,11 +208,18 @@ public sealed class RunsApiTests : IAsyncLifetime
     [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
     public async Task TheDeterministicAndNonDeterministicPairReportsTheFirstStepWhereWeightsDiffer()
     {
-        var det = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { metricsEvery = 1 }, preset: "constnet-deterministic"))).GetProperty("id").GetGuid();
-        var twin = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { metricsEvery = 1 }, preset: "constnet-deterministic"))).GetProperty("id").GetGuid();
-        var noisy = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { metricsEvery = 1, roundingJitter = 1.0 }, preset: "constnet-deterministic"))).GetProperty("id").GetGuid();
-        var sparse = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { metricsEvery = 8 }, preset: "constnet-deterministic"))).GetProperty("id").GetGuid();
-        var sparseNoisy = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { metricsEvery = 8, roundingJitter = 1.0 }, preset: "constnet-deterministic"))).GetProperty("id").GetGuid();
+        var det = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { metricsEvery = 1 }, preset: "constnet-deterministic")))
+            .GetProperty("id").GetGuid();
+        var twin = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, extra: new { metricsEvery = 1 }, preset: "constnet-deterministic")))
+            .GetProperty("id").GetGuid();
+        var noisy = (await Api.CreateAsync(http,
+            Api.TinyRun(epochs: 1, extra: new { metricsEvery = 1, roundingJitter = 1.0 }, preset: "constnet-deterministic")))
+            .GetProperty("id").GetGuid();
+        var sparse = (await Api.CreateAsync(http,
+            Api.TinyRun(epochs: 1, extra: new { metricsEvery = 8 }, preset: "constnet-deterministic"))).GetProperty("id").GetGuid();
+        var sparseNoisy = (await Api.CreateAsync(http,
+            Api.TinyRun(epochs: 1, extra: new { metricsEvery = 8, roundingJitter = 1.0 }, preset: "constnet-deterministic")))
+            .GetProperty("id").GetGuid();
         foreach (var id in new[] { det, twin, noisy, sparse, sparseNoisy }) await Api.WaitForStatusAsync(http, id, "Completed");
 
         var same = JsonDocument.Parse(await http.GetStringAsync($"/api/compare/first-difference?a={det}&b={twin}")).RootElement;
@@ -249,42 +279,53 @@ public sealed class RunRequestRefusalTests(SharedLab lab) : IClassFixture<Shared
         { """{"preset":"constnet-he","config":{"dropout":"lots"}}""", "config.dropout", "expected a finite number, got \"lots\"" },
         { """{"preset":"constnet-he","config":{"learningRate":1e309}}""", "config.learningRate", "expected a finite number" },
         { """{"preset":"constnet-he","config":{"epochs":1.5}}""", "config.epochs", "expected a whole number" },
-        { """{"preset":"constnet-he","config":{"architecture":"leakynet","leakyInit":"h_hhxh_hhhh_hhhh"}}""", "config.leakyInit", "character 5 ('x')" },
+        { """{"preset":"constnet-he","config":{"architecture":"leakynet","leakyInit":"h_hhxh_hhhh_hhhh"}}""", "config.leakyInit",
+            "character 5 ('x')" },
         { """{"preset":"constnet-he","config":{"device":"cuda"}}""", "config.device", "no live worker serves the 'cuda' queue" },
         { """{"preset":"constnet-he","config":{"device":"cuda:1"}}""", "config.device", "no live worker serves the 'cuda_1' queue" },
         { """{"preset":"constnet-he","config":{"device":"tpu"}}""", "config.device", "'tpu' is not a device" },
         { """{"preset":"constnet-he","config":{"dataset":"svhn"}}""", "config.dataset", "'svhn' is not one of" },
-        { """{"preset":"constnet-he","config":{"dataset":"imagenet32"}}""", "config.dataset", "dataset 'imagenet32' is not on this machine: looked in" },
+        { """{"preset":"constnet-he","config":{"dataset":"imagenet32"}}""", "config.dataset",
+            "dataset 'imagenet32' is not on this machine: looked in" },
         { """{"preset":"constnet-he","sweep":{}}""", "sweep", "give seeds, or a field and its values" },
         { """{"preset":"constnet-he","sweep":{"seeds":[1],"field":"Seed","values":[1]}}""", "sweep", "not both" },
         { """{"preset":"constnet-he","sweep":{"field":"Wingspan","values":[1]}}""", "sweep.field", "unknown field 'Wingspan'" },
         { """{"preset":"constnet-he","sweep":{"field":"Dropout","values":[]}}""", "sweep.values", "give at least one value" },
-        { """{"preset":"constnet-he","sweep":{"field":"Dropout","values":[0.1,"x"]}}""", "sweep.values[1].dropout", "expected a finite number" },
-        { """{"preset":"constnet-he","sweep":{"seeds":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59,60,61,62,63,64,65]}}""", "sweep", "at most 64 runs" },
+        { """{"preset":"constnet-he","sweep":{"field":"Dropout","values":[0.1,"x"]}}""", "sweep.values[1].dropout",
+            "expected a finite number" },
+        { $$$"""{"preset":"constnet-he","sweep":{"seeds":[{{{string.Join(",", Enumerable.Range(1, 65))}}}]}}""", "sweep",
+          "at most 64 runs" },
         { """{"preset":"constnet-he","tags":["a,b"]}""", "tags", "without commas" },
         { """{"preset":"constnet-he","tags":["a\tb"]}""", "tags", "without commas or control characters" },
         // Found by the generated corpus (each a 500): a null where a field may not be absent, a NUL in a path.
         { """{"preset":"constnet-he","config":{"device":null}}""", "config.device", "expected a string, got null" },
-        { """{"preset":"constnet-he","config":{"init":"file","initFile":"\u0000"}}""", "config.initFile", "must be the id of weights staged by POST /api/weights" },
+        { """{"preset":"constnet-he","config":{"init":"file","initFile":"\u0000"}}""", "config.initFile",
+            "must be the id of weights staged by POST /api/weights" },
         { """{"preset":"constnet-he","name":"one\ntwo"}""", "name", "must not contain control characters" }, // a newline splits a CSV row
         { """{"preset":"constnet-he","config":{"name":"one\r\ntwo"}}""", "config.name", "must not contain control characters" },
         { """{}""", "preset", "give a preset, or a config with at least dataset and epochs" },
         { """{"config":{"dataset":"synthetic"}}""", "preset", "give a preset, or a config with at least dataset and epochs" },
         { $$"""{"preset":"constnet-he","name":"{{new string('n', 201)}}"}""", "name", "at most 200 characters, got 201" },
         { """{"preset":"constnet-he","config":{"depth":10,"Depth":13}}""", "config", "the key 'Depth' appears more than once" },
-        { """{"preset":"constnet-he","config":{"learningRate":0.1},"preset":"constnet-deterministic"}""", "preset", "the key 'preset' appears more than once" },
+        { """{"preset":"constnet-he","config":{"learningRate":0.1},"preset":"constnet-deterministic"}""", "preset",
+            "the key 'preset' appears more than once" },
         { """{"preset":"constnet-he","config":""", "body", "not valid JSON" },
         { """[1,2]""", "body", "expected a JSON object" },
         { """{"preset":"constnet-he","tags":"one"}""", "tags", "wrong type" },
         { """{"preset":"constnet-he","config":{"depth":1000000}}""", "config.depth", "parameters; the 'cpu' queue takes at most" },
         { """{"preset":"toy-k4","config":{"toyHidden":1000000000}}""", "config.toyHidden", "parameters; the 'cpu' queue takes at most" },
-        { """{"preset":"constnet-he","config":{"dataset":"cifar10","depth":16,"widen":10,"batchSize":65536}}""", "config.batchSize", "MiB (weights, gradients, momentum and activations at batch 65536)" },
+        { """{"preset":"constnet-he","config":{"dataset":"cifar10","depth":16,"widen":10,"batchSize":65536}}""", "config.batchSize",
+            "MiB (weights, gradients, momentum and activations at batch 65536)" },
         { $$"""{"preset":"constnet-he","tags":[{{TwentyOneTags}}]}""", "tags", "at most 20 tags, got 21" },
-        { """{"preset":"constnet-he","config":{"init":"file","initFile":"/etc/passwd"}}""", "config.initFile", "must be the id of weights staged by POST /api/weights" },
-        { """{"preset":"constnet-he","config":{"init":"file","initFile":"/no/such/file.safetensors"}}""", "config.initFile", "no server file is named in a request" },
-        { $$$"""{"preset":"constnet-he","config":{"name":"{{{new string('n', 1_000_000)}}}"}}""", "config.name", "at most 200 characters, got 1,000,000" },
+        { """{"preset":"constnet-he","config":{"init":"file","initFile":"/etc/passwd"}}""", "config.initFile",
+            "must be the id of weights staged by POST /api/weights" },
+        { """{"preset":"constnet-he","config":{"init":"file","initFile":"/no/such/file.safetensors"}}""", "config.initFile",
+            "no server file is named in a request" },
+        { $$$"""{"preset":"constnet-he","config":{"name":"{{{new string('n', 1_000_000)}}}"}}""", "config.name",
+            "at most 200 characters, got 1,000,000" },
         { $$$"""{"preset":"constnet-he","config":{"preset":"{{{new string('p', 1_000_000)}}}"}}""", "config.preset", "is not a preset" },
-        { $$$"""{"preset":"constnet-he","config":{"leakyInit":"{{{new string('h', 3_000_000)}}}"}}""", "config.leakyInit", "the init string is a LeakyNet option" },
+        { $$$"""{"preset":"constnet-he","config":{"leakyInit":"{{{new string('h', 3_000_000)}}}"}}""", "config.leakyInit",
+            "the init string is a LeakyNet option" },
     };
 
     [Fact]
@@ -311,7 +352,8 @@ public sealed class RunRequestRefusalTests(SharedLab lab) : IClassFixture<Shared
         var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-        Assert.Contains(message, string.Join(" ", problem.GetProperty("errors").GetProperty(field).EnumerateArray().Select(e => e.GetString())));
+        Assert.Contains(message,
+            string.Join(" ", problem.GetProperty("errors").GetProperty(field).EnumerateArray().Select(e => e.GetString())));
         Assert.Empty(JsonDocument.Parse(await http.GetStringAsync("/api/runs")).RootElement.EnumerateArray());
     }
 }

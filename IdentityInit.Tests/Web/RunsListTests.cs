@@ -21,11 +21,17 @@ public sealed class RunsListTests
         var start = new DateTime(2026, 1, 1, 0, 0, 0, DateTimeKind.Utc);
         for (var i = 0; i < count; i++)
         {
-            var config = new ExperimentConfig { Name = $"run {i:D3}", Depth = Depths[i % 4], Dropout = i % 5 == 0 ? 0.01 : 0, Deterministic = i % 2 == 0, Seed = i };
+            var config = new ExperimentConfig
+            {
+                Name = $"run {i:D3}", Depth = Depths[i % 4], Dropout = i % 5 == 0 ? 0.01 : 0,
+                Deterministic = i % 2 == 0, Seed = i
+            };
             context.Runs.Add(new Run
             {
-                Id = Guid.NewGuid(), Name = config.Name, ConfigJson = ConfigOverlay.ToJson(config), Architecture = "constnet", Init = "const",
-                Breakers = "none", Dataset = "cifar10", Queue = "cpu", Seed = i, Status = RunStatus.Completed, CreatedAt = start.AddMinutes(i),
+                Id = Guid.NewGuid(), Name = config.Name, ConfigJson = ConfigOverlay.ToJson(config), Architecture = "constnet",
+                Init = "const",
+                Breakers = "none", Dataset = "cifar10", Queue = "cpu", Seed = i, Status = RunStatus.Completed,
+                CreatedAt = start.AddMinutes(i),
                 BestTestAccuracy = (i * 37 % 250) / 250.0,
             });
         }
@@ -38,7 +44,8 @@ public sealed class RunsListTests
         var body = await response.Content.ReadAsStringAsync();
         Assert.True(response.IsSuccessStatusCode, body);
         var next = response.Headers.TryGetValues("Link", out var links) ? links.Single().Split('<', '>')[1] : null;
-        return ([.. JsonDocument.Parse(body).RootElement.EnumerateArray()], int.Parse(response.Headers.GetValues("X-Total-Count").Single()), next);
+        return ([.. JsonDocument.Parse(body).RootElement.EnumerateArray()], int.Parse(response.Headers.GetValues("X-Total-Count").Single()),
+            next);
     }
 
     static int Depth(JsonElement run) => run.GetProperty("config").GetProperty("depth").GetInt32();
@@ -62,20 +69,25 @@ public sealed class RunsListTests
         var accuracies = byAccuracy.Select(r => r.GetProperty("bestTestAccuracy").GetDouble()).ToList();
         Assert.Equal(accuracies.Order(), accuracies);
         var (byDepth, _, _) = await GetAsync(http, "/api/runs?sort=config.depth&order=desc&limit=250");
-        Assert.Equal(Enumerable.Repeat(100, 62).Concat(Enumerable.Repeat(28, 62)).Concat(Enumerable.Repeat(16, 63)).Concat(Enumerable.Repeat(7, 63)),
+        Assert.Equal(Enumerable.Repeat(100, 62).Concat(Enumerable.Repeat(28, 62)).Concat(Enumerable.Repeat(16, 63))
+            .Concat(Enumerable.Repeat(7, 63)),
             byDepth.Select(Depth));
-        var (filtered, filteredTotal, _) = await GetAsync(http, "/api/runs?config.deterministic=false&config.dropout=0.01&config.depth=16&limit=250");
+        var (filtered, filteredTotal, _) = await GetAsync(http,
+            "/api/runs?config.deterministic=false&config.dropout=0.01&config.depth=16&limit=250");
         var expected = Enumerable.Range(0, 250).Where(i => i % 2 == 1 && i % 5 == 0 && Depths[i % 4] == 16).ToList();
         Assert.Equal(expected.Count, filteredTotal);
         Assert.Equal(expected.AsEnumerable().Reverse().Select(i => $"run {i:D3}"), filtered.Select(r => r.GetProperty("name").GetString()));
 
         // Bad queries name their parameter.
-        foreach (var (query, field) in new[] { ("sort=colour", "sort"), ("limit=0", "limit"), ("limit=1001", "limit"), ("offset=-1", "offset"),
-                     ("config.colour=red", "config.colour"), ("config.depth=deep", "config.depth"), ("status=Sleeping", "status"), ("order=up", "order") })
+        foreach (var (query, field) in new[] { ("sort=colour", "sort"), ("limit=0", "limit"), ("limit=1001", "limit"),
+            ("offset=-1", "offset"),
+                     ("config.colour=red", "config.colour"), ("config.depth=deep", "config.depth"), ("status=Sleeping", "status"),
+                         ("order=up", "order") })
         {
             var response = await http.GetAsync("/api/runs?" + query);
             Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
-            Assert.True(JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("errors").TryGetProperty(field, out _), query);
+            Assert.True(JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("errors")
+                .TryGetProperty(field, out _), query);
         }
     }
 
@@ -95,16 +107,26 @@ public sealed class RunsListTests
         await using (var context = lab.Services.GetRequiredService<AppDb>().Create())
         {
             foreach (var owner in new[] { LabFactory.Admin, LabFactory.Admin, "someone-else" }) // waiting in the store, as a backlog would
-                context.Runs.Add(new Run { Id = Guid.NewGuid(), Name = $"waiting for {owner}", Owner = owner, ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic", Queue = "cpu", Status = RunStatus.Queued, CreatedAt = DateTime.UtcNow });
+                context.Runs.Add(new Run
+                {
+                    Id = Guid.NewGuid(), Name = $"waiting for {owner}", Owner = owner, ConfigJson = "{}",
+                    Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic", Queue = "cpu",
+                    Status = RunStatus.Queued, CreatedAt = DateTime.UtcNow
+                });
             await context.SaveChangesAsync();
         }
-        var sweep = new { preset = "constnet-nondeterministic", config = new { dataset = "synthetic", epochs = 1 }, sweep = new { seeds = new[] { 1, 2 } } };
+        var sweep = new
+        {
+            preset = "constnet-nondeterministic", config = new { dataset = "synthetic", epochs = 1 },
+            sweep = new { seeds = new[] { 1, 2 } }
+        };
 
         var response = await http.PostAsJsonAsync("/api/runs", sweep);
 
         Assert.Equal((HttpStatusCode)429, response.StatusCode);
         Assert.Contains("admin has 2 runs queued already and at most 3 may wait at once; these 2 would make 4", // per user: not 3
-            JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("errors").GetProperty("queue")[0].GetString());
+            JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.GetProperty("errors")
+                .GetProperty("queue")[0].GetString());
         Assert.Equal("3", (await http.GetAsync("/api/runs")).Headers.GetValues("X-Total-Count").Single()); // nothing stored, nothing queued
     }
 
@@ -116,7 +138,8 @@ public sealed class RunsListTests
         var http = lab.CreateClient();
         var id = await HistoryTests.SeedAsync(lab.Services);
 
-        var edited = await http.PatchAsJsonAsync($"/api/runs/{id}", new { name = "renamed", tags = new[] { "paper", "fig2" }, notes = "BN stats look off" });
+        var edited = await http.PatchAsJsonAsync($"/api/runs/{id}",
+            new { name = "renamed", tags = new[] { "paper", "fig2" }, notes = "BN stats look off" });
         Assert.Equal(HttpStatusCode.OK, edited.StatusCode);
         var run = await Api.GetRunAsync(http, id);
         Assert.Equal(("renamed", "BN stats look off"), (run.GetProperty("name").GetString(), run.GetProperty("notes").GetString()));
@@ -134,7 +157,11 @@ public sealed class RunsListTests
 
         await using (var context = lab.Services.GetRequiredService<AppDb>().Create())
         {
-            var running = new Run { Id = Guid.NewGuid(), Name = "live", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic", Queue = "cpu", Status = RunStatus.Running, CreatedAt = DateTime.UtcNow };
+            var running = new Run
+            {
+                Id = Guid.NewGuid(), Name = "live", ConfigJson = "{}", Architecture = "constnet", Init = "const",
+                Breakers = "none", Dataset = "synthetic", Queue = "cpu", Status = RunStatus.Running, CreatedAt = DateTime.UtcNow
+            };
             context.Runs.Add(running);
             await context.SaveChangesAsync();
             Assert.Equal(HttpStatusCode.Conflict, (await http.DeleteAsync($"/api/runs/{running.Id}")).StatusCode);

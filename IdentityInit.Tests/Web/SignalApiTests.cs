@@ -45,7 +45,8 @@ public sealed class SignalApiTests : IAsyncLifetime
             Assert.All(hidden, l => Assert.InRange(l.GetProperty("forward").GetDouble() / input, 1e-3, 1e3));
         }
         // ConstNet: every channel identical in every layer; He: not.
-        Assert.All(constNet.GetProperty("activations").EnumerateArray(), a => Assert.Equal(1.0, a.GetProperty("correlation").GetDouble(), 6));
+        Assert.All(constNet.GetProperty("activations").EnumerateArray(),
+            a => Assert.Equal(1.0, a.GetProperty("correlation").GetDouble(), 6));
         Assert.All(he.GetProperty("activations").EnumerateArray(), a => Assert.True(a.GetProperty("correlation").GetDouble() < 0.99));
         Assert.All(constNet.GetProperty("weights").EnumerateArray().Where(w => w.GetProperty("layer").GetString() != "fc"),
             w => Assert.Equal(0, w.GetProperty("spread").GetDouble()));
@@ -54,7 +55,8 @@ public sealed class SignalApiTests : IAsyncLifetime
         double Forward(JsonElement snapshot, int i) => snapshot.GetProperty("signals")[i].GetProperty("forward").GetDouble();
         var half = Snapshot("he-fanin*0.5");
         Assert.Equal(0.25, Forward(half, 0) / Forward(he, 0), 5);
-        for (var i = 1; i < 7; i++) Assert.True(Forward(half, i) < Forward(he, i), $"layer {i}: {Forward(half, i)} vs He's {Forward(he, i)}");
+        for (var i = 1; i < 7; i++) Assert.True(Forward(half, i) < Forward(he, i),
+            $"layer {i}: {Forward(half, i)} vs He's {Forward(he, i)}");
     }
 
     [Fact]
@@ -65,10 +67,12 @@ public sealed class SignalApiTests : IAsyncLifetime
         var none = await http.PostAsJsonAsync("/api/signal", Request(null));
         var huge = await http.PostAsJsonAsync("/api/signal", Request(new { dataset = "synthetic", depth = 100, widen = 64 }, "const"));
         var viewer = lab.CreateClient();
-        viewer.DefaultRequestHeaders.Authorization = new("Bearer", await lab.TokenForAsync("grace", IdentityInit.Web.Accounts.LabRoles.Viewer));
+        viewer.DefaultRequestHeaders.Authorization = new("Bearer",
+            await lab.TokenForAsync("grace", IdentityInit.Web.Accounts.LabRoles.Viewer));
         var refused = await viewer.PostAsJsonAsync("/api/signal", Request(null, "const"));
 
-        async Task<string> Errors(HttpResponseMessage r) => (await r.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("errors").ToString();
+        async Task<string> Errors(HttpResponseMessage r) =>
+            (await r.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("errors").ToString();
         Assert.Equal(HttpStatusCode.BadRequest, unknown.StatusCode);
         var unknownErrors = await Errors(unknown);
         Assert.Contains("inits[1]", unknownErrors);

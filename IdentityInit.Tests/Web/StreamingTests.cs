@@ -21,11 +21,13 @@ public sealed class StreamingTests
         var baseUrl = lab.StartKestrel();
         using var http = lab.Client(baseUrl);
         var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 12))).GetProperty("id").GetGuid();
-        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 20, 60, "training to be under way");
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 20, 60,
+            "training to be under way");
 
         var batches = new ConcurrentQueue<RunBatch>();
         var done = new TaskCompletionSource();
-        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(baseUrl, "/hubs/runs"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(lab.AdminToken))
+        await using var hub = new HubConnectionBuilder()
+            .WithUrl(new Uri(baseUrl, "/hubs/runs"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(lab.AdminToken))
             .AddJsonProtocol(o => o.PayloadSerializerOptions = Api.Json).Build();
         hub.On<RunBatch>("Batch", batch =>
         {
@@ -52,7 +54,8 @@ public sealed class StreamingTests
         foreach (var series in batches.SelectMany(b => b.Points).GroupBy(p => p.Series))
         {
             var steps = series.Select(p => p.Step).ToList(); // each series arrives in step order
-            Assert.True(steps.Zip(steps.Skip(1)).All(pair => pair.First < pair.Second), $"{series.Key} arrived out of order: {string.Join(", ", steps)}");
+            Assert.True(steps.Zip(steps.Skip(1)).All(pair => pair.First < pair.Second),
+                $"{series.Key} arrived out of order: {string.Join(", ", steps)}");
         }
     }
 
@@ -61,7 +64,8 @@ public sealed class StreamingTests
     {
         await using var lab = new LabFactory();
         var baseUrl = lab.StartKestrel();
-        await using var hub = new HubConnectionBuilder().WithUrl(new Uri(baseUrl, "/hubs/runs"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(lab.AdminToken)).Build();
+        await using var hub = new HubConnectionBuilder()
+            .WithUrl(new Uri(baseUrl, "/hubs/runs"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(lab.AdminToken)).Build();
         await hub.StartAsync();
 
         var error = await Assert.ThrowsAsync<HubException>(() => hub.InvokeAsync<RunHistory>("Join", Guid.NewGuid(), null));
@@ -83,7 +87,8 @@ public sealed class NonFiniteValueTests
         await Api.WaitForStatusAsync(http, id, "Completed");
         var stream = lab.Services.GetRequiredService<RunStream>();
 
-        stream.Publish(id, new IdentityInit.Training.CorrelationSnapshot(99, [new("probe", double.NaN, 1, 1, 0)], [], double.NegativeInfinity));
+        stream.Publish(id, new IdentityInit.Training.CorrelationSnapshot(99, [new("probe", double.NaN, 1, 1, 0)], [],
+            double.NegativeInfinity));
         await stream.FlushAsync(id);
         var points = await Api.PointsAsync(http, $"/api/runs/{id}/metrics?from=99&to=99");
         var csv = await http.GetStringAsync($"/api/runs/{id}/metrics?format=csv&from=99&to=99");

@@ -24,18 +24,24 @@ public sealed class StudiesTests
         var preset = StudyPresets.Find("constnet-breakers")!;
         var study = new Study
         {
-            Id = Guid.NewGuid(), Name = "seeded", Preset = preset.Name, Scale = "cpu", Owner = LabFactory.Admin, CreatedAt = DateTime.UtcNow,
-            DefinitionJson = JsonSerializer.Serialize(new StudyDefinition(preset.Arms, [1, 2, 3], null, null, null), new JsonSerializerOptions(JsonSerializerDefaults.Web)),
+            Id = Guid.NewGuid(), Name = "seeded", Preset = preset.Name, Scale = "cpu", Owner = LabFactory.Admin,
+            CreatedAt = DateTime.UtcNow,
+            DefinitionJson = JsonSerializer.Serialize(new StudyDefinition(preset.Arms, [1, 2, 3], null, null, null),
+                new JsonSerializerOptions(JsonSerializerDefaults.Web)),
         };
         await using var context = services.GetRequiredService<AppDb>().Create();
         context.Studies.Add(study);
-        void Add(string arm, int seed, RunStatus status, double? final, double? best, int broken, double[] epochAccuracies, long[] breaks, double[] lastCorrelations)
+        void Add(string arm, int seed, RunStatus status, double? final, double? best, int broken, double[] epochAccuracies, long[] breaks,
+            double[] lastCorrelations)
         {
             var run = new Run
             {
-                Id = Guid.NewGuid(), Name = $"{arm} {seed}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "", Dataset = "synthetic",
-                Queue = "cpu", Seed = seed, Status = status, CreatedAt = DateTime.UtcNow, StudyId = study.Id, Arm = arm, FinalTestAccuracy = final,
-                BestTestAccuracy = best, LayersBroken = status == RunStatus.Completed ? broken : null, LayerCount = status == RunStatus.Completed ? 10 : null,
+                Id = Guid.NewGuid(), Name = $"{arm} {seed}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "",
+                Dataset = "synthetic",
+                Queue = "cpu", Seed = seed, Status = status, CreatedAt = DateTime.UtcNow, StudyId = study.Id, Arm = arm,
+                FinalTestAccuracy = final,
+                BestTestAccuracy = best, LayersBroken = status == RunStatus.Completed ? broken : null,
+                LayerCount = status == RunStatus.Completed ? 10 : null,
                 FinishedAt = status == RunStatus.Completed ? DateTime.UtcNow : null,
             };
             context.Runs.Add(run);
@@ -43,14 +49,26 @@ public sealed class StudiesTests
             {
                 // the engine counts from 0
                 context.Points.Add(new MetricPoint { RunId = run.Id, Series = "epoch/index", Step = 100 * (e + 1), Value = e });
-                context.Points.Add(new MetricPoint { RunId = run.Id, Series = "epoch/test_acc", Step = 100 * (e + 1), Value = epochAccuracies[e] });
+                context.Points.Add(new MetricPoint
+                {
+                    RunId = run.Id, Series = "epoch/test_acc", Step = 100 * (e + 1),
+                    Value = epochAccuracies[e]
+                });
             }
-            for (var l = 0; l < breaks.Length; l++) context.Points.Add(new MetricPoint { RunId = run.Id, Series = $"break/block{l}", Step = breaks[l], Value = 1e-7 });
+            for (var l = 0; l < breaks.Length; l++) context.Points.Add(new MetricPoint
+            {
+                RunId = run.Id, Series = $"break/block{l}",
+                Step = breaks[l], Value = 1e-7
+            });
             for (var l = 0; l < lastCorrelations.Length; l++)
             {
                 // not the last snapshot
                 context.Points.Add(new MetricPoint { RunId = run.Id, Series = $"wcorr.fwd/block{l}", Step = 100, Value = 0.99 });
-                context.Points.Add(new MetricPoint { RunId = run.Id, Series = $"wcorr.fwd/block{l}", Step = 300, Value = lastCorrelations[l] });
+                context.Points.Add(new MetricPoint
+                {
+                    RunId = run.Id, Series = $"wcorr.fwd/block{l}", Step = 300,
+                    Value = lastCorrelations[l]
+                });
             }
         }
         Add("He (random init)", 1, RunStatus.Completed, 0.80, 0.81, 10, [0.45, 0.60, 0.80], [5, 7], [0.1, 0.3]);
@@ -112,25 +130,30 @@ public sealed class StudiesTests
         Assert.Equal(0.83, double.Parse(heLine[3], System.Globalization.CultureInfo.InvariantCulture), 12);
         Assert.Contains("He (random init)", figure);
         Assert.False(study.GetProperty("results").GetProperty("final").GetBoolean());
-        var band = study.GetProperty("results").GetProperty("accuracy").EnumerateArray().Single(c => c.GetProperty("label").GetString() == "GPU non-determinism (n=2)");
+        var band = study.GetProperty("results").GetProperty("accuracy").EnumerateArray()
+            .Single(c => c.GetProperty("label").GetString() == "GPU non-determinism (n=2)");
         // 0.45 ± 0.89, clipped to [0, 1]
         Assert.Equal((0.0, 1.0), (band.GetProperty("low")[0].GetDouble(), band.GetProperty("high")[0].GetDouble()));
         Assert.Equal(["deterministic 1", "deterministic 2", "deterministic 3", "GPU non-determinism 1", "GPU non-determinism 2",
                       "He (random init) 1", "He (random init) 2", "He (random init) 3"],
-            study.GetProperty("runs").EnumerateArray().Select(r => $"{r.GetProperty("arm").GetString()} {r.GetProperty("seed").GetInt64()}"));
+            study.GetProperty("runs").EnumerateArray()
+                .Select(r => $"{r.GetProperty("arm").GetString()} {r.GetProperty("seed").GetInt64()}"));
     }
 
     /// <summary>
     /// A constnet-breakers study whose arms have completed with these final test accuracies (no layer broke); with
     /// <paramref name="precise"/>, those arms' seeds also measured precise-BN test accuracy (these last, one epoch before 0.1).
     /// </summary>
-    static async Task<Guid> SeedFinalsAsync(IServiceProvider services, Dictionary<string, double[]> finals, Dictionary<string, double[]>? precise = null)
+    static async Task<Guid> SeedFinalsAsync(IServiceProvider services, Dictionary<string, double[]> finals,
+        Dictionary<string, double[]>? precise = null)
     {
         var preset = StudyPresets.Find("constnet-breakers")!;
         var study = new Study
         {
-            Id = Guid.NewGuid(), Name = "judged", Preset = preset.Name, Scale = "cpu", Owner = LabFactory.Admin, CreatedAt = DateTime.UtcNow,
-            DefinitionJson = JsonSerializer.Serialize(new StudyDefinition(preset.Arms, [1, 2, 3], null, null, null), new JsonSerializerOptions(JsonSerializerDefaults.Web)),
+            Id = Guid.NewGuid(), Name = "judged", Preset = preset.Name, Scale = "cpu", Owner = LabFactory.Admin,
+            CreatedAt = DateTime.UtcNow,
+            DefinitionJson = JsonSerializer.Serialize(new StudyDefinition(preset.Arms, [1, 2, 3], null, null, null),
+                new JsonSerializerOptions(JsonSerializerDefaults.Web)),
         };
         await using var context = services.GetRequiredService<AppDb>().Create();
         context.Studies.Add(study);
@@ -139,13 +162,19 @@ public sealed class StudiesTests
             {
                 var run = new Run
                 {
-                    Id = Guid.NewGuid(), Name = $"{arm} {seed}", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "",
-                    Dataset = "synthetic", Queue = "cpu", Seed = seed, Status = RunStatus.Completed, CreatedAt = DateTime.UtcNow, FinishedAt = DateTime.UtcNow,
+                    Id = Guid.NewGuid(), Name = $"{arm} {seed}", ConfigJson = "{}", Architecture = "constnet", Init = "const",
+                    Breakers = "",
+                    Dataset = "synthetic", Queue = "cpu", Seed = seed, Status = RunStatus.Completed, CreatedAt = DateTime.UtcNow,
+                    FinishedAt = DateTime.UtcNow,
                     StudyId = study.Id, Arm = arm, FinalTestAccuracy = value, BestTestAccuracy = value, LayersBroken = 0, LayerCount = 10,
                 };
                 context.Runs.Add(run);
                 if (precise?.GetValueOrDefault(arm) is not { } mine) continue;
-                context.Points.Add(new MetricPoint { RunId = run.Id, Series = "epoch/test_acc_precise_bn", Step = 200, Value = mine[seed - 1] });
+                context.Points.Add(new MetricPoint
+                {
+                    RunId = run.Id, Series = "epoch/test_acc_precise_bn", Step = 200,
+                    Value = mine[seed - 1]
+                });
                 context.Points.Add(new MetricPoint { RunId = run.Id, Series = "epoch/test_acc_precise_bn", Step = 100, Value = 0.1 });
             }
         await context.SaveChangesAsync();
@@ -167,8 +196,10 @@ public sealed class StudiesTests
             ["dropout 0.01, non-deterministic"] = [0.82], // one seed: no interval
         });
 
-        var claims = JsonDocument.Parse(await http.GetStringAsync($"/api/studies/{id}")).RootElement.GetProperty("results").GetProperty("claims")
-            .EnumerateArray().ToDictionary(c => c.GetProperty("paper").GetString()!, c => (Verdict: c.GetProperty("verdict").GetString(), Reason: c.GetProperty("reason").GetString()!));
+        var claims = JsonDocument.Parse(await http.GetStringAsync($"/api/studies/{id}")).RootElement.GetProperty("results")
+            .GetProperty("claims")
+            .EnumerateArray().ToDictionary(c => c.GetProperty("paper").GetString()!,
+                c => (Verdict: c.GetProperty("verdict").GetString(), Reason: c.GetProperty("reason").GetString()!));
         var csv = await http.GetStringAsync($"/api/studies/{id}/claims.csv");
         var markdown = await http.GetStringAsync($"/api/studies/{id}/table.md");
         var latex = await http.GetStringAsync($"/api/studies/{id}/table.tex");
@@ -211,7 +242,8 @@ public sealed class StudiesTests
         Assert.Equal(T975For2 * sd / Math.Sqrt(3), precise.GetProperty("halfWidth").GetDouble(), 9);
         Assert.Equal(JsonValueKind.Null, arms["deterministic"].GetProperty("preciseFinalAccuracy").ValueKind);
         Assert.Contains("| arm | n | final test acc (%) | final test acc, precise BN (%) | best test acc (%) |", markdown);
-        Assert.Contains($"| He (random init) | 3/3 | 83.0 ± 9.0 | 85.0 ± {T975For2 * sd / Math.Sqrt(3) * 100:F1} | 83.0 ± 9.0 |", markdown);
+        var halfWidth = T975For2 * sd / Math.Sqrt(3) * 100;
+        Assert.Contains($"| He (random init) | 3/3 | 83.0 ± 9.0 | 85.0 ± {halfWidth:F1} | 83.0 ± 9.0 |", markdown);
         Assert.Matches(@"\| deterministic \| 3/3 \| 32\.0 ± [0-9.]+ \|  \| 32\.0 ± ", markdown); // measured nothing: an empty cell
         Assert.Contains("final test acc, precise BN (\\%)", latex);
         // Claims are judged on the running statistics' figure: He 83.0 vs deterministic 32.0, not the precise 85.0.
@@ -262,13 +294,15 @@ public sealed class StudiesTests
 
         var ended = JsonDocument.Parse(await http.GetStringAsync($"/api/studies/{id}")).RootElement.GetProperty("results");
         await SaveAsync(lab, r => r.Arm == "He (random init)", r => r.FinalTestAccuracy = 0.10); // after the end: must not show
-        var shared = JsonDocument.Parse(await (await lab.CreateDefaultClient().GetAsync($"/api/share/{token}/study")).Content.ReadAsStringAsync()).RootElement;
+        var shared = JsonDocument.Parse(await (await lab.CreateDefaultClient()
+            .GetAsync($"/api/share/{token}/study")).Content.ReadAsStringAsync()).RootElement;
         var sharedTable = await lab.CreateDefaultClient().GetStringAsync($"/api/share/{token}/study/table.csv");
         var page = await lab.CreateDefaultClient().GetStringAsync($"/share/{token}");
         var otherRun = await lab.CreateDefaultClient().GetAsync($"/api/share/{token}/runs/{Guid.NewGuid()}/metrics");
 
         Assert.True(ended.GetProperty("final").GetBoolean());
-        var he = shared.GetProperty("results").GetProperty("arms").EnumerateArray().First(a => a.GetProperty("arm").GetString() == "He (random init)");
+        var he = shared.GetProperty("results").GetProperty("arms").EnumerateArray()
+            .First(a => a.GetProperty("arm").GetString() == "He (random init)");
         Assert.Equal(0.83, he.GetProperty("finalAccuracy").GetProperty("mean").GetDouble(), 12); // frozen at the end
         Assert.Contains(",0.83", sharedTable);
         Assert.Contains("study-table", page);
@@ -285,7 +319,8 @@ public sealed class StudiesTests
         var study = new Study
         {
             Id = Guid.NewGuid(), Name = "hostile", Scale = "cpu", Owner = LabFactory.Admin, CreatedAt = DateTime.UtcNow,
-            DefinitionJson = JsonSerializer.Serialize(new StudyDefinition([.. labels.Select(l => new StudyArm(l, "constnet-he"))], [1], null, null, null),
+            DefinitionJson = JsonSerializer.Serialize(new StudyDefinition([.. labels.Select(l => new StudyArm(l, "constnet-he"))], [1],
+                null, null, null),
                 new JsonSerializerOptions(JsonSerializerDefaults.Web)),
         };
         await using (var context = lab.Services.GetRequiredService<AppDb>().Create())
@@ -294,8 +329,10 @@ public sealed class StudiesTests
             foreach (var label in labels)
                 context.Runs.Add(new Run
                 {
-                    Id = Guid.NewGuid(), Name = "r", ConfigJson = "{}", Architecture = "constnet", Init = "he-fanout", Breakers = "", Dataset = "synthetic", Queue = "cpu",
-                    Seed = 1, Status = RunStatus.Completed, CreatedAt = DateTime.UtcNow, FinishedAt = DateTime.UtcNow, StudyId = study.Id, Arm = label,
+                    Id = Guid.NewGuid(), Name = "r", ConfigJson = "{}", Architecture = "constnet", Init = "he-fanout", Breakers = "",
+                    Dataset = "synthetic", Queue = "cpu",
+                    Seed = 1, Status = RunStatus.Completed, CreatedAt = DateTime.UtcNow, FinishedAt = DateTime.UtcNow, StudyId = study.Id,
+                    Arm = label,
                     FinalTestAccuracy = 0.5, BestTestAccuracy = 0.5, LayersBroken = 10, LayerCount = 10,
                 });
             await context.SaveChangesAsync();
@@ -320,7 +357,8 @@ public sealed class StudiesTests
         await context.SaveChangesAsync();
     }
 
-    static object TinyArm(string label, object? extra = null) => new { label, preset = "constnet-nondeterministic", config = Api.TinyConfig(200, extra) };
+    static object TinyArm(string label, object? extra = null) =>
+        new { label, preset = "constnet-nondeterministic", config = Api.TinyConfig(200, extra) };
 
     [Fact]
     [Trait("Speed", "Slow")] // over ~5 s: left out of ./test.sh --fast
@@ -346,9 +384,12 @@ public sealed class StudiesTests
             runs.Select(r => $"{r.GetProperty("arm").GetString()}:{r.GetProperty("seed").GetInt64()}").Order());
         Assert.Equal(HttpStatusCode.Accepted, cancelled.StatusCode);
         Assert.Equal(6, stored.Count);
-        Assert.All(stored, r => Assert.Equal(r.GetProperty("arm").GetString() == "dropout" ? 0.01 : 0.0, r.GetProperty("config").GetProperty("dropout").GetDouble()));
+        Assert.All(stored, r =>
+            Assert.Equal(r.GetProperty("arm").GetString() == "dropout" ? 0.01 : 0.0,
+                r.GetProperty("config").GetProperty("dropout").GetDouble()));
         Assert.All(stored, r => Assert.Equal(id, r.GetProperty("studyId").GetGuid()));
-        var groups = stored.GroupBy(r => r.GetProperty("arm").GetString()).ToDictionary(g => g.Key!, g => g.Select(r => r.GetProperty("groupId").GetGuid()).Distinct().ToList());
+        var groups = stored.GroupBy(r => r.GetProperty("arm").GetString())
+            .ToDictionary(g => g.Key!, g => g.Select(r => r.GetProperty("groupId").GetGuid()).Distinct().ToList());
         Assert.All(groups.Values, g => Assert.Single(g)); // one group per arm, extension included: its seeds band together
         Assert.NotEqual(groups["plain"][0], groups["dropout"][0]);
     }
@@ -397,14 +438,16 @@ public sealed class StudiesTests
             var study = new Study
             {
                 Id = Guid.NewGuid(), Name = preset, Preset = preset, Scale = scale, Owner = LabFactory.Admin, CreatedAt = DateTime.UtcNow,
-                DefinitionJson = JsonSerializer.Serialize(new StudyDefinition(arms, [1], config, null, null), new JsonSerializerOptions(JsonSerializerDefaults.Web)),
+                DefinitionJson = JsonSerializer.Serialize(new StudyDefinition(arms, [1], config, null, null),
+                    new JsonSerializerOptions(JsonSerializerDefaults.Web)),
             };
             await using (var context = lab.Services.GetRequiredService<AppDb>().Create())
             {
                 context.Studies.Add(study);
                 await context.SaveChangesAsync();
             }
-            var caveat = JsonDocument.Parse(await http.GetStringAsync($"/api/studies/{study.Id}")).RootElement.GetProperty("scaleCaveat").Clone();
+            var caveat = JsonDocument.Parse(await http.GetStringAsync($"/api/studies/{study.Id}")).RootElement.GetProperty("scaleCaveat")
+                .Clone();
             var markdown = await http.GetStringAsync($"/api/studies/{study.Id}/table.md"); // the export carries it too
             Assert.Equal(caveat.ValueKind == JsonValueKind.String, markdown.Contains("**At this scale:** " + caveat.GetString()?[..40]));
             return caveat;
@@ -477,10 +520,12 @@ public sealed class StudyRequestRefusalTests(SharedLab lab) : IClassFixture<Shar
     [InlineData("""{"preset":"constnet-breakers","seeds":0}""", "seeds")]
     [InlineData("""{"name":"x"}""", "arms")]
     [InlineData("""{"name":"x","arms":[{"label":"a","preset":"constnet-he"},{"label":"a","preset":"constnet-he"}]}""", "arms[1].label")]
-    [InlineData("""{"name":"x","arms":[{"label":"a","preset":"constnet-he"},{"label":"b","preset":"constnet-he","config":{"depth":8}}]}""", "arms[1].config.depth")]
+    [InlineData("""{"name":"x","arms":[{"label":"a","preset":"constnet-he"},{"label":"b","preset":"constnet-he","config":{"depth":8}}]}""",
+        "arms[1].config.depth")]
     [InlineData("""{"name":"x","arms":[{"label":"a","preset":"nope"}]}""", "arms[0].preset")]
     [InlineData("""{"name":"x","arms":[{"label":"a","preset":"constnet-he"},null]}""", "arms[1]")] // a 500 the generated corpus found
-    [InlineData("""{"name":"x","arms":[{"label":"a","preset":"constnet-he","config":{"depth":10,"depth":16}}]}""", "arms[0].config")] // 500 before
+    // 500 before
+    [InlineData("""{"name":"x","arms":[{"label":"a","preset":"constnet-he","config":{"depth":10,"depth":16}}]}""", "arms[0].config")]
     [InlineData("""{"name":"x","config":{"epochs":1,"Epochs":2},"arms":[{"label":"a","preset":"constnet-he"}]}""", "config")]
     [InlineData("""{"name":"x","name":"y","arms":[{"label":"a","preset":"constnet-he"}]}""", "name")] // the last one won before
     [InlineData("""{"name":"x","arms":[{"label":"a\nb","preset":"constnet-he"}]}""", "arms[0].label")]
@@ -489,7 +534,8 @@ public sealed class StudyRequestRefusalTests(SharedLab lab) : IClassFixture<Shar
     [InlineData("""{"name":"x","vary":{"field":"dropout","values":[0.1,"a"],"preset":"constnet-deterministic"}}""", "vary.values[1]")]
     [InlineData("""{"name":"x","vary":{"field":"dropout","values":[0.1,0.1],"preset":"constnet-deterministic"}}""", "vary.values")]
     [InlineData("""{"name":"x","vary":{"field":"dropout","values":[0.1]}}""", "vary.preset")]
-    [InlineData("""{"name":"x","config":{"dropout":0.2},"vary":{"field":"dropout","values":[0.1],"preset":"constnet-deterministic"}}""", "config.dropout")]
+    [InlineData("""{"name":"x","config":{"dropout":0.2},"vary":{"field":"dropout","values":[0.1],"preset":"constnet-deterministic"}}""",
+        "config.dropout")]
     [InlineData("""{"preset":"constnet-breakers","vary":{"field":"dropout","values":[0.1],"preset":"constnet-deterministic"}}""", "vary")]
     [InlineData("""{"name":"x","vary":{"field":"dropout","values":[2],"preset":"constnet-deterministic"}}""", "arms[0].config.dropout")]
     public async Task ABadStudyIsRefusedNamingTheFieldAndNothingIsQueued(string body, string field)

@@ -41,8 +41,12 @@ public sealed class SurfaceTests
         var twice = new HttpRequestMessage(HttpMethod.Post, $"/api/runs/{id}/cancel");
         twice.Headers.TryAddWithoutValidation("Origin", [site, "http://evil.example"]);
         var twiceRefused = await http.SendAsync(twice);
-        var foreignHub = await http.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/hubs/runs/negotiate?negotiateVersion=1") { Headers = { { "Origin", "http://evil.example" } } });
-        var ownHub = await http.SendAsync(new HttpRequestMessage(HttpMethod.Post, "/hubs/runs/negotiate?negotiateVersion=1") { Headers = { { "Origin", site } } });
+        var foreignHub = await http.SendAsync(new HttpRequestMessage(HttpMethod.Post,
+            "/hubs/runs/negotiate?negotiateVersion=1")
+        { Headers = { { "Origin", "http://evil.example" } } });
+        var ownHub = await http.SendAsync(new HttpRequestMessage(HttpMethod.Post,
+            "/hubs/runs/negotiate?negotiateVersion=1")
+        { Headers = { { "Origin", site } } });
         var stillGoingAfterAll = (await Api.GetRunAsync(http, id)).GetProperty("status").GetString();
         var own = new HttpRequestMessage(HttpMethod.Post, $"/api/runs/{id}/cancel") { Headers = { { "Origin", site } } };
         var accepted = await http.SendAsync(own);
@@ -96,7 +100,8 @@ public sealed class SurfaceTests
         using var anonymous = lab.Server.CreateClient(); // no token, no cookie, redirects not followed
         var endpoints = lab.Services.GetRequiredService<Microsoft.AspNetCore.Routing.EndpointDataSource>().Endpoints
             .OfType<Microsoft.AspNetCore.Routing.RouteEndpoint>().ToList();
-        static string Fill(string pattern) => "/" + System.Text.RegularExpressions.Regex.Replace(pattern.TrimStart('/'), @"\{\*{0,2}([A-Za-z]+)[^}]*\}", m =>
+        static string Fill(string pattern) =>
+            "/" + System.Text.RegularExpressions.Regex.Replace(pattern.TrimStart('/'), @"\{\*{0,2}([A-Za-z]+)[^}]*\}", m =>
             m.Groups[1].Value.ToLowerInvariant() switch
             {
                 "id" or "runid" or "studyid" => Guid.NewGuid().ToString(),
@@ -110,11 +115,14 @@ public sealed class SurfaceTests
         foreach (var endpoint in endpoints)
         {
             var path = Fill(endpoint.RoutePattern.RawText ?? "");
-            if (Anonymous.Any(a => path == a.TrimEnd('/') || path.StartsWith(a, StringComparison.Ordinal)) || path.Contains('.') && !path.StartsWith("/api", StringComparison.Ordinal)) continue;
-            var method = endpoint.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.HttpMethodMetadata>()?.HttpMethods.FirstOrDefault() ?? "GET";
+            if (Anonymous.Any(a => path == a.TrimEnd('/') || path.StartsWith(a, StringComparison.Ordinal)) || path.Contains('.')
+                && !path.StartsWith("/api", StringComparison.Ordinal)) continue;
+            var method = endpoint.Metadata.GetMetadata<Microsoft.AspNetCore.Routing.HttpMethodMetadata>()?.HttpMethods.FirstOrDefault()
+                ?? "GET";
             using var response = await anonymous.SendAsync(new HttpRequestMessage(new HttpMethod(method), path));
             checkedCount++;
-            var toSignIn = response.StatusCode == HttpStatusCode.Redirect && response.Headers.Location?.OriginalString.StartsWith("/login", StringComparison.Ordinal) == true;
+            var toSignIn = response.StatusCode == HttpStatusCode.Redirect
+                && response.Headers.Location?.OriginalString.StartsWith("/login", StringComparison.Ordinal) == true;
             if (response.StatusCode != HttpStatusCode.Unauthorized && !toSignIn) open.Add($"{method} {path} -> {(int)response.StatusCode}");
         }
 
@@ -129,7 +137,8 @@ public sealed class SurfaceTests
         var http = lab.CreateClient();
         await using (var context = lab.Services.GetRequiredService<IdentityInit.Web.Data.AppDb>().Create())
             // a broken store: no outage, a fault
-            await Microsoft.EntityFrameworkCore.RelationalDatabaseFacadeExtensions.ExecuteSqlRawAsync(context.Database, "DROP TABLE studies");
+            await Microsoft.EntityFrameworkCore.RelationalDatabaseFacadeExtensions.ExecuteSqlRawAsync(context.Database,
+                "DROP TABLE studies");
 
         var response = await http.GetAsync("/api/studies");
 
@@ -173,7 +182,9 @@ public sealed class SurfaceTests
         var uncompressed = new List<string>();
         foreach (var asset in assets)
         {
-            var request = new HttpRequestMessage(HttpMethod.Get, "/" + asset.TrimStart('/')) { Headers = { { "Accept-Encoding", "gzip, br" } } };
+            var request = new HttpRequestMessage(HttpMethod.Get,
+                "/" + asset.TrimStart('/'))
+            { Headers = { { "Accept-Encoding", "gzip, br" } } };
             using var response = await http.SendAsync(request);
             var body = await response.Content.ReadAsByteArrayAsync();
             total += body.Length;

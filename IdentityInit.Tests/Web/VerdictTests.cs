@@ -18,7 +18,8 @@ public sealed class VerdictTests
 
     static IReadOnlyList<Claim> ConstNet(double[] deterministic, double[] breaker, double? broken = 0) =>
         StudyPresets.Find("constnet-breakers")!.Judge(
-            [Arm("deterministic", deterministic, broken: broken), Arm("dropout 0.01, deterministic", breaker), Arm("He (random init)", He)]);
+            [Arm("deterministic", deterministic, broken: broken), Arm("dropout 0.01, deterministic", breaker),
+                Arm("He (random init)", He)]);
 
     [Fact]
     public void WelchsIntervalOfTwoArmsEqualsTheHandComputation()
@@ -92,9 +93,12 @@ public sealed class VerdictTests
         StudyPresets.Find("leakynet-strings")!.Judge(
             [Arm("h_hhhh_hhhh_hhhh", he, 0, "He"), .. strings.Select(s => Arm($"{s.Ones} ones", s.Finals, s.Ones, "structured"))]);
 
-    static readonly (double, double[])[] Falling = [(1, [0.80, 0.81, 0.82]), (5, [0.70, 0.71, 0.72]), (9, [0.60, 0.61, 0.62]), (13, [0.50, 0.51, 0.52])];
-    static readonly (double, double[])[] Rising = [(1, [0.50, 0.51, 0.52]), (5, [0.60, 0.61, 0.62]), (9, [0.70, 0.71, 0.72]), (13, [0.80, 0.81, 0.82])];
-    static readonly (double, double[])[] Flat = [(1, [0.60, 0.70, 0.80]), (5, [0.80, 0.70, 0.60]), (9, [0.65, 0.75, 0.70]), (13, [0.72, 0.62, 0.68])];
+    static readonly (double, double[])[] Falling = [(1, [0.80, 0.81, 0.82]), (5, [0.70, 0.71, 0.72]), (9, [0.60, 0.61, 0.62]),
+        (13, [0.50, 0.51, 0.52])];
+    static readonly (double, double[])[] Rising = [(1, [0.50, 0.51, 0.52]), (5, [0.60, 0.61, 0.62]), (9, [0.70, 0.71, 0.72]),
+        (13, [0.80, 0.81, 0.82])];
+    static readonly (double, double[])[] Flat = [(1, [0.60, 0.70, 0.80]), (5, [0.80, 0.70, 0.60]), (9, [0.65, 0.75, 0.70]),
+        (13, [0.72, 0.62, 0.68])];
 
     [Fact]
     public void MoreAveragingLayersLowerAccuracyIsARankCorrelationWithAnInterval()
@@ -104,7 +108,8 @@ public sealed class VerdictTests
         var flat = LeakyNet(He, Flat)[0];
         var few = LeakyNet(He, [(1, [0.8]), (5, [0.7]), (9, [0.6])])[0];
 
-        Assert.Equal((Verdict.Holds, Verdict.Fails, Verdict.Inconclusive, Verdict.Inconclusive), (falling.Verdict, rising.Verdict, flat.Verdict, few.Verdict));
+        Assert.Equal((Verdict.Holds, Verdict.Fails, Verdict.Inconclusive, Verdict.Inconclusive),
+            (falling.Verdict, rising.Verdict, flat.Verdict, few.Verdict));
         Assert.Contains("over 12 seeds", falling.Measured);
         Assert.Contains("contains 0", flat.Reason);
         Assert.Contains("needs 4 or more", few.Reason); // 3 seeds: no interval
@@ -144,7 +149,8 @@ public sealed class VerdictTests
     [Fact]
     public void TheToyClaimsHoldFailAndStayInconclusiveByTheirIntervals()
     {
-        (double, double[])[] growing = [(1, [0.10, 0.11, 0.10]), (2, [0.30, 0.31, 0.32]), (16, [0.60, 0.62, 0.61]), (256, [0.80, 0.81, 0.82])];
+        (double, double[])[] growing = [(1, [0.10, 0.11, 0.10]), (2, [0.30, 0.31, 0.32]), (16, [0.60, 0.62, 0.61]),
+            (256, [0.80, 0.81, 0.82])];
         (double, double[])[] shrinking = [.. growing.Select((g, i) => (g.Item1, growing[^(i + 1)].Item2))];
 
         var holds = Toy(growing, Tight, He);

@@ -18,7 +18,8 @@ public sealed class WeightImportTests
         file.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         form.Add(file, "file", name);
         var response = await http.PostAsync("/api/weights", form);
-        return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone() is var body && response.StatusCode == HttpStatusCode.Created
+        return JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone() is var body
+            && response.StatusCode == HttpStatusCode.Created
             ? body : throw new InvalidOperationException($"{(int)response.StatusCode}: {body}");
     }
 
@@ -33,20 +34,25 @@ public sealed class WeightImportTests
         var bytes = await http.GetByteArrayAsync($"/api/runs/{source}/weights.safetensors?step=0");
 
         var uploaded = await UploadAsync(http, bytes, "init.safetensors");
-        var stagedFromRun = JsonDocument.Parse(await (await http.PostAsync($"/api/runs/{source}/weights/stage?step=0", null)).Content.ReadAsStringAsync()).RootElement;
+        var stagedFromRun = JsonDocument.Parse(await (await http.PostAsync($"/api/runs/{source}/weights/stage?step=0",
+            null)).Content.ReadAsStringAsync()).RootElement;
         var initFile = uploaded.GetProperty("initFile").GetString()!;
         // Weights of a WRN-7 for a WRN-10 (and a wider one): refused when queued, naming the tensors, not in the run's process.
-        var deeper = await http.PostAsJsonAsync("/api/runs", Api.TinyRun(epochs: 1, preset: "constnet-he", extra: new { init = "file", initFile, depth = 10 }));
-        var wider = await http.PostAsJsonAsync("/api/runs", Api.TinyRun(epochs: 1, preset: "constnet-he", extra: new { init = "file", initFile, widen = 2 }));
+        var deeper = await http.PostAsJsonAsync("/api/runs",
+            Api.TinyRun(epochs: 1, preset: "constnet-he", extra: new { init = "file", initFile, depth = 10 }));
+        var wider = await http.PostAsJsonAsync("/api/runs",
+            Api.TinyRun(epochs: 1, preset: "constnet-he", extra: new { init = "file", initFile, widen = 2 }));
         var queued = (await http.GetAsync("/api/runs")).Headers.GetValues("X-Total-Count").Single();
         var copy = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1, preset: "constnet-he", extra: new { init = "file", initFile })))
             .GetProperty("id").GetGuid();
         await Api.WaitForStatusAsync(http, copy, "Completed");
 
         Assert.Equal(HttpStatusCode.BadRequest, deeper.StatusCode);
-        var deeperError = JsonDocument.Parse(await deeper.Content.ReadAsStringAsync()).RootElement.GetProperty("errors").GetProperty("config.initFile")[0].GetString();
+        var deeperError = JsonDocument.Parse(await deeper.Content.ReadAsStringAsync()).RootElement.GetProperty("errors")
+            .GetProperty("config.initFile")[0].GetString();
         Assert.StartsWith("the staged weights do not fit this model: missing block1.layer.1.", deeperError);
-        var widerError = JsonDocument.Parse(await wider.Content.ReadAsStringAsync()).RootElement.GetProperty("errors").GetProperty("config.initFile")[0].GetString()!;
+        var widerError = JsonDocument.Parse(await wider.Content.ReadAsStringAsync()).RootElement.GetProperty("errors")
+            .GetProperty("config.initFile")[0].GetString()!;
         Assert.Matches(@"'block1\.layer\.0\.conv\.weight' is \[16, 16, 3, 3\], the model expects \[32, 16, 3, 3\]", widerError);
         Assert.Equal("1", queued); // only the source
         Assert.Equal(initFile, stagedFromRun.GetProperty("initFile").GetString()); // content-addressed: the same bytes, one file
@@ -54,13 +60,15 @@ public sealed class WeightImportTests
         Assert.Matches("^[0-9a-f]{64}$", initFile);
         Assert.Equal(initFile, uploaded.GetProperty("id").GetString());
         var copyJson = await http.GetStringAsync($"/api/runs/{copy}");
-        foreach (var answer in new[] { uploaded.GetRawText(), stagedFromRun.GetRawText(), copyJson, await http.GetStringAsync($"/api/runs/{copy}/logs") })
+        foreach (var answer in new[] { uploaded.GetRawText(), stagedFromRun.GetRawText(), copyJson,
+            await http.GetStringAsync($"/api/runs/{copy}/logs") })
             Assert.DoesNotContain(lab.DataDir, answer);
         Assert.Equal(initFile, JsonDocument.Parse(copyJson).RootElement.GetProperty("config").GetProperty("initFile").GetString());
         Assert.Contains("at step 0", stagedFromRun.GetProperty("source").GetString());
         Assert.True(uploaded.GetProperty("tensors").GetInt32() > 10);
         // He weights are drawn from the seed; read from the file instead, the run trains exactly as the one they came from.
-        Assert.Equal(Api.Deterministic(await Api.PointsAsync(http, $"/api/runs/{source}/metrics")), Api.Deterministic(await Api.PointsAsync(http, $"/api/runs/{copy}/metrics")));
+        Assert.Equal(Api.Deterministic(await Api.PointsAsync(http, $"/api/runs/{source}/metrics")),
+            Api.Deterministic(await Api.PointsAsync(http, $"/api/runs/{copy}/metrics")));
         Assert.Contains("\"init\":\"file\"", (await http.GetStringAsync($"/api/runs/{copy}")).Replace(" ", ""));
     }
 
@@ -69,7 +77,8 @@ public sealed class WeightImportTests
     {
         await using var lab = new LabFactory();
         var http = lab.CreateClient();
-        using var form = new MultipartFormDataContent { { new ByteArrayContent("{\"not\": \"weights\"}"u8.ToArray()), "file", "weights.safetensors" } };
+        using var form = new MultipartFormDataContent { { new ByteArrayContent("{\"not\": \"weights\"}"u8.ToArray()), "file",
+            "weights.safetensors" } };
 
         var response = await http.PostAsync("/api/weights", form);
         var body = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
@@ -87,7 +96,8 @@ public sealed class WeightImportTests
     [InlineData("""{"w": {"dtype": "F32", "shape": [1099511627776, 1099511627776], "data_offsets": [0, 16]}}""", "byte size overflows")]
     [InlineData("""{"w": {"dtype": "F32", "shape": "4", "data_offsets": [0, 16]}}""", "no shape of non-negative integers")]
     // Found by the generated corpus (a 500): a name twice inside an entry, not at the top.
-    [InlineData("""{"x": {"depth": 10, "depth": 16}, "w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}""", "names a tensor twice")]
+    [InlineData("""{"x": {"depth": 10, "depth": 16}, "w": {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}}""",
+        "names a tensor twice")]
     public async Task ACraftedHeaderIsABadRequestNamingTheProblemNotAServerError(string header, string message)
     {
         await using var lab = new LabFactory();

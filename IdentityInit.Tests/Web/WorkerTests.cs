@@ -37,7 +37,8 @@ public sealed class ChildProcessTests
         await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, a)).GetProperty("step").GetInt64() > 0
                                           && (await Api.GetRunAsync(http, b)).GetProperty("step").GetInt64() > 0, 60, "both runs to train");
         // What the New run form's estimate button does: real training steps, in the web process, with its own seed and threads.
-        var estimate = await lab.Services.GetRequiredService<Estimates>().OfAsync(new ExperimentConfig { Dataset = "synthetic", Depth = 7, Threads = 2, Seed = 99 });
+        var estimate = await lab.Services.GetRequiredService<Estimates>()
+            .OfAsync(new ExperimentConfig { Dataset = "synthetic", Depth = 7, Threads = 2, Seed = 99 });
         var runA = await Api.WaitForStatusAsync(http, a, "Completed");
         var runB = await Api.WaitForStatusAsync(http, b, "Completed");
 
@@ -48,7 +49,8 @@ public sealed class ChildProcessTests
         Assert.False(flags.GetProperty("tf32CuBlas").GetBoolean());
         Assert.False(flags.GetProperty("cudnnBenchmark").GetBoolean());
         Assert.True(runA.GetProperty("startedAt").GetDateTime() < runB.GetProperty("finishedAt").GetDateTime()
-                    && runB.GetProperty("startedAt").GetDateTime() < runA.GetProperty("finishedAt").GetDateTime(), "the two runs overlapped");
+                    && runB.GetProperty("startedAt").GetDateTime() < runA.GetProperty("finishedAt").GetDateTime(),
+                        "the two runs overlapped");
         Assert.Equal(alone[0], Api.Deterministic(await Api.PointsAsync(http, $"/api/runs/{a}/metrics")));
         Assert.Equal(alone[1], Api.Deterministic(await Api.PointsAsync(http, $"/api/runs/{b}/metrics")));
         Assert.NotEqual(alone[0], alone[1]); // the seeds do differ, so equality above is not vacuous
@@ -60,11 +62,12 @@ public sealed class ChildProcessTests
         await using var lab = new LabFactory();
         var http = lab.CreateClient();
         var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 200))).GetProperty("id").GetGuid();
-        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 10, 60, "training to be under way");
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 10, 60,
+            "training to be under way");
         var logs = await http.GetStringAsync($"/api/runs/{id}/logs");
         var pid = int.Parse(Regex.Match(logs, @"training in process (\d+) on ").Groups[1].Value);
-        var checkpoints = Path.Combine(lab.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<IdentityInit.Web.LabOptions>>().Value.CheckpointRoot,
-            id.ToString("N"));
+        var options = lab.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<IdentityInit.Web.LabOptions>>().Value;
+        var checkpoints = Path.Combine(options.CheckpointRoot, id.ToString("N"));
         Directory.CreateDirectory(Path.Combine(checkpoints, "step-000000999.tmp")); // as a kill in the middle of a save leaves it
 
         Process.GetProcessById(pid).Kill(); // SIGKILL, as the kernel's OOM killer would
@@ -75,7 +78,8 @@ public sealed class ChildProcessTests
         Assert.Contains("the training process ended without finishing the run", error);
         Assert.Contains("SIGKILL", error);
         Assert.Contains("its last output", error);
-        Assert.True(run.GetProperty("step").GetInt64() >= Math.Max(10, stored), $"a failed run says step {run.GetProperty("step")} with step {stored} stored");
+        Assert.True(run.GetProperty("step").GetInt64() >= Math.Max(10, stored),
+            $"a failed run says step {run.GetProperty("step")} with step {stored} stored");
         Assert.Empty(Directory.GetDirectories(checkpoints, "*.tmp"));
         Assert.NotEqual(Environment.ProcessId, pid);
         var next = (await Api.CreateAsync(http, Api.TinyRun(epochs: 1))).GetProperty("id").GetGuid();
@@ -104,7 +108,8 @@ public sealed class ChildProcessTests
         var code = await worker.ExitCodeAsync(TimeSpan.FromSeconds(60));
 
         Assert.Equal(2, code);
-        Assert.Contains("error: ConnectionStrings:Postgres: a worker host shares its queues and runs with web nodes through PostgreSQL", worker.Output);
+        Assert.Contains("error: ConnectionStrings:Postgres: a worker host shares its queues and runs with web nodes through PostgreSQL",
+            worker.Output);
     }
 
     [Fact]
@@ -125,8 +130,10 @@ public sealed class ChildProcessTests
     {
         await using var lab = new LabFactory();
         var http = lab.CreateClient();
-        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 200, extra: new { checkpointEvery = 100000 }))).GetProperty("id").GetGuid();
-        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 10, 60, "training to be under way");
+        var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 200, extra: new { checkpointEvery = 100000 }))).GetProperty("id")
+            .GetGuid();
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 10, 60,
+            "training to be under way");
 
         var clock = Stopwatch.StartNew();
         (await http.PostAsync($"/api/runs/{id}/cancel", null)).EnsureSuccessStatusCode();
@@ -156,7 +163,8 @@ public sealed class RepeatedJobTests
         // 192 steps: the second execution ends within a second or two of step 30, well before the run does (asserted).
         var config = Api.TinyRun(epochs: 12, extra: new { checkpointEvery = 25, correlationEvery = 50 });
         var id = (await Api.CreateAsync(http, config)).GetProperty("id").GetGuid();
-        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 30, 60, "training to be under way");
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 30, 60,
+            "training to be under way");
         var jobs = lab.Services.GetRequiredService<IBackgroundJobClient>();
         var again = jobs.Create<TrainingJob>(j => j.Run(id, JobCancellationToken.Null), new Hangfire.States.EnqueuedState("cpu"));
         var monitor = lab.Services.GetRequiredService<JobStorage>().GetMonitoringApi();
@@ -215,7 +223,8 @@ public sealed class RepeatedJobTests
         Assert.Equal("Running", whileAlive.GetProperty("status").GetString());
         Assert.Equal(holder, whileAlive.GetProperty("worker").GetString());
         Assert.Empty(pointsWhileAlive);
-        Assert.True(started.Elapsed >= Workers.AliveWithin, $"ended after {started.Elapsed.TotalSeconds:F1} s: the holder was watched for less than its heartbeat window");
+        Assert.True(started.Elapsed >= Workers.AliveWithin,
+            $"ended after {started.Elapsed.TotalSeconds:F1} s: the holder was watched for less than its heartbeat window");
         Assert.Equal("Completed", after.GetProperty("status").GetString());
         Assert.Equal(TrainingJob.WorkerName, after.GetProperty("worker").GetString());
         Assert.Equal(after.GetProperty("totalSteps").GetInt64(), after.GetProperty("step").GetInt64());
@@ -261,7 +270,8 @@ public sealed class WorkerTests(PostgresServer postgres)
         public static async Task<Viewer> JoinAsync(Uri baseUrl, string token, Guid id)
         {
             var viewer = new Viewer();
-            viewer.hub = new HubConnectionBuilder().WithUrl(new Uri(baseUrl, "/hubs/runs"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(token))
+            viewer.hub = new HubConnectionBuilder()
+                .WithUrl(new Uri(baseUrl, "/hubs/runs"), o => o.AccessTokenProvider = () => Task.FromResult<string?>(token))
                 .AddJsonProtocol(o => o.PayloadSerializerOptions = Api.Json).Build();
             viewer.hub.On<RunBatch>("Batch", batch =>
             {
@@ -306,16 +316,20 @@ public sealed class WorkerTests(PostgresServer postgres)
         var host = await AliveAsync(http, worker);
         var id = (await Api.CreateAsync(http, Api.TinyRun(epochs: 40))).GetProperty("id").GetGuid();
         var viewer = await Viewer.JoinAsync(firstUrl, first.AdminToken, id);
-        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 40, 90, "the worker to train past step 40");
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 40, 90,
+            "the worker to train past step 40");
         await using (var admin = new Npgsql.NpgsqlConnection(connection)) // the web node loses its LISTEN connection mid-run
         {
             await admin.OpenAsync();
-            var cut = new Npgsql.NpgsqlCommand("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = @name AND datname = current_database()", admin);
+            var cut = new Npgsql.NpgsqlCommand("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = " +
+                "@name AND datname = current_database()", admin);
             cut.Parameters.AddWithValue("name", LiveRelay.ListenerName);
             Assert.Equal(1L, (long)(await cut.ExecuteScalarAsync())!);
         }
-        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 120, 90, "the worker to train past step 120");
-        await Wait.UntilAsync(() => Task.FromResult(viewer.Batches.SelectMany(b => b.Points).Any(p => p.Series == "train/loss" && p.Step >= 120)),
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 120, 90,
+            "the worker to train past step 120");
+        await Wait.UntilAsync(() =>
+            Task.FromResult(viewer.Batches.SelectMany(b => b.Points).Any(p => p.Series == "train/loss" && p.Step >= 120)),
             30, "the first viewer to be live past step 120");
         var running = (await WorkersAsync(http)).GetProperty("running").EnumerateArray().Single();
         Assert.Equal(id, running.GetProperty("runId").GetGuid());
@@ -358,7 +372,8 @@ public sealed class WorkerTests(PostgresServer postgres)
         using var another = StartWorker(connection, checkpoints);
         var hosts = new Dictionary<string, AppProcess> { [await AliveAsync(http, one)] = one, [await AliveAsync(http, another)] = another };
         var id = (await Api.CreateAsync(http, config)).GetProperty("id").GetGuid();
-        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 60, 90, "a worker to train past step 60");
+        await Wait.UntilAsync(async () => (await Api.GetRunAsync(http, id)).GetProperty("step").GetInt64() >= 60, 90,
+            "a worker to train past step 60");
         var firstHost = (await Api.GetRunAsync(http, id)).GetProperty("worker").GetString()!;
         var (first, secondHost) = (hosts[firstHost], hosts.Keys.Single(h => h != firstHost)); // the other idles until the first dies
 

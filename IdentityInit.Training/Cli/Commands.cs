@@ -13,10 +13,22 @@ namespace IdentityInit.Training.Cli;
 public static class Commands
 {
     static readonly Option<string?> PresetOption = new("--preset") { Description = "start from a preset (list-presets shows them)" };
-    static readonly Option<string?> ConfigOption = new("--config") { Description = "a config JSON file (camelCase fields, as config.json)" };
-    static readonly Option<string[]> SetOption = new("--set") { Description = "override one field, key=value (repeatable; keys as in config JSON, any case)", AllowMultipleArgumentsPerToken = false };
+    static readonly Option<string?> ConfigOption = new("--config")
+    {
+        Description = "a config JSON file (camelCase fields, as " +
+        "config.json)"
+    };
+    static readonly Option<string[]> SetOption = new("--set")
+    {
+        Description = "override one field, key=value (repeatable; keys as in " +
+        "config JSON, any case)", AllowMultipleArgumentsPerToken = false
+    };
     static readonly Option<int?> EpochsOption = new("--epochs") { Description = "shorthand for --set epochs=N" };
-    static readonly Option<string?> DataDirOption = new("--data-dir") { Description = "where datasets are found and downloaded to (default $IDENTITYINIT_DATA)" };
+    static readonly Option<string?> DataDirOption = new("--data-dir")
+    {
+        Description = "where datasets are found and downloaded to " +
+        "(default $IDENTITYINIT_DATA)"
+    };
 
     static Command Root(TextWriter output, TextWriter errors, CancellationToken cancellationToken)
     {
@@ -30,26 +42,36 @@ public static class Commands
         var run = new Option<string>("--run") { Description = "a train --out folder", Required = true };
         var step = new Option<long?>("--step") { Description = "the checkpoint's step (default: the last; 0: the initialization)" };
         var file = new Option<string>("--out") { Description = "the .safetensors file to write", Required = true };
-        var export = new Command("export-weights", "a run's weights as safetensors in the reference's names (model.py/remodel.py load them with load_state_dict)")
+        var export = new Command("export-weights",
+            "a run's weights as safetensors in the reference's names (model.py/remodel.py load them with load_state_dict)")
             { run, step, file };
         export.SetAction(r => ExportWeights(r.GetValue(run)!, r.GetValue(step), r.GetValue(file)!, output));
 
         var listPresets = new Command("list-presets", "the paper's runs, CPU scale and paper scale");
         listPresets.SetAction(_ => ListPresets(output));
 
-        var download = new Option<string?>("--download") { Description = "fetch one dataset (MD5-checked): " + string.Join(", ", DatasetCatalog.Names) };
+        var download = new Option<string?>("--download")
+        {
+            Description = "fetch one dataset (MD5-checked): " +
+            string.Join(", ", DatasetCatalog.Names)
+        };
         var mirror = new Option<string?>("--mirror") { Description = "a base URL that replaces the official hosts" };
         var datasets = new Command("datasets", "where each dataset was found; --download fetches one") { download, DataDirOption, mirror };
         datasets.SetAction((r, token) => DatasetsAsync(r.GetValue(download), r.GetValue(DataDirOption), r.GetValue(mirror), output, token));
 
-        var config = new Command("config", "print the resulting config as JSON") { PresetOption, ConfigOption, SetOption, EpochsOption, DataDirOption };
+        var config = new Command("config", "print the resulting config as JSON") { PresetOption, ConfigOption, SetOption, EpochsOption,
+            DataDirOption };
         config.SetAction(r =>
         {
             output.WriteLine(ConfigOverlay.ToJson(BuildConfig(r)));
             return 0;
         });
 
-        var inits = new Option<string?>("--inits") { Description = "compare several inits, comma-separated (" + string.Join(", ", Initializer.Drawn) + "; scheme*scale for a bad scale, e.g. he-fanin*0.5); default: the config's" };
+        var inits = new Option<string?>("--inits")
+        {
+            Description = "compare several inits, comma-separated (" +
+            string.Join(", ", Initializer.Drawn) + "; scheme*scale for a bad scale, e.g. he-fanin*0.5); default: the config's"
+        };
         var json = new Option<bool>("--json") { Description = "one JSON object per init on stdout, for scripts (the web app reads it)" };
         var signal = new Command("signal", "signal propagation and feature diversity at initialization, per layer, without training: " +
                                            "forward and backward signal, block Jacobian gain, activation correlation, weight spread")
@@ -57,9 +79,14 @@ public static class Commands
         signal.SetAction(r => Signal(BuildConfig(r), r.GetValue(inits), r.GetValue(json), output));
 
         var checkpoints = new Option<string>("--checkpoints") { Description = "the run's checkpoint folder", Required = true };
-        var resumeAtMost = new Option<long?>("--resume-at-most") { Description = "resume from the newest checkpoint at or before this step" };
+        var resumeAtMost = new Option<long?>("--resume-at-most")
+        {
+            Description = "resume from the newest checkpoint at or before this " +
+            "step"
+        };
         var child = new Command("run-child", "train one run for a worker host: the config as the first stdin line, events as JSON lines " +
-                                             "on stdout; a later stdin line 'cancel' checkpoints and stops; stdin closing ends the process at once")
+                                             "on stdout; a later stdin line 'cancel' checkpoints and stops; stdin closing ends the " +
+                                                 "process at once")
             { checkpoints, resumeAtMost, DataDirOption };
         child.Hidden = true;
         child.SetAction(r => RunChild(r.GetValue(checkpoints)!, r.GetValue(resumeAtMost), r.GetValue(DataDirOption), Console.In, output));
@@ -68,7 +95,8 @@ public static class Commands
             { train, export, listPresets, datasets, config, signal, child };
     }
 
-    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter errors, CancellationToken cancellationToken = default)
+    public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter errors,
+        CancellationToken cancellationToken = default)
     {
         var parsed = Root(output, errors, cancellationToken).Parse(args);
         if (parsed.Errors.Count > 0)
@@ -79,7 +107,11 @@ public static class Commands
         }
         try
         {
-            return await parsed.InvokeAsync(new InvocationConfiguration { Output = output, Error = errors, EnableDefaultExceptionHandler = false },
+            return await parsed.InvokeAsync(new InvocationConfiguration
+            {
+                Output = output, Error = errors,
+                EnableDefaultExceptionHandler = false
+            },
                 cancellationToken);
         }
         catch (ArgumentException e)
@@ -122,7 +154,9 @@ public static class Commands
     /// </summary>
     static int RunChild(string checkpoints, long? resumeAtMost, string? dataDir, TextReader input, TextWriter output)
     {
-        var config = ConfigOverlay.FromJson(input.ReadLine() ?? throw new ArgumentException("stdin: no config line"), "stdin") with { DataDir = dataDir };
+        var config = ConfigOverlay.FromJson(input.ReadLine() ?? throw new ArgumentException("stdin: no config line"),
+            "stdin") with
+        { DataDir = dataDir };
         using var cancel = new CancellationTokenSource();
         var listener = new Thread(() =>
         {
@@ -158,7 +192,8 @@ public static class Commands
         }
         catch (ArgumentException e) when (e.ParamName is "step" or "checkpointDir")
         {
-            throw new ArgumentException((e.ParamName == "step" ? "--step: " : "--run: ") + e.Message[..e.Message.IndexOf(" (Parameter", StringComparison.Ordinal)]);
+            throw new ArgumentException((e.ParamName == "step" ? "--step: " : "--run: ") +
+                e.Message[..e.Message.IndexOf(" (Parameter", StringComparison.Ordinal)]);
         }
         output.WriteLine($"wrote {file}: {config.Name} at step {step}");
         return 0;
@@ -230,8 +265,9 @@ public static class Commands
                 case RunStarted s:
                     total = Math.Max(1, s.TotalSteps);
                     if (task is not null) (task.MaxValue, task.Value) = (total, s.StartStep);
-                    console.MarkupLineInterpolated(
-                        $"seed {s.Record.Seed}, {s.Record.Device}, {s.Record.Threads} threads, TorchSharp {s.Record.TorchSharpVersion}, {s.Record.Parameters:N0} parameters, deterministic algorithms: {s.Record.Determinism.DeterministicAlgorithms}");
+                    console.WriteLine(
+                        $"seed {s.Record.Seed}, {s.Record.Device}, {s.Record.Threads} threads, TorchSharp {s.Record.TorchSharpVersion}, " +
+                        $"{s.Record.Parameters:N0} parameters, deterministic algorithms: {s.Record.Determinism.DeterministicAlgorithms}");
                     break;
                 case StepMetrics m:
                     var status = $"step {m.Step}/{total} loss {m.Loss:F4} acc {m.Accuracy:P1} {m.ImagesPerSecond:F0} img/s";
@@ -247,10 +283,10 @@ public static class Commands
                     }
                     break;
                 case EpochMetrics m:
-                    console.MarkupLineInterpolated(
-                        $"epoch {m.Epoch + 1}: train loss {m.TrainLoss:F4} acc {m.TrainAccuracy:P2}, test loss {m.TestLoss:F4} acc [bold]{m.TestAccuracy:P2}[/] (best {m.BestTestAccuracy:P2})");
+                    var losses = $"epoch {m.Epoch + 1}: train loss {m.TrainLoss:F4} acc {m.TrainAccuracy:P2}, test loss {m.TestLoss:F4}";
+                    console.MarkupLineInterpolated($"{losses} acc [bold]{m.TestAccuracy:P2}[/] (best {m.BestTestAccuracy:P2})");
                     if (m.PreciseTestAccuracy is { } precise)
-                        console.MarkupLineInterpolated($"  with precise BatchNorm statistics: test loss {m.PreciseTestLoss:F4} acc {precise:P2}");
+                        console.WriteLine($"  with precise BatchNorm statistics: test loss {m.PreciseTestLoss:F4} acc {precise:P2}");
                     break;
                 case SymmetryBroken b:
                     console.MarkupLineInterpolated($"[yellow]symmetry broke[/] in {b.Layer} at step {b.Step} (spread {b.Spread:G3})");
@@ -267,17 +303,20 @@ public static class Commands
     static void WriteSummary(IAnsiConsole console, RunSummary s, string outDir)
     {
         var colour = s.Status == RunStatus.Completed ? "green" : "red";
-        console.MarkupLine($"status: [{colour}]{s.Status.ToString().ToLowerInvariant()}[/]{Markup.Escape(s.Error is null ? "" : " - " + s.Error)}");
+        var error = Markup.Escape(s.Error is null ? "" : " - " + s.Error);
+        console.MarkupLine($"status: [{colour}]{s.Status.ToString().ToLowerInvariant()}[/]{error}");
         console.WriteLine($"steps: {s.Steps} ({s.EpochsCompleted} epochs) in {s.Seconds:F1} s");
         if (s.FinalTestAccuracy is { } acc) console.WriteLine($"test accuracy: {acc:P2} (best {s.BestTestAccuracy:P2})");
         if (s.Record is { } r) console.WriteLine($"breakers: {string.Join(", ", r.Breakers)}");
         var broken = s.Symmetry.Count(l => l.BrokeAtStep is not null);
-        console.WriteLine($"symmetry: {(broken == 0 ? "intact in every layer (channels bitwise identical)" : $"broken in {broken} of {s.Symmetry.Count} layers")}");
+        console.WriteLine("symmetry: " + (broken == 0 ? "intact in every layer (channels bitwise identical)"
+                                                     : $"broken in {broken} of {s.Symmetry.Count} layers"));
         if (s.Symmetry.Count > 0)
         {
             var table = new Table().Border(TableBorder.Simple).AddColumns("layer", "symmetry", "spread");
             foreach (var l in s.Symmetry)
-                table.AddRow(Markup.Escape(l.Layer), l.BrokeAtStep is { } step ? $"broke at step {step}" : "identical", l.Spread.ToString("G3", CultureInfo.InvariantCulture));
+                table.AddRow(Markup.Escape(l.Layer), l.BrokeAtStep is { } step ? $"broke at step {step}" : "identical",
+                    l.Spread.ToString("G3", CultureInfo.InvariantCulture));
             console.Write(table);
         }
         console.WriteLine($"metrics: {Path.GetFullPath(outDir)}");
@@ -286,7 +325,8 @@ public static class Commands
     /// <summary>The step-0 snapshot of the config's network under each init: a table per init, or JSON lines.</summary>
     static int Signal(ExperimentConfig config, string? initList, bool json, TextWriter output)
     {
-        var schemes = initList is null ? [config.Init] : initList.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var schemes = initList is null ? [config.Init]
+            : initList.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         foreach (var spec in schemes)
             if (Initializer.Variant(spec, out var problem) is null) throw new ArgumentException($"--inits: {problem}");
         var console = Terminal(output);
@@ -301,10 +341,13 @@ public static class Commands
             }
             var correlation = snapshot.Activations.ToDictionary(a => a.Layer, a => a.Correlation);
             var table = new Table().Border(TableBorder.Simple)
-                .Title(Markup.Escape($"{config.Architecture} depth {config.Depth} width x{config.Widen}, init {scheme}: probe of {config.ProbeSize}, E[x^2] = {snapshot.InputSignal:G3}"))
-                .AddColumns(new[] { "layer", "E[a^2] / E[x^2]", "E[(dL/da)^2]", "Jacobian gain", "activation rho" }.Select(Markup.Escape).ToArray());
+                .Title(Markup.Escape($"{config.Architecture} depth {config.Depth} width x{config.Widen}, init {scheme}: probe of " +
+                    $"{config.ProbeSize}, E[x^2] = {snapshot.InputSignal:G3}"))
+                .AddColumns(new[] { "layer", "E[a^2] / E[x^2]", "E[(dL/da)^2]", "Jacobian gain", "activation rho" }.Select(Markup.Escape)
+                    .ToArray());
             foreach (var l in snapshot.Signals ?? [])
-                table.AddRow(l.Layer, (l.Forward / snapshot.InputSignal).ToString("G3", CultureInfo.InvariantCulture), l.Backward.ToString("G3", CultureInfo.InvariantCulture),
+                table.AddRow(l.Layer, (l.Forward / snapshot.InputSignal).ToString("G3", CultureInfo.InvariantCulture),
+                    l.Backward.ToString("G3", CultureInfo.InvariantCulture),
                     $"{l.Gain.ToString("G3", CultureInfo.InvariantCulture)} ± {l.GainSpread.ToString("G2", CultureInfo.InvariantCulture)}",
                     correlation.TryGetValue(l.Layer, out var rho) ? rho.ToString("F6", CultureInfo.InvariantCulture) : "");
             console.Write(table);
@@ -325,13 +368,15 @@ public static class Commands
                 .Title(group.Key == "cpu" ? "CPU scale (minutes on 2 cores)" : "Paper scale (CIFAR-10 or MNIST, CUDA)")
                 .AddColumns("preset", "network", "dataset", "epochs", "what it shows");
             foreach (var p in group)
-                table.AddRow(p.Name, p.Config.Architecture.ToString(), p.Config.Dataset, p.Config.Epochs.ToString(CultureInfo.InvariantCulture), Markup.Escape(p.Description));
+                table.AddRow(p.Name, p.Config.Architecture.ToString(), p.Config.Dataset,
+                    p.Config.Epochs.ToString(CultureInfo.InvariantCulture), Markup.Escape(p.Description));
             console.Write(table);
         }
         return 0;
     }
 
-    static async Task<int> DatasetsAsync(string? name, string? dataDir, string? mirrorUrl, TextWriter output, CancellationToken cancellationToken)
+    static async Task<int> DatasetsAsync(string? name, string? dataDir, string? mirrorUrl, TextWriter output,
+        CancellationToken cancellationToken)
     {
         var console = Terminal(output);
         var mirror = mirrorUrl is { } m ? new Uri(m.EndsWith('/') ? m : m + "/") : null;
@@ -347,12 +392,14 @@ public static class Commands
                 console.WriteLine($"{p.File}: {percent}% of {p.Total / 1e6:F1} MB");
             });
             using var data = await catalog.LoadAsync(name, progress, cancellationToken);
-            console.WriteLine($"{name}: {data.TrainCount} train / {data.TestCount} test images, {data.Channels}x{data.Height}x{data.Width}, {data.Classes} classes");
+            console.WriteLine($"{name}: {data.TrainCount} train / {data.TestCount} test images, " +
+                $"{data.Channels}x{data.Height}x{data.Width}, {data.Classes} classes");
         }
         console.WriteLine($"data directory: {catalog.DataDir}");
         var table = new Table().Border(TableBorder.Simple).AddColumns("dataset", "found at", "what it is");
         foreach (var d in catalog.List())
-            table.AddRow(d.Name, Markup.Escape(d.FoundAt ?? (d.Downloadable ? "missing (downloadable)" : "missing")), Markup.Escape(d.Description));
+            table.AddRow(d.Name, Markup.Escape(d.FoundAt ?? (d.Downloadable ? "missing (downloadable)" : "missing")),
+                Markup.Escape(d.Description));
         console.Write(table);
         return 0;
     }

@@ -37,7 +37,8 @@ internal sealed class RunFiles(string directory)
         Csv("steps.csv", "step,epoch,loss,accuracy,learning_rate,images_per_second,step_ms",
             steps.Select(s => Row(s.Step, s.Epoch, s.Loss, s.Accuracy, s.LearningRate, s.ImagesPerSecond, s.StepMilliseconds)));
         if (epochs.Any(m => m.PreciseTestAccuracy is not null)) // precise BN on: its figures beside the running statistics'
-            Csv("epochs.csv", "epoch,step,train_loss,train_accuracy,test_loss,test_accuracy,best_test_accuracy,precise_bn_test_loss,precise_bn_test_accuracy",
+            Csv("epochs.csv", "epoch,step,train_loss,train_accuracy,test_loss,test_accuracy,best_test_accuracy," +
+                              "precise_bn_test_loss,precise_bn_test_accuracy",
                 epochs.Select(m => Row(m.Epoch, m.Step, m.TrainLoss, m.TrainAccuracy, m.TestLoss, m.TestAccuracy, m.BestTestAccuracy,
                     m.PreciseTestLoss ?? double.NaN, m.PreciseTestAccuracy ?? double.NaN)));
         else

@@ -105,9 +105,11 @@ public sealed class DatasetCatalog(string? dataDir = null, Uri? mirror = null, H
             {
                 folder = await DownloadAsync(name, progress, cancellationToken);
             }
-            catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException && !cancellationToken.IsCancellationRequested)
+            catch (Exception e) when (e is HttpRequestException or IOException or TaskCanceledException
+                && !cancellationToken.IsCancellationRequested)
             {
-                throw new DatasetMissingException(Missing(name, $"downloading it from {(mirror ?? new Uri(Sources[name][0].Url, "/"))} failed ({e.Message})"));
+                throw new DatasetMissingException(Missing(name,
+                    $"downloading it from {(mirror ?? new Uri(Sources[name][0].Url, "/"))} failed ({e.Message})"));
             }
         }
         return Load(name, folder);
@@ -128,10 +130,12 @@ public sealed class DatasetCatalog(string? dataDir = null, Uri? mirror = null, H
             "mnist" or "fashion-mnist" => $"put {string.Join(", ", IdxFiles)} into {places[0]}",
             "cifar10" => $"unpack cifar-10-binary.tar.gz into {places[0]} (giving cifar-10-batches-bin/)",
             "cifar100" => $"unpack cifar-100-binary.tar.gz into {places[0]} (giving cifar-100-binary/)",
-            _ => $"download Imagenet32_train_npz.zip and Imagenet32_val_npz.zip from image-net.org (login needed) and unzip both into {places[0]}",
+            _ => "download Imagenet32_train_npz.zip and Imagenet32_val_npz.zip from image-net.org (login needed) and unzip both into " +
+                $"{places[0]}",
         });
         if (Sources.ContainsKey(name))
-            ways.Add($"on a machine with internet access run `IdentityInit.Training datasets --download {name} --data-dir DIR` and copy DIR/{name} here");
+            ways.Add($"on a machine with internet access run `IdentityInit.Training datasets --download {name} --data-dir DIR` and copy " +
+                $"DIR/{name} here");
         ways.Add("or point IDENTITYINIT_DATA (the web app: IdentityInit:DatasetDir) at a folder that holds it");
         return $"dataset '{name}' is not on this machine: looked in {string.Join(" and ", places)}" +
                (tried is null ? (Sources.ContainsKey(name) ? "" : "; it cannot be downloaded automatically") : "; " + tried) +
@@ -232,7 +236,8 @@ public sealed class DatasetCatalog(string? dataDir = null, Uri? mirror = null, H
             if (!arrays.TryGetValue("data", out var data) || !arrays.TryGetValue("labels", out var label))
                 throw new DatasetFormatException(path, "expected arrays 'data' and 'labels'");
             if (data.Shape.Length != 2 || data.Shape[1] != 3072 || label.Values.Length != data.Shape[0])
-                throw new DatasetFormatException(path, $"expected data [N, 3072] and N labels, found [{string.Join(", ", data.Shape)}] and {label.Values.Length}");
+                throw new DatasetFormatException(path,
+                    $"expected data [N, 3072] and N labels, found [{string.Join(", ", data.Shape)}] and {label.Values.Length}");
             images.Add(tensor(data.Bytes).reshape(-1, 3, 32, 32));
             labels.Add(tensor(label.Values) - 1);
         }

@@ -29,7 +29,8 @@ internal static class Idx
         var found = bytes.Length - headerLength;
         if (found != expected)
             throw new DatasetFormatException(path,
-                $"{(found < expected ? "truncated" : "too long")}: header [{string.Join(", ", dims)}] needs {expected} bytes of data, found {found}");
+                $"{(found < expected ? "truncated" : "too long")}: header [{string.Join(", ", dims)}] needs {expected} bytes of data, " +
+                    $"found {found}");
         return (dims, bytes[headerLength..]);
     }
 

@@ -22,7 +22,8 @@ namespace IdentityInit.Training.Initialization;
 // LeakyReLU. gain = sqrt(2)(1+alpha), fan_in = C_in k^2; centre taps:
 // | h | N(0, gain/fan_in), never scaled by the phase        | i | W[d, d mod C_in] = phase  | 1 | phase/C_in |
 // | k | N(0, 0.01 gain/fan_in) + 0.99 x the i constant     | a (there: any other letter) | same with the 1 constant |
-// LeakyNet biases start at 0; the classifier at 0, or N(0, s/144) with ClassifierNoise s. Toy: K unique He fan-in rows copied to N hidden units; fc2 0.
+// LeakyNet biases start at 0; the classifier at 0, or N(0, s/144) with ClassifierNoise s.
+// Toy: K unique He fan-in rows copied to N hidden units; fc2 0.
 /// <summary>A ConstNet-family init scheme: its name, what it puts in which layers, and how it fills one conv's weights.</summary>
 /// <param name="Fill">Fills one non-classifier weight layer; null for "file", whose weights are read, not drawn.</param>
 public sealed record InitScheme(string Name, string Description, Action<Tensor, ConvLayer, Generator>? Fill);
@@ -37,7 +38,8 @@ public static class Initializer
     /// </summary>
     public static IReadOnlyList<InitScheme> Registry { get; } =
     [
-        new(Const, "ConstNet: the stem's centre tap 1/C_in, block convs 0 (each block the identity), 1x1 shortcuts 1/C_in: every channel identical",
+        new(Const, "ConstNet: the stem's centre tap 1/C_in, block convs 0 (each block the identity), 1x1 shortcuts 1/C_in: every channel " +
+            "identical",
             (w, l, _) =>
             {
                 if (l.IsStem) CentreTap(w, full(l.Out, l.In, 1.0 / l.In));
@@ -46,12 +48,14 @@ public static class Initializer
             }),
         new("he-fanout", "He fan-out (model.py's varnet): block convs N(0, 2/(k² C_out)), the stem and 1x1 shortcuts N(0, 1/(k² C_out))",
             (w, l, g) => Normal(w, Math.Sqrt((l.IsStem || l.IsShortcut ? 1.0 : 2.0) / (l.Kernel * l.Kernel * l.Out)), g)),
-        new("he-fanin", "He fan-in: every conv N(0, 2/(k² C_in))", (w, l, g) => Normal(w, Math.Sqrt(2.0 / (l.Kernel * l.Kernel * l.In)), g)),
+        new("he-fanin", "He fan-in: every conv N(0, 2/(k² C_in))",
+            (w, l, g) => Normal(w, Math.Sqrt(2.0 / (l.Kernel * l.Kernel * l.In)), g)),
         new("xavier", "Xavier (Glorot) normal: every conv N(0, 2/(k² (C_in + C_out)))",
             (w, l, g) => Normal(w, Math.Sqrt(2.0 / (l.Kernel * l.Kernel * (l.In + l.Out))), g)),
         new("orthogonal", "orthogonal: the rows of every conv's W[C_out, C_in k²] orthonormal (QR of a Gaussian, gain 1, as PyTorch)",
             (w, l, g) => w.copy_(Orthogonal(l.Out, l.In * l.Kernel * l.Kernel, g).reshape(w.shape))),
-        new("delta-orthogonal", "delta-orthogonal (Xiao et al. 2018): every conv's centre tap an orthogonal W[C_out, C_in], the other taps 0",
+        new("delta-orthogonal",
+            "delta-orthogonal (Xiao et al. 2018): every conv's centre tap an orthogonal W[C_out, C_in], the other taps 0",
             (w, l, g) => CentreTap(w, Orthogonal(l.Out, l.In, g))),
         new(FromFile, "every weight read from staged weights (initFile) by its reference name; nothing is drawn", null),
     ];
@@ -101,7 +105,8 @@ public static class Initializer
         var scale = 1.0;
         problem = !Drawn.Contains(parts[0])
             ? $"'{ConfigValidation.Shown(parts[0])}' is not one of {string.Join(", ", Drawn)}"
-            : parts.Length == 2 && !(double.TryParse(parts[1], System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out scale)
+            : parts.Length == 2 && !(double.TryParse(parts[1], System.Globalization.NumberStyles.Float,
+                System.Globalization.CultureInfo.InvariantCulture, out scale)
                                      && scale is > 0 and <= 100)
                 ? $"'{ConfigValidation.Shown(parts[1])}' is not a scale above 0 and at most 100 (as in he-fanin*0.5)"
                 : null;

@@ -19,7 +19,8 @@ public sealed class LeakyNet : ImageModel
     readonly Linear fc;
     readonly double alpha;
 
-    public LeakyNet(int depth, int widen, int classes, int inChannels, double alpha, bool batchNorm, double dropout) : base(nameof(LeakyNet))
+    public LeakyNet(int depth, int widen, int classes, int inChannels, double alpha, bool batchNorm, double dropout)
+        : base(nameof(LeakyNet))
     {
         if (ConstNet.DepthError(depth) is { } error) throw new ArgumentException(error, nameof(depth));
         this.alpha = alpha;
@@ -47,7 +48,8 @@ public sealed class LeakyNet : ImageModel
         {
             if (init[i] == '_') continue;
             if (init[i] is not ('h' or 'i' or '1' or 'k' or 'a'))
-                return $"'{init}': character {i + 1} ('{init[i]}') is not h (random), i (identity), 1 (averaging), k (noisy identity) or a (noisy averaging)\n" +
+                return $"'{init}': character {i + 1} ('{init[i]}') is not h (random), i (identity), 1 (averaging), k (noisy identity) or " +
+                    "a (noisy averaging)\n" +
                        $"  {init}\n  {new string(' ', i)}^";
             letters++;
         }
@@ -96,7 +98,8 @@ public sealed class LeakyNet : ImageModel
         readonly double alpha;
         readonly bool normalises;
 
-        public BasicBlock(int inPlanes, int outPlanes, int stride, int index, double alpha, bool batchNorm, double dropout) : base(nameof(BasicBlock))
+        public BasicBlock(int inPlanes, int outPlanes, int stride, int index, double alpha, bool batchNorm, double dropout)
+            : base(nameof(BasicBlock))
         {
             bn = BatchNorm2d(outPlanes);
             conv = Conv2d(inPlanes, outPlanes, 3, stride: stride, padding: 1, bias: false);

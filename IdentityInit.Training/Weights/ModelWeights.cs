@@ -37,7 +37,8 @@ public static class ModelWeights
         if (checkpoints.Count == 0) throw new ArgumentException($"no checkpoints in {checkpointDir}", nameof(checkpointDir));
         var (found, path) = step is { } wanted
             ? checkpoints.FirstOrDefault(c => c.Step == wanted) is { Path: not null } hit ? hit
-                : throw new ArgumentException($"no checkpoint at step {wanted}; kept: {string.Join(", ", checkpoints.Select(c => c.Step))}", nameof(step))
+                : throw new ArgumentException($"no checkpoint at step {wanted}; kept: {string.Join(", ", checkpoints.Select(c => c.Step))}",
+                    nameof(step))
             : checkpoints[^1];
         var (channels, height, width, classes, _) = Data.DatasetCatalog.Shape(config.Dataset);
         TorchRuntime.Initialize();
@@ -60,14 +61,17 @@ public static class ModelWeights
     {
         var state = model.state_dict();
         var shapes = file.ToDictionary(e => e.Name, e => e.Shape);
-        static string List(List<string> names) => string.Join(", ", names.Take(5)) + (names.Count > 5 ? $" and {names.Count - 5} more" : "");
+        static string List(List<string> names) =>
+            string.Join(", ", names.Take(5)) + (names.Count > 5 ? $" and {names.Count - 5} more" : "");
         static string Shape(long[] shape) => $"[{string.Join(", ", shape)}]";
         var missing = state.Keys.Where(k => !shapes.ContainsKey(k)).ToList();
-        var extra = shapes.Keys.Where(k => !state.ContainsKey(k) && !FixupExtras.Any(e => k.EndsWith("." + e, StringComparison.Ordinal))).ToList();
+        var extra = shapes.Keys.Where(k => !state.ContainsKey(k) && !FixupExtras.Any(e => k.EndsWith("." + e, StringComparison.Ordinal)))
+            .ToList();
         var misshapen = state.Where(kv => shapes.TryGetValue(kv.Key, out var shape) && !shape.SequenceEqual(kv.Value.shape))
             .Select(kv => $"'{kv.Key}' is {Shape(shapes[kv.Key])}, the model expects {Shape(kv.Value.shape)}").ToList();
         if (missing.Count + extra.Count + misshapen.Count == 0) return null;
-        return string.Join("; ", new[] { missing.Count > 0 ? $"missing {List(missing)}" : null, extra.Count > 0 ? $"unknown {List(extra)}" : null,
+        return string.Join("; ",
+            new[] { missing.Count > 0 ? $"missing {List(missing)}" : null, extra.Count > 0 ? $"unknown {List(extra)}" : null,
                                          misshapen.Count > 0 ? List(misshapen) : null }.OfType<string>());
     }
 
@@ -76,7 +80,8 @@ public static class ModelWeights
     /// </summary>
     public static void Load(ImageModel model, string path)
     {
-        if (Misfit(model, Safetensors.Header(path).Entries) is { } misfit) throw new InvalidDataException($"{path}: does not fit this model; {misfit}");
+        if (Misfit(model, Safetensors.Header(path).Entries) is { } misfit) throw new InvalidDataException($"{path}: does not fit this " +
+            $"model; {misfit}");
         var file = Safetensors.Read(path);
         try
         {

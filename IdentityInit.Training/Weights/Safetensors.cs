@@ -21,7 +21,8 @@ public static class Safetensors
     };
 
     /// <summary>Writes the tensors (in the given order) to a temporary file, then renames it into place.</summary>
-    public static void Write(string path, IEnumerable<(string Name, Tensor Value)> tensors, IReadOnlyDictionary<string, string>? metadata = null)
+    public static void Write(string path, IEnumerable<(string Name, Tensor Value)> tensors,
+        IReadOnlyDictionary<string, string>? metadata = null)
     {
         if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("safetensors export needs a little-endian machine");
         var hosts = tensors.Select(t => (t.Name, Value: t.Value.detach().cpu().contiguous())).ToList();
@@ -33,7 +34,8 @@ public static class Safetensors
             long offset = 0;
             foreach (var (name, value) in hosts)
             {
-                if (!Codes.TryGetValue(value.dtype, out var code)) throw new NotSupportedException($"{name}: dtype {value.dtype} has no safetensors code");
+                if (!Codes.TryGetValue(value.dtype,
+                    out var code)) throw new NotSupportedException($"{name}: dtype {value.dtype} has no safetensors code");
                 var length = value.numel() * value.ElementSize;
                 header[name] = new JsonObject
                 {
@@ -84,8 +86,10 @@ public static class Safetensors
         if (file.Length < 8) throw Bad("not a safetensors file (shorter than its 8-byte header length)");
         file.ReadExactly(prefix);
         var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
-        if (headerLength > MaxHeaderBytes) throw Bad($"not a safetensors file (a {headerLength:N0}-byte header; at most {MaxHeaderBytes:N0})");
-        if (headerLength > (ulong)(file.Length - 8)) throw Bad($"not a safetensors file (header length {headerLength:N0} exceeds the file)");
+        if (headerLength > MaxHeaderBytes) throw Bad($"not a safetensors file (a {headerLength:N0}-byte header; at most " +
+            $"{MaxHeaderBytes:N0})");
+        if (headerLength > (ulong)(file.Length - 8)) throw Bad($"not a safetensors file (header length {headerLength:N0} exceeds the " +
+            "file)");
         var text = new byte[(int)headerLength];
         file.ReadExactly(text);
         JsonObject header;
@@ -108,11 +112,13 @@ public static class Safetensors
             if (name == "__metadata__") continue;
             if (node is not JsonObject entry) throw Bad($"tensor '{name}' is not an object of dtype, shape and data_offsets");
             var code = entry["dtype"] is JsonValue v && v.TryGetValue<string>(out var c) ? c : null;
-            if (code is null || !Codes.ContainsValue(code)) throw Bad($"tensor '{name}' has unsupported dtype {entry["dtype"]?.ToJsonString() ?? "(none)"}");
+            if (code is null || !Codes.ContainsValue(code)) throw Bad($"tensor '{name}' has unsupported dtype " +
+                $"{entry["dtype"]?.ToJsonString() ?? "(none)"}");
             var dtype = Codes.First(kv => kv.Value == code).Key;
             var shape = Integers(entry["shape"]) ?? throw Bad($"tensor '{name}' has no shape of non-negative integers");
             var offsets = Integers(entry["data_offsets"]);
-            if (offsets is not [var begin, var end] || begin > end) throw Bad($"tensor '{name}' has no data_offsets [begin, end] of non-negative integers");
+            if (offsets is not [var begin, var end]
+                || begin > end) throw Bad($"tensor '{name}' has no data_offsets [begin, end] of non-negative integers");
             long size;
             try
             {
@@ -123,13 +129,15 @@ public static class Safetensors
                 throw Bad($"tensor '{name}' has shape [{string.Join(", ", shape)}]: its byte size overflows");
             }
             if (end - begin != size || end > dataLength)
-                throw Bad($"tensor '{name}' has data offsets [{begin}, {end}] that do not fit its shape ({size:N0} bytes) or the file's {dataLength:N0} data bytes");
+                throw Bad($"tensor '{name}' has data offsets [{begin}, {end}] that do not fit its shape ({size:N0} bytes) or the file's " +
+                    $"{dataLength:N0} data bytes");
             entries.Add(new Entry(name, dtype, shape, begin, end));
         }
         var covered = 0L;
         foreach (var e in entries.OrderBy(e => e.Begin).ThenBy(e => e.End))
         {
-            if (e.Begin != covered) throw Bad($"tensor '{e.Name}' starts at byte {e.Begin} of the data, not at {covered}: tensors overlap or leave a hole");
+            if (e.Begin != covered) throw Bad($"tensor '{e.Name}' starts at byte {e.Begin} of the data, not at {covered}: tensors " +
+                "overlap or leave a hole");
             covered = e.End;
         }
         if (covered != dataLength) throw Bad($"the tensors cover {covered:N0} of the file's {dataLength:N0} data bytes");

@@ -11,7 +11,8 @@ namespace IdentityInit.Web.Accounts;
 
 public sealed record UserRow(string Name, string Role, int Runs, bool LockedOut);
 
-public sealed record TokenRow(Guid Id, string Name, string Prefix, string Scope, DateTime CreatedAt, DateTime? LastUsedAt, DateTime? RevokedAt,
+public sealed record TokenRow(Guid Id, string Name, string Prefix, string Scope, DateTime CreatedAt, DateTime? LastUsedAt,
+    DateTime? RevokedAt,
     DateTime? ExpiresAt);
 
 public sealed record NewToken(string Token, TokenRow Row);
@@ -41,7 +42,8 @@ public sealed class Accounts(IServiceScopeFactory scopes, AppDb db, Revocations 
     /// <summary>A one-time link token for a new account with <paramref name="role"/>.</summary>
     public async Task<string> InviteAsync(string role, string? createdBy)
     {
-        if (!LabRoles.All.Contains(role)) throw new ArgumentException($"role must be one of {string.Join(", ", LabRoles.All)}", nameof(role));
+        if (!LabRoles.All.Contains(role)) throw new ArgumentException($"role must be one of {string.Join(", ", LabRoles.All)}",
+            nameof(role));
         var token = Sharing.Access.NewToken();
         await using var context = db.Create();
         context.Invitations.Add(new Invitation
@@ -93,7 +95,8 @@ public sealed class Accounts(IServiceScopeFactory scopes, AppDb db, Revocations 
     public async Task<ValidationErrors> CreateUserAsync(string? userName, string? password, string role)
     {
         var errors = new ValidationErrors();
-        if (string.IsNullOrWhiteSpace(userName) || userName.Length > MaxUserName || !userName.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_'))
+        if (string.IsNullOrWhiteSpace(userName) || userName.Length > MaxUserName
+            || !userName.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_'))
             errors.Add("userName", $"use 1 to {MaxUserName} letters, digits, '.', '-' or '_'");
         if (string.IsNullOrEmpty(password) || password.Length < MinPassword)
             errors.Add("password", $"use at least {MinPassword} characters");
@@ -123,8 +126,10 @@ public sealed class Accounts(IServiceScopeFactory scopes, AppDb db, Revocations 
     public async Task<List<UserRow>> UsersAsync()
     {
         await using var context = db.Create();
-        var roles = await (from ur in context.UserRoles join r in context.Roles on ur.RoleId equals r.Id select new { ur.UserId, r.Name }).ToListAsync();
-        var runs = await context.Runs.GroupBy(r => r.Owner).Select(g => new { Owner = g.Key, Count = g.Count() }).ToDictionaryAsync(g => g.Owner, g => g.Count);
+        var roles = await (from ur in context.UserRoles join r in context.Roles on ur.RoleId equals r.Id select new { ur.UserId, r.Name })
+            .ToListAsync();
+        var runs = await context.Runs.GroupBy(r => r.Owner).Select(g => new { Owner = g.Key, Count = g.Count() })
+            .ToDictionaryAsync(g => g.Owner, g => g.Count);
         var users = await context.Users.AsNoTracking().OrderBy(u => u.UserName).ToListAsync();
         return [.. users.Select(u => new UserRow(u.UserName!, HighestRole(roles.Where(r => r.UserId == u.Id).Select(r => r.Name!)),
             runs.GetValueOrDefault(u.UserName!), u.LockoutEnd > DateTimeOffset.UtcNow))];
@@ -163,13 +168,15 @@ public sealed class Accounts(IServiceScopeFactory scopes, AppDb db, Revocations 
     public const int MaxTokenDays = 3650;
 
     /// <param name="expiresInDays">days until it is refused (1 to <see cref="MaxTokenDays"/>); null: until revoked</param>
-    public async Task<(NewToken? Token, ValidationErrors Errors)> CreateTokenAsync(string userName, string? name, string? scope, int? expiresInDays = null)
+    public async Task<(NewToken? Token, ValidationErrors Errors)> CreateTokenAsync(string userName, string? name, string? scope,
+        int? expiresInDays = null)
     {
         var errors = new ValidationErrors();
         if (string.IsNullOrWhiteSpace(name) || name.Length > 100 || ConfigValidation.HasControl(name))
             errors.Add("name", "name the token (1 to 100 characters, one line), e.g. the script that uses it");
         if (scope is not (ReadScope or WriteScope)) errors.Add("scope", $"scope must be '{ReadScope}' or '{WriteScope}'");
-        if (expiresInDays is < 1 or > MaxTokenDays) errors.Add("expiresInDays", $"from 1 to {MaxTokenDays} days, or leave it out for a token that lasts until revoked; got {expiresInDays}");
+        if (expiresInDays is < 1 or > MaxTokenDays) errors.Add("expiresInDays",
+            $"from 1 to {MaxTokenDays} days, or leave it out for a token that lasts until revoked; got {expiresInDays}");
         await using var context = db.Create();
         var user = await context.Users.AsNoTracking().FirstOrDefaultAsync(u => u.UserName == userName);
         if (user is null) errors.Add("userName", $"there is no user {userName}");
@@ -220,7 +227,8 @@ public sealed class Accounts(IServiceScopeFactory scopes, AppDb db, Revocations 
         var hash = Hash(secret);
         await using var context = db.Create();
         var now = DateTime.UtcNow;
-        var token = await context.ApiTokens.FirstOrDefaultAsync(t => t.Hash == hash && t.RevokedAt == null && (t.ExpiresAt == null || t.ExpiresAt > now));
+        var token = await context.ApiTokens.FirstOrDefaultAsync(t =>
+            t.Hash == hash && t.RevokedAt == null && (t.ExpiresAt == null || t.ExpiresAt > now));
         if (token is null || await context.Users.AsNoTracking().FirstOrDefaultAsync(u => u.Id == token.UserId) is not { } user) return null;
         var roles = await (from ur in context.UserRoles join r in context.Roles on ur.RoleId equals r.Id
                            where ur.UserId == user.Id select r.Name).ToListAsync();
@@ -231,7 +239,8 @@ public sealed class Accounts(IServiceScopeFactory scopes, AppDb db, Revocations 
             await context.SaveChangesAsync();
         }
         var identity = new ClaimsIdentity(
-            [new(ClaimTypes.NameIdentifier, user.Id), new(ClaimTypes.Name, user.UserName!), new(ClaimTypes.Role, role), new("token_scope", token.Scope),
+            [new(ClaimTypes.NameIdentifier, user.Id), new(ClaimTypes.Name, user.UserName!), new(ClaimTypes.Role, role),
+                new("token_scope", token.Scope),
              new(TokenIdClaim, token.Id.ToString("N"))],
             authenticationType);
         return new ClaimsPrincipal(identity);

@@ -25,7 +25,8 @@ public static class AccountsApi
         // Readiness: the database answers too (what a load balancer or Kubernetes routes by).
         app.MapGet("/healthz/ready", async (AppDb db, CancellationToken cancellationToken) =>
             await db.AnswersAsync(cancellationToken) ? Results.Text("ready")
-                : Results.Problem("The lab's database does not answer.", title: "Not ready", statusCode: StatusCodes.Status503ServiceUnavailable))
+                : Results.Problem("The lab's database does not answer.", title: "Not ready",
+                    statusCode: StatusCodes.Status503ServiceUnavailable))
             .AllowAnonymous();
 
         var forms = app.MapGroup("/account").ExcludeFromDescription().AllowAnonymous(); // signing in, out and accepting an invitation
@@ -70,9 +71,11 @@ public static class AccountsApi
             var request = body.Value!;
             // A token cannot mint tokens: a leaked read token must not become a write token.
             if (user.Identity?.AuthenticationType == SignIn.TokenScheme)
-                return Results.Problem("API tokens are made from a signed-in session (the Tokens page), not with another token", statusCode: 403);
+                return Results.Problem("API tokens are made from a signed-in session (the Tokens page), not with another token",
+                    statusCode: 403);
             var (token, errors) = await accounts.CreateTokenAsync(user.Identity!.Name!, request.Name, request.Scope, request.ExpiresInDays);
-            return token is null ? Results.ValidationProblem(errors, title: "The token request is invalid") : Results.Created("/api/tokens", token);
+            return token is null ? Results.ValidationProblem(errors, title: "The token request is invalid")
+                : Results.Created("/api/tokens", token);
         });
         tokens.MapDelete("/{id:guid}", async (Guid id, ClaimsPrincipal user, Accounts accounts) =>
             await accounts.RevokeTokenAsync(user.Identity!.Name!, id) ? Results.NoContent() : Results.NotFound());
@@ -92,9 +95,14 @@ public static class AccountsApi
             if (body.Refusal is { } refusal) return refusal;
             var request = body.Value!;
             if (!LabRoles.All.Contains(request.Role))
-                return Results.ValidationProblem(new Dictionary<string, string[]> { ["role"] = [$"role must be one of {string.Join(", ", LabRoles.All)}"] });
+                return Results.ValidationProblem(new Dictionary<string, string[]>
+                {
+                    ["role"] = ["role must be one of " +
+                    $"{string.Join(", ", LabRoles.All)}"]
+                });
             var token = await accounts.InviteAsync(request.Role!, user.Identity!.Name);
-            return Results.Created((string?)null, new InvitationDto($"/invite/{token}", request.Role!, DateTime.UtcNow + Accounts.InvitationLifetime));
+            return Results.Created((string?)null,
+                new InvitationDto($"/invite/{token}", request.Role!, DateTime.UtcNow + Accounts.InvitationLifetime));
         });
     }
 }
@@ -103,7 +111,8 @@ public static class AccountsApi
 /// A fresh install has no accounts: at start-up the web node prints a one-time link that creates the first admin (a new
 /// link at each start until someone has used one). Nothing else can create an account without an admin.
 /// </summary>
-public sealed class FirstAdmin(Accounts accounts, IServer server, IHostApplicationLifetime lifetime, ILogger<FirstAdmin> logger) : BackgroundService
+public sealed class FirstAdmin(Accounts accounts, IServer server, IHostApplicationLifetime lifetime, ILogger<FirstAdmin> logger)
+    : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -116,7 +125,8 @@ public sealed class FirstAdmin(Accounts accounts, IServer server, IHostApplicati
             .Replace("://0.0.0.0", "://localhost").Replace("://+", "://localhost").Replace("://*", "://localhost") ?? "";
         // The console, not the log: it must show whatever the log level, and only to whoever started the server.
         // Set apart by blank lines: on a first start it is the one line that matters.
-        Console.WriteLine($"\nIdentityInit has no accounts yet. Create the first admin with this one-time link (valid 7 days): {address}/invite/{token}\n");
+        Console.WriteLine("\nIdentityInit has no accounts yet. Create the first admin with this one-time link (valid 7 days): " +
+            $"{address}/invite/{token}\n");
         logger.LogWarning("no accounts yet: the first admin's one-time link is on the console");
     }
 }

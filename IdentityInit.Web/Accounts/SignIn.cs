@@ -102,10 +102,12 @@ public static class SignIn
     /// (browsers drop tabs and newlines from URLs); any control character sends the user to the start page.
     /// </summary>
     public static string LocalOrRoot(string? url) =>
-        url is { Length: > 0 } && url[0] == '/' && !url.StartsWith("//", StringComparison.Ordinal) && !url.StartsWith("/\\", StringComparison.Ordinal)
+        url is { Length: > 0 } && url[0] == '/' && !url.StartsWith("//", StringComparison.Ordinal)
+            && !url.StartsWith("/\\", StringComparison.Ordinal)
         && !url.Any(char.IsControl) ? url : "/";
 
-    sealed class TokenHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder, Accounts accounts)
+    sealed class TokenHandler(IOptionsMonitor<AuthenticationSchemeOptions> options, ILoggerFactory logger, UrlEncoder encoder,
+        Accounts accounts)
         : AuthenticationHandler<AuthenticationSchemeOptions>(options, logger, encoder)
     {
         protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
@@ -118,8 +120,10 @@ public static class SignIn
 
         // A token that may not do this (a read token writing, a viewer's token queueing) gets the same problem body as a
         // signed-in session, not a bare 403.
-        protected override Task HandleForbiddenAsync(AuthenticationProperties properties) => Refuse(Context, StatusCodes.Status403Forbidden, null);
+        protected override Task HandleForbiddenAsync(AuthenticationProperties properties) =>
+            Refuse(Context, StatusCodes.Status403Forbidden, null);
 
-        protected override Task HandleChallengeAsync(AuthenticationProperties properties) => Refuse(Context, StatusCodes.Status401Unauthorized, null);
+        protected override Task HandleChallengeAsync(AuthenticationProperties properties) =>
+            Refuse(Context, StatusCodes.Status401Unauthorized, null);
     }
 }

@@ -71,8 +71,10 @@ public sealed class AppDb
         // store made before then knows none of today's migrations, and would fail half-way creating tables it has.
         var applied = (await db.Database.GetAppliedMigrationsAsync(cancellationToken)).ToList();
         if (applied.Count > 0 && !applied.Intersect(db.Database.GetMigrations()).Any())
-            throw new InvalidOperationException($"the database ({Description}) was made by a build before 2026-12-07, whose migrations were " +
-                                                "squashed; start from a fresh data folder or database (the runs in it cannot be carried over)");
+            throw new InvalidOperationException($"the database ({Description}) was made by a build before 2026-12-07, whose migrations " +
+                "were " +
+                                                "squashed; start from a fresh data folder or database (the runs in it cannot be carried " +
+                                                    "over)");
         await db.Database.MigrateAsync(cancellationToken);
         if (!IsPostgres) await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);
     }

@@ -42,7 +42,8 @@ public abstract class AppDbContext(DbContextOptions options) : IdentityDbContext
                 [new SqlUnaryExpression(ExpressionType.Convert, args[0], typeof(string), types.FindMapping("jsonb")), args[1]],
                 nullable: true, argumentsPropagateNullability: [true, true], typeof(string), text)
             : new SqlFunctionExpression("json_extract",
-                [args[0], new SqlBinaryExpression(ExpressionType.Add, new SqlConstantExpression("$.", typeof(string), text), args[1], typeof(string), text)],
+                [args[0], new SqlBinaryExpression(ExpressionType.Add, new SqlConstantExpression("$.", typeof(string), text), args[1],
+                    typeof(string), text)],
                 nullable: true, argumentsPropagateNullability: [true, true], typeof(string), text);
         model.HasDbFunction(typeof(AppDbContext).GetMethod(nameof(ConfigText))!)
             .HasTranslation(args => new SqlUnaryExpression(ExpressionType.Convert, Field(args), typeof(string), text));

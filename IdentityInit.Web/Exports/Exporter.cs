@@ -21,7 +21,9 @@ public static class Exporter
             ["wcorr-backward"] = ("Backward weight correlation", "-log|rho|", Series.WeightCorrelationBackward, false),
             ["activation-correlation"] = ("Activation inter-channel correlation", "rho", Series.ActivationCorrelation, false),
             ["spread"] = ("Channel spread (weights)", "max |w_a - w_b|", Series.Spread, true),
-            ["diversity"] = ("Diversity", "sum log sqrt(1 - rho_b^2) over layers with 2+ input channels (a 1-channel stem has no pair: left out)", Series.Diversity, false),
+            ["diversity"] = ("Diversity",
+                "sum log sqrt(1 - rho_b^2) over layers with 2+ input channels (a 1-channel stem has no pair: left out)", Series.Diversity,
+                false),
         };
 
     public static IResult Metrics(IReadOnlyList<PointDto> points, string format, Guid runId)
@@ -39,7 +41,11 @@ public static class Exporter
     public static async Task<IResult> FigureAsync(RunQueries queries, IReadOnlyList<Guid> runIds, string chart, string extension)
     {
         if (!Charts.TryGetValue(chart, out var spec))
-            return Results.ValidationProblem(new Dictionary<string, string[]> { ["chart"] = [$"'{chart}' is not one of {string.Join(", ", Charts.Keys)}"] });
+            return Results.ValidationProblem(new Dictionary<string, string[]>
+            {
+                ["chart"] = [$"'{chart}' is not one of " +
+                $"{string.Join(", ", Charts.Keys)}"]
+            });
         if (extension is not ("png" or "svg"))
             return Results.ValidationProblem(new Dictionary<string, string[]> { ["format"] = [$"'{extension}' is not png or svg"] });
         var runs = await queries.GetManyAsync(runIds);
@@ -53,12 +59,14 @@ public static class Exporter
             var points = await queries.PointsAsync(run.Id, seriesPrefix: spec.Prefix);
             // The step each layer's symmetry broke (its spread left exactly 0), marked on the spread figure as on the live chart.
             var breaks = chart == "spread"
-                ? (await queries.PointsAsync(run.Id, seriesPrefix: Series.Break)).GroupBy(p => p.Series[Series.Break.Length..]).ToDictionary(g => g.Key, g => g.Min(p => p.Step))
+                ? (await queries.PointsAsync(run.Id, seriesPrefix: Series.Break)).GroupBy(p => p.Series[Series.Break.Length..])
+                    .ToDictionary(g => g.Key, g => g.Min(p => p.Step))
                 : [];
             foreach (var series in points.GroupBy(p => p.Series))
             {
                 // A log axis cannot show 0 (identical channels): those points are left out, not drawn at a floor decades below.
-                var ordered = series.Where(p => double.IsFinite(Transform(chart, p.Value)) && (!spec.LogY || Transform(chart, p.Value) > 0)).ToList();
+                var ordered = series.Where(p => double.IsFinite(Transform(chart, p.Value)) && (!spec.LogY || Transform(chart, p.Value) > 0))
+                    .ToList();
                 if (ordered.Count == 0) continue;
                 var ys = ordered.Select(p => Transform(chart, p.Value)).ToArray();
                 if (spec.LogY) ys = ys.Select(Math.Log10).ToArray();
@@ -90,7 +98,8 @@ public static class Exporter
     }
 
     /// <summary>Correlation charts plot -log|rho| as the paper's code logs it.</summary>
-    static double Transform(string chart, double value) => chart.StartsWith("wcorr", StringComparison.Ordinal) ? -Math.Log(Math.Abs(value)) : value;
+    static double Transform(string chart, double value) =>
+        chart.StartsWith("wcorr", StringComparison.Ordinal) ? -Math.Log(Math.Abs(value)) : value;
 
     public static void MapExportsApi(this IEndpointRouteBuilder app) =>
         app.MapGet("/api/runs/{id:guid}/figures/{chart}.{extension}", (Guid id, string chart, string extension, RunQueries queries) =>

@@ -19,7 +19,8 @@ public sealed class Estimates(RunQueries queries)
         try
         {
             // Torch work on a dedicated thread: dispose scopes and grad mode are per thread.
-            estimate = await Task.Factory.StartNew(() => Estimator.Of(config), cancellationToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            estimate = await Task.Factory.StartNew(() => Estimator.Of(config), cancellationToken, TaskCreationOptions.LongRunning,
+                TaskScheduler.Default);
         }
         finally
         {
@@ -34,14 +35,16 @@ public sealed class Estimates(RunQueries queries)
         var runs = (await queries.PageAsync(new RunFilter(Status: RunStatus.Completed, Limit: 3, ConfigFilters: same))).Runs;
         var rates = new List<double>();
         foreach (var run in runs)
-            rates.AddRange((await queries.PointsAsync(run.Id, seriesPrefix: Series.Throughput)).Select(p => p.Value).Where(double.IsFinite).Skip(2));
+            rates.AddRange((await queries.PointsAsync(run.Id, seriesPrefix: Series.Throughput)).Select(p => p.Value).Where(double.IsFinite)
+                .Skip(2));
         if (rates.Count == 0) return estimate;
         var median = rates.Order().ElementAt(rates.Count / 2);
         return estimate with
         {
             ImagesPerSecond = median,
             Seconds = estimate.Steps * config.BatchSize / median,
-            Basis = $"measured: median of {rates.Count} steps of {runs.Count} completed run{(runs.Count == 1 ? "" : "s")} of this model, data, batch and device ({runs[0].Name}{(runs.Count > 1 ? ", ..." : "")})",
+            Basis = $"measured: median of {rates.Count} steps of {runs.Count} completed run{(runs.Count == 1 ? "" : "s")} of this model, " +
+                $"data, batch and device ({runs[0].Name}{(runs.Count > 1 ? ", ..." : "")})",
         };
     }
 

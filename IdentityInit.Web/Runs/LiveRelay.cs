@@ -28,7 +28,8 @@ public sealed class LiveRelay(AppDb db, RunStream stream, ILogger<LiveRelay> log
 
     readonly ConcurrentDictionary<Guid, long> delivered = new();
     readonly Dictionary<Guid, long> sequence = []; // the last batch delivered per run (the delivery loop's own)
-    readonly Channel<Notified> notified = System.Threading.Channels.Channel.CreateUnbounded<Notified>(new UnboundedChannelOptions { SingleReader = true });
+    readonly Channel<Notified> notified =
+        System.Threading.Channels.Channel.CreateUnbounded<Notified>(new UnboundedChannelOptions { SingleReader = true });
     long startMark;
 
     /// <summary>A run with a new batch; the batch itself (and its id) when it came in the payload.</summary>
@@ -42,8 +43,10 @@ public sealed class LiveRelay(AppDb db, RunStream stream, ILogger<LiveRelay> log
         // "run id" alone, or "run id batch id json" when the batch fits (UTF-8 bytes, measured in the statement).
         await using var command = new NpgsqlCommand(
             """
-            WITH stored AS (INSERT INTO live_batches ("RunId", "Payload", "CreatedAt") VALUES (@run, @payload, now() at time zone 'utc') RETURNING "Id")
-            SELECT pg_notify(@channel, CASE WHEN octet_length(@payload) <= @limit THEN @run::text || ' ' || "Id" || ' ' || @payload ELSE @run::text END)
+            WITH stored AS (INSERT INTO live_batches ("RunId", "Payload", "CreatedAt")
+                            VALUES (@run, @payload, now() at time zone 'utc') RETURNING "Id")
+            SELECT pg_notify(@channel, CASE WHEN octet_length(@payload) <= @limit THEN @run::text || ' ' || "Id" || ' ' || @payload
+                                            ELSE @run::text END)
             FROM stored
             """, connection);
         command.Parameters.AddWithValue("run", batch.RunId);
@@ -64,7 +67,8 @@ public sealed class LiveRelay(AppDb db, RunStream stream, ILogger<LiveRelay> log
         }, async (connection, token) =>
         {
             // Whatever arrived while this node was not listening: every run with a batch past what it delivered.
-            foreach (var runId in await RunsWithBatchesSinceAsync(connection, Math.Min(startMark, delivered.Values.DefaultIfEmpty(startMark).Min()), token))
+            foreach (var runId in await RunsWithBatchesSinceAsync(connection,
+                Math.Min(startMark, delivered.Values.DefaultIfEmpty(startMark).Min()), token))
                 notified.Writer.TryWrite(new(runId, 0, null));
             while (!token.IsCancellationRequested)
             {
@@ -113,7 +117,8 @@ public sealed class LiveRelay(AppDb db, RunStream stream, ILogger<LiveRelay> log
             {
                 foreach (var n in items)
                 {
-                    if (n.Batch is not { } batch || read.Contains(n.RunId) || n.Id <= delivered.GetValueOrDefault(n.RunId, startMark)) continue;
+                    if (n.Batch is not { } batch || read.Contains(n.RunId)
+                        || n.Id <= delivered.GetValueOrDefault(n.RunId, startMark)) continue;
                     if (sequence.TryGetValue(n.RunId, out var last) && batch.Sequence == last + 1)
                     {
                         await stream.DeliverAsync(batch);
@@ -139,14 +144,16 @@ public sealed class LiveRelay(AppDb db, RunStream stream, ILogger<LiveRelay> log
         await using var connection = new NpgsqlConnection(db.Postgres);
         await connection.OpenAsync(stoppingToken);
         await using var command = new NpgsqlCommand(
-            """SELECT "Id", "RunId", "Payload" FROM live_batches WHERE "RunId" = ANY(@runs) AND "Id" > @after ORDER BY "Id" """, connection);
+            """SELECT "Id", "RunId", "Payload" FROM live_batches WHERE "RunId" = ANY(@runs) AND "Id" > @after ORDER BY "Id" """,
+                connection);
         command.Parameters.AddWithValue("runs", runs.ToArray());
         command.Parameters.AddWithValue("after", runs.Min(r => delivered.GetValueOrDefault(r, startMark)));
         var batches = new List<(long Id, Guid RunId, RunBatch Batch)>();
         await using (var reader = await command.ExecuteReaderAsync(stoppingToken))
             while (await reader.ReadAsync(stoppingToken))
                 if (reader.GetInt64(0) > delivered.GetValueOrDefault(reader.GetGuid(1), startMark))
-                    batches.Add((reader.GetInt64(0), reader.GetGuid(1), JsonSerializer.Deserialize<RunBatch>(reader.GetString(2), EngineJson.Options)!));
+                    batches.Add((reader.GetInt64(0), reader.GetGuid(1),
+                        JsonSerializer.Deserialize<RunBatch>(reader.GetString(2), EngineJson.Options)!));
         foreach (var (id, runId, batch) in batches)
         {
             await stream.DeliverAsync(batch);

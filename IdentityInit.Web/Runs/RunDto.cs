@@ -10,11 +10,13 @@ namespace IdentityInit.Web.Runs;
 /// <see cref="ForShare"/> leaves out who and where.
 /// </summary>
 public sealed record RunDto(
-    Guid Id, string Name, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Owner, string? Preset, string Architecture,
+    Guid Id, string Name, [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Owner, string? Preset,
+        string Architecture,
     string Init, string Breakers, string Dataset, string Queue,
     long Seed, RunStatus Status, long Step, long TotalSteps, double? BestTestAccuracy, double? FinalTestAccuracy,
     int? LayersBroken, int? LayerCount, DateTime CreatedAt, DateTime? StartedAt, DateTime? FinishedAt, IReadOnlyList<string> Tags,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Notes, bool Archived, Guid? GroupId, Guid? StudyId, string? Arm,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Notes, bool Archived, Guid? GroupId, Guid? StudyId,
+        string? Arm,
     string? Error, string? Worker, DateTime? WorkerSince, long? CheckpointStep, JsonElement Config,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] JsonElement? Record)
 {
@@ -29,7 +31,8 @@ public sealed record RunDto(
         Worker = null,
         WorkerSince = null,
         Record = Record is { ValueKind: JsonValueKind.Object } record
-            ? JsonSerializer.SerializeToElement(record.EnumerateObject().Where(p => !p.NameEquals("machine")).ToDictionary(p => p.Name, p => p.Value))
+            ? JsonSerializer.SerializeToElement(record.EnumerateObject().Where(p => !p.NameEquals("machine"))
+                .ToDictionary(p => p.Name, p => p.Value))
             : Record,
     };
 
@@ -41,5 +44,6 @@ public sealed record RunDto(
     public static RunDto Of(Run r) => new(r.Id, r.Name, r.Owner, r.Preset, r.Architecture, r.Init, r.Breakers, r.Dataset, r.Queue, r.Seed,
         r.Status, r.Step, r.TotalSteps, r.BestTestAccuracy, r.FinalTestAccuracy, r.LayersBroken, r.LayerCount, r.CreatedAt,
         r.StartedAt, r.FinishedAt, r.TagList, r.Notes, r.Archived, r.GroupId, r.StudyId, r.Arm, r.Error, r.Worker, r.WorkerSince,
-        r.CheckpointStep, JsonDocument.Parse(r.ConfigJson).RootElement, r.RecordJson is null ? null : JsonDocument.Parse(r.RecordJson).RootElement);
+        r.CheckpointStep, JsonDocument.Parse(r.ConfigJson).RootElement,
+            r.RecordJson is null ? null : JsonDocument.Parse(r.RecordJson).RootElement);
 }

@@ -48,7 +48,8 @@ public sealed record RunHistory(
 /// </summary>
 public static class Series
 {
-    public const string Time = "time", Throughput = "throughput", TrainLoss = "train/loss", TrainAccuracy = "train/acc", LearningRate = "lr",
+    public const string Time = "time", Throughput = "throughput", TrainLoss = "train/loss", TrainAccuracy = "train/acc",
+        LearningRate = "lr",
         StepMilliseconds = "step_ms", Fingerprint = "fingerprint", Diversity = "diversity", SignalInput = "signal.input";
     public const string EpochIndex = "epoch/index", EpochTrainLoss = "epoch/train_loss", EpochTrainAccuracy = "epoch/train_acc",
         EpochTestLoss = "epoch/test_loss", EpochTestAccuracy = "epoch/test_acc", EpochBestTestAccuracy = "epoch/best_test_acc",
@@ -58,7 +59,8 @@ public static class Series
     public const string Signals = "signal.";
 
     // Per layer: the prefix, then the layer's name.
-    public const string Spread = "spread/", Break = "break/", WeightCorrelationForward = "wcorr.fwd/", WeightCorrelationBackward = "wcorr.bwd/",
+    public const string Spread = "spread/", Break = "break/", WeightCorrelationForward = "wcorr.fwd/",
+        WeightCorrelationBackward = "wcorr.bwd/",
         WeightCorrelationKernel = "wcorr.kernel/", ActivationCorrelation = "acorr/", ActivationSpread = "aspread/", Dead = "dead/",
         SignalForward = "signal.fwd/", SignalBackward = "signal.bwd/", SignalGain = "signal.gain/", WeightGradient = "signal.wgrad/";
 
@@ -67,7 +69,8 @@ public static class Series
         StepMetrics m =>
         [
             new(TrainLoss, m.Step, m.Loss), new(TrainAccuracy, m.Step, m.Accuracy), new(LearningRate, m.Step, m.LearningRate),
-            new(Throughput, m.Step, m.ImagesPerSecond), new(StepMilliseconds, m.Step, m.StepMilliseconds), new(Fingerprint, m.Step, m.Fingerprint),
+            new(Throughput, m.Step, m.ImagesPerSecond), new(StepMilliseconds, m.Step, m.StepMilliseconds),
+                new(Fingerprint, m.Step, m.Fingerprint),
             .. m.Spreads.Select((s, i) => new PointDto(Spread + layers[i], m.Step, s)),
         ],
         EpochMetrics m =>
@@ -76,7 +79,8 @@ public static class Series
             new(EpochTestLoss, m.Step, m.TestLoss), new(EpochTestAccuracy, m.Step, m.TestAccuracy),
             new(EpochBestTestAccuracy, m.Step, m.BestTestAccuracy),
             .. (m.PreciseTestAccuracy is { } precise
-                ? new PointDto[] { new(EpochPreciseTestLoss, m.Step, m.PreciseTestLoss!.Value), new(EpochPreciseTestAccuracy, m.Step, precise) }
+                ? new PointDto[] { new(EpochPreciseTestLoss, m.Step, m.PreciseTestLoss!.Value),
+                    new(EpochPreciseTestAccuracy, m.Step, precise) }
                 : []),
         ],
         CorrelationSnapshot c =>
@@ -88,7 +92,8 @@ public static class Series
             }),
             .. c.Activations.SelectMany(a => new PointDto[]
             {
-                new(ActivationCorrelation + a.Layer, c.Step, a.Correlation), new(ActivationSpread + a.Layer, c.Step, a.Spread), new(Dead + a.Layer, c.Step, a.Dead),
+                new(ActivationCorrelation + a.Layer, c.Step, a.Correlation), new(ActivationSpread + a.Layer, c.Step, a.Spread),
+                    new(Dead + a.Layer, c.Step, a.Dead),
             }),
             new(Diversity, c.Step, c.Diversity),
             .. (c.Signals ?? []).SelectMany(l => new PointDto[]

@@ -11,7 +11,8 @@ namespace IdentityInit.Web.Runs;
 /// </summary>
 public static class RunProcess
 {
-    public sealed record ChildOptions(string CheckpointDir, string DataDir, long? ResumeAtMost, long? MemoryLimitBytes, TimeSpan CancelGrace);
+    public sealed record ChildOptions(string CheckpointDir, string DataDir, long? ResumeAtMost, long? MemoryLimitBytes,
+        TimeSpan CancelGrace);
 
     /// <summary>Trains the run in a child process; never throws for a failed run (the summary says what happened).</summary>
     public static async Task<RunSummary> RunAsync(ExperimentConfig config, IProgress<RunEvent> progress, ChildOptions options,
@@ -106,7 +107,8 @@ public static class RunProcess
         {
             process.Refresh();
             if (!process.HasExited && process.WorkingSet64 > limit)
-                kill($"it used {process.WorkingSet64 / (1 << 20)} MiB, over the memory limit of {limit / (1 << 20)} MiB (IdentityInit:RunMemoryLimitMb), and was killed");
+                kill($"it used {process.WorkingSet64 / (1 << 20)} MiB, over the memory limit of {limit / (1 << 20)} MiB " +
+                    "(IdentityInit:RunMemoryLimitMb), and was killed");
         }
         catch (InvalidOperationException)
         {
@@ -134,8 +136,10 @@ public static class RunProcess
     static ProcessStartInfo StartInfo(ChildOptions options)
     {
         // Full paths: the child works in the app's folder, not in the host's working directory.
-        List<string> arguments = ["run-child", "--checkpoints", Path.GetFullPath(options.CheckpointDir), "--data-dir", Path.GetFullPath(options.DataDir)];
-        if (options.ResumeAtMost is { } step) arguments.AddRange(["--resume-at-most", step.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        List<string> arguments = ["run-child", "--checkpoints", Path.GetFullPath(options.CheckpointDir), "--data-dir",
+            Path.GetFullPath(options.DataDir)];
+        if (options.ResumeAtMost is { } step) arguments.AddRange(["--resume-at-most",
+            step.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         return Engine(arguments);
     }
 
@@ -164,7 +168,9 @@ public static class RunProcess
     {
         if (Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host) return host;
         if (Environment.ProcessPath is { } self && Path.GetFileNameWithoutExtension(self) == "dotnet") return self;
-        var root = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(typeof(object).Assembly.Location))));
+        // <root>/shared/Microsoft.NETCore.App/<version>/System.Private.CoreLib.dll
+        var runtime = Path.GetDirectoryName(typeof(object).Assembly.Location);
+        var root = Path.GetDirectoryName(Path.GetDirectoryName(Path.GetDirectoryName(runtime)));
         return root is null ? "dotnet" : Path.Combine(root, "dotnet");
     }
 }

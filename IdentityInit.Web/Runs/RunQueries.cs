@@ -43,7 +43,8 @@ public sealed class RunQueries(AppDb db)
         {
             var q = filter.Search.Trim().ToLower();
             query = query.Where(r => r.Name.ToLower().Contains(q) || (r.Preset ?? "").ToLower().Contains(q) || r.Architecture.Contains(q)
-                                     || r.Dataset.Contains(q) || r.Breakers.Contains(q) || r.Tags.ToLower().Contains(q) || r.Notes.ToLower().Contains(q));
+                                     || r.Dataset.Contains(q) || r.Breakers.Contains(q) || r.Tags.ToLower().Contains(q)
+                                         || r.Notes.ToLower().Contains(q));
         }
         foreach (var (field, value) in filter.Config)
         {
@@ -52,7 +53,8 @@ public sealed class RunQueries(AppDb db)
             {
                 var on = bool.Parse(value);
                 var (word, digit) = on ? ("true", "1") : ("false", "0");
-                query = query.Where(r => AppDbContext.ConfigText(r.ConfigJson, field) == word || AppDbContext.ConfigText(r.ConfigJson, field) == digit);
+                query = query.Where(r =>
+                    AppDbContext.ConfigText(r.ConfigJson, field) == word || AppDbContext.ConfigText(r.ConfigJson, field) == digit);
             }
             else if (type == typeof(string)) query = query.Where(r => AppDbContext.ConfigText(r.ConfigJson, field) == value);
             else
@@ -98,7 +100,8 @@ public sealed class RunQueries(AppDb db)
     }
 
     public static readonly IReadOnlyList<string> SortColumns =
-        ["createdAt", "name", "owner", "preset", "architecture", "init", "breakers", "dataset", "seed", "status", "step", "bestTestAccuracy",
+        ["createdAt", "name", "owner", "preset", "architecture", "init", "breakers", "dataset", "seed", "status", "step",
+            "bestTestAccuracy",
          "finalTestAccuracy", "layersBroken", "startedAt", "finishedAt"];
 
     /// <summary>The CLR type of a config field by its JSON name ("depth"), or null when there is no such field.</summary>
@@ -153,7 +156,11 @@ public sealed class RunQueries(AppDb db)
             var names = span.Select(s => s.Series).ToList();
             var buckets = await window.Where(p => names.Contains(p.Series))
                 .GroupBy(p => new { p.Series, Bucket = (p.Step - origin) / width })
-                .Select(g => new { g.Key.Series, g.Key.Bucket, First = g.Min(p => p.Step), Last = g.Max(p => p.Step), Min = g.Min(p => p.Value), Max = g.Max(p => p.Value) })
+                .Select(g => new
+                {
+                    g.Key.Series, g.Key.Bucket, First = g.Min(p => p.Step), Last = g.Max(p => p.Step),
+                    Min = g.Min(p => p.Value), Max = g.Max(p => p.Value)
+                })
                 .ToListAsync();
             foreach (var g in buckets.GroupBy(b => b.Series))
             {
@@ -196,7 +203,8 @@ public sealed class RunQueries(AppDb db)
     /// What one chart draws of a run, as <see cref="SeriesAsync"/> reads it, with the last step among its series when read:
     /// a page that drew this can take the rest from there on (points at that step again are dropped by the chart).
     /// </summary>
-    public async Task<(List<SeriesData> Series, long? UpTo)> ChartAsync(Guid runId, IReadOnlyList<string> prefixes, Func<string, bool> include)
+    public async Task<(List<SeriesData> Series, long? UpTo)> ChartAsync(Guid runId, IReadOnlyList<string> prefixes,
+        Func<string, bool> include)
     {
         var spans = (await SpansAsync(runId, prefixes: prefixes)).Where(s => include(s.Series)).ToList();
         return (await SeriesAsync(runId, include, spans: spans), spans.Count == 0 ? null : spans.Max(s => s.Last));
@@ -268,7 +276,8 @@ public sealed class RunQueries(AppDb db)
         var run = await GetAsync(runId);
         if (run is null) return null;
         var series = await SeriesAsync(runId);
-        return new RunHistory(runId, new RunProgress(run.Status, run.Step, run.TotalSteps, null, run.Error), Flatten(series), await HeatmapStepsAsync(runId), await LogsAsync(runId),
+        return new RunHistory(runId, new RunProgress(run.Status, run.Step, run.TotalSteps, null, run.Error), Flatten(series),
+            await HeatmapStepsAsync(runId), await LogsAsync(runId),
             [.. series.Where(s => s.Downsampled).Select(s => s.Series)]);
     }
 

@@ -11,7 +11,8 @@ namespace IdentityInit.Web.Runs;
 /// gone; with PostgreSQL a job still "processing" on a dead server of this host is requeued at once instead of after
 /// the invisibility timeout. The job resumes from the run's last checkpoint.
 /// </summary>
-public sealed class RunRecovery(AppDb db, RunService runs, JobStorage storage, IBackgroundJobClient jobs, ILogger<RunRecovery> logger) : IHostedService
+public sealed class RunRecovery(AppDb db, RunService runs, JobStorage storage, IBackgroundJobClient jobs, ILogger<RunRecovery> logger)
+    : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {

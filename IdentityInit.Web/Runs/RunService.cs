@@ -35,7 +35,8 @@ public sealed class ValidationErrors : Dictionary<string, string[]>
 }
 
 /// <summary>Creating, queueing, cancelling and cloning runs: one place for the API and the pages.</summary>
-public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellation cancellation, Workers workers, IOptions<LabOptions> options,
+public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellation cancellation, Workers workers,
+    IOptions<LabOptions> options,
     WeightImports imports, RunQueries queries)
 {
     public const int MaxSweep = 64;
@@ -77,8 +78,13 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
                     configs = [];
                     for (var i = 0; i < sweep.Values.Count; i++)
                     {
-                        var swept = Overlay(config, new JsonObject { [field] = sweep.Values[i]?.DeepClone() }, $"sweep.values[{i}]", errors);
-                        if (swept is not null) configs.Add(swept with { Name = $"{config.Name} {field}={sweep.Values[i]?.ToJsonString().Trim('"')}" });
+                        var swept = Overlay(config, new JsonObject { [field] = sweep.Values[i]?.DeepClone() }, $"sweep.values[{i}]",
+                            errors);
+                        if (swept is not null) configs.Add(swept with
+                        {
+                            Name = $"{config.Name} " +
+                            $"{field}={sweep.Values[i]?.ToJsonString().Trim('"')}"
+                        });
                     }
                 }
             }
@@ -89,17 +95,20 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         {
             var foreignFile = c.InitFile is { } file && imports.PathOf(file) is null;
             if (foreignFile)
-                errors.Add("config.initFile", "must be the id of weights staged by POST /api/weights (an upload) or POST /api/runs/{id}/weights/stage " +
+                errors.Add("config.initFile",
+                    "must be the id of weights staged by POST /api/weights (an upload) or POST /api/runs/{id}/weights/stage " +
                                               "(a run's checkpoint), as their answer's initFile; no server file is named in a request");
             foreach (var error in ConfigValidation.Validate(imports.Resolved(c)))
                 if (error.Field != "initFile") errors.Add("config." + error.Field, error.Message);
                 else if (!foreignFile) // said once above for a foreign file (no existence oracle); the engine's message speaks of paths
-                    errors.Add("config.initFile", "init 'file' needs staged weights: upload a .safetensors file (POST /api/weights) or stage " +
+                    errors.Add("config.initFile",
+                        "init 'file' needs staged weights: upload a .safetensors file (POST /api/weights) or stage " +
                                                   "a run's checkpoint (POST /api/runs/{id}/weights/stage), and give their initFile");
             var catalog = new DatasetCatalog(options.Value.DatasetRoot);
             // Only a dataset the lab knows can be missing (an unknown name is refused above, quoted short): the message
             // names where it was looked for, and a 5 KB name in it made a study's answer 31 KB (the corpus found it).
-            if (DatasetCatalog.Names.Contains(c.Dataset) && c.Dataset != "synthetic" && !DatasetCatalog.Downloadable(c.Dataset) && catalog.Find(c.Dataset) is null)
+            if (DatasetCatalog.Names.Contains(c.Dataset) && c.Dataset != "synthetic" && !DatasetCatalog.Downloadable(c.Dataset)
+                && catalog.Find(c.Dataset) is null)
                 errors.Add("config.dataset", catalog.Missing(c.Dataset, null));
             if (workers.QueueProblem(QueueOf(c.Device)) is { } problem) errors.Add("config.device", problem);
             if (errors.Count == 0 && SizeProblem(c) is { } size) errors.Add(size.Field, size.Message); // sized only once the rest is valid
@@ -153,7 +162,8 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         var configs = new List<ExperimentConfig>();
         foreach (var c in pair)
         {
-            var (planned, errors) = Plan(new CreateRunRequest(c.Name, null, JsonSerializer.SerializeToNode(c, EngineJson.Options)!.AsObject(), [PairTag]));
+            var (planned, errors) = Plan(new CreateRunRequest(c.Name, null,
+                JsonSerializer.SerializeToNode(c, EngineJson.Options)!.AsObject(), [PairTag]));
             if (errors.Count > 0) return ([], string.Join("; ", errors.Select(e => $"{e.Key}: {string.Join(", ", e.Value)}")));
             configs.AddRange(planned);
         }
@@ -173,13 +183,16 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
     public async Task<List<Run>> CreateAsync(CreateRunRequest request, IReadOnlyList<ExperimentConfig> configs, Caller by,
         (Guid Id, string Name, IReadOnlyList<string> Arms)? study = null, bool grouped = true)
     {
-        if (!by.CanQueue) throw new ForbiddenException($"{by.Name ?? "a signed-out visitor"} is a {by.Role ?? "guest"}: only researchers and admins queue runs");
+        if (!by.CanQueue) throw new ForbiddenException($"{by.Name ?? "a signed-out visitor"} is a {by.Role ?? "guest"}: only researchers " +
+            "and admins queue runs");
         var groupId = grouped && configs.Count > 1 ? Guid.NewGuid() : (Guid?)null;
         var now = DateTime.UtcNow;
         var runs = configs.Select(c => new Run
         {
             Id = Guid.NewGuid(), Name = c.Name, Preset = c.Preset, ConfigJson = ConfigOverlay.ToJson(c),
-            Architecture = c.Architecture, Init = c.Architecture == Architectures.LeakyNet ? c.LeakyInit : c.Architecture == Architectures.Toy ? $"K={c.ToyUnique}/{c.ToyHidden}" : c.Init,
+            Architecture = c.Architecture,
+            Init = c.Architecture == Architectures.LeakyNet ? c.LeakyInit : c.Architecture == Architectures.Toy
+                ? $"K={c.ToyUnique}/{c.ToyHidden}" : c.Init,
             Breakers = string.Join(", ", SymmetryBreakers.Describe(c)), Dataset = c.Dataset, Queue = QueueOf(c.Device), Seed = c.Seed,
             Status = RunStatus.Queued, CreatedAt = now, Owner = by.Name!, Tags = string.Join(',', request.Tags ?? []), GroupId = groupId,
             GroupLabel = groupId is null ? null : request.Sweep?.Field is { } f ? $"sweep over {f}" : "seed group",
@@ -190,13 +203,15 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
                 var arm = placement.Arms[i];
                 (runs[i].StudyId, runs[i].Arm) = (placement.Id, arm);
                 // One group per arm: the compare page draws an arm's seeds as one band.
-                runs[i].GroupId = new Guid(System.Security.Cryptography.MD5.HashData(System.Text.Encoding.UTF8.GetBytes($"{placement.Id}/{arm}")));
+                runs[i].GroupId =
+                    new Guid(System.Security.Cryptography.MD5.HashData(System.Text.Encoding.UTF8.GetBytes($"{placement.Id}/{arm}")));
                 runs[i].GroupLabel = $"{placement.Name}: {arm}";
             }
         await using var context = db.Create();
         var waiting = await context.Runs.CountAsync(r => r.Owner == by.Name && r.Status == RunStatus.Queued);
         if (waiting + runs.Count > options.Value.MaxQueuedRuns)
-            throw new QueueFullException($"{by.Name} has {waiting} runs queued already and at most {options.Value.MaxQueuedRuns} may wait at once; " +
+            throw new QueueFullException($"{by.Name} has {waiting} runs queued already and at most {options.Value.MaxQueuedRuns} may " +
+                "wait at once; " +
                                          $"these {runs.Count} would make {waiting + runs.Count}. Wait for some to start, or cancel some.");
         context.Runs.AddRange(runs);
         await context.SaveChangesAsync();
@@ -239,11 +254,13 @@ public sealed class RunService(AppDb db, IBackgroundJobClient jobs, RunCancellat
         var size = ModelSize.Of(c);
         var field = c.Architecture == Architectures.Toy ? "config.toyHidden" : c.Widen > 10 ? "config.widen" : "config.depth";
         if (size.Parameters > limit.MaxParameters)
-            return (field, $"the model would have {size.Parameters:G3} parameters; the '{queue}' queue takes at most {limit.MaxParameters:G3}");
+            return (field, $"the model would have {size.Parameters:G3} parameters; the '{queue}' queue takes at most " +
+                $"{limit.MaxParameters:G3}");
         var mb = size.TrainingBytes / (1024 * 1024);
         if (mb > limit.MaxMemoryMb)
             return (size.Parameters * 12 / (1024 * 1024) < limit.MaxMemoryMb ? "config.batchSize" : field, // the activations make it big
-                $"a training step would need about {mb:N0} MiB (weights, gradients, momentum and activations at batch {c.BatchSize}); the '{queue}' queue allows {limit.MaxMemoryMb:N0} MiB");
+                $"a training step would need about {mb:N0} MiB (weights, gradients, momentum and activations at batch {c.BatchSize}); " +
+                    $"the '{queue}' queue allows {limit.MaxMemoryMb:N0} MiB");
         return null;
     }
 

@@ -77,7 +77,8 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
                     break;
                 case StepMetrics m when p.Progress is { } progress:
                     var done = m.Step - p.WindowStartStep;
-                    var eta = done > 0 ? (DateTime.UtcNow - p.WindowStart).TotalSeconds / done * (progress.TotalSteps - m.Step) : (double?)null;
+                    var eta = done > 0 ? (DateTime.UtcNow - p.WindowStart).TotalSeconds / done * (progress.TotalSteps - m.Step)
+                        : (double?)null;
                     p.Progress = progress with { Step = m.Step, EtaSeconds = eta };
                     p.ProgressChanged = true;
                     p.Points.Add(new PointDto(Series.Time, m.Step, (DateTime.UtcNow - DateTime.UnixEpoch).TotalSeconds));
@@ -113,7 +114,8 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
     public IDisposable Subscribe(Guid runId, Func<RunBatch, Task> handler)
     {
         subscribers.AddOrUpdate(runId, _ => new([handler]), (_, s) => new([.. s.Handlers, handler]));
-        return new Unsubscriber(() => subscribers.AddOrUpdate(runId, _ => new([]), (_, s) => new([.. s.Handlers.Where(h => h != handler)])));
+        return new Unsubscriber(() =>
+            subscribers.AddOrUpdate(runId, _ => new([]), (_, s) => new([.. s.Handlers.Where(h => h != handler)])));
     }
 
     sealed class Unsubscriber(Action action) : IDisposable
@@ -147,7 +149,8 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
                 var stored = true;
                 // PostgreSQL takes the runs' writes side by side (20 streaming runs one after another made a round ~100 ms);
                 // SQLite has one writer, so there they go one by one.
-                if (db.IsPostgres) stored = (await Task.WhenAll(pending.Keys.Select(runId => RoundAsync(runId, stoppingToken)))).All(ok => ok);
+                if (db.IsPostgres) stored = (await Task.WhenAll(pending.Keys.Select(runId => RoundAsync(runId, stoppingToken))))
+                    .All(ok => ok);
                 else
                     foreach (var runId in pending.Keys)
                         stored &= await RoundAsync(runId, stoppingToken);
@@ -208,7 +211,8 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
             if (p.Spilled.TryPeek(out var oldest)) // older than anything in memory: stored first, on its own
             {
                 spill = oldest.Path;
-                batch = new RunBatch(runId, ++p.Sequence, JsonSerializer.Deserialize<List<PointDto>>(File.ReadAllBytes(oldest.Path), EngineJson.Options)!, [], [], null);
+                batch = new RunBatch(runId, ++p.Sequence,
+                    JsonSerializer.Deserialize<List<PointDto>>(File.ReadAllBytes(oldest.Path), EngineJson.Options)!, [], [], null);
             }
             else
             {
@@ -264,7 +268,8 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
-                logger.LogWarning(e, "run {RunId}: batch {Sequence} is stored but not pushed live yet; retrying before the next", batch.RunId, batch.Sequence);
+                logger.LogWarning(e, "run {RunId}: batch {Sequence} is stored but not pushed live yet; retrying before the next",
+                    batch.RunId, batch.Sequence);
                 return false;
             }
             p.Unpushed.Dequeue();
@@ -314,7 +319,8 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
         Directory.CreateDirectory(folder);
         var path = Path.Combine(folder, $"{p.Sequence + 1:D12}-{Guid.NewGuid():N}.json");
         File.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(p.Points, EngineJson.Options));
-        if (p.Spilled.Count == 0) logger.LogWarning("run {RunId}: over {Points} points wait for the database; the rest go to {Folder}", runId, options.Value.StreamMemoryPoints, folder);
+        if (p.Spilled.Count == 0) logger.LogWarning("run {RunId}: over {Points} points wait for the database; the rest go to {Folder}",
+            runId, options.Value.StreamMemoryPoints, folder);
         p.Spilled.Enqueue((path, p.Points.Count));
         p.Points = [];
     }
@@ -360,7 +366,8 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
     {
         // (series, step) is the key: should an event repeat a point, the later value wins rather than failing the batch.
         var points = batch.Points.GroupBy(p => (p.Series, p.Step)).Select(g => g.Last())
-            .Select(p => new MetricPoint { RunId = batch.RunId, Series = p.Series, Step = p.Step, Value = MetricPoint.Store(p.Value) }).ToList();
+            .Select(p => new MetricPoint { RunId = batch.RunId, Series = p.Series, Step = p.Step, Value = MetricPoint.Store(p.Value) })
+                .ToList();
         await db.WritePointsAsync(points, cancellationToken); // one COPY or one SaveChanges: all or nothing
         stored.Points = true;
         if (batch.Heatmaps.Count == 0 && batch.Logs.Count == 0 && batch.Progress is null && record is null && checkpoint is null) return;
@@ -369,16 +376,19 @@ public sealed class RunStream(AppDb db, IHubContext<RunsHub, IRunClient> hub, Mi
         {
             RunId = batch.RunId, Layer = h.Layer, Step = h.Step, Size = h.Size, Data = Heatmaps.ToBytes(h.Data),
         }));
-        context.Logs.AddRange(batch.Logs.Select(l => new RunLog { RunId = batch.RunId, Step = l.Step, Time = l.Time, Message = l.Message }));
+        context.Logs.AddRange(batch.Logs.Select(l =>
+            new RunLog { RunId = batch.RunId, Step = l.Step, Time = l.Time, Message = l.Message }));
         await context.SaveChangesAsync(cancellationToken);
         stored.Rows = true; // the updates below are idempotent: a retry may repeat them
         if (batch.Progress is { } progress)
             await context.Runs.Where(r => r.Id == batch.RunId).ExecuteUpdateAsync(s => s
                 .SetProperty(r => r.Step, progress.Step).SetProperty(r => r.TotalSteps, progress.TotalSteps), cancellationToken);
         if (checkpoint is not null) // only now are all the events before it stored: a resumed run may start there
-            await context.Runs.Where(r => r.Id == batch.RunId).ExecuteUpdateAsync(s => s.SetProperty(r => r.CheckpointStep, checkpoint), cancellationToken);
+            await context.Runs.Where(r => r.Id == batch.RunId)
+                .ExecuteUpdateAsync(s => s.SetProperty(r => r.CheckpointStep, checkpoint), cancellationToken);
         if (record is not null)
-            await context.Runs.Where(r => r.Id == batch.RunId).ExecuteUpdateAsync(s => s.SetProperty(r => r.RecordJson, record), cancellationToken);
+            await context.Runs.Where(r => r.Id == batch.RunId)
+                .ExecuteUpdateAsync(s => s.SetProperty(r => r.RecordJson, record), cancellationToken);
     }
 }
 

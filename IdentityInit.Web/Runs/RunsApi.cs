@@ -23,7 +23,8 @@ public static class RunsApi
         MapLifecycle(api);
         MapData(api);
         MapWeights(api);
-        api.MapGet("/workers", async (Workers workers, CancellationToken cancellationToken) => await workers.OverviewAsync(cancellationToken))
+        api.MapGet("/workers",
+            async (Workers workers, CancellationToken cancellationToken) => await workers.OverviewAsync(cancellationToken))
             .RequireAuthorization(LabRoles.AdminPolicy);
     }
 
@@ -56,19 +57,22 @@ public static class RunsApi
             return Results.Ok(page.Runs.Select(r => RunDto.Of(r) with { Record = null })); // a summary: GET /runs/{id} has the record
         });
 
-        api.MapMethods("/runs/{id:guid}", ["PATCH"], async (Guid id, JsonBody<RunEdit> body, ClaimsPrincipal user, RunService service, RunQueries queries) =>
+        api.MapMethods("/runs/{id:guid}", ["PATCH"],
+            async (Guid id, JsonBody<RunEdit> body, ClaimsPrincipal user, RunService service, RunQueries queries) =>
         {
             if (await queries.GetAsync(id) is null) return Results.NotFound();
             if (body.Refusal is { } refusal) return refusal;
             var errors = await service.UpdateAsync(id, body.Value!, Caller.From(user));
-            return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The edit is invalid") : Results.Ok(RunDto.Of((await queries.GetAsync(id))!));
+            return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The edit is invalid")
+                : Results.Ok(RunDto.Of((await queries.GetAsync(id))!));
         });
 
         api.MapDelete("/runs/{id:guid}", async (Guid id, ClaimsPrincipal user, RunService service, RunQueries queries) =>
         {
             if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
             RunService.Authorize(run, Caller.From(user), "delete");
-            if (!run.IsFinished) return Results.Problem($"run {id} is {run.Status}: cancel it first", statusCode: StatusCodes.Status409Conflict);
+            if (!run.IsFinished) return Results.Problem($"run {id} is {run.Status}: cancel it first",
+                statusCode: StatusCodes.Status409Conflict);
             await service.DeleteAsync(id, Caller.From(user));
             return Results.NoContent();
         });
@@ -79,7 +83,8 @@ public static class RunsApi
         api.MapPost("/runs/{id:guid}/cancel", async (Guid id, ClaimsPrincipal user, RunService service, RunQueries queries) =>
         {
             if (await queries.GetAsync(id) is not { } run) return Results.NotFound();
-            if (run.IsFinished) return Results.Problem($"run {id} has already ended ({run.Status})", statusCode: StatusCodes.Status409Conflict);
+            if (run.IsFinished) return Results.Problem($"run {id} has already ended ({run.Status})",
+                statusCode: StatusCodes.Status409Conflict);
             await service.CancelAsync(id, Caller.From(user));
             return Results.Accepted($"/api/runs/{id}");
         });
@@ -98,7 +103,8 @@ public static class RunsApi
     /// <summary>What a run measured: metrics, chart cards, heatmaps, logs, and where two runs' weights first differ.</summary>
     static void MapData(RouteGroupBuilder api)
     {
-        api.MapGet("/runs/{id:guid}/metrics", async (Guid id, RunQueries queries, string? format, long? from, long? to, string? series, int? maxPoints) =>
+        api.MapGet("/runs/{id:guid}/metrics",
+            async (Guid id, RunQueries queries, string? format, long? from, long? to, string? series, int? maxPoints) =>
             await queries.GetAsync(id) is null ? Results.NotFound() : await MetricsAsync(queries, id, format, from, to, series, maxPoints));
 
         // One chart card's history as the run page draws it (columns for iiCharts.add), so a page can draw its charts from
@@ -106,7 +112,8 @@ public static class RunsApi
         api.MapGet("/runs/{id:guid}/charts/{key}", async (Guid id, string key, RunQueries queries, ChartCards cards) =>
         {
             if (ChartSpec.All.FirstOrDefault(s => s.Key == key) is not { } spec)
-                return Results.Problem($"no chart '{ConfigValidation.Shown(key)}'; charts: {string.Join(", ", ChartSpec.All.Select(s => s.Key))}", statusCode: StatusCodes.Status404NotFound);
+                return Results.Problem($"no chart '{ConfigValidation.Shown(key)}'; charts: " +
+                    $"{string.Join(", ", ChartSpec.All.Select(s => s.Key))}", statusCode: StatusCodes.Status404NotFound);
             if (await queries.ReadAsync(id) is not { } run) return Results.NotFound();
             return Results.Bytes(await cards.JsonAsync(run, spec), "application/json");
         });
@@ -162,7 +169,11 @@ public static class RunsApi
         api.MapPost("/weights", async (IFormFile? file, WeightImports weights, CancellationToken cancellationToken) =>
         {
             if (file is null || file.Length == 0)
-                return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = ["send a .safetensors file as the multipart field 'file'"] });
+                return Results.ValidationProblem(new Dictionary<string, string[]>
+                {
+                    ["file"] = ["send a .safetensors file as the " +
+                    "multipart field 'file'"]
+                });
             try
             {
                 await using var content = file.OpenReadStream();
@@ -173,7 +184,8 @@ public static class RunsApi
             {
                 return Results.ValidationProblem(new Dictionary<string, string[]> { ["file"] = [e.Message] });
             }
-        }).RequireAuthorization(LabRoles.QueuePolicy).DisableAntiforgery().WithMetadata(new RequestSizeLimitAttribute(WeightImports.MaxUploadBytes))
+        }).RequireAuthorization(LabRoles.QueuePolicy).DisableAntiforgery()
+            .WithMetadata(new RequestSizeLimitAttribute(WeightImports.MaxUploadBytes))
           .WithMetadata(new RequestFormLimitsAttribute { MultipartBodyLengthLimit = WeightImports.MaxUploadBytes });
     }
 
@@ -184,7 +196,11 @@ public static class RunsApi
     public static async ValueTask<object?> Refusals(EndpointFilterInvocationContext context, EndpointFilterDelegate next)
     {
         try { return await next(context); }
-        catch (ForbiddenException e) { return Results.Problem(e.Message, title: "not allowed", statusCode: StatusCodes.Status403Forbidden); }
+        catch (ForbiddenException e)
+        {
+            return Results.Problem(e.Message, title: "not allowed",
+            statusCode: StatusCodes.Status403Forbidden);
+        }
         catch (QueueFullException e)
         {
             return Results.ValidationProblem(new Dictionary<string, string[]> { ["queue"] = [e.Message] }, title: "Too many queued runs",
@@ -220,7 +236,8 @@ public static class RunsApi
         var archived = false;
         if (One("archived") is { Length: > 0 } a && !bool.TryParse(a, out archived)) errors.Add("archived", $"'{a}' is not true or false");
         var sort = One("sort") ?? "createdAt";
-        if (!RunQueries.SortColumns.Contains(sort) && !(sort.StartsWith("config.", StringComparison.Ordinal) && RunQueries.ConfigFieldType(sort[7..]) is not null))
+        if (!RunQueries.SortColumns.Contains(sort)
+            && !(sort.StartsWith("config.", StringComparison.Ordinal) && RunQueries.ConfigFieldType(sort[7..]) is not null))
             errors.Add("sort", $"'{sort}' is not a column ({string.Join(", ", RunQueries.SortColumns)}) or config.<field>");
         var order = One("order") ?? "desc";
         if (order is not ("asc" or "desc")) errors.Add("order", $"'{order}' is not asc or desc");
@@ -233,7 +250,8 @@ public static class RunsApi
             if (type is null) errors.Add(key, $"unknown config field '{field}'");
             else if (type == typeof(bool) && !bool.TryParse(text, out _)) errors.Add(key, $"'{text}' is not true or false");
             else if (type != typeof(bool) && type != typeof(string)
-                     && !double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out _))
+                     && !double.TryParse(text, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture,
+                         out _))
                 errors.Add(key, $"'{text}' is not a number");
             else config[field] = text;
         }
@@ -247,7 +265,8 @@ public static class RunsApi
     /// A run's stored points as JSON or CSV, optionally one series prefix, a window of steps, and at most maxPoints per
     /// series (min/max per bucket; without it every point).
     /// </summary>
-    public static async Task<IResult> MetricsAsync(RunQueries queries, Guid id, string? format, long? from, long? to, string? series, int? maxPoints)
+    public static async Task<IResult> MetricsAsync(RunQueries queries, Guid id, string? format, long? from, long? to, string? series,
+        int? maxPoints)
     {
         var errors = new ValidationErrors();
         if (format is not (null or "json" or "csv")) errors.Add("format", $"'{format}' is not json or csv");
@@ -255,7 +274,8 @@ public static class RunsApi
         if (maxPoints is < 2) errors.Add("maxPoints", $"maxPoints ({maxPoints}) must be at least 2");
         if (errors.Count > 0) return Results.ValidationProblem(errors);
         var points = maxPoints is { } max
-            ? RunQueries.Flatten(await queries.SeriesAsync(id, s => series is null || s.StartsWith(series, StringComparison.Ordinal), from, to, max))
+            ? RunQueries.Flatten(await queries.SeriesAsync(id, s => series is null || s.StartsWith(series, StringComparison.Ordinal), from,
+                to, max))
             : await queries.PointsAsync(id, from, to, series);
         return Exporter.Metrics(points, format ?? "json", id);
     }
@@ -282,9 +302,11 @@ public static class RunsApi
             if (!fa[step].Equals(fb[step]))
                 return new FirstDifference(a, b, step, step, lastEqual switch
                 {
-                    null => $"weights differ at or before step {step}, the first step compared (fingerprints are recorded every MetricsEvery steps)",
+                    null => $"weights differ at or before step {step}, the first step compared (fingerprints are recorded every " +
+                        "MetricsEvery steps)",
                     { } equal when equal < step - 1 =>
-                        $"weights differ at step {step}; identical at step {equal}, the last step compared before it (fingerprints are recorded every MetricsEvery steps)",
+                        $"weights differ at step {step}; identical at step {equal}, the last step compared before it (fingerprints are " +
+                            "recorded every MetricsEvery steps)",
                     _ => $"weights differ from step {step} on",
                 });
             lastEqual = step;

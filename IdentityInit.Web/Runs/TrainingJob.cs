@@ -64,7 +64,8 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
         var lab = options.Value;
         var config = WeightImports.Resolved(ConfigOverlay.FromJson(run.ConfigJson, "run config"), lab.CheckpointRoot);
         // The newest checkpoint whose events are all stored; the engine may still fall back from it to an older intact one.
-        long? resumeAt = run.CheckpointStep is { } stored && Checkpoint.Completed(checkpoints).LastOrDefault(c => c.Step <= stored) is { Path: not null } found
+        long? resumeAt = run.CheckpointStep is { } stored
+            && Checkpoint.Completed(checkpoints).LastOrDefault(c => c.Step <= stored) is { Path: not null } found
             ? found.Step : null;
         var pid = 0;
 
@@ -86,7 +87,8 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
         catch (Exception e) when (e is not OperationCanceledException)
         {
             logger.LogError(e, "run {RunId} could not be trained on {Worker}", runId, WorkerName);
-            summary = new RunSummary(RunStatus.Failed, run.Step, 0, null, 0, null, [], $"the worker {WorkerName} could not train it: {e.Message}",
+            summary = new RunSummary(RunStatus.Failed, run.Step, 0, null, 0, null, [],
+                $"the worker {WorkerName} could not train it: {e.Message}",
                 null, null, 0);
         }
         return summary;
@@ -110,7 +112,8 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
         var holder = run.Worker;
         if (run.Status == RunStatus.Running && holder is not null && holder != WorkerName && HolderAlive(holder, token))
         {
-            logger.LogWarning("run {RunId} is being trained by {Holder}, a live worker: this execution of its job on {Worker} ends here", runId, holder, WorkerName);
+            logger.LogWarning("run {RunId} is being trained by {Holder}, a live worker: this execution of its job on {Worker} ends here",
+                runId, holder, WorkerName);
             return null;
         }
         // Claimed only if no one else claimed it since it was read: two hosts executing the job at once cannot both win.
@@ -120,7 +123,8 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
             .SetProperty(r => r.Worker, WorkerName).SetProperty(r => r.WorkerSince, now));
         if (claimed == 0)
         {
-            logger.LogWarning("run {RunId} changed while it was being claimed (another execution claimed it, or it was cancelled or deleted): this execution on {Worker} ends here", runId, WorkerName);
+            logger.LogWarning("run {RunId} changed while it was being claimed (another execution claimed it, or it was cancelled or " +
+                "deleted): this execution on {Worker} ends here", runId, WorkerName);
             return null;
         }
         run.Status = RunStatus.Running;
@@ -235,10 +239,12 @@ public sealed class TrainingJob(AppDb db, RunStream stream, RunCancellation canc
         if (!stream.FlushAllAsync(runId, EndPatience).GetAwaiter().GetResult())
         {
             var lost = stream.Unstored(runId);
-            logger.LogError("run {RunId}: {Points} points still unstored after {Minutes} min without the database", runId, lost, EndPatience.TotalMinutes);
+            logger.LogError("run {RunId}: {Points} points still unstored after {Minutes} min without the database", runId, lost,
+                EndPatience.TotalMinutes);
             (state, summary) = (RunStatus.Failed, summary with
             {
-                Error = $"the database was unavailable for {EndPatience.TotalMinutes:0} minutes at the end of the run: {lost} points were not stored",
+                Error = $"the database was unavailable for {EndPatience.TotalMinutes:0} minutes at the end of the run: {lost} points " +
+                    "were not stored",
             });
         }
         long totalSteps = 0; // what the run was to train, not where it stopped: a cancelled run reads "step 63 of 3200"

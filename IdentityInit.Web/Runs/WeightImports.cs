@@ -58,7 +58,8 @@ public sealed class WeightImports(IOptions<LabOptions> options)
     public string? Misfit(ExperimentConfig c)
     {
         c = Resolved(c);
-        var key = string.Join('|', c.InitFile, c.Architecture, c.Depth, c.Widen, c.BatchNorm, c.Dataset, c.ToyHidden, c.ToyUnique, c.LeakyInit);
+        var key = string.Join('|', c.InitFile, c.Architecture, c.Depth, c.Widen, c.BatchNorm, c.Dataset, c.ToyHidden, c.ToyUnique,
+            c.LeakyInit);
         lock (gate) if (lastFit is { } last && last.Key == key) return last.Problem;
         var (channels, height, width, classes, _) = Training.Data.DatasetCatalog.Shape(c.Dataset);
         string? problem;

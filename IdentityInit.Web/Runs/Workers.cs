@@ -7,7 +7,8 @@ using Microsoft.Extensions.Options;
 namespace IdentityInit.Web.Runs;
 
 /// <summary>A worker host as Hangfire's server registry reports it; alive while its heartbeat is recent.</summary>
-public sealed record WorkerDto(string Name, string Host, IReadOnlyList<string> Queues, int Slots, DateTime StartedAt, DateTime? Heartbeat, bool Alive);
+public sealed record WorkerDto(string Name, string Host, IReadOnlyList<string> Queues, int Slots, DateTime StartedAt, DateTime? Heartbeat,
+    bool Alive);
 
 /// <summary>A run being trained now: by which worker host, on which device, since when.</summary>
 public sealed record RunningDto(Guid RunId, string Name, string? Worker, string Device, DateTime? Since, long Step, long TotalSteps);
@@ -23,7 +24,8 @@ public sealed class Workers(JobStorage storage, AppDb db, IOptions<LabOptions> o
     public IReadOnlyList<WorkerDto> List()
     {
         var now = DateTime.UtcNow;
-        return [.. storage.GetMonitoringApi().Servers().Select(s => new WorkerDto(s.Name, HostOf(s.Name), [.. s.Queues], s.WorkersCount, s.StartedAt,
+        return [.. storage.GetMonitoringApi().Servers()
+            .Select(s => new WorkerDto(s.Name, HostOf(s.Name), [.. s.Queues], s.WorkersCount, s.StartedAt,
             s.Heartbeat, s.Heartbeat is { } beat && now - beat < AliveWithin)).OrderBy(w => w.Name, StringComparer.Ordinal)];
     }
 
@@ -37,14 +39,20 @@ public sealed class Workers(JobStorage storage, AppDb db, IOptions<LabOptions> o
         var alive = List().Where(w => w.Alive).ToList();
         if (alive.Any(w => w.Queues.Contains(queue))) return null;
         var served = alive.SelectMany(w => w.Queues).Distinct().Order().ToList();
-        return $"no live worker serves the '{queue}' queue (this node serves: {(options.Value.Queues is { Length: > 0 } q ? q : "none")}; " +
-               $"live workers serve: {(served.Count > 0 ? string.Join(", ", served) : "none")}); start one with `IdentityInit.Web worker` and IdentityInit:Queues={queue}";
+        return $"no live worker serves the '{queue}' queue (this node serves: " +
+            $"{(options.Value.Queues is { Length: > 0 } q ? q : "none")}; " +
+               $"live workers serve: {(served.Count > 0 ? string.Join(", ", served) : "none")}); start one with `IdentityInit.Web " +
+                   $"worker` and IdentityInit:Queues={queue}";
     }
 
     public async Task<WorkersDto> OverviewAsync(CancellationToken cancellationToken = default)
     {
         await using var context = db.Create();
-        var running = await context.Runs.AsNoTracking().Where(r => r.Status == RunStatus.Running).OrderBy(r => r.WorkerSince).ToListAsync(cancellationToken);
-        return new WorkersDto(List(), [.. running.Select(r => new RunningDto(r.Id, r.Name, r.Worker, ConfigOverlay.FromJson(r.ConfigJson, "run config").Device, r.WorkerSince, r.Step, r.TotalSteps))]);
+        var running = await context.Runs.AsNoTracking().Where(r => r.Status == RunStatus.Running).OrderBy(r => r.WorkerSince)
+            .ToListAsync(cancellationToken);
+        return new WorkersDto(List(),
+            [.. running.Select(r =>
+                new RunningDto(r.Id, r.Name, r.Worker, ConfigOverlay.FromJson(r.ConfigJson, "run config").Device, r.WorkerSince, r.Step,
+                    r.TotalSteps))]);
     }
 }

@@ -6,9 +6,11 @@ using Microsoft.EntityFrameworkCore;
 namespace IdentityInit.Web.Sharing;
 
 /// <summary>A share link as the API and the pages show it; <paramref name="Url"/> is the page's path (/share/{token}).</summary>
-public sealed record ShareDto(string Token, string Url, string Owner, IReadOnlyList<Guid> RunIds, Guid? StudyId, DateTime CreatedAt, DateTime? RevokedAt)
+public sealed record ShareDto(string Token, string Url, string Owner, IReadOnlyList<Guid> RunIds, Guid? StudyId, DateTime CreatedAt,
+    DateTime? RevokedAt)
 {
-    public static ShareDto Of(ShareLink link) => new(link.Token, $"/share/{link.Token}", link.Owner, link.Runs, link.StudyId, link.CreatedAt, link.RevokedAt);
+    public static ShareDto Of(ShareLink link) =>
+        new(link.Token, $"/share/{link.Token}", link.Owner, link.Runs, link.StudyId, link.CreatedAt, link.RevokedAt);
 }
 
 /// <summary>
@@ -35,7 +37,11 @@ public sealed class ShareService(AppDb db, RunQueries queries, Revocations revoc
         var found = await queries.GetManyAsync(ids);
         foreach (var missing in ids.Except(found.Select(r => r.Id))) errors.Add("runIds", $"run {missing} does not exist");
         if (errors.Count > 0) return (null, errors);
-        var link = new ShareLink { Token = Access.NewToken(), RunIds = string.Join(',', ids), CreatedAt = DateTime.UtcNow, Owner = by.Name! };
+        var link = new ShareLink
+        {
+            Token = Access.NewToken(), RunIds = string.Join(',', ids), CreatedAt = DateTime.UtcNow,
+            Owner = by.Name!
+        };
         await using var context = db.Create();
         context.ShareLinks.Add(link);
         await context.SaveChangesAsync();
@@ -50,7 +56,11 @@ public sealed class ShareService(AppDb db, RunQueries queries, Revocations revoc
         await using var context = db.Create();
         if (!await context.Studies.AnyAsync(s => s.Id == studyId)) errors.Add("studyId", $"study {studyId} does not exist");
         if (errors.Count > 0) return (null, errors);
-        var link = new ShareLink { Token = Access.NewToken(), RunIds = "", StudyId = studyId, CreatedAt = DateTime.UtcNow, Owner = by.Name! };
+        var link = new ShareLink
+        {
+            Token = Access.NewToken(), RunIds = "", StudyId = studyId, CreatedAt = DateTime.UtcNow,
+            Owner = by.Name!
+        };
         context.ShareLinks.Add(link);
         await context.SaveChangesAsync();
         return (ShareDto.Of(link), errors);

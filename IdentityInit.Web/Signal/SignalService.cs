@@ -29,7 +29,8 @@ public sealed class SignalService(RunService runs, IOptions<LabOptions> options,
     public async Task<(List<Commands.SignalAtInit> Results, ValidationErrors Errors)> MeasureAsync(SignalRequest request, Caller by,
         CancellationToken cancellationToken)
     {
-        if (!by.CanQueue) throw new ForbiddenException($"{by.Name ?? "a signed-out visitor"} is a {by.Role ?? "guest"}: only researchers and admins start measurements");
+        if (!by.CanQueue) throw new ForbiddenException($"{by.Name ?? "a signed-out visitor"} is a {by.Role ?? "guest"}: only researchers " +
+            "and admins start measurements");
         var errors = new ValidationErrors();
         var inits = request.Inits ?? [];
         if (inits.Count is 0 or > MaxInits) errors.Add("inits", $"give 1 to {MaxInits} inits, got {inits.Count}");
@@ -66,7 +67,9 @@ public sealed class SignalService(RunService runs, IOptions<LabOptions> options,
             {
                 var why = (await stderr).Trim();
                 logger.LogWarning("signal at init failed ({Code}): {Error}", process.ExitCode, why);
-                errors.Add("config", why.Length > 0 ? ConfigValidation.Shown(why.Replace("error: ", "")) : $"the engine exited with code {process.ExitCode}");
+                errors.Add("config",
+                    why.Length > 0 ? ConfigValidation.Shown(why.Replace("error: ", ""))
+                    : $"the engine exited with code {process.ExitCode}");
                 return ([], errors);
             }
             var results = (await stdout).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
@@ -84,10 +87,13 @@ public sealed class SignalService(RunService runs, IOptions<LabOptions> options,
 public static class SignalApi
 {
     public static void MapSignalApi(this IEndpointRouteBuilder app) =>
-        app.MapPost("/api/signal", async (JsonBody<SignalRequest> body, System.Security.Claims.ClaimsPrincipal user, SignalService signal, CancellationToken cancellationToken) =>
+        app.MapPost("/api/signal",
+            async (JsonBody<SignalRequest> body, System.Security.Claims.ClaimsPrincipal user, SignalService signal,
+                CancellationToken cancellationToken) =>
         {
             if (body.Refusal is { } refusal) return refusal;
             var (results, errors) = await signal.MeasureAsync(body.Value!, Caller.From(user), cancellationToken);
-            return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The measurement is invalid") : Results.Json(results, EngineJson.Options);
+            return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The measurement is invalid")
+                : Results.Json(results, EngineJson.Options);
         }).WithTags("signal").AddEndpointFilter(RunsApi.Refusals);
 }

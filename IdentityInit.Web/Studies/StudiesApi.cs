@@ -42,7 +42,8 @@ public static class StudiesApi
             if (await studies.GetAsync(id) is null) return Results.NotFound();
             if (body.Refusal is { } refusal) return refusal;
             var errors = await studies.ExtendAsync(id, body.Value!.Seeds ?? 1, Caller.From(user));
-            return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The extension is invalid") : Results.Ok(await studies.ReadAsync(id));
+            return errors.Count > 0 ? Results.ValidationProblem(errors, title: "The extension is invalid")
+                : Results.Ok(await studies.ReadAsync(id));
         }).RequireAuthorization(LabRoles.QueuePolicy);
 
         api.MapPost("/{id:guid}/cancel", async (Guid id, ClaimsPrincipal user, StudyService studies) =>
@@ -53,13 +54,16 @@ public static class StudiesApi
         }).RequireAuthorization(LabRoles.QueuePolicy);
 
         api.MapGet("/{id:guid}/{file}.{extension}", async (Guid id, string file, string extension, StudyService studies) =>
-            await studies.GetAsync(id) is { } study ? Export(await studies.ResultsAsync(study), study, file, extension) : Results.NotFound());
+            await studies.GetAsync(id) is { } study ? Export(await studies.ResultsAsync(study), study, file, extension)
+                : Results.NotFound());
 
         var shared = app.MapGroup("/api/share/{token}/study").WithTags("shared").AllowAnonymous(); // the token is the permission
         shared.MapGet("", async (string token, Access access, StudyService studies) =>
-            await SharedAsync(token, access, studies) is { } study ? Results.Ok(await studies.ReadAsync(study.Id, shared: true)) : Results.NotFound());
+            await SharedAsync(token, access, studies) is { } study ? Results.Ok(await studies.ReadAsync(study.Id, shared: true))
+                : Results.NotFound());
         shared.MapGet("/{file}.{extension}", async (string token, string file, string extension, Access access, StudyService studies) =>
-            await SharedAsync(token, access, studies) is { } study ? Export(await studies.ResultsAsync(study), study, file, extension) : Results.NotFound());
+            await SharedAsync(token, access, studies) is { } study ? Export(await studies.ResultsAsync(study), study, file, extension)
+                : Results.NotFound());
     }
 
     public static async Task<Study?> SharedAsync(string token, Access access, StudyService studies) =>
@@ -79,10 +83,15 @@ public static class StudiesApi
                 _ => Results.ValidationProblem(new Dictionary<string, string[]> { ["format"] = [$"'{extension}' is not csv, md or tex"] }),
             };
         if (file == "claims")
-            return extension == "csv" ? Results.File(Encoding.UTF8.GetBytes(StudyExports.ClaimsCsv(results)), "text/csv", $"{stem}-claims.csv")
+            return extension == "csv"
+                ? Results.File(Encoding.UTF8.GetBytes(StudyExports.ClaimsCsv(results)), "text/csv", $"{stem}-claims.csv")
                 : Results.ValidationProblem(new Dictionary<string, string[]> { ["format"] = [$"'{extension}' is not csv"] });
         if (!StudyExports.Figures(results).Contains(file))
-            return Results.ValidationProblem(new Dictionary<string, string[]> { ["figure"] = [$"'{file}' is not table, claims or one of {string.Join(", ", StudyExports.Figures(results))}"] });
+            return Results.ValidationProblem(new Dictionary<string, string[]>
+            {
+                ["figure"] = [$"'{file}' is not table, claims or one of " +
+                $"{string.Join(", ", StudyExports.Figures(results))}"]
+            });
         if (extension is not ("png" or "svg"))
             return Results.ValidationProblem(new Dictionary<string, string[]> { ["format"] = [$"'{extension}' is not png or svg"] });
         var bytes = StudyExports.Figure(results, file, extension, out var contentType);

@@ -20,7 +20,8 @@ public static class StudyExports
     public static IReadOnlyList<(string Header, Func<ArmResult, string> Cell)> Columns(StudyResults results) =>
         results.Arms.Any(a => a.PreciseFinalAccuracy is not null) ? [.. Fixed[..3], Precise, .. Fixed[3..]] : Fixed;
 
-    static readonly (string Header, Func<ArmResult, string> Cell) Precise = ("final test acc, precise BN (%)", a => a.PreciseFinalAccuracy?.Format(true) ?? "");
+    static readonly (string Header, Func<ArmResult, string> Cell) Precise = ("final test acc, precise BN (%)",
+        a => a.PreciseFinalAccuracy?.Format(true) ?? "");
 
     static readonly (string Header, Func<ArmResult, string> Cell)[] Fixed =
     [
@@ -31,18 +32,21 @@ public static class StudyExports
         ("layers broken (%)", a => a.BrokenFraction is { } f ? (f * 100).ToString("F0", Invariant) : ""),
         ("median first break (step)", a => a.MedianBreakStep is { } m ? m.ToString("0.#", Invariant) : ""),
         ("final weight corr", a => a.FinalWeightCorrelation is { } c ? c.ToString("F3", Invariant) : ""),
-        ("epochs to 50 %", a => a.EpochsToHalf is { } e ? $"{e.Format(false)} ({a.ReachedHalf}/{a.Completed})" : a.Completed > 0 ? $"never (0/{a.Completed})" : ""),
+        ("epochs to 50 %", a =>
+            a.EpochsToHalf is { } e ? $"{e.Format(false)} ({a.ReachedHalf}/{a.Completed})" : a.Completed > 0 ? $"never (0/{a.Completed})"
+            : ""),
     ];
 
     public static string Csv(StudyResults results)
     {
-        var csv = new StringBuilder("arm,seeds,completed,final_acc_mean,final_acc_ci95,best_acc_mean,best_acc_ci95,layers_broken_fraction," +
-                                    "median_first_break_step,final_weight_corr,epochs_to_half_mean,epochs_to_half_ci95,reached_half," +
-                                    "precise_bn_final_acc_mean,precise_bn_final_acc_ci95\n");
+        var csv = new StringBuilder("arm,seeds,completed,final_acc_mean,final_acc_ci95,best_acc_mean,best_acc_ci95," +
+                                    "layers_broken_fraction,median_first_break_step,final_weight_corr,epochs_to_half_mean," +
+                                    "epochs_to_half_ci95,reached_half,precise_bn_final_acc_mean,precise_bn_final_acc_ci95\n");
         string N(double? v) => v?.ToString("R", Invariant) ?? "";
         foreach (var a in results.Arms)
             csv.Append(string.Join(',', Quote(a.Arm), a.Seeds, a.Completed, N(a.FinalAccuracy?.Mean), N(a.FinalAccuracy?.HalfWidth),
-                N(a.BestAccuracy?.Mean), N(a.BestAccuracy?.HalfWidth), N(a.BrokenFraction), N(a.MedianBreakStep), N(a.FinalWeightCorrelation),
+                N(a.BestAccuracy?.Mean), N(a.BestAccuracy?.HalfWidth), N(a.BrokenFraction), N(a.MedianBreakStep),
+                    N(a.FinalWeightCorrelation),
                 N(a.EpochsToHalf?.Mean), N(a.EpochsToHalf?.HalfWidth), a.ReachedHalf, N(a.PreciseFinalAccuracy?.Mean),
                 N(a.PreciseFinalAccuracy?.HalfWidth))).Append('\n');
         return csv.ToString();
@@ -108,7 +112,8 @@ public static class StudyExports
     public static string ClaimsCsv(StudyResults results)
     {
         var csv = new StringBuilder("claim,measured,verdict,reason\n");
-        foreach (var c in results.Claims) csv.Append(string.Join(',', Quote(c.Paper), Quote(c.Measured), Verdict(c), Quote(c.Reason))).Append('\n');
+        foreach (var c in results.Claims) csv.Append(string.Join(',', Quote(c.Paper), Quote(c.Measured), Verdict(c), Quote(c.Reason)))
+            .Append('\n');
         return csv.ToString();
     }
 
@@ -187,7 +192,8 @@ public static class StudyExports
             var scatter = plot.Add.ScatterLine(xs, points.Select(a => of(a)!.Mean).ToArray());
             scatter.LegendText = line.Key;
             scatter.MarkerSize = 6;
-            plot.Add.ErrorBar(xs, points.Select(a => of(a)!.Mean).ToArray(), points.Select(a => of(a)!.HalfWidth ?? 0).ToArray()).Color = scatter.Color;
+            plot.Add.ErrorBar(xs, points.Select(a => of(a)!.Mean).ToArray(),
+                points.Select(a => of(a)!.HalfWidth ?? 0).ToArray()).Color = scatter.Color;
         }
         if (positive.Count == 0) return;
         var (left, right) = (Xof(positive.Min()), Xof(positive.Max()));
@@ -199,7 +205,8 @@ public static class StudyExports
             mean.LinePattern = LinePattern.Dashed;
             mean.MarkerSize = 0;
             if (e.HalfWidth is not { } half) continue;
-            var fill = plot.Add.FillY(new[] { left, right }, new[] { e.Mean - half, e.Mean - half }, new[] { e.Mean + half, e.Mean + half });
+            var fill = plot.Add.FillY(new[] { left, right }, new[] { e.Mean - half, e.Mean - half },
+                new[] { e.Mean + half, e.Mean + half });
             fill.FillStyle.Color = mean.Color.WithAlpha(0.15);
             fill.LineStyle.Width = 0;
         }

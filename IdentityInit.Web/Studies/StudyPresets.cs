@@ -15,7 +15,8 @@ public sealed record StudyArm(string Label, string? Preset = null, JsonObject? C
     {
         var text = value.ToString("G6", System.Globalization.CultureInfo.InvariantCulture);
         var e = text.IndexOf('E');
-        return e < 0 ? $"{field} = {text}" : $"{field} = {text[..e]}e{int.Parse(text[(e + 1)..], System.Globalization.CultureInfo.InvariantCulture)}";
+        return e < 0 ? $"{field} = {text}"
+            : $"{field} = {text[..e]}e{int.Parse(text[(e + 1)..], System.Globalization.CultureInfo.InvariantCulture)}";
     }
 }
 
@@ -57,7 +58,8 @@ public static class StudyPresets
         new("leakynet-strings", "LeakyNet: averaging layers pull channels together",
             "Section 5 (remodel.py): LeakyNet init strings with more averaging ('1') layers train to lower accuracy; the " +
             "random (He) string trains best.",
-            [.. Presets.LeakyInits.Select(init => new StudyArm(init, "leakynet-" + init, X: init.Count(c => c == '1'), Line: init[0] == 'h' ? "He" : "structured"))],
+            [.. Presets.LeakyInits.Select(init =>
+                new StudyArm(init, "leakynet-" + init, X: init.Count(c => c == '1'), Line: init[0] == 'h' ? "He" : "structured"))],
             // CPU scale: LeakyNet depth 16, width 1, 24,000 images x 2 epochs at batch 64 (750 steps), lr decayed per step to 0
             // (a constant lr left the post-activation BatchNorm averages lagging: test 15 % against train 46 %).
             new() { ["trainLimit"] = 24000, ["testLimit"] = 5000, ["epochs"] = 2, ["batchSize"] = 64, ["schedule"] = "cosine-step" },
@@ -109,7 +111,8 @@ public static class StudyPresets
     /// where the study changed the config (the caveat's figures are the preset's).
     /// </summary>
     public static string? CaveatOf(Study study) =>
-        study.Scale == "cpu" && study.Preset is not null && StudyService.DefinitionOf(study).Config is not { Count: > 0 } ? Find(study.Preset)?.CpuCaveat : null;
+        study.Scale == "cpu" && study.Preset is not null && StudyService.DefinitionOf(study).Config is not { Count: > 0 }
+            ? Find(study.Preset)?.CpuCaveat : null;
 
     static ArmResult? Arm(IReadOnlyList<ArmResult> arms, string label) => arms.FirstOrDefault(a => a.Arm == label);
 
@@ -120,12 +123,15 @@ public static class StudyPresets
         var deterministic = Arm(arms, "deterministic");
         // An exact count on every seed, not an estimate: one broken layer in one seed refutes it, so one seed decides.
         claims.Add(deterministic?.BrokenFraction is { } f
-            ? new Claim(identical, $"{f * 100:F0} % of layers broke (n = {deterministic.Completed})", f == 0 ? Verdict.Holds : Verdict.Fails,
-                f == 0 ? $"exact: every layer's channel spread stayed 0 in every seed (n = {deterministic.Completed})" : "exact: a layer's channels parted")
+            ? new Claim(identical, $"{f * 100:F0} % of layers broke (n = {deterministic.Completed})",
+                f == 0 ? Verdict.Holds : Verdict.Fails,
+                f == 0 ? $"exact: every layer's channel spread stayed 0 in every seed (n = {deterministic.Completed})"
+                    : "exact: a layer's channels parted")
             : Claim.Pending(identical, "needs a finished seed"));
         var he = Arm(arms, "He (random init)");
         if (deterministic is not null && he is not null)
-            claims.Add(Versus($"Without a breaker it trains far below He (more than {K:F0} points)", deterministic, he, gap => Verdicts.Below(gap, -K)));
+            claims.Add(Versus($"Without a breaker it trains far below He (more than {K:F0} points)", deterministic, he,
+                gap => Verdicts.Below(gap, -K)));
         foreach (var arm in arms.Where(a => a.Arm is not ("deterministic" or "He (random init)")))
         {
             // The paper's mechanism at any scale: a breaker lifts ConstNet above its unbroken self.
@@ -162,10 +168,12 @@ public static class StudyPresets
         return
         [
             new("More averaging ('1') layers, lower accuracy",
-                rho is null ? "needs 4 or more finished seeds over 3 or more strings" : $"Spearman rho(averaging layers, final accuracy) = {rho.Format()} over {rho.N} seeds",
+                rho is null ? "needs 4 or more finished seeds over 3 or more strings"
+                    : $"Spearman rho(averaging layers, final accuracy) = {rho.Format()} over {rho.N} seeds",
                 trend, trendWhy),
             new("The random (He) string trains best",
-                closest is null ? "needs finished seeds" : $"He minus the closest structured string ({closest.Value.Arm}): {closest.Value.Gap.Format()} points",
+                closest is null ? "needs finished seeds"
+                    : $"He minus the closest structured string ({closest.Value.Arm}): {closest.Value.Gap.Format()} points",
                 best, bestWhy),
         ];
     }
@@ -182,7 +190,8 @@ public static class StudyPresets
         return
         [
             new("Without noise, accuracy grows with the number of unique features",
-                rho is null ? "needs 4 or more finished seeds over 3 or more K" : $"Spearman rho(K, final accuracy) = {rho.Format()} over {rho.N} seeds",
+                rho is null ? "needs 4 or more finished seeds over 3 or more K"
+                    : $"Spearman rho(K, final accuracy) = {rho.Format()} over {rho.N} seeds",
                 trend, trendWhy),
             two is null || widest is null || widest == two
                 ? Claim.Pending(paper, "needs finished seeds of K = 2 and the widest K with noise")

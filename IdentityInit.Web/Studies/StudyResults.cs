@@ -41,9 +41,11 @@ public static class StudyTable
         var accuracy = arms.Select(arm => Band(arm.Label, cells.Where(c => c.Run.Arm == arm.Label)
             .Select(c => c.Epochs.Select(e => ((double)e.Epoch, e.Accuracy)).ToList()).ToList(), 0, 1)).Where(c => c.X.Length > 0).ToList();
         var correlation = arms.Select(arm => Band(arm.Label, cells.Where(c => c.Run.Arm == arm.Label)
-            .Select(c => c.Correlation.Select(p => ((double)p.Step, p.Correlation)).ToList()).ToList(), -1, 1)).Where(c => c.X.Length > 0).ToList();
+            .Select(c => c.Correlation.Select(p => ((double)p.Step, p.Correlation)).ToList()).ToList(), -1, 1)).Where(c => c.X.Length > 0)
+                .ToList();
         var final = cells.Count > 0 && cells.All(c => c.Run.IsFinished);
-        var precise = cells.Select(c => ConfigOverlay.FromJson(c.Run.ConfigJson, "run").PreciseBatchNorm).Where(n => n > 0).Distinct().Order().ToList();
+        var precise = cells.Select(c => ConfigOverlay.FromJson(c.Run.ConfigJson, "run").PreciseBatchNorm).Where(n => n > 0).Distinct()
+            .Order().ToList();
         return new StudyResults(rows, preset?.Judge(rows) ?? [], accuracy, correlation, sweepAxis, final, DateTime.UtcNow, precise);
     }
 
@@ -52,10 +54,12 @@ public static class StudyTable
         var done = cells.Where(c => c.Run.Status == RunStatus.Completed).ToList();
         var finals = done.Where(c => c.Run.FinalTestAccuracy is not null).Select(c => c.Run.FinalTestAccuracy!.Value).ToList();
         var best = done.Where(c => c.Run.BestTestAccuracy is not null).Select(c => c.Run.BestTestAccuracy!.Value).ToList();
-        var broken = done.Where(c => c.Run.LayerCount is > 0).Select(c => (double)(c.Run.LayersBroken ?? 0) / c.Run.LayerCount!.Value).ToList();
+        var broken = done.Where(c => c.Run.LayerCount is > 0).Select(c => (double)(c.Run.LayersBroken ?? 0) / c.Run.LayerCount!.Value)
+            .ToList();
         var breaks = done.SelectMany(c => c.Breaks).Select(s => (double)s).ToList();
         var correlations = done.Where(c => c.Correlation.Count > 0).Select(c => c.Correlation[^1].Correlation).ToList();
-        var toHalf = done.Select(c => c.Epochs.FirstOrDefault(e => e.Accuracy >= Half)).Where(e => e.Epoch > 0).Select(e => (double)e.Epoch).ToList();
+        var toHalf = done.Select(c => c.Epochs.FirstOrDefault(e => e.Accuracy >= Half)).Where(e => e.Epoch > 0).Select(e => (double)e.Epoch)
+            .ToList();
         var running = cells.Where(c => c.Run.Status == RunStatus.Running && c.Epochs.Count > 0).ToList();
         int? latestEpoch = running.Count > 0 ? running.Min(c => c.Epochs[^1].Epoch) : null;
         double? latest = latestEpoch is { } epoch ? running.Average(c => c.Epochs.Last(e => e.Epoch <= epoch).Accuracy) : null;

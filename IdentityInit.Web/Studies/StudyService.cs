@@ -18,7 +18,8 @@ public sealed record CreateStudyRequest(
 public sealed record VaryRequest(string Field, IReadOnlyList<JsonNode?> Values, string? Preset = null);
 
 /// <summary>What a study was asked to be (stored as its definition): enough to add seeds later.</summary>
-public sealed record StudyDefinition(IReadOnlyList<StudyArm> Arms, IReadOnlyList<long> Seeds, JsonObject? Config, string? Device, string? SweepAxis);
+public sealed record StudyDefinition(IReadOnlyList<StudyArm> Arms, IReadOnlyList<long> Seeds, JsonObject? Config, string? Device,
+    string? SweepAxis);
 
 public sealed record StudySummary(Guid Id, string Name, string? Preset, string Scale, string Owner, DateTime CreatedAt, DateTime? EndedAt,
     bool Cancelled, int Runs, int Finished, int Running);
@@ -48,7 +49,8 @@ public sealed class StudyService(AppDb db, RunService runs)
         var errors = new ValidationErrors();
         var preset = request.Preset is null ? null : StudyPresets.Find(request.Preset);
         if (request.Preset is not null && preset is null)
-            errors.Add("preset", $"unknown study preset '{request.Preset}' (one of {string.Join(", ", StudyPresets.All.Select(p => p.Name))})");
+            errors.Add("preset",
+                $"unknown study preset '{request.Preset}' (one of {string.Join(", ", StudyPresets.All.Select(p => p.Name))})");
         if (request.Preset is not null && request.Arms is not null) errors.Add("arms", "give a preset or arms, not both");
         if (request.Preset is null && request.Arms is not { Count: > 0 } && request.Vary is null)
             errors.Add("arms", "give a study preset, at least one arm, or a field to vary");
@@ -116,7 +118,8 @@ public sealed class StudyService(AppDb db, RunService runs)
         if (field is null) errors.Add("vary.field", $"unknown config field '{ConfigValidation.Shown(vary.Field ?? "")}'");
         else if (config?.Any(kv => string.Equals(kv.Key, field, StringComparison.OrdinalIgnoreCase)) == true)
             errors.Add("config." + field, $"the study's config sets {field} for every run, which would undo the variation");
-        if (vary.Values is not { Count: > 0 and <= MaxArms }) errors.Add("vary.values", $"give 1 to {MaxArms} values, got {vary.Values?.Count ?? 0}");
+        if (vary.Values is not { Count: > 0 and <= MaxArms }) errors.Add("vary.values",
+            $"give 1 to {MaxArms} values, got {vary.Values?.Count ?? 0}");
         if (vary.Preset is null) errors.Add("vary.preset", "name the run preset whose field is varied (e.g. constnet-deterministic)");
         var xs = new List<double>();
         for (var i = 0; i < (vary.Values?.Count ?? 0); i++)
@@ -131,7 +134,8 @@ public sealed class StudyService(AppDb db, RunService runs)
     }
 
     /// <summary>Each arm's run for each seed: the arm's run preset at the study's scale, overlaid by the study's config.</summary>
-    (List<ExperimentConfig> Configs, List<string> Arms) Plan(Study study, StudyDefinition definition, IReadOnlyList<long> seeds, ValidationErrors errors)
+    (List<ExperimentConfig> Configs, List<string> Arms) Plan(Study study, StudyDefinition definition, IReadOnlyList<long> seeds,
+        ValidationErrors errors)
     {
         var preset = study.Preset is null ? null : StudyPresets.Find(study.Preset);
         var (configs, labels) = (new List<ExperimentConfig>(), new List<string>());
@@ -148,11 +152,13 @@ public sealed class StudyService(AppDb db, RunService runs)
             foreach (var seed in seeds)
             {
                 overrides["seed"] = seed;
-                var (planned, problems) = runs.Plan(new CreateRunRequest($"{study.Name} · {arm.Label} · seed {seed}", runPreset, overrides.DeepClone().AsObject()));
+                var (planned, problems) = runs.Plan(new CreateRunRequest($"{study.Name} · {arm.Label} · seed {seed}", runPreset,
+                    overrides.DeepClone().AsObject()));
                 foreach (var (field, messages) in problems)
                     foreach (var message in messages) errors.Add($"arms[{i}].{field}", message);
                 if (problems.Count > 0) break; // the same problem for every seed
-                configs.AddRange(overrides.Any(kv => kv.Key.Equals(nameof(ExperimentConfig.PreciseBatchNorm), StringComparison.OrdinalIgnoreCase))
+                configs.AddRange(overrides.Any(kv =>
+                    kv.Key.Equals(nameof(ExperimentConfig.PreciseBatchNorm), StringComparison.OrdinalIgnoreCase))
                     ? planned : planned.Select(WithPreciseBatchNorm));
                 labels.AddRange(planned.Select(_ => arm.Label));
             }
@@ -177,10 +183,12 @@ public sealed class StudyService(AppDb db, RunService runs)
     {
         var study = await GetAsync(studyId) ?? throw new KeyNotFoundException($"study {studyId} does not exist");
         var errors = new ValidationErrors();
-        if (!by.CanChange(study.Owner)) throw new ForbiddenException($"study {study.Id} belongs to {study.Owner}: only its owner or an admin may extend it");
+        if (!by.CanChange(study.Owner)) throw new ForbiddenException($"study {study.Id} belongs to {study.Owner}: only its owner or an " +
+            "admin may extend it");
         var definition = DefinitionOf(study);
         if (study.Cancelled) errors.Add("study", "a cancelled study is not extended; create a new one");
-        if (more < 1 || definition.Seeds.Count + more > MaxSeeds) errors.Add("seeds", $"add 1 to {MaxSeeds - definition.Seeds.Count} seeds, got {more}");
+        if (more < 1 || definition.Seeds.Count + more > MaxSeeds) errors.Add("seeds",
+            $"add 1 to {MaxSeeds - definition.Seeds.Count} seeds, got {more}");
         if (errors.Count > 0) return errors;
         var added = Enumerable.Range(1, more).Select(i => definition.Seeds.Max() + i).ToList();
         var (configs, labels) = Plan(study, definition, added, errors);
@@ -198,7 +206,8 @@ public sealed class StudyService(AppDb db, RunService runs)
     public async Task CancelAsync(Guid studyId, Caller by)
     {
         var study = await GetAsync(studyId) ?? throw new KeyNotFoundException($"study {studyId} does not exist");
-        if (!by.CanChange(study.Owner)) throw new ForbiddenException($"study {study.Id} belongs to {study.Owner}: only its owner or an admin may cancel it");
+        if (!by.CanChange(study.Owner)) throw new ForbiddenException($"study {study.Id} belongs to {study.Owner}: only its owner or an " +
+            "admin may cancel it");
         await using (var context = db.Create())
             await context.Studies.Where(s => s.Id == study.Id).ExecuteUpdateAsync(s => s.SetProperty(x => x.Cancelled, true));
         foreach (var run in await RunsAsync(study.Id))
@@ -219,10 +228,13 @@ public sealed class StudyService(AppDb db, RunService runs)
         if (await GetAsync(id) is not { } study) return null;
         var runs = await RunsAsync(study.Id);
         var results = await ResultsAsync(study, runs);
-        var summary = new StudySummary(study.Id, study.Name, study.Preset, study.Scale, shared ? "" : study.Owner, study.CreatedAt, study.EndedAt,
+        var summary = new StudySummary(study.Id, study.Name, study.Preset, study.Scale, shared ? "" : study.Owner, study.CreatedAt,
+            study.EndedAt,
             study.Cancelled, runs.Count, runs.Count(r => r.IsFinished), runs.Count(r => r.Status == RunStatus.Running));
         return new StudyDto(summary, DefinitionOf(study), study.Preset is null ? null : StudyPresets.Find(study.Preset)?.Claim, results,
-            [.. runs.Select(r => new StudyRunDto(r.Id, r.Arm ?? "", r.Seed, r.Status, r.Step, r.TotalSteps, shared ? null : r.Worker, r.FinalTestAccuracy, r.Error))],
+            [.. runs.Select(r =>
+                new StudyRunDto(r.Id, r.Arm ?? "", r.Seed, r.Status, r.Step, r.TotalSteps, shared ? null : r.Worker, r.FinalTestAccuracy,
+                    r.Error))],
             StudyPresets.CaveatOf(study));
     }
 
@@ -233,7 +245,8 @@ public sealed class StudyService(AppDb db, RunService runs)
         var study = await context.Studies.AsNoTracking().FirstOrDefaultAsync(s => s.Id == studyId);
         var arms = study is null ? [] : DefinitionOf(study).Arms.Select(a => a.Label).ToList();
         // Arm by arm in the definition's order, seed by seed: the order of the results table.
-        return [.. runs.OrderBy(r => arms.IndexOf(r.Arm ?? "") is var i and >= 0 ? i : int.MaxValue).ThenBy(r => r.Seed).ThenBy(r => r.CreatedAt)];
+        return [.. runs.OrderBy(r => arms.IndexOf(r.Arm ?? "") is var i and >= 0 ? i : int.MaxValue).ThenBy(r => r.Seed)
+            .ThenBy(r => r.CreatedAt)];
     }
 
     public async Task<List<StudySummary>> ListAsync()
@@ -241,7 +254,8 @@ public sealed class StudyService(AppDb db, RunService runs)
         await using var context = db.Create();
         var studies = await context.Studies.AsNoTracking().OrderByDescending(s => s.CreatedAt).Take(500).ToListAsync();
         var ids = studies.Select(s => s.Id).ToList();
-        var counts = await context.Runs.Where(r => r.StudyId != null && ids.Contains(r.StudyId.Value)).GroupBy(r => new { r.StudyId, r.Status })
+        var counts = await context.Runs.Where(r => r.StudyId != null && ids.Contains(r.StudyId.Value))
+            .GroupBy(r => new { r.StudyId, r.Status })
             .Select(g => new { g.Key.StudyId, g.Key.Status, Count = g.Count() }).ToListAsync();
         return [.. studies.Select(s =>
         {
@@ -265,13 +279,16 @@ public sealed class StudyService(AppDb db, RunService runs)
         await using var context = db.Create();
         var epochPoints = await context.Points.AsNoTracking()
             .Where(p => ids.Contains(p.RunId)
-                        && (p.Series == Series.EpochTestAccuracy || p.Series == Series.EpochIndex || p.Series == Series.EpochPreciseTestAccuracy))
+                        && (p.Series == Series.EpochTestAccuracy || p.Series == Series.EpochIndex
+                            || p.Series == Series.EpochPreciseTestAccuracy))
             .Select(p => new { p.RunId, p.Series, p.Step, p.Value }).ToListAsync();
         var breaks = await context.Points.AsNoTracking().Where(p => ids.Contains(p.RunId) && p.Series.StartsWith(Series.Break))
             .GroupBy(p => new { p.RunId, p.Series }).Select(g => new { g.Key.RunId, Step = g.Min(p => p.Step) }).ToListAsync();
         // The mean over layers of each snapshot's forward weight correlation, averaged in the database (one row per snapshot).
-        var correlation = await context.Points.AsNoTracking().Where(p => ids.Contains(p.RunId) && p.Series.StartsWith(Series.WeightCorrelationForward))
-            .GroupBy(p => new { p.RunId, p.Step }).Select(g => new { g.Key.RunId, g.Key.Step, Mean = g.Average(p => p.Value) }).ToListAsync();
+        var correlation = await context.Points.AsNoTracking()
+            .Where(p => ids.Contains(p.RunId) && p.Series.StartsWith(Series.WeightCorrelationForward))
+            .GroupBy(p => new { p.RunId, p.Step }).Select(g => new { g.Key.RunId, g.Key.Step, Mean = g.Average(p => p.Value) })
+                .ToListAsync();
         var cells = studyRuns.Select(run =>
         {
             var mine = epochPoints.Where(p => p.RunId == run.Id).ToList();
@@ -281,7 +298,8 @@ public sealed class StudyService(AppDb db, RunService runs)
                 .OrderBy(p => p.Step).Select(p => (index[p.Step], p.Value!.Value)).ToList();
             var precise = mine.Where(p => p.Series == Series.EpochPreciseTestAccuracy && p.Value is not null).MaxBy(p => p.Step)?.Value;
             return new RunCell(run, epochs, [.. breaks.Where(b => b.RunId == run.Id).Select(b => b.Step)],
-                [.. correlation.Where(c => c.RunId == run.Id && c.Mean is not null).OrderBy(c => c.Step).Select(c => (c.Step, c.Mean!.Value))], precise);
+                [.. correlation.Where(c => c.RunId == run.Id && c.Mean is not null).OrderBy(c => c.Step)
+                    .Select(c => (c.Step, c.Mean!.Value))], precise);
         }).ToList();
         var preset = study.Preset is null ? null : StudyPresets.Find(study.Preset);
         var results = StudyTable.Compute(definition.Arms, cells, preset, definition.SweepAxis);

@@ -52,8 +52,10 @@ public static class Verdicts
         var m = margin.ToString("0.##", Invariant);
         if (gap.HalfWidth is null) return (Verdict.Inconclusive, $"one seed in an arm ({gap.Seeds}): no interval to judge by");
         var (low, high) = (gap.Low, gap.High);
-        return low > -margin && high < margin ? (Verdict.Holds, $"the whole 95 % interval {Interval(low, high)} lies inside ±{m} ({gap.Seeds})")
-            : high <= -margin || low >= margin ? (Verdict.Fails, $"the whole 95 % interval {Interval(low, high)} lies outside ±{m} ({gap.Seeds})")
+        return low > -margin && high < margin
+            ? (Verdict.Holds, $"the whole 95 % interval {Interval(low, high)} lies inside ±{m} ({gap.Seeds})")
+            : high <= -margin || low >= margin
+                ? (Verdict.Fails, $"the whole 95 % interval {Interval(low, high)} lies outside ±{m} ({gap.Seeds})")
             : (Verdict.Inconclusive, $"the 95 % interval {Interval(low, high)} reaches past ±{m} ({gap.Seeds}): more seeds would decide");
     }
 

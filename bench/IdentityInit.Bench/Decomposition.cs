@@ -16,7 +16,15 @@ static class Decomposition
     public static void Run(ImageDataset data, ExperimentConfig wrn, int steps, int pairs, Func<ExperimentConfig, int, double> timeSteps)
     {
         const int warmup = 5;
-        var engine = wrn with { MaxSteps = warmup + steps, MetricsEvery = 5, CorrelationEvery = 0, SpreadEvery = 1, Deterministic = false, TestLimit = 128 };
+        var engine = wrn with
+        {
+            MaxSteps = warmup + steps,
+            MetricsEvery = 5,
+            CorrelationEvery = 0,
+            SpreadEvery = 1,
+            Deterministic = false,
+            TestLimit = 128
+        };
         var arms = new (string Name, ExperimentConfig Config)[]
         {
             ("engine, default per-step probes (spread + first break every step, metrics + fingerprint every 5)", engine),
@@ -32,10 +40,13 @@ static class Decomposition
         }
         double Ms(List<double> seconds) => seconds.Order().ElementAt(seconds.Count / 2) / steps * 1000;
         var stepMs = Ms(engineTimes[0]);
-        Console.WriteLine($"threads={wrn.Threads}, WRN-{wrn.Depth}-{wrn.Widen}, batch {wrn.BatchSize}, {steps} timed steps, median of {pairs}");
-        Console.WriteLine($"  library floor (TorchSharp, stock optim.SGD, no extras): {Ms(floor):F1} ms/step, {wrn.BatchSize * 1000 / Ms(floor):F1} img/s");
+        Console.WriteLine($"threads={wrn.Threads}, WRN-{wrn.Depth}-{wrn.Widen}, batch {wrn.BatchSize}, {steps} timed steps, median of " +
+            $"{pairs}");
+        Console.WriteLine($"  library floor (TorchSharp, stock optim.SGD, no extras): {Ms(floor):F1} ms/step, " +
+            $"{wrn.BatchSize * 1000 / Ms(floor):F1} img/s");
         for (var a = 0; a < arms.Length; a++)
-            Console.WriteLine($"  {arms[a].Name}: {Ms(engineTimes[a]):F1} ms/step, {wrn.BatchSize * 1000 / Ms(engineTimes[a]):F1} img/s, ratio to default {Ms(engineTimes[a]) / stepMs:F3}");
+            Console.WriteLine($"  {arms[a].Name}: {Ms(engineTimes[a]):F1} ms/step, {wrn.BatchSize * 1000 / Ms(engineTimes[a]):F1} img/s, " +
+                $"ratio to default {Ms(engineTimes[a]) / stepMs:F3}");
         Console.WriteLine($"  engine default / floor (time): {stepMs / Ms(floor):F3}");
 
         // Each per-step extra alone, per call, on the same model and batch (200 calls after 20 warm-up).
@@ -57,7 +68,9 @@ static class Decomposition
             ("loss NaN/Inf check (isfinite(loss).item)", () => _ = isfinite(loss).item<bool>()),
             ("channel spread of every layer + first-break test (one host transfer)", () => _ = ChannelSpread.OfWeights(layers)),
             ("weight fingerprint (every metrics step)", () => _ = ChannelSpread.Fingerprint(parameters)),
-            ("batch: index_select + normalise", () => { using var s = NewDisposeScope(); _ = Augment.Normalize(data.TrainImages.index_select(0, indices), data.Mean, data.Std); }),
+            ("batch: index_select + normalise",
+                () => { using var s = NewDisposeScope(); _ = Augment.Normalize(data.TrainImages.index_select(0, indices), data.Mean,
+                    data.Std); }),
             ("a dispose scope (open and close)", () => { using var s = NewDisposeScope(); }),
             ("the engine's SGD step (checkpointable buffers, one op per tensor)", () => engineSgd.Step(1e-9)),
             ("TorchSharp's optim.SGD step, for comparison", () => stockSgd.step()),

@@ -56,7 +56,8 @@ static class LoadingBenchmark
         server.Add($"heatmap-steps {await TimeAsync(() => queries.HeatmapStepsAsync(runId)):F0} ms");
         // Per card as the page's HTTP fetch reads it (the card's own spans, then its buckets).
         foreach (var spec in ChartSpec.All)
-            server.Add($"{spec.Key} {await TimeAsync(() => queries.ChartAsync(runId, spec.SeriesPrefixes, s => spec.Label(s) is not null)):F0} ms");
+            server.Add($"{spec.Key} " +
+                $"{await TimeAsync(() => queries.ChartAsync(runId, spec.SeriesPrefixes, s => spec.Label(s) is not null)):F0} ms");
 
         await using var browser = await WebBenchmarks.SignedInBrowserAsync(url);
         var signedIn = browser.Context;
@@ -64,12 +65,15 @@ static class LoadingBenchmark
         await signedIn.AddInitScriptAsync("""
             new MutationObserver(() => {
               if (!window.__ready && document.querySelector("#app-ready[data-ready=true]")) window.__ready = performance.now();
-              const drawn = [...document.querySelectorAll('.chart-info')].filter(e => /^(showing )?\d+ (of \d+ )?points/.test(e.textContent)).length;
+              const drawn = [...document.querySelectorAll('.chart-info')]
+                .filter(e => /^(showing )?\d+ (of \d+ )?points/.test(e.textContent)).length;
               if (!window.__drawn && drawn > 0) window.__drawn = performance.now();
               if (!window.__all && drawn >= 9) window.__all = performance.now();
             }).observe(document, { subtree: true, childList: true, attributes: true });
             window.__long = [];
-            new PerformanceObserver(l => { for (const e of l.getEntries()) window.__long.push(`${e.startTime.toFixed(0)}+${e.duration.toFixed(0)}`); })
+            new PerformanceObserver(l => {
+              for (const e of l.getEntries()) window.__long.push(`${e.startTime.toFixed(0)}+${e.duration.toFixed(0)}`);
+            })
               .observe({ type: "longtask", buffered: true });
             """);
         var opens = new List<(double FirstChart, double AllCharts, long Bytes)>();
@@ -78,7 +82,8 @@ static class LoadingBenchmark
         {
             var page = await signedIn.NewPageAsync();
             long bytes = 0;
-            page.WebSocket += (_, ws) => ws.FrameReceived += (_, f) => Interlocked.Add(ref bytes, f.Binary?.Length ?? Encoding.UTF8.GetByteCount(f.Text ?? ""));
+            page.WebSocket += (_, ws) => ws.FrameReceived += (_, f) =>
+                Interlocked.Add(ref bytes, f.Binary?.Length ?? Encoding.UTF8.GetByteCount(f.Text ?? ""));
             // Bodies as sent (compressed where they were): a compressed API answer is chunked, without a content-length.
             page.RequestFinished += async (_, r) => Interlocked.Add(ref bytes, (await r.SizesAsync()).ResponseBodySize);
             var started = Stopwatch.GetTimestamp();
@@ -87,9 +92,11 @@ static class LoadingBenchmark
             await page.GotoAsync($"{url}/runs/{runId}", new() { WaitUntil = WaitUntilState.Commit });
             // A chart is drawn when its caption counts points ("1000 points", "showing 1000 of 11730 points"): the
             // placeholder "waiting for the first points" once matched /points/ and made the page look ready before any data.
-            await page.WaitForFunctionAsync("() => [...document.querySelectorAll('.chart-info')].some(e => /^(showing )?\\d+ (of \\d+ )?points/.test(e.textContent))", null, new() { Timeout = 120_000, PollingInterval = 10 });
+            await page.WaitForFunctionAsync("() => [...document.querySelectorAll('.chart-info')].some(e => /^(showing )?\\d+ (of \\d+ " +
+                ")?points/.test(e.textContent))", null, new() { Timeout = 120_000, PollingInterval = 10 });
             var firstPolled = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
-            await page.WaitForFunctionAsync("() => [...document.querySelectorAll('.chart-info')].filter(e => /^(showing )?\\d+ (of \\d+ )?points/.test(e.textContent)).length >= 9", null, new() { Timeout = 120_000, PollingInterval = 10 });
+            await page.WaitForFunctionAsync("() => [...document.querySelectorAll('.chart-info')].filter(e => /^(showing )?\\d+ (of \\d+ " +
+                ")?points/.test(e.textContent)).length >= 9", null, new() { Timeout = 120_000, PollingInterval = 10 });
             var allPolled = Stopwatch.GetElapsedTime(started).TotalMilliseconds;
             await Task.Delay(1000); // anything still arriving counts
             // The HTML's first and last byte (the server prerendering the page), parsed, and the circuit live.
@@ -100,22 +107,30 @@ static class LoadingBenchmark
             // Each card's history fetch: started, first byte, done (ms from navigation start), as the browser timed them.
             var fetches = await page.EvaluateAsync<string>("""
                 () => performance.getEntriesByType('resource').filter(e => e.name.includes('/charts/'))
-                  .map(e => `${e.name.split('/').pop()} ${e.startTime.toFixed(0)}/${e.responseStart.toFixed(0)}/${e.responseEnd.toFixed(0)}`).join(', ')
+                  .map(e => `${e.name.split('/').pop()} ` +
+                            `${e.startTime.toFixed(0)}/${e.responseStart.toFixed(0)}/${e.responseEnd.toFixed(0)}`)
+                  .join(', ')
                 """);
             var longTasks = await page.EvaluateAsync<string>("() => window.__long.join(' ')");
             // When the captions changed, from navigation start (the page's own clock; polling from here adds its latency).
-            var drawn = await page.EvaluateAsync<double[]>("() => [window.__drawn || -1, window.__all || -1, performance.getEntriesByType('navigation')[0].loadEventEnd]");
+            var drawn = await page.EvaluateAsync<double[]>("() => [window.__drawn || -1, window.__all || -1, " +
+                "performance.getEntriesByType('navigation')[0].loadEventEnd]");
             var (first, all) = (drawn[0], drawn[1]);
-            milestones.Add($"polled first/all {firstPolled:F0}/{allPolled:F0} ms, load event {drawn[2]:F0} ms; main thread's long tasks (start+ms): {longTasks}; HTML requested {marks[2]:F0} ms, first byte {marks[3]:F0} ms, last byte {marks[4]:F0} ms, parsed {marks[0]:F0} ms, " +
-                           $"circuit live {marks[1]:F0} ms" + (fetches.Length > 0 ? $"; card fetches (start/first byte/end): {fetches}" : ""));
+            milestones.Add($"polled first/all {firstPolled:F0}/{allPolled:F0} ms, load event {drawn[2]:F0} ms; main thread's long tasks " +
+                $"(start+ms): {longTasks}; HTML requested {marks[2]:F0} ms, first byte {marks[3]:F0} ms, last byte {marks[4]:F0} ms, " +
+                $"parsed {marks[0]:F0} ms, " +
+                           $"circuit live {marks[1]:F0} ms" +
+                               (fetches.Length > 0 ? $"; card fetches (start/first byte/end): {fetches}" : ""));
             opens.Add((first, all, Interlocked.Read(ref bytes)));
             await page.CloseAsync();
         }
         var warm = opens.Skip(1).ToList();
         Console.WriteLine($"{store}: one run of {points:N0} points ({Steps:N0} steps, {Layers} layers) + {Runs:N0} runs");
         foreach (var (o, k) in opens.Select((o, k) => (o, k)))
-            Console.WriteLine($"  open {k + 1}{(k == 0 ? " (cold)" : "")}: {milestones[k]}, first chart {o.FirstChart:F0} ms, all 9 charts {o.AllCharts:F0} ms, {o.Bytes / 1e6:F2} MB received");
-        Console.WriteLine($"  run page, warm: first chart {warm.Average(o => o.FirstChart):F0} ms (goal < 1000), all {warm.Average(o => o.AllCharts):F0} ms (goal < 1500), " +
+            Console.WriteLine($"  open {k + 1}{(k == 0 ? " (cold)" : "")}: {milestones[k]}, first chart {o.FirstChart:F0} ms, all 9 " +
+                $"charts {o.AllCharts:F0} ms, {o.Bytes / 1e6:F2} MB received");
+        Console.WriteLine($"  run page, warm: first chart {warm.Average(o => o.FirstChart):F0} ms (goal < 1000), all " +
+            $"{warm.Average(o => o.AllCharts):F0} ms (goal < 1500), " +
                           $"{warm.Average(o => o.Bytes) / 1e6:F2} MB (goal < 1); " +
                           $"whole history as JSON {wholeHistory / 1e6:F2} MB: ratio {warm.Average(o => o.Bytes) / wholeHistory:F3}");
         Console.WriteLine($"  server side, warm medians: {string.Join(", ", server)}");
@@ -134,8 +149,10 @@ static class LoadingBenchmark
                 var config = new ExperimentConfig { Name = $"run {i}", Seed = i, Depth = 16, Dropout = i % 3 == 0 ? 0.01 : 0 };
                 context.Runs.Add(new Run
                 {
-                    Id = Guid.NewGuid(), Name = config.Name, ConfigJson = ConfigOverlay.ToJson(config), Architecture = "constnet", Init = "const",
-                    Breakers = "none", Dataset = "cifar10", Queue = "cpu", Seed = i, Status = RunStatus.Completed, CreatedAt = now.AddSeconds(-Runs + i),
+                    Id = Guid.NewGuid(), Name = config.Name, ConfigJson = ConfigOverlay.ToJson(config), Architecture = "constnet",
+                    Init = "const",
+                    Breakers = "none", Dataset = "cifar10", Queue = "cpu", Seed = i, Status = RunStatus.Completed,
+                    CreatedAt = now.AddSeconds(-Runs + i),
                     BestTestAccuracy = i % 100 / 100.0, Tags = "bench",
                 });
             }
@@ -147,7 +164,8 @@ static class LoadingBenchmark
         {
             context.Runs.Add(new Run
             {
-                Id = id, Name = paper.Name, ConfigJson = ConfigOverlay.ToJson(paper), Architecture = "constnet", Init = "const", Breakers = "none",
+                Id = id, Name = paper.Name, ConfigJson = ConfigOverlay.ToJson(paper), Architecture = "constnet", Init = "const",
+                Breakers = "none",
                 Dataset = "cifar10", Queue = "cpu", Status = RunStatus.Completed, Step = Steps, TotalSteps = Steps, CreatedAt = now,
             });
             await context.SaveChangesAsync();

@@ -26,17 +26,26 @@ switch (command)
     case "latency": await WebBenchmarks.LatencyAsync(Arg("--steps", 600)); return 0;
     case "viewers": await WebBenchmarks.ViewersAsync(Arg("--viewers", 100), Arg("--pairs", 2)); return 0;
     case "ingest": await WebBenchmarks.IngestAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--rows", 100_000)); return 0;
-    case "relay": await WebBenchmarks.RelayAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--steps", 600), Arg("--runs", 1)); return 0;
-    case "webcpu": await WebBenchmarks.WebCpuAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--runs", 10), Arg("--seconds", 30)); return 0;
+    case "relay":
+        await WebBenchmarks.RelayAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--steps", 600),
+        Arg("--runs", 1)); return 0;
+    case "webcpu":
+        await WebBenchmarks.WebCpuAsync(args.SkipWhile(a => a != "--pg").Skip(1).First(), Arg("--runs", 10),
+        Arg("--seconds", 30)); return 0;
     case "loading": await LoadingBenchmark.RunAsync(args.SkipWhile(a => a != "--pg").Skip(1).FirstOrDefault()); return 0;
     case "study":
-        await IdentityInit.Bench.StudyBenchmark.RunAsync(args.SkipWhile(a => a != "--preset").Skip(1).FirstOrDefault() ?? "constnet-breakers",
+        await IdentityInit.Bench.StudyBenchmark.RunAsync(args.SkipWhile(a => a != "--preset").Skip(1).FirstOrDefault()
+            ?? "constnet-breakers",
             args.Contains("--seeds") ? Arg("--seeds", 3) : null, Arg("--workers", 1),
             [.. args.Select((a, i) => (a, i)).Where(t => t.a == "--set" && t.i + 1 < args.Length).Select(t => args[t.i + 1])]);
         return 0;
     case "child": await WebBenchmarks.ChildAsync(Arg("--steps", 300), Arg("--pairs", 2)); return 0;
-    case "study-compare-shots": await IdentityInit.Bench.StudyCompareShots.RunAsync(args.SkipWhile(a => a != "--out").Skip(1).FirstOrDefault() ?? "docs"); return 0;
-    case "signal-shots": await IdentityInit.Bench.SignalShots.RunAsync(args.SkipWhile(a => a != "--out").Skip(1).FirstOrDefault() ?? "docs"); return 0;
+    case "study-compare-shots":
+        await IdentityInit.Bench.StudyCompareShots.RunAsync(args.SkipWhile(a => a != "--out").Skip(1)
+        .FirstOrDefault() ?? "docs"); return 0;
+    case "signal-shots":
+        await IdentityInit.Bench.SignalShots.RunAsync(args.SkipWhile(a => a != "--out").Skip(1).FirstOrDefault()
+        ?? "docs"); return 0;
 }
 
 TorchRuntime.Initialize();
@@ -86,7 +95,8 @@ switch (command)
                 a += TimeSteps(with, 5);
                 b += TimeSteps(without, 5);
             }
-            Console.WriteLine($"metrics overhead: with {a / pairs:F2} s, without {b / pairs:F2} s per {steps} steps, ratio {a / b:F3} (goal <= 1.03)");
+            Console.WriteLine($"metrics overhead: with {a / pairs:F2} s, without {b / pairs:F2} s per {steps} steps, ratio {a / b:F3} " +
+                "(goal <= 1.03)");
             break;
         }
     case "memory":
@@ -94,7 +104,16 @@ switch (command)
             var steps = Arg("--steps", 2000);
             var readings = new List<(long Step, double Mb)>();
             long firstEpochEnd = 0;
-            var config = wrn with { Depth = 10, Widen = 1, BatchSize = 64, MaxSteps = steps, MetricsEvery = 100, CorrelationEvery = 500, CheckpointEvery = 0 };
+            var config = wrn with
+            {
+                Depth = 10,
+                Widen = 1,
+                BatchSize = 64,
+                MaxSteps = steps,
+                MetricsEvery = 100,
+                CorrelationEvery = 500,
+                CheckpointEvery = 0
+            };
             Trainer.Run(config, new Handler(e =>
             {
                 if (e is StepMetrics m) readings.Add((m.Step, Process.GetCurrentProcess().WorkingSet64 / 1e6));
@@ -103,10 +122,12 @@ switch (command)
             foreach (var (step, mb) in readings.Where((_, i) => i % 4 == 0 || i == readings.Count - 1))
                 Console.WriteLine($"step {step,5}: RSS {mb:F0} MB");
             var first = readings.First(r => r.Step >= 100).Mb;
-            Console.WriteLine($"memory: RSS at step 100 {first:F0} MB, at step {readings[^1].Step} {readings[^1].Mb:F0} MB, ratio {readings[^1].Mb / first:F3} (goal: flat, ~1.0)");
+            Console.WriteLine($"memory: RSS at step 100 {first:F0} MB, at step {readings[^1].Step} {readings[^1].Mb:F0} MB, ratio " +
+                $"{readings[^1].Mb / first:F3} (goal: flat, ~1.0)");
             // The first test-set evaluation sets the allocator's high-water mark (malloc trimming is tuned off on purpose).
             var warm = readings.First(r => r.Step > firstEpochEnd).Mb;
-            Console.WriteLine($"memory after warm-up (first epoch and evaluation, step {firstEpochEnd}): {warm:F0} MB -> {readings[^1].Mb:F0} MB, ratio {readings[^1].Mb / warm:F3}");
+            Console.WriteLine($"memory after warm-up (first epoch and evaluation, step {firstEpochEnd}): {warm:F0} MB -> " +
+                $"{readings[^1].Mb:F0} MB, ratio {readings[^1].Mb / warm:F3}");
             break;
         }
     default:

@@ -16,9 +16,14 @@ public static class SignalShots
         await using var app = await WebBenchmarks.StartAppAsync(cpuWorkers: 2);
         var url = app.Urls.First();
         using var http = WebBenchmarks.Client(url);
-        var config = new { dataset = "fashion-mnist", trainLimit = 6400, testLimit = 1000, epochs = 3, threads = 1, batchSize = 64, schedule = "cosine-step", correlationEvery = 50 };
+        var config = new
+        {
+            dataset = "fashion-mnist", trainLimit = 6400, testLimit = 1000, epochs = 3, threads = 1, batchSize = 64,
+            schedule = "cosine-step", correlationEvery = 50
+        };
         var runs = new List<(Guid Id, string File)>();
-        foreach (var (preset, file) in new[] { ("constnet-deterministic", "signal-constnet-deterministic.png"), ("constnet-he", "signal-he.png") })
+        foreach (var (preset, file) in new[] { ("constnet-deterministic", "signal-constnet-deterministic.png"),
+            ("constnet-he", "signal-he.png") })
         {
             var created = await http.PostAsJsonAsync("/api/runs", new { name = preset, preset, config });
             var body = await created.Content.ReadAsStringAsync();
@@ -46,10 +51,12 @@ public static class SignalShots
             await page.SetViewportSizeAsync(1400, 900);
             await page.GotoAsync($"{url}/runs/{id}");
             // The tabs answer once the page's circuit is up (the prerendered page shows the Charts tab only).
-            await page.WaitForSelectorAsync("#app-ready[data-ready=true]", new() { State = Microsoft.Playwright.WaitForSelectorState.Attached });
+            await page.WaitForSelectorAsync("#app-ready[data-ready=true]",
+                new() { State = Microsoft.Playwright.WaitForSelectorState.Attached });
             await page.GetByRole(Microsoft.Playwright.AriaRole.Tab, new() { Name = "Signal" }).ClickAsync();
             await page.WaitForSelectorAsync(".mud-tab.mud-tab-active:has-text(\"Signal\")");
-            await page.WaitForFunctionAsync("() => iiCharts.drawn(document.querySelector(\"[data-signal-chart='forward']\").id, 'step 0') !== null",
+            await page.WaitForFunctionAsync("() => iiCharts.drawn(document.querySelector(\"[data-signal-chart='forward']\").id, 'step " +
+                "0') !== null",
                 null, new() { Timeout = 60_000 });
             await page.WaitForTimeoutAsync(1000);
             await page.ScreenshotAsync(new() { Path = Path.Combine(folder, file), FullPage = true });

@@ -34,12 +34,15 @@ public static class StudyBenchmark
         {
             await Task.Delay(5000);
             summary = JsonDocument.Parse(await http.GetStringAsync($"/api/studies/{id}")).RootElement.GetProperty("summary");
-            Console.WriteLine($"  {clock.Elapsed:hh\\:mm\\:ss}: {summary.GetProperty("finished").GetInt32()} of {summary.GetProperty("runs").GetInt32()} runs ended");
+            Console.WriteLine($"  {clock.Elapsed:hh\\:mm\\:ss}: {summary.GetProperty("finished").GetInt32()} of " +
+                $"{summary.GetProperty("runs").GetInt32()} runs ended");
         } while (summary.GetProperty("finished").GetInt32() < summary.GetProperty("runs").GetInt32());
         var runs = summary.GetProperty("runs").GetInt32();
         var changed = sets.Count > 0 ? $", {string.Join(", ", sets)}" : "";
-        Console.WriteLine($"study {preset} (cpu scale{changed}, {runs} runs, {workers} training job(s) at a time{(workers > 1 ? " on one thread each" : "")}, {Environment.ProcessorCount} cores): " +
-                          $"{clock.Elapsed.TotalMinutes:F1} min from queueing to the last run's end, {clock.Elapsed.TotalSeconds / runs:F0} s per run\n");
+        Console.WriteLine($"study {preset} (cpu scale{changed}, {runs} runs, {workers} training job(s) at a " +
+            $"time{(workers > 1 ? " on one thread each" : "")}, {Environment.ProcessorCount} cores): " +
+                          $"{clock.Elapsed.TotalMinutes:F1} min from queueing to the last run's end, " +
+                              $"{clock.Elapsed.TotalSeconds / runs:F0} s per run\n");
         Console.WriteLine(await http.GetStringAsync($"/api/studies/{id}/table.md"));
     }
 }

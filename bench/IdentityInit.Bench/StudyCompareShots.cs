@@ -21,7 +21,8 @@ public static class StudyCompareShots
         var created = await http.PostAsJsonAsync("/api/studies", new
         {
             name = "dropout vs He", seeds = 2,
-            arms = new object[] { new { label = "ConstNet, dropout 0.01", preset = "constnet-deterministic-dropout", config }, new { label = "He", preset = "constnet-he", config } },
+            arms = new object[] { new { label = "ConstNet, dropout 0.01", preset = "constnet-deterministic-dropout", config },
+                new { label = "He", preset = "constnet-he", config } },
         });
         var body = await created.Content.ReadAsStringAsync();
         if (!created.IsSuccessStatusCode) throw new InvalidOperationException(body);
@@ -41,7 +42,8 @@ public static class StudyCompareShots
         Directory.CreateDirectory(folder);
         try
         {
-            await page.WaitForFunctionAsync("() => iiCharts.bandFills(document.querySelector(\"[data-chart='accuracy']\").id).length >= 2", null, new() { Timeout = 60_000 });
+            await page.WaitForFunctionAsync("() => iiCharts.bandFills(document.querySelector(\"[data-chart='accuracy']\").id).length >= 2",
+                null, new() { Timeout = 60_000 });
         }
         catch (TimeoutException)
         {
@@ -50,7 +52,8 @@ public static class StudyCompareShots
         }
         await page.WaitForTimeoutAsync(1000);
         await page.ScreenshotAsync(new() { Path = Path.Combine(folder, "study-compare-bands.png"), FullPage = true });
-        foreach (var (chart, file) in new[] { ("accuracy", "study-compare-bands-accuracy.png"), ("spread", "study-compare-bands-spread.png") })
+        foreach (var (chart, file) in new[] { ("accuracy", "study-compare-bands-accuracy.png"),
+            ("spread", "study-compare-bands-spread.png") })
         {
             var card = page.Locator("div.mud-paper", new() { Has = page.Locator($"[data-chart='{chart}']") });
             await card.ScrollIntoViewIfNeededAsync();

@@ -58,7 +58,11 @@ static class WebBenchmarks
     public static async Task<SignedInBrowser> SignedInBrowserAsync(string url)
     {
         var playwright = await Playwright.CreateAsync();
-        var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = "/usr/bin/chromium", Headless = true, Args = ["--no-sandbox", "--disable-gpu"] });
+        var browser = await playwright.Chromium.LaunchAsync(new()
+        {
+            ExecutablePath = "/usr/bin/chromium", Headless = true,
+            Args = ["--no-sandbox", "--disable-gpu"]
+        });
         var context = await browser.NewContextAsync(new() { ViewportSize = new() { Width = 1400, Height = 1000 } });
         var login = await context.NewPageAsync();
         await login.GotoAsync($"{url}/login");
@@ -85,7 +89,8 @@ static class WebBenchmarks
 
     static async Task<HubConnection> ViewerAsync(string url, Guid runId, Action<RunBatch>? onBatch = null)
     {
-        var hub = new HubConnectionBuilder().WithUrl(url + "/hubs/runs", o => o.AccessTokenProvider = () => Task.FromResult<string?>(Token)).AddJsonProtocol(o => o.PayloadSerializerOptions = Json).Build();
+        var hub = new HubConnectionBuilder().WithUrl(url + "/hubs/runs", o => o.AccessTokenProvider = () => Task.FromResult<string?>(Token))
+            .AddJsonProtocol(o => o.PayloadSerializerOptions = Json).Build();
         hub.On<RunBatch>("Batch", b => onBatch?.Invoke(b));
         await hub.StartAsync();
         await hub.InvokeAsync<RunHistory>("Join", runId, null);
@@ -101,7 +106,11 @@ static class WebBenchmarks
         var runId = Guid.NewGuid();
         await using (var context = app.Services.GetRequiredService<AppDb>().Create())
         {
-            context.Runs.Add(new Run { Id = runId, Name = "latency", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic", Queue = "cpu", CreatedAt = DateTime.UtcNow });
+            context.Runs.Add(new Run
+            {
+                Id = runId, Name = "latency", ConfigJson = "{}", Architecture = "constnet", Init = "const",
+                Breakers = "none", Dataset = "synthetic", Queue = "cpu", CreatedAt = DateTime.UtcNow
+            });
             await context.SaveChangesAsync();
         }
         var published = new ConcurrentDictionary<long, long>();
@@ -113,7 +122,11 @@ static class WebBenchmarks
                 if (published.TryGetValue(p.Step, out var sent)) latencies.Add(Stopwatch.GetElapsedTime(sent, now).TotalMilliseconds);
         });
         // A real training run drives the events; each StepMetrics is stamped as the trainer hands it over.
-        var config = new ExperimentConfig { Dataset = "synthetic", Depth = 7, Widen = 1, BatchSize = 32, TrainLimit = 2048, Epochs = 100, MaxSteps = steps, MetricsEvery = 1, CorrelationEvery = 100, Schedule = "constant" };
+        var config = new ExperimentConfig
+        {
+            Dataset = "synthetic", Depth = 7, Widen = 1, BatchSize = 32, TrainLimit = 2048, Epochs = 100,
+            MaxSteps = steps, MetricsEvery = 1, CorrelationEvery = 100, Schedule = "constant"
+        };
         var summary = await Task.Factory.StartNew(() => Trainer.Run(config, new Relay(e =>
         {
             if (e is StepMetrics m) published[m.Step] = Stopwatch.GetTimestamp();
@@ -122,7 +135,9 @@ static class WebBenchmarks
         await Task.Delay(1000);
         if (latencies.IsEmpty) throw new InvalidOperationException($"no point reached the client (run {summary.Status}: {summary.Error})");
         var sorted = latencies.Order().ToList();
-        Console.WriteLine($"latency trainer -> SignalR client: n={sorted.Count}, p50 {sorted[sorted.Count / 2]:F0} ms, p95 {sorted[(int)(sorted.Count * 0.95)]:F0} ms, max {sorted[^1]:F0} ms (goal p95 <= 100 ms; rounds at most every {RunStream.FlushGap.TotalMilliseconds} ms)");
+        Console.WriteLine($"latency trainer -> SignalR client: n={sorted.Count}, p50 {sorted[sorted.Count / 2]:F0} ms, p95 " +
+            $"{sorted[(int)(sorted.Count * 0.95)]:F0} ms, max {sorted[^1]:F0} ms (goal p95 <= 100 ms; rounds at most every " +
+            $"{RunStream.FlushGap.TotalMilliseconds} ms)");
     }
 
     /// <summary>Training throughput of the same queued run with 0 and with N SignalR viewers joined, interleaved.</summary>
@@ -131,7 +146,15 @@ static class WebBenchmarks
         await using var app = await StartAppAsync();
         var url = app.Urls.First();
         using var http = Client(url);
-        var request = new { preset = "constnet-deterministic", config = new { dataset = "fashion-mnist", depth = 10, widen = 1, trainLimit = 12800, testLimit = 500, epochs = 1, metricsEvery = 1, correlationEvery = 50 } };
+        var request = new
+        {
+            preset = "constnet-deterministic",
+            config = new
+            {
+                dataset = "fashion-mnist", depth = 10, widen = 1, trainLimit = 12800, testLimit = 500, epochs = 1,
+                metricsEvery = 1, correlationEvery = 50
+            }
+        };
         double with = 0, without = 0;
         for (var pair = 0; pair < pairs; pair++)
             foreach (var n in new[] { 0, viewers })
@@ -140,7 +163,8 @@ static class WebBenchmarks
                 var id = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement[0].GetProperty("id").GetGuid();
                 var hubs = new List<HubConnection>();
                 for (var i = 0; i < n; i++) hubs.Add(await ViewerAsync(url, id));
-                while (JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{id}")).RootElement.GetProperty("status").GetString() is "Queued" or "Running")
+                while (JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{id}")).RootElement.GetProperty("status")
+                    .GetString() is "Queued" or "Running")
                     await Task.Delay(200);
                 var points = JsonDocument.Parse(await http.GetStringAsync($"/api/runs/{id}/metrics?series=throughput")).RootElement;
                 var rates = points.EnumerateArray().Skip(5).Select(p => p.GetProperty("value").GetDouble()).Order().ToList();
@@ -160,10 +184,16 @@ static class WebBenchmarks
         var runId = Guid.NewGuid();
         await using (var context = db.Create())
         {
-            context.Runs.Add(new Run { Id = runId, Name = "ingest", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic", Queue = "cpu", CreatedAt = DateTime.UtcNow });
+            context.Runs.Add(new Run
+            {
+                Id = runId, Name = "ingest", ConfigJson = "{}", Architecture = "constnet", Init = "const",
+                Breakers = "none", Dataset = "synthetic", Queue = "cpu", CreatedAt = DateTime.UtcNow
+            });
             await context.SaveChangesAsync();
         }
-        List<MetricPoint> Points(string prefix) => [.. Enumerable.Range(0, rows).Select(i => new MetricPoint { RunId = runId, Series = $"{prefix}/{i % 20}", Step = i / 20, Value = i * 0.5 })];
+        List<MetricPoint> Points(string prefix) =>
+            [.. Enumerable.Range(0, rows)
+                .Select(i => new MetricPoint { RunId = runId, Series = $"{prefix}/{i % 20}", Step = i / 20, Value = i * 0.5 })];
         double copy = 0, ef = 0;
         for (var round = 0; round < 2; round++)
         {
@@ -181,7 +211,8 @@ static class WebBenchmarks
             }
             ef += rows / clock.Elapsed.TotalSeconds;
         }
-        Console.WriteLine($"ingest into PostgreSQL, {rows} rows in batches of 2000: COPY {copy / 2:F0} rows/s, EF SaveChanges {ef / 2:F0} rows/s, ratio {copy / ef:F1}x");
+        Console.WriteLine($"ingest into PostgreSQL, {rows} rows in batches of 2000: COPY {copy / 2:F0} rows/s, EF SaveChanges " +
+            $"{ef / 2:F0} rows/s, ratio {copy / ef:F1}x");
     }
 
     /// <summary>
@@ -199,7 +230,11 @@ static class WebBenchmarks
         await using (var context = worker.Services.GetRequiredService<AppDb>().Create())
         {
             foreach (var id in ids)
-                context.Runs.Add(new Run { Id = id, Name = "relay", ConfigJson = "{}", Architecture = "constnet", Init = "const", Breakers = "none", Dataset = "synthetic", Queue = "cpu", CreatedAt = DateTime.UtcNow });
+                context.Runs.Add(new Run
+                {
+                    Id = id, Name = "relay", ConfigJson = "{}", Architecture = "constnet", Init = "const",
+                    Breakers = "none", Dataset = "synthetic", Queue = "cpu", CreatedAt = DateTime.UtcNow
+                });
             await context.SaveChangesAsync();
         }
         var stream = worker.Services.GetRequiredService<RunStream>();
@@ -214,7 +249,8 @@ static class WebBenchmarks
                 foreach (var p in batch.Points.Where(p => p.Series == "train/loss"))
                 {
                     received[batch.RunId].AddOrUpdate(p.Step, 1, (_, n) => n + 1);
-                    if (published[batch.RunId].TryGetValue(p.Step, out var sent)) latencies.Add(Stopwatch.GetElapsedTime(sent, now).TotalMilliseconds);
+                    if (published[batch.RunId].TryGetValue(p.Step, out var sent)) latencies.Add(Stopwatch.GetElapsedTime(sent,
+                        now).TotalMilliseconds);
                 }
             }));
         using var stop = new CancellationTokenSource();
@@ -227,7 +263,11 @@ static class WebBenchmarks
                 await Task.Delay(20);
             }
         })).ToList();
-        var config = new ExperimentConfig { Dataset = "synthetic", Depth = 7, Widen = 1, BatchSize = 32, TrainLimit = 2048, Epochs = 100, MaxSteps = steps, MetricsEvery = 1, CorrelationEvery = 100, Schedule = "constant" };
+        var config = new ExperimentConfig
+        {
+            Dataset = "synthetic", Depth = 7, Widen = 1, BatchSize = 32, TrainLimit = 2048, Epochs = 100,
+            MaxSteps = steps, MetricsEvery = 1, CorrelationEvery = 100, Schedule = "constant"
+        };
         var checkpoints = Path.Combine(Path.GetTempPath(), "identityinit-relay-" + Guid.NewGuid().ToString("N")[..8]);
         var summary = await RunProcess.RunAsync(config, new Relay(e =>
         {
@@ -240,8 +280,10 @@ static class WebBenchmarks
         foreach (var v in viewers) await v.DisposeAsync();
         if (latencies.IsEmpty) throw new InvalidOperationException($"no point reached the client (run {summary.Status}: {summary.Error})");
         var sorted = latencies.Order().ToList();
-        Console.WriteLine($"latency child process -> host -> PostgreSQL NOTIFY -> other web node -> SignalR client, {runs} run(s) streaming: n={sorted.Count}, " +
-                          $"p50 {sorted[sorted.Count / 2]:F0} ms, p95 {sorted[(int)(sorted.Count * 0.95)]:F0} ms, max {sorted[^1]:F0} ms (goal p95 <= 100 ms)");
+        Console.WriteLine($"latency child process -> host -> PostgreSQL NOTIFY -> other web node -> SignalR client, {runs} run(s) " +
+            $"streaming: n={sorted.Count}, " +
+                          $"p50 {sorted[sorted.Count / 2]:F0} ms, p95 {sorted[(int)(sorted.Count * 0.95)]:F0} ms, max {sorted[^1]:F0} ms " +
+                              "(goal p95 <= 100 ms)");
         // Every point published reached its viewer once: a faster relay must not be faster by dropping batches.
         var missing = ids.Sum(id => published[id].Keys.Count(step => !received[id].ContainsKey(step)));
         var twice = ids.Sum(id => received[id].Values.Count(n => n > 1));
@@ -252,28 +294,36 @@ static class WebBenchmarks
     public static async Task ChildAsync(int steps, int pairs)
     {
         TorchRuntime.Initialize();
-        var config = new ExperimentConfig { Dataset = "fashion-mnist", Depth = 10, Widen = 1, Epochs = 100, MaxSteps = steps, Schedule = "constant", TestLimit = 500, CheckpointEvery = 0, Threads = 2 };
+        var config = new ExperimentConfig
+        {
+            Dataset = "fashion-mnist", Depth = 10, Widen = 1, Epochs = 100, MaxSteps = steps,
+            Schedule = "constant", TestLimit = 500, CheckpointEvery = 0, Threads = 2
+        };
         var dataDir = new IdentityInit.Training.Data.DatasetCatalog().DataDir;
         double inProcess = 0, child = 0, inWall = 0, childWall = 0;
         for (var pair = 0; pair < pairs; pair++)
         {
             var rates = new List<double>();
             var clock = Stopwatch.StartNew();
-            await Task.Factory.StartNew(() => Trainer.Run(config, new Relay(e => { if (e is StepMetrics m && m.Step > 20) rates.Add(m.ImagesPerSecond); }), default,
+            await Task.Factory.StartNew(() =>
+                Trainer.Run(config, new Relay(e => { if (e is StepMetrics m && m.Step > 20) rates.Add(m.ImagesPerSecond); }), default,
                 new RunOptions(Catalog: new IdentityInit.Training.Data.DatasetCatalog(dataDir))), TaskCreationOptions.LongRunning);
             inWall += clock.Elapsed.TotalSeconds;
             inProcess += rates.Order().ElementAt(rates.Count / 2);
             rates.Clear();
             clock.Restart();
             var checkpoints = Path.Combine(Path.GetTempPath(), "identityinit-child-" + Guid.NewGuid().ToString("N")[..8]);
-            var summary = await RunProcess.RunAsync(config, new Relay(e => { if (e is StepMetrics m && m.Step > 20) rates.Add(m.ImagesPerSecond); }),
+            var summary = await RunProcess.RunAsync(config,
+                new Relay(e => { if (e is StepMetrics m && m.Step > 20) rates.Add(m.ImagesPerSecond); }),
                 new RunProcess.ChildOptions(checkpoints, dataDir, -1, null, TimeSpan.FromSeconds(30)), default);
             childWall += clock.Elapsed.TotalSeconds;
             if (summary.Status != RunStatus.Completed) throw new InvalidOperationException(summary.Error);
             child += rates.Order().ElementAt(rates.Count / 2);
-            Console.WriteLine($"  pair {pair + 1}: in-process median {inProcess / (pair + 1):F1} img/s, child {child / (pair + 1):F1} img/s (running means)");
+            Console.WriteLine($"  pair {pair + 1}: in-process median {inProcess / (pair + 1):F1} img/s, child {child / (pair + 1):F1} " +
+                "img/s (running means)");
         }
-        Console.WriteLine($"throughput child process / in-process: {child / inProcess:F3} (goal >= 0.99); wall time incl. start-up for {steps} steps: " +
+        Console.WriteLine($"throughput child process / in-process: {child / inProcess:F3} (goal >= 0.99); wall time incl. start-up for " +
+            $"{steps} steps: " +
                           $"in-process {inWall / pairs:F1} s, child {childWall / pairs:F1} s");
     }
 
@@ -284,10 +334,12 @@ static class WebBenchmarks
     public static async Task WebCpuAsync(string postgres, int runs, int seconds)
     {
         var port = 20000 + Random.Shared.Next(10000);
-        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "IdentityInit.Web.dll"), "--urls", $"http://127.0.0.1:{port}"])
+        var start = new ProcessStartInfo("dotnet",
+            [Path.Combine(AppContext.BaseDirectory, "IdentityInit.Web.dll"), "--urls", $"http://127.0.0.1:{port}"])
         {
             WorkingDirectory = AppContext.BaseDirectory, RedirectStandardOutput = true, RedirectStandardError = true,
-            Environment = { ["ConnectionStrings__Postgres"] = postgres, ["IdentityInit__Queues"] = "", ["Logging__LogLevel__Default"] = "Warning" },
+            Environment = { ["ConnectionStrings__Postgres"] = postgres, ["IdentityInit__Queues"] = "",
+                ["Logging__LogLevel__Default"] = "Warning" },
         };
         using var webNode = Process.Start(start)!;
         webNode.BeginOutputReadLine();
@@ -297,13 +349,15 @@ static class WebBenchmarks
             using var probe = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}") };
             for (var ready = false; !ready;)
             {
-                try { ready = (await probe.GetAsync("/healthz")).IsSuccessStatusCode; } catch (HttpRequestException) { await Task.Delay(200); }
+                try { ready = (await probe.GetAsync("/healthz")).IsSuccessStatusCode; }
+                catch (HttpRequestException) { await Task.Delay(200); }
             }
             var builder = WebApplication.CreateBuilder(new WebApplicationOptions
             {
                 Args = ["--urls", "http://127.0.0.1:0", "--Logging:LogLevel:Default", "Warning", "--ConnectionStrings:Postgres", postgres,
                         "--IdentityInit:Queues", "cpu", "--IdentityInit:Workers:cpu", runs.ToString(),
-                        "--IdentityInit:DataDir", Path.Combine(Path.GetTempPath(), "identityinit-webcpu-" + Guid.NewGuid().ToString("N")[..8])],
+                        "--IdentityInit:DataDir",
+                            Path.Combine(Path.GetTempPath(), "identityinit-webcpu-" + Guid.NewGuid().ToString("N")[..8])],
                 ContentRootPath = AppContext.BaseDirectory,
             });
             builder.AddTrainingHost();
@@ -312,7 +366,15 @@ static class WebBenchmarks
             await worker.StartAsync();
             Token = await AdminTokenAsync(worker.Services);
             using var http = Client($"http://127.0.0.1:{port}");
-            var request = new { preset = "constnet-nondeterministic", config = new { dataset = "synthetic", depth = 7, widen = 1, trainLimit = 1024, testLimit = 64, batchSize = 32, epochs = 200, threads = 1, metricsEvery = 1, correlationEvery = 20 } };
+            var request = new
+            {
+                preset = "constnet-nondeterministic",
+                config = new
+                {
+                    dataset = "synthetic", depth = 7, widen = 1, trainLimit = 1024, testLimit = 64, batchSize = 32, epochs = 200,
+                    threads = 1, metricsEvery = 1, correlationEvery = 20
+                }
+            };
             var ids = new List<Guid>();
             for (var i = 0; i < runs; i++)
             {
@@ -321,8 +383,10 @@ static class WebBenchmarks
             }
             var points = 0L;
             var hubs = new List<HubConnection>();
-            foreach (var id in ids) hubs.Add(await ViewerAsync(http.BaseAddress!.ToString().TrimEnd('/'), id, b => Interlocked.Add(ref points, b.Points.Count)));
-            async Task<int> RunningAsync() => JsonDocument.Parse(await http.GetStringAsync("/api/workers")).RootElement.GetProperty("running").GetArrayLength();
+            foreach (var id in ids) hubs.Add(await ViewerAsync(http.BaseAddress!.ToString().TrimEnd('/'), id,
+                b => Interlocked.Add(ref points, b.Points.Count)));
+            async Task<int> RunningAsync() =>
+                JsonDocument.Parse(await http.GetStringAsync("/api/workers")).RootElement.GetProperty("running").GetArrayLength();
             while (await RunningAsync() < runs) await Task.Delay(500);
             await Task.Delay(3000); // past start-up
             var (cpu0, points0, clock) = (CpuSeconds(webNode.Id), Interlocked.Read(ref points), Stopwatch.StartNew());
@@ -330,7 +394,8 @@ static class WebBenchmarks
             var (cpu, relayed) = (CpuSeconds(webNode.Id) - cpu0, Interlocked.Read(ref points) - points0);
             var stillRunning = await RunningAsync();
             Console.WriteLine($"web node CPU relaying {runs} live runs (each with a viewer; {stillRunning} still training at the end): " +
-                              $"{100 * cpu / clock.Elapsed.TotalSeconds:F1} % of one core over {clock.Elapsed.TotalSeconds:F0} s, {relayed / clock.Elapsed.TotalSeconds:F0} points/s relayed");
+                              $"{100 * cpu / clock.Elapsed.TotalSeconds:F1} % of one core over {clock.Elapsed.TotalSeconds:F0} s, " +
+                                  $"{relayed / clock.Elapsed.TotalSeconds:F0} points/s relayed");
             foreach (var hub in hubs) await hub.DisposeAsync();
             foreach (var id in ids) await http.PostAsync($"/api/runs/{id}/cancel", null);
             await Task.Delay(3000);

@@ -14,31 +14,45 @@ public sealed record ChartSpec(string Key, string Title, string YLabel, string[]
     // Min and Max bound what the quantity can be: a seed band (a t-interval over few seeds) is clipped to them.
     public static readonly IReadOnlyList<ChartSpec> All =
     [
-        new("loss", "Loss", "cross-entropy", [SeriesNames.TrainLoss, SeriesNames.EpochTrainLoss, SeriesNames.EpochTestLoss, SeriesNames.EpochPreciseTestLoss],
+        new("loss", "Loss", "cross-entropy",
+            [SeriesNames.TrainLoss, SeriesNames.EpochTrainLoss, SeriesNames.EpochTestLoss, SeriesNames.EpochPreciseTestLoss],
             Min: 0),
         new("accuracy", "Accuracy", "accuracy", [SeriesNames.TrainAccuracy, SeriesNames.EpochTrainAccuracy, SeriesNames.EpochTestAccuracy,
             SeriesNames.EpochPreciseTestAccuracy], Min: 0, Max: 1),
-        new("wcorr-fwd", "Forward weight correlation per layer", "-log|rho|", [SeriesNames.WeightCorrelationForward], Transform: "neglog", Correlation: true, Min: -1, Max: 1),
-        new("wcorr-bwd", "Backward weight correlation per layer", "-log|rho|", [SeriesNames.WeightCorrelationBackward], Transform: "neglog", Correlation: true, Min: -1, Max: 1),
-        new("spread", "Channel spread per layer (markers: symmetry broke)", "max |w_a - w_b|", [SeriesNames.Spread], LogY: true, MarkerPrefixes: [SeriesNames.Break], Min: 0),
-        new("acorr", "Activation inter-channel correlation (probe batch)", "rho", [SeriesNames.ActivationCorrelation], Correlation: true, Min: -1, Max: 1, OnActivations: true),
-        new("aspread", "Activation spread (probe batch)", "max |a_c - a_d|", [SeriesNames.ActivationSpread], LogY: true, Min: 0, OnActivations: true),
-        new("dead", "Dead channels (0 on every probe input: no gradient revives them)", "channels", [SeriesNames.Dead], Min: 0, OnActivations: true),
-        new("signal-fwd", "Forward signal: mean squared activation (probe batch, eval mode)", "E[a^2]", [SeriesNames.SignalForward], LogY: true, Min: 0, OnActivations: true),
-        new("signal-bwd", "Backward signal: mean squared loss gradient per activation", "E[(dL/da)^2]", [SeriesNames.SignalBackward], LogY: true, Min: 0, OnActivations: true),
-        new("signal-gain", "Block Jacobian gain: |J^T u|^2 / |u|^2 from the previous layer (mean of 2 random u)", "gain", [SeriesNames.SignalGain], LogY: true, Min: 0, OnActivations: true),
-        new("signal-wgrad", "Weight gradient: mean squared dL/dW (probe batch)", "E[(dL/dW)^2]", [SeriesNames.WeightGradient], LogY: true, Min: 0),
-        new("diversity", "Diversity: sum over layers of log sqrt(1 - rho_b^2) (layers with 2+ input channels)", "diversity", [SeriesNames.Diversity], Max: 0),
+        new("wcorr-fwd", "Forward weight correlation per layer", "-log|rho|", [SeriesNames.WeightCorrelationForward], Transform: "neglog",
+            Correlation: true, Min: -1, Max: 1),
+        new("wcorr-bwd", "Backward weight correlation per layer", "-log|rho|", [SeriesNames.WeightCorrelationBackward], Transform: "neglog",
+            Correlation: true, Min: -1, Max: 1),
+        new("spread", "Channel spread per layer (markers: symmetry broke)", "max |w_a - w_b|", [SeriesNames.Spread], LogY: true,
+            MarkerPrefixes: [SeriesNames.Break], Min: 0),
+        new("acorr", "Activation inter-channel correlation (probe batch)", "rho", [SeriesNames.ActivationCorrelation], Correlation: true,
+            Min: -1, Max: 1, OnActivations: true),
+        new("aspread", "Activation spread (probe batch)", "max |a_c - a_d|", [SeriesNames.ActivationSpread], LogY: true, Min: 0,
+            OnActivations: true),
+        new("dead", "Dead channels (0 on every probe input: no gradient revives them)", "channels", [SeriesNames.Dead], Min: 0,
+            OnActivations: true),
+        new("signal-fwd", "Forward signal: mean squared activation (probe batch, eval mode)", "E[a^2]", [SeriesNames.SignalForward],
+            LogY: true, Min: 0, OnActivations: true),
+        new("signal-bwd", "Backward signal: mean squared loss gradient per activation", "E[(dL/da)^2]", [SeriesNames.SignalBackward],
+            LogY: true, Min: 0, OnActivations: true),
+        new("signal-gain", "Block Jacobian gain: |J^T u|^2 / |u|^2 from the previous layer (mean of 2 random u)", "gain",
+            [SeriesNames.SignalGain], LogY: true, Min: 0, OnActivations: true),
+        new("signal-wgrad", "Weight gradient: mean squared dL/dW (probe batch)", "E[(dL/dW)^2]", [SeriesNames.WeightGradient], LogY: true,
+            Min: 0),
+        new("diversity", "Diversity: sum over layers of log sqrt(1 - rho_b^2) (layers with 2+ input channels)", "diversity",
+            [SeriesNames.Diversity], Max: 0),
         new("lr", "Learning rate", "lr", [SeriesNames.LearningRate], Min: 0),
         new("throughput", "Throughput", "img/s", [SeriesNames.Throughput], Min: 0),
     ];
 
     /// <summary>The bounds of a stored series' quantity (its chart's), for clipping seed bands.</summary>
     public static (double Min, double Max) BoundsOf(string series) =>
-        All.FirstOrDefault(s => s.Label(series) is not null) is { } spec ? (spec.Min, spec.Max) : (double.NegativeInfinity, double.PositiveInfinity);
+        All.FirstOrDefault(s => s.Label(series) is not null) is { } spec ? (spec.Min, spec.Max)
+            : (double.NegativeInfinity, double.PositiveInfinity);
 
     /// <summary>The y axis label under a transform: a correlation chart toggled to raw values plots rho.</summary>
-    public string YLabelFor(string transform) => Correlation && transform == "none" ? "rho" : Correlation && transform == "neglog" ? "-log|rho|" : YLabel;
+    public string YLabelFor(string transform) =>
+        Correlation && transform == "none" ? "rho" : Correlation && transform == "neglog" ? "-log|rho|" : YLabel;
 
     /// <summary>The chart label of a stored series, or null when this chart does not draw it.</summary>
     public string? Label(string series)
@@ -79,7 +93,8 @@ public sealed record ChartSpec(string Key, string Title, string YLabel, string[]
                 ys.Add(double.IsFinite(s.Values[i]) && Math.Abs(s.Values[i]) <= float.MaxValue ? (float)s.Values[i] : null);
             }
             // A break marker keeps its mark in front ("\u25B2 run · layer"): it is drawn on its line "run · layer".
-            var name = runLabel is null ? label : label.StartsWith('\u25B2') ? $"\u25B2 {runLabel} · {label[2..]}" : $"{runLabel} · {label}";
+            var name = runLabel is null ? label : label.StartsWith('\u25B2') ? $"\u25B2 {runLabel} · {label[2..]}"
+                : $"{runLabel} · {label}";
             if (xs.Count > 0) result.Add([name, xs, ys]);
         }
         return result;
