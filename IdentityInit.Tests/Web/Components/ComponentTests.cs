@@ -22,17 +22,17 @@ public sealed class ComponentTests : IAsyncLifetime
 
     readonly LabFactory lab = new();
     readonly BunitContext context = new();
+    IServiceScope appScope = null!;
 
     public async Task InitializeAsync()
     {
         _ = lab.CreateClient(); // boots the app: migrations, Hangfire, the stream
+        appScope = lab.Services.CreateScope();
         context.JSInterop.Mode = JSRuntimeMode.Loose;
         context.Services.AddMudServices();
-        // The app's own singletons, so components read and write the same store the app uses.
-        foreach (var type in new[] { typeof(AppDb), typeof(RunQueries), typeof(ChartCards), typeof(RunService), typeof(Estimates), typeof(RunStream), typeof(WeightImports),
-                     typeof(IdentityInit.Web.Sharing.ShareService), typeof(IdentityInit.Web.Sharing.Access), typeof(IdentityInit.Web.Accounts.Accounts),
-                     typeof(IdentityInit.Web.Studies.StudyService), typeof(IdentityInit.Web.Accounts.Revocations) })
-            context.Services.AddSingleton(type, lab.Services.GetRequiredService(type));
+        // Whatever bUnit and MudBlazor do not provide comes from the app's own container (a scope of it, as a circuit has), so
+        // components read and write the same store the app uses, and a service a component starts to inject needs no line here.
+        context.Services.AddFallbackServiceProvider(appScope.ServiceProvider);
         context.Renderer.SetRendererInfo(new RendererInfo("Server", true)); // interactive, as the circuit renders
         context.Render<MudPopoverProvider>();
         await Task.CompletedTask;
@@ -41,6 +41,7 @@ public sealed class ComponentTests : IAsyncLifetime
     public async Task DisposeAsync()
     {
         await context.DisposeAsync();
+        appScope.Dispose();
         await lab.DisposeAsync();
     }
 
@@ -64,13 +65,15 @@ public sealed class ComponentTests : IAsyncLifetime
         {
             store.Runs.Add(new Run
             {
-                Id = id, Name = "earlier run", ConfigJson = ConfigOverlay.ToJson(config), Architecture = config.Architecture, Init = config.Init,
+                Id = id, Name = "earlier run", ConfigJson = ConfigOverlay.ToJson(config), Architecture = config.Architecture,
+                Init = config.Init,
                 Breakers = "none", Dataset = config.Dataset, Queue = "cpu", Status = RunStatus.Completed, CreatedAt = DateTime.UtcNow,
             });
             await store.SaveChangesAsync();
         }
         double[] rates = [3, 4, 480, 500, 510, 505, 495]; // the first two (warm-up) are left out: median 500
-        await db.WritePointsAsync([.. rates.Select((r, i) => new MetricPoint { RunId = id, Series = "throughput", Step = 10 * (i + 1), Value = r })]);
+        await db.WritePointsAsync([.. rates.Select((r, i) =>
+            new MetricPoint { RunId = id, Series = "throughput", Step = 10 * (i + 1), Value = r })]);
         var form = RenderForm();
 
         form.Find("#estimate").Click();
@@ -87,7 +90,8 @@ public sealed class ComponentTests : IAsyncLifetime
 
         Type(form, "field-epochs", "abc");
 
-        form.WaitForAssertion(() => Assert.Contains("must be from 1 to 100000", form.Find("#field-epochs").Closest(".mud-input-control")!.TextContent));
+        form.WaitForAssertion(() =>
+            Assert.Contains("must be from 1 to 100000", form.Find("#field-epochs").Closest(".mud-input-control")!.TextContent));
         Assert.Equal("true", form.Find("input#field-epochs").GetAttribute("aria-invalid"));
         Assert.True(form.Find("#submit-run").HasAttribute("disabled"));
     }
@@ -114,7 +118,8 @@ public sealed class ComponentTests : IAsyncLifetime
 
         Type(form, "field-depth", "8");
 
-        form.WaitForAssertion(() => Assert.StartsWith("Depth: depth must be 3n + 4", form.Find(".form-error[data-field='config.depth']").TextContent.Trim()));
+        form.WaitForAssertion(() =>
+            Assert.StartsWith("Depth: depth must be 3n + 4", form.Find(".form-error[data-field='config.depth']").TextContent.Trim()));
         Assert.True(form.Find("#submit-run").HasAttribute("disabled"));
     }
 
@@ -125,7 +130,8 @@ public sealed class ComponentTests : IAsyncLifetime
 
         Type(form, "field-leakyinit", "1_iiqi_11ii_iiii");
 
-        form.WaitForAssertion(() => Assert.Contains("character 5 ('q')", form.Find(".form-error[data-field='config.leakyInit']").TextContent));
+        form.WaitForAssertion(() =>
+            Assert.Contains("character 5 ('q')", form.Find(".form-error[data-field='config.leakyInit']").TextContent));
         // the form's words, not the API key
         Assert.StartsWith("Leaky init:", form.Find(".form-error[data-field='config.leakyInit']").TextContent.Trim());
     }
@@ -187,7 +193,8 @@ public sealed class ComponentTests : IAsyncLifetime
         var id = await IdentityInit.Tests.Web.HistoryTests.SeedAsync(lab.Services);
         var db = lab.Services.GetRequiredService<AppDb>();
         PointDto[] Snapshot(long step) => [new("signal.input", step, 2), new("signal.fwd/conv1", step, 4), new("acorr/conv1", step, 1)];
-        await db.WritePointsAsync([.. Snapshot(0).Select(p => new MetricPoint { RunId = id, Series = p.Series, Step = p.Step, Value = p.Value })]);
+        await db.WritePointsAsync([.. Snapshot(0)
+            .Select(p => new MetricPoint { RunId = id, Series = p.Series, Step = p.Step, Value = p.Value })]);
         var view = context.Render<SignalView>(p => p.Add(v => v.RunId, id));
         bool Drawn(string line) => context.JSInterop.Invocations.Any(i => i.Identifier == "iiCharts.add"
             && System.Text.Json.JsonSerializer.Serialize(i.Arguments).Contains($"\"{line}\""));
@@ -213,12 +220,14 @@ public sealed class ComponentTests : IAsyncLifetime
         var charts = context.Render<RunCharts>(p => p.Add(c => c.Runs, [run]));
         charts.WaitForAssertion(() => Assert.Contains(context.JSInterop.Invocations, i => i.Identifier == "iiCharts.add"));
         static bool To(JSRuntimeInvocation i, string chart, long step) => i.Identifier == "iiCharts.add"
-            && ((string)i.Arguments[0]!).EndsWith("-" + chart, StringComparison.Ordinal) && JsonSerializer.Serialize(i.Arguments).Contains($"{step}");
+            && ((string)i.Arguments[0]!).EndsWith("-" + chart, StringComparison.Ordinal)
+                && JsonSerializer.Serialize(i.Arguments).Contains($"{step}");
         // The browser is slow to take the loss points of step 100000: the batch after it (a correlation snapshot only) must
         // still reach the correlation chart after that batch's own correlation points, or the chart drops the older step.
         var slow = context.JSInterop.SetupVoid(i => To(i, "loss", 100000));
         var stream = lab.Services.GetRequiredService<RunStream>();
-        await stream.DeliverAsync(new RunBatch(id, 1, [new(Series.TrainLoss, 100000, 1.5), new(Series.WeightCorrelationForward + "conv1", 100000, 0.5)], [], [], null));
+        await stream.DeliverAsync(new RunBatch(id, 1,
+            [new(Series.TrainLoss, 100000, 1.5), new(Series.WeightCorrelationForward + "conv1", 100000, 0.5)], [], [], null));
         await stream.DeliverAsync(new RunBatch(id, 2, [new(Series.WeightCorrelationForward + "conv1", 100008, 0.4)], [], [], null));
         await Task.Delay(300);
         await charts.InvokeAsync(() => slow.SetVoidResult());
@@ -235,14 +244,16 @@ public sealed class ComponentTests : IAsyncLifetime
         var id = await IdentityInit.Tests.Web.HistoryTests.SeedAsync(lab.Services);
         var db = lab.Services.GetRequiredService<AppDb>();
         await db.WritePointsAsync([
-            .. new[] { 10L, 20, 30 }.Select(s => new MetricPoint { RunId = id, Series = "spread/conv", Step = s, Value = s == 30 ? 2.5e-9 : 0 }),
+            .. new[] { 10L, 20, 30 }.Select(s =>
+                new MetricPoint { RunId = id, Series = "spread/conv", Step = s, Value = s == 30 ? 2.5e-9 : 0 }),
             .. new[] { 10L, 20, 30 }.Select(s => new MetricPoint { RunId = id, Series = "spread/fc", Step = s, Value = 0 }),
             new MetricPoint { RunId = id, Series = "break/conv", Step = 23, Value = 1e-9 },
         ]);
 
         var table = context.Render<SymmetryTable>(p => p.Add(t => t.RunId, id));
 
-        var rows = table.FindAll("#symmetry-table tbody tr").Select(r => r.QuerySelectorAll("td").Select(c => c.TextContent.Trim()).ToArray()).ToList();
+        var rows = table.FindAll("#symmetry-table tbody tr")
+            .Select(r => r.QuerySelectorAll("td").Select(c => c.TextContent.Trim()).ToArray()).ToList();
         Assert.Equal(["conv", "23", "2.500e-9", "30"], rows[0]);
         Assert.Equal(["fc", "never (channels identical)", "0", "30"], rows[1]);
         Assert.Contains("Symmetry broke in 1 of 2 layers, first at step 23", table.Find("#symmetry-summary").TextContent);
@@ -263,7 +274,8 @@ public sealed class ComponentTests : IAsyncLifetime
         view.Find("#run-tags").Change("fig2, ablation");
         view.Find("#save-notes").Click();
 
-        await IdentityInit.Tests.Infrastructure.Wait.UntilAsync(async () => (await queries.GetAsync(id))!.Notes != "", 10, "the notes to be stored");
+        await IdentityInit.Tests.Infrastructure.Wait.UntilAsync(async () => (await queries.GetAsync(id))!.Notes != "", 10,
+            "the notes to be stored");
         var stored = (await queries.GetAsync(id))!;
         Assert.Equal(("seed 3 diverged at lr 0.1", "fig2,ablation"), (stored.Notes, stored.Tags));
     }
@@ -292,7 +304,8 @@ public sealed class ComponentTests : IAsyncLifetime
         var machine = Environment.MachineName;
 
         var shared = context.Render<IdentityInit.Web.Components.Pages.SharedPage>(p => p.Add(s => s.Token, link!.Token));
-        var own = context.Render<RunView>(p => p.AddCascadingValue(Admin).Add(v => v.Run, lab.Services.GetRequiredService<RunQueries>().ReadAsync(id).Result!));
+        var own = context.Render<RunView>(p =>
+            p.AddCascadingValue(Admin).Add(v => v.Run, lab.Services.GetRequiredService<RunQueries>().ReadAsync(id).Result!));
 
         shared.WaitForAssertion(() => Assert.Contains("Breakers configured", shared.Find("#record-table").TextContent));
         // The record as the share API gives it: no machine ("vm (2 cores)"), no worker ("on vm:1234"), no owner, no log.
@@ -315,7 +328,8 @@ public sealed class ComponentTests : IAsyncLifetime
 
         var init = form.FindComponents<MudSelect<string>>().Single(s => s.Instance.Label == "Init scheme");
         await form.InvokeAsync(() => init.Instance.ValueChanged.InvokeAsync("file"));
-        form.WaitForAssertion(() => Assert.Contains("init 'file' needs staged weights: upload a .safetensors file", form.Find("#init-file-status").TextContent));
+        form.WaitForAssertion(() =>
+            Assert.Contains("init 'file' needs staged weights: upload a .safetensors file", form.Find("#init-file-status").TextContent));
         var source = form.FindComponents<MudSelect<Guid?>>().Single(s => s.Instance.Label == "From a run's checkpoint");
         await form.InvokeAsync(() => source.Instance.ValueChanged.InvokeAsync(id));
 
@@ -366,10 +380,15 @@ public sealed class ComponentTests : IAsyncLifetime
 
     async Task<Run> SeedFinishedRunAsync(int queuedBeside = 0)
     {
-        var config = new ExperimentConfig { Name = "source", Dataset = "synthetic", Depth = 7, Widen = 1, TrainLimit = 64, TestLimit = 32, Epochs = 1 };
+        var config = new ExperimentConfig
+        {
+            Name = "source", Dataset = "synthetic", Depth = 7, Widen = 1, TrainLimit = 64, TestLimit = 32,
+            Epochs = 1
+        };
         Run Row(string name, RunStatus status) => new()
         {
-            Id = Guid.NewGuid(), Name = name, ConfigJson = ConfigOverlay.ToJson(config), Architecture = Architectures.ConstNet, Init = "const",
+            Id = Guid.NewGuid(), Name = name, ConfigJson = ConfigOverlay.ToJson(config), Architecture = Architectures.ConstNet,
+            Init = "const",
             Breakers = "none", Dataset = "synthetic", Queue = "cpu", Status = status, CreatedAt = DateTime.UtcNow, Owner = LabFactory.Admin,
         };
         var source = Row("source", RunStatus.Completed);
@@ -413,7 +432,8 @@ public sealed class ComponentTests : IAsyncLifetime
         await view.InvokeAsync(() => view.Find("#pair-run").Click());
 
         Assert.Empty(await PairRunsAsync()); // half a pair queued before: the first twin took the last place
-        Assert.Contains(context.Services.GetRequiredService<ISnackbar>().ShownSnackbars, s => s.Message?.Contains("at most 500 may wait at once") == true);
+        Assert.Contains(context.Services.GetRequiredService<ISnackbar>().ShownSnackbars,
+            s => s.Message?.Contains("at most 500 may wait at once") == true);
     }
 
     [Fact]
@@ -446,15 +466,18 @@ public sealed class ComponentTests : IAsyncLifetime
         var blocker = (await IdentityInit.Tests.Web.Api.CreateAsync(http, IdentityInit.Tests.Web.Api.TinyRun(epochs: 400,
             extra: new { threads = 1, correlationEvery = 1000, checkpointEvery = 1000 }))).GetProperty("id").GetGuid();
         var studies = lab.Services.GetRequiredService<IdentityInit.Web.Studies.StudyService>();
-        var (study, errors) = await studies.CreateAsync(new IdentityInit.Web.Studies.CreateStudyRequest(Name: "live", Seeds: 1,
-            Arms: [new("He", Config: System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(IdentityInit.Tests.Web.Api.TinyConfig(epochs: 3)))!.AsObject())]), Admin);
+        var tiny = System.Text.Json.Nodes.JsonNode.Parse(JsonSerializer.Serialize(IdentityInit.Tests.Web.Api.TinyConfig(epochs: 3)))!
+            .AsObject();
+        var (study, errors) = await studies.CreateAsync(
+            new IdentityInit.Web.Studies.CreateStudyRequest(Name: "live", Seeds: 1, Arms: [new("He", Config: tiny)]), Admin);
         Assert.Empty(errors);
         var run = (await studies.RunsAsync(study!.Id)).Single();
         var db = lab.Services.GetRequiredService<AppDb>();
         await using (var store = db.Create()) // as the worker marks it when it starts (the table shows a running arm's newest epoch)
             await store.Runs.Where(r => r.Id == run.Id).ExecuteUpdateAsync(u => u.SetProperty(r => r.Status, RunStatus.Running));
         var studyView = await studies.ReadAsync(study.Id);
-        var page = context.Render<IdentityInit.Web.Components.Studies.StudyView>(p => p.Add(v => v.Study, studyView!).AddCascadingValue(Admin));
+        var page = context.Render<IdentityInit.Web.Components.Studies.StudyView>(p =>
+            p.Add(v => v.Study, studyView!).AddCascadingValue(Admin));
         page.WaitForAssertion(() => Assert.Contains("1 running", page.Find("#study-progress").TextContent));
 
         // Three epochs arrive at uneven moments; each shows within 1 s of its batch (a 2-s poll misses ~7 in 8).
@@ -463,7 +486,8 @@ public sealed class ComponentTests : IAsyncLifetime
         {
             await Task.Delay(pause);
             PointDto[] points = [new("epoch/index", 16 * (epoch + 1), epoch), new(Series.EpochTestAccuracy, 16 * (epoch + 1), accuracy)];
-            await db.WritePointsAsync([.. points.Select(p => new MetricPoint { RunId = run.Id, Series = p.Series, Step = p.Step, Value = p.Value })]);
+            await db.WritePointsAsync([.. points.Select(p =>
+                new MetricPoint { RunId = run.Id, Series = p.Series, Step = p.Step, Value = p.Value })]);
             await stream.DeliverAsync(new RunBatch(run.Id, epoch + 1, points, [], [], null));
             var shown = (100 * accuracy).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture);
             page.WaitForAssertion(() => Assert.Contains(shown, page.Find("tr.study-row").TextContent), TimeSpan.FromMilliseconds(1000));
@@ -477,7 +501,8 @@ public sealed class ComponentTests : IAsyncLifetime
         var preset = IdentityInit.Web.Studies.StudyPresets.Find("constnet-breakers")!;
         var study = new Study
         {
-            Id = Guid.NewGuid(), Name = "breakers", Preset = preset.Name, Scale = "cpu", Owner = LabFactory.Admin, CreatedAt = DateTime.UtcNow,
+            Id = Guid.NewGuid(), Name = "breakers", Preset = preset.Name, Scale = "cpu", Owner = LabFactory.Admin,
+            CreatedAt = DateTime.UtcNow,
             DefinitionJson = JsonSerializer.Serialize(new IdentityInit.Web.Studies.StudyDefinition(preset.Arms, [1], null, null, null),
                 new JsonSerializerOptions(JsonSerializerDefaults.Web)),
         };
@@ -488,7 +513,8 @@ public sealed class ComponentTests : IAsyncLifetime
         }
         var studyView = await lab.Services.GetRequiredService<IdentityInit.Web.Studies.StudyService>().ReadAsync(study.Id);
 
-        var page = context.Render<IdentityInit.Web.Components.Studies.StudyView>(p => p.Add(v => v.Study, studyView!).AddCascadingValue(Admin));
+        var page = context.Render<IdentityInit.Web.Components.Studies.StudyView>(p =>
+            p.Add(v => v.Study, studyView!).AddCascadingValue(Admin));
 
         page.WaitForAssertion(() => Assert.Equal(preset.CpuCaveat, page.Find("#study-scale-caveat").TextContent.Trim()));
     }
@@ -500,7 +526,9 @@ public sealed class ComponentTests : IAsyncLifetime
         var page = context.Render<IdentityInit.Web.Components.Account.TokensPage>(p =>
             p.AddCascadingValue(new IdentityInit.Web.Accounts.Caller("ada", IdentityInit.Web.Accounts.LabRoles.Researcher)));
 
-        await page.InvokeAsync(() => page.FindComponents<MudTextField<string>>().Single(f => f.Instance.Label == "Name").Instance.ValueChanged.InvokeAsync("sweeps"));
+        await page.InvokeAsync(() =>
+            page.FindComponents<MudTextField<string>>()
+            .Single(f => f.Instance.Label == "Name").Instance.ValueChanged.InvokeAsync("sweeps"));
         page.Find("#create-token").Click();
         page.WaitForAssertion(() => Assert.StartsWith("ii_", page.Find("#token-link").TextContent));
         var token = page.Find("#token-link").TextContent;
