@@ -12,3 +12,8 @@ window.iiApp = {
     try { return document.execCommand("copy"); } finally { area.remove(); }
   },
 };
+
+// blazor.web.js is loaded with autostart="false": the circuit starts once a run page's cards in view have drawn the
+// history they fetched over HTTP (at most 3 s), at once on every other page. Its start-up (negotiate, WebSocket, the
+// first interactive render) otherwise ran as long tasks on the main thread between a card's bytes and its drawing.
+window.iiCharts.inViewDrawn(3000).then(() => Blazor.start());

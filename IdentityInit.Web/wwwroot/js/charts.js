@@ -323,6 +323,7 @@
     const els = [...document.querySelectorAll("[data-chart-src]")].filter(el => !prefetched.has(el.dataset.chartSrc));
     els.sort((a, b) => inView(b) - inView(a)); // stable: page order within each group
     for (const el of els) {
+      const first = inView(el) === 1;
       let spec;
       try { spec = JSON.parse(el.dataset.chartSpec); } catch { continue; }
       window.iiCharts.create(el.id, spec);
@@ -336,8 +337,10 @@
         })
         .catch(() => null);
       prefetched.set(el.dataset.chartSrc, { chart, ready });
+      if (first) inViewDrawn.push(ready.then(() => new Promise(done => requestAnimationFrame(() => setTimeout(done)))));
     }
   }
+  const inViewDrawn = []; // per card in view: settles once its history is drawn (the frame after schedule()'s build)
 
   function addTo(chart, columns, overview) {
     if (overview) chart.overview = true;
@@ -353,6 +356,11 @@
   }
 
   window.iiCharts = {
+    // Settles once the prerendered cards that were in view have drawn their history, or after limitMs: app.js starts
+    // the Blazor circuit then, so its start-up work does not hold the main thread while the first charts wait to draw.
+    inViewDrawn(limitMs) {
+      return Promise.race([Promise.allSettled(inViewDrawn), new Promise(done => setTimeout(done, limitMs))]);
+    },
     // Returns, for a chart that adopts a prefetched one (spec.src), a promise of the last step its history was read to
     // (-1: none stored then; null: the fetch failed, read it all); otherwise null.
     create(id, spec) {
