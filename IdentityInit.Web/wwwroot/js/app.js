@@ -13,7 +13,21 @@ window.iiApp = {
   },
 };
 
-// blazor.web.js is loaded with autostart="false": the circuit starts once a run page's cards in view have drawn the
-// history they fetched over HTTP (at most 3 s), at once on every other page. Its start-up (negotiate, WebSocket, the
-// first interactive render) otherwise ran as long tasks on the main thread between a card's bytes and its drawing.
-window.iiCharts.inViewDrawn(3000).then(() => Blazor.start());
+// Blazor's and MudBlazor's scripts (preloaded by the page's head) run, and the circuit starts, once a run page's cards
+// in view have drawn the history they fetched over HTTP (at most 3 s), at once on every other page. Evaluating those
+// scripts and the circuit's start-up (negotiate, WebSocket, the first interactive render) otherwise ran as long tasks on
+// the main thread between a card's bytes and its drawing.
+function iiLoadScript(src, attributes = {}) {
+  return new Promise((loaded, failed) => {
+    const script = document.createElement("script");
+    for (const [name, value] of Object.entries(attributes)) script.setAttribute(name, value);
+    script.src = src;
+    script.onload = loaded;
+    script.onerror = () => failed(new Error(`${src} did not load`));
+    document.body.appendChild(script);
+  });
+}
+window.iiCharts.inViewDrawn(3000)
+  .then(() => iiLoadScript("_content/MudBlazor/MudBlazor.min.js"))
+  .then(() => iiLoadScript("_framework/blazor.web.js", { autostart: "false" }))
+  .then(() => Blazor.start());
