@@ -49,6 +49,24 @@ public sealed class PostgresTests(PostgresServer postgres)
     }
 
     [Fact]
+    public async Task APointStoredAgainTakesTheNewValueInsteadOfFailingItsBatchForever()
+    {
+        // The CI once met a point repeated in a later batch: the COPY failed on the primary key, the stream kept that batch
+        // and retried it at every flush, and the run never ended. A repeat now takes the new value, as one inside a batch does.
+        await using var lab = new LabFactory(await postgres.CreateDatabaseAsync());
+        var http = lab.CreateClient();
+        var id = await HistoryTests.SeedAsync(lab.Services);
+        var db = lab.Services.GetRequiredService<IdentityInit.Web.Data.AppDb>();
+        IdentityInit.Web.Data.MetricPoint Point(double value) => new() { RunId = id, Series = "repeated", Step = 7, Value = value };
+
+        await db.WritePointsAsync([Point(1.5)]);
+        await db.WritePointsAsync([Point(2.5), Point(3.5)]);
+
+        var stored = await Api.PointsAsync(http, $"/api/runs/{id}/metrics?series=repeated");
+        Assert.Equal([("repeated", 7L, 3.5)], stored);
+    }
+
+    [Fact]
     public async Task OnPostgresTheRunsListIsPagedSortedAndFilteredInTheDatabase()
     {
         await using var lab = new LabFactory(await postgres.CreateDatabaseAsync());

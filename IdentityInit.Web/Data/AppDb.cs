@@ -71,34 +71,52 @@ public sealed class AppDb
         // store made before then knows none of today's migrations, and would fail half-way creating tables it has.
         var applied = (await db.Database.GetAppliedMigrationsAsync(cancellationToken)).ToList();
         if (applied.Count > 0 && !applied.Intersect(db.Database.GetMigrations()).Any())
-            throw new InvalidOperationException($"the database ({Description}) was made by a build before 2026-12-07, whose migrations " +
-                "were " +
-                                                "squashed; start from a fresh data folder or database (the runs in it cannot be carried " +
-                                                    "over)");
+            throw new InvalidOperationException(
+                $"the database ({Description}) was made by a build before 2026-12-07, whose migrations were squashed; start from " +
+                "a fresh data folder or database (the runs in it cannot be carried over)");
         await db.Database.MigrateAsync(cancellationToken);
         if (!IsPostgres) await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);
     }
 
-    /// <summary>Appends points: Npgsql binary COPY on PostgreSQL (measured ~9x EF's SaveChanges), EF on SQLite.</summary>
+    /// <summary>
+    /// Stores points: Npgsql binary COPY on PostgreSQL (measured ~9x EF's SaveChanges), EF on SQLite. On PostgreSQL a point
+    /// stored already (same run, series and step) takes the new value, as a repeat inside one batch does: a repeated point
+    /// once failed its batch's COPY on the primary key, and the stream retried that batch forever, so the run never ended.
+    /// </summary>
     public async Task WritePointsAsync(IReadOnlyList<MetricPoint> points, CancellationToken cancellationToken = default)
     {
         if (points.Count == 0) return;
         if (IsPostgres)
         {
+            points = [.. points.GroupBy(p => (p.RunId, p.Series, p.Step)).Select(g => g.Last())]; // ON CONFLICT takes a key once
             await using var connection = new NpgsqlConnection(Postgres);
             await connection.OpenAsync(cancellationToken);
-            await using var copy = await connection.BeginBinaryImportAsync(
-                "COPY metric_points (\"RunId\", \"Series\", \"Step\", \"Value\") FROM STDIN (FORMAT BINARY)", cancellationToken);
-            foreach (var p in points)
+            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+            await using (var incoming = new NpgsqlCommand("""
+                CREATE TEMP TABLE incoming_points ("RunId" uuid, "Series" text, "Step" bigint, "Value" double precision) ON COMMIT DROP
+                """, connection, transaction))
+                await incoming.ExecuteNonQueryAsync(cancellationToken);
+            await using (var copy = await connection.BeginBinaryImportAsync(
+                "COPY incoming_points (\"RunId\", \"Series\", \"Step\", \"Value\") FROM STDIN (FORMAT BINARY)", cancellationToken))
             {
-                await copy.StartRowAsync(cancellationToken);
-                await copy.WriteAsync(p.RunId, NpgsqlDbType.Uuid, cancellationToken);
-                await copy.WriteAsync(p.Series, NpgsqlDbType.Varchar, cancellationToken);
-                await copy.WriteAsync(p.Step, NpgsqlDbType.Bigint, cancellationToken);
-                if (p.Value is { } value) await copy.WriteAsync(value, NpgsqlDbType.Double, cancellationToken);
-                else await copy.WriteNullAsync(cancellationToken);
+                foreach (var p in points)
+                {
+                    await copy.StartRowAsync(cancellationToken);
+                    await copy.WriteAsync(p.RunId, NpgsqlDbType.Uuid, cancellationToken);
+                    await copy.WriteAsync(p.Series, NpgsqlDbType.Text, cancellationToken);
+                    await copy.WriteAsync(p.Step, NpgsqlDbType.Bigint, cancellationToken);
+                    if (p.Value is { } value) await copy.WriteAsync(value, NpgsqlDbType.Double, cancellationToken);
+                    else await copy.WriteNullAsync(cancellationToken);
+                }
+                await copy.CompleteAsync(cancellationToken);
             }
-            await copy.CompleteAsync(cancellationToken);
+            await using (var merge = new NpgsqlCommand("""
+                INSERT INTO metric_points ("RunId", "Series", "Step", "Value")
+                SELECT "RunId", "Series", "Step", "Value" FROM incoming_points
+                ON CONFLICT ("RunId", "Series", "Step") DO UPDATE SET "Value" = EXCLUDED."Value"
+                """, connection, transaction))
+                await merge.ExecuteNonQueryAsync(cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
             return;
         }
         await using var db = Create();
