@@ -154,9 +154,8 @@ public static class Commands
     /// </summary>
     static int RunChild(string checkpoints, long? resumeAtMost, string? dataDir, TextReader input, TextWriter output)
     {
-        var config = ConfigOverlay.FromJson(input.ReadLine() ?? throw new ArgumentException("stdin: no config line"),
-            "stdin") with
-        { DataDir = dataDir };
+        var line = input.ReadLine() ?? throw new ArgumentException("stdin: no config line");
+        var config = ConfigOverlay.FromJson(line, "stdin") with { DataDir = dataDir };
         using var cancel = new CancellationTokenSource();
         var listener = new Thread(() =>
         {

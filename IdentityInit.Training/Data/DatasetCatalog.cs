@@ -130,8 +130,8 @@ public sealed class DatasetCatalog(string? dataDir = null, Uri? mirror = null, H
             "mnist" or "fashion-mnist" => $"put {string.Join(", ", IdxFiles)} into {places[0]}",
             "cifar10" => $"unpack cifar-10-binary.tar.gz into {places[0]} (giving cifar-10-batches-bin/)",
             "cifar100" => $"unpack cifar-100-binary.tar.gz into {places[0]} (giving cifar-100-binary/)",
-            _ => "download Imagenet32_train_npz.zip and Imagenet32_val_npz.zip from image-net.org (login needed) and unzip both into " +
-                $"{places[0]}",
+            _ => "download Imagenet32_train_npz.zip and Imagenet32_val_npz.zip from image-net.org (login needed) and unzip " +
+                $"both into {places[0]}",
         });
         if (Sources.ContainsKey(name))
             ways.Add($"on a machine with internet access run `IdentityInit.Training datasets --download {name} --data-dir DIR` and copy " +

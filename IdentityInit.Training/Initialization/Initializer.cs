@@ -38,8 +38,8 @@ public static class Initializer
     /// </summary>
     public static IReadOnlyList<InitScheme> Registry { get; } =
     [
-        new(Const, "ConstNet: the stem's centre tap 1/C_in, block convs 0 (each block the identity), 1x1 shortcuts 1/C_in: every channel " +
-            "identical",
+        new(Const, "ConstNet: the stem's centre tap 1/C_in, block convs 0 (each block the identity), 1x1 shortcuts 1/C_in: " +
+            "every channel identical",
             (w, l, _) =>
             {
                 if (l.IsStem) CentreTap(w, full(l.Out, l.In, 1.0 / l.In));

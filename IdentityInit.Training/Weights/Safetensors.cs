@@ -86,10 +86,10 @@ public static class Safetensors
         if (file.Length < 8) throw Bad("not a safetensors file (shorter than its 8-byte header length)");
         file.ReadExactly(prefix);
         var headerLength = BinaryPrimitives.ReadUInt64LittleEndian(prefix);
-        if (headerLength > MaxHeaderBytes) throw Bad($"not a safetensors file (a {headerLength:N0}-byte header; at most " +
-            $"{MaxHeaderBytes:N0})");
-        if (headerLength > (ulong)(file.Length - 8)) throw Bad($"not a safetensors file (header length {headerLength:N0} exceeds the " +
-            "file)");
+        if (headerLength > MaxHeaderBytes)
+            throw Bad($"not a safetensors file (a {headerLength:N0}-byte header; at most {MaxHeaderBytes:N0})");
+        if (headerLength > (ulong)(file.Length - 8))
+            throw Bad($"not a safetensors file (header length {headerLength:N0} exceeds the file)");
         var text = new byte[(int)headerLength];
         file.ReadExactly(text);
         JsonObject header;

@@ -82,46 +82,64 @@ public sealed class AppDb
     /// Stores points: Npgsql binary COPY on PostgreSQL (measured ~9x EF's SaveChanges), EF on SQLite. On PostgreSQL a point
     /// stored already (same run, series and step) takes the new value, as a repeat inside one batch does: a repeated point
     /// once failed its batch's COPY on the primary key, and the stream retried that batch forever, so the run never ended.
+    /// Only a batch the plain COPY refuses so pays for the merge through a temporary table.
     /// </summary>
     public async Task WritePointsAsync(IReadOnlyList<MetricPoint> points, CancellationToken cancellationToken = default)
     {
         if (points.Count == 0) return;
         if (IsPostgres)
         {
-            points = [.. points.GroupBy(p => (p.RunId, p.Series, p.Step)).Select(g => g.Last())]; // ON CONFLICT takes a key once
             await using var connection = new NpgsqlConnection(Postgres);
             await connection.OpenAsync(cancellationToken);
-            await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-            await using (var incoming = new NpgsqlCommand("""
-                CREATE TEMP TABLE incoming_points ("RunId" uuid, "Series" text, "Step" bigint, "Value" double precision) ON COMMIT DROP
-                """, connection, transaction))
-                await incoming.ExecuteNonQueryAsync(cancellationToken);
-            await using (var copy = await connection.BeginBinaryImportAsync(
-                "COPY incoming_points (\"RunId\", \"Series\", \"Step\", \"Value\") FROM STDIN (FORMAT BINARY)", cancellationToken))
+            try
             {
-                foreach (var p in points)
-                {
-                    await copy.StartRowAsync(cancellationToken);
-                    await copy.WriteAsync(p.RunId, NpgsqlDbType.Uuid, cancellationToken);
-                    await copy.WriteAsync(p.Series, NpgsqlDbType.Text, cancellationToken);
-                    await copy.WriteAsync(p.Step, NpgsqlDbType.Bigint, cancellationToken);
-                    if (p.Value is { } value) await copy.WriteAsync(value, NpgsqlDbType.Double, cancellationToken);
-                    else await copy.WriteNullAsync(cancellationToken);
-                }
-                await copy.CompleteAsync(cancellationToken);
+                await CopyAsync(connection, "metric_points", points, cancellationToken);
             }
-            await using (var merge = new NpgsqlCommand("""
-                INSERT INTO metric_points ("RunId", "Series", "Step", "Value")
-                SELECT "RunId", "Series", "Step", "Value" FROM incoming_points
-                ON CONFLICT ("RunId", "Series", "Step") DO UPDATE SET "Value" = EXCLUDED."Value"
-                """, connection, transaction))
-                await merge.ExecuteNonQueryAsync(cancellationToken);
-            await transaction.CommitAsync(cancellationToken);
+            catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+            {
+                await MergeAsync(connection, points, cancellationToken);
+            }
             return;
         }
         await using var db = Create();
         db.ChangeTracker.AutoDetectChangesEnabled = false;
         db.Points.AddRange(points);
         await db.SaveChangesAsync(cancellationToken);
+    }
+
+    /// <summary>The points merged into what is stored: copied into a temporary table, then inserted or updated, at once.</summary>
+    static async Task MergeAsync(NpgsqlConnection connection, IReadOnlyList<MetricPoint> points, CancellationToken cancellationToken)
+    {
+        points = [.. points.GroupBy(p => (p.RunId, p.Series, p.Step)).Select(g => g.Last())]; // ON CONFLICT takes a key once
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var incoming = new NpgsqlCommand("""
+            CREATE TEMP TABLE incoming_points ("RunId" uuid, "Series" text, "Step" bigint, "Value" double precision) ON COMMIT DROP
+            """, connection, transaction))
+            await incoming.ExecuteNonQueryAsync(cancellationToken);
+        await CopyAsync(connection, "incoming_points", points, cancellationToken);
+        await using (var merge = new NpgsqlCommand("""
+            INSERT INTO metric_points ("RunId", "Series", "Step", "Value")
+            SELECT "RunId", "Series", "Step", "Value" FROM incoming_points
+            ON CONFLICT ("RunId", "Series", "Step") DO UPDATE SET "Value" = EXCLUDED."Value"
+            """, connection, transaction))
+            await merge.ExecuteNonQueryAsync(cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    static async Task CopyAsync(NpgsqlConnection connection, string table, IReadOnlyList<MetricPoint> points,
+        CancellationToken cancellationToken)
+    {
+        await using var copy = await connection.BeginBinaryImportAsync(
+            $"COPY {table} (\"RunId\", \"Series\", \"Step\", \"Value\") FROM STDIN (FORMAT BINARY)", cancellationToken);
+        foreach (var p in points)
+        {
+            await copy.StartRowAsync(cancellationToken);
+            await copy.WriteAsync(p.RunId, NpgsqlDbType.Uuid, cancellationToken);
+            await copy.WriteAsync(p.Series, NpgsqlDbType.Text, cancellationToken);
+            await copy.WriteAsync(p.Step, NpgsqlDbType.Bigint, cancellationToken);
+            if (p.Value is { } value) await copy.WriteAsync(value, NpgsqlDbType.Double, cancellationToken);
+            else await copy.WriteNullAsync(cancellationToken);
+        }
+        await copy.CompleteAsync(cancellationToken);
     }
 }

@@ -40,8 +40,8 @@ static class Decomposition
         }
         double Ms(List<double> seconds) => seconds.Order().ElementAt(seconds.Count / 2) / steps * 1000;
         var stepMs = Ms(engineTimes[0]);
-        Console.WriteLine($"threads={wrn.Threads}, WRN-{wrn.Depth}-{wrn.Widen}, batch {wrn.BatchSize}, {steps} timed steps, median of " +
-            $"{pairs}");
+        Console.WriteLine($"threads={wrn.Threads}, WRN-{wrn.Depth}-{wrn.Widen}, batch {wrn.BatchSize}, {steps} timed steps, " +
+            $"median of {pairs}");
         Console.WriteLine($"  library floor (TorchSharp, stock optim.SGD, no extras): {Ms(floor):F1} ms/step, " +
             $"{wrn.BatchSize * 1000 / Ms(floor):F1} img/s");
         for (var a = 0; a < arms.Length; a++)

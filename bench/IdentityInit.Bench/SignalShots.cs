@@ -55,8 +55,8 @@ public static class SignalShots
                 new() { State = Microsoft.Playwright.WaitForSelectorState.Attached });
             await page.GetByRole(Microsoft.Playwright.AriaRole.Tab, new() { Name = "Signal" }).ClickAsync();
             await page.WaitForSelectorAsync(".mud-tab.mud-tab-active:has-text(\"Signal\")");
-            await page.WaitForFunctionAsync("() => iiCharts.drawn(document.querySelector(\"[data-signal-chart='forward']\").id, 'step " +
-                "0') !== null",
+            await page.WaitForFunctionAsync(
+                "() => iiCharts.drawn(document.querySelector(\"[data-signal-chart='forward']\").id, 'step 0') !== null",
                 null, new() { Timeout = 60_000 });
             await page.WaitForTimeoutAsync(1000);
             await page.ScreenshotAsync(new() { Path = Path.Combine(folder, file), FullPage = true });
